@@ -1,0 +1,92 @@
+"""Coupling layers: half of the features pass unchanged and parametrize an
+elementwise bijection of the other half, so the Jacobian is triangular and its
+log-determinant is the sum of the elementwise log-derivatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .nn import MLP, Constant
+from .splines import n_spline_params, rational_quadratic_spline
+from .transforms import Transform
+
+# Affine log-scales are squashed into (-SCALE_BOUND, SCALE_BOUND): one layer can
+# stretch by at most e^3, so training cannot blow up through exp().
+SCALE_BOUND = 3.0
+
+
+class Coupling(Transform):
+    """Shared machinery: split by ``mask`` (True = transformed), condition, merge.
+
+    With nothing to condition on (one feature), the conditioner is a learned
+    constant and the layer is an elementwise transform.
+    """
+
+    params_per_feature: int
+
+    def __init__(self, mask: torch.Tensor, hidden_units: Sequence[int], residual: bool = False):
+        super().__init__()
+        mask = mask.bool()
+        self.register_buffer("transformed", torch.nonzero(mask).flatten())
+        self.register_buffer("conditioning", torch.nonzero(~mask).flatten())
+        n_out = int(mask.sum()) * self.params_per_feature
+        n_in = int((~mask).sum())
+        self.conditioner = MLP(n_in, n_out, hidden_units, residual) if n_in > 0 else Constant(n_out)
+
+    def _elementwise(
+        self, x: torch.Tensor, params: torch.Tensor, inverse: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map the transformed half; return it and its elementwise log-derivatives."""
+        raise NotImplementedError
+
+    def _couple(self, x: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self.conditioner(x[:, self.conditioning])
+        params = params.view(x.shape[0], self.transformed.numel(), self.params_per_feature)
+        y_part, log_derivatives = self._elementwise(x[:, self.transformed], params, inverse)
+        y = x.index_copy(1, self.transformed, y_part)
+        return y, log_derivatives.sum(-1)
+
+    def forward(self, x):
+        return self._couple(x, inverse=False)
+
+    def inverse(self, z):
+        return self._couple(z, inverse=True)
+
+
+class AffineCoupling(Coupling):
+    """RealNVP coupling (Dinh et al. 2017): z = x * exp(s(x_c)) + t(x_c)."""
+
+    params_per_feature = 2
+
+    def _elementwise(self, x, params, inverse):
+        shift, raw_scale = params.unbind(-1)
+        log_scale = SCALE_BOUND * torch.tanh(raw_scale / SCALE_BOUND)
+        if inverse:
+            return (x - shift) * torch.exp(-log_scale), -log_scale
+        return x * torch.exp(log_scale) + shift, log_scale
+
+
+class SplineCoupling(Coupling):
+    """Rational-quadratic spline coupling (Durkan et al. 2019).
+
+    Each transformed feature goes through a monotonic spline with ``n_bins`` bins
+    on ``[-tail_bound, tail_bound]`` and identity tails outside.
+    """
+
+    def __init__(
+        self,
+        mask: torch.Tensor,
+        hidden_units: Sequence[int],
+        n_bins: int = 8,
+        tail_bound: float = 5.0,
+        residual: bool = False,
+    ):
+        self.params_per_feature = n_spline_params(n_bins)
+        super().__init__(mask, hidden_units, residual)
+        self.tail_bound = float(tail_bound)
+
+    def _elementwise(self, x, params, inverse):
+        return rational_quadratic_spline(x, params, self.tail_bound, inverse=inverse)

@@ -1,0 +1,184 @@
+"""The training loop: weighted maximum likelihood with early stopping.
+
+Data that fits in memory is batched by indexing one tensor with a seeded
+permutation (no DataLoader). A non-finite loss or gradient restores the last
+good weights, lowers the learning rate and carries on, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .flow import Flow
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+EpochCallback = Callable[[int, float, float | None], None]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training kept producing non-finite losses after every recovery attempt."""
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    max_epochs: int = 200
+    validation_fraction: float = 0.1
+    n_iter_no_change: int = 20
+    tol: float = 1e-4
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    clip_grad_norm: float = 5.0
+    max_recoveries: int = 5
+    recovery_lr_factor: float = 0.2
+
+
+@dataclass
+class TrainResult:
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    best_epoch: int = 0
+    stopped_early: bool = False
+    n_recoveries: int = 0
+    final_learning_rate: float = 0.0
+
+
+def _split(
+    n: int, fraction: float, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    n_val = int(math.floor(fraction * n))
+    if n_val < 1 or n - n_val < 2:
+        return torch.arange(n, device=device), None
+    perm = torch.randperm(n, generator=generator).to(device)
+    return perm[n_val:], perm[:n_val]
+
+
+def _weighted_nll(flow: Flow, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return -(flow.log_prob(x) * w).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+
+
+@torch.no_grad()
+def _mean_log_likelihood(flow: Flow, x: torch.Tensor, w: torch.Tensor, batch_size: int = 65536) -> float:
+    total = 0.0
+    for start in range(0, x.shape[0], batch_size):
+        total += float((flow.log_prob(x[start : start + batch_size]) * w[start : start + batch_size]).sum())
+    return total / float(w.sum().clamp_min(torch.finfo(w.dtype).tiny))
+
+
+def _snapshot(flow: Flow) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in flow.state_dict().items()}
+
+
+def train_flow(
+    flow: Flow,
+    x: torch.Tensor,
+    weights: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    augment: Augment | None = None,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    """Fit ``flow`` to rows ``x`` weighted by ``weights``; leave it at its best epoch.
+
+    A ``validation_fraction`` of the rows is held out for early stopping; with
+    too few rows for that, the training loss decides. ``augment`` transforms
+    each training batch (dequantization noise); the validation rows are
+    augmented once, so that their score is a fixed target.
+    """
+    train_idx, val_idx = _split(x.shape[0], config.validation_fraction, generator, x.device)
+    x_train, w_train = x[train_idx], weights[train_idx]
+    x_val = w_val = None
+    if val_idx is not None:
+        x_val, w_val = x[val_idx], weights[val_idx]
+        if augment is not None:
+            x_val = augment(x_val, generator)
+
+    optimizer = torch.optim.AdamW(flow.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    base_lr = config.learning_rate
+    result = TrainResult(final_learning_rate=base_lr)
+    n_train = x_train.shape[0]
+    batch_size = min(config.batch_size, n_train)
+
+    best_score = -math.inf
+    best_state = _snapshot(flow)
+    last_good_state = best_state
+    epochs_without_improvement = 0
+
+    epoch = 0
+    while epoch < config.max_epochs:
+        if config.lr_schedule == "cosine":
+            lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.max_epochs))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+        flow.train()
+        perm = torch.randperm(n_train, generator=generator).to(x.device)
+        epoch_loss, epoch_weight, diverged = 0.0, 0.0, False
+        for start in range(0, n_train, batch_size):
+            idx = perm[start : start + batch_size]
+            batch, batch_w = x_train[idx], w_train[idx]
+            if augment is not None:
+                batch = augment(batch, generator)
+            loss = _weighted_nll(flow, batch, batch_w)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), config.clip_grad_norm)
+            if not torch.isfinite(grad_norm):
+                diverged = True
+                break
+            optimizer.step()
+            batch_weight = float(batch_w.sum())
+            epoch_loss += float(loss.detach()) * batch_weight
+            epoch_weight += batch_weight
+
+        flow.eval()
+        train_loss = epoch_loss / max(epoch_weight, 1e-300)
+        if not diverged and x_val is not None:
+            score = _mean_log_likelihood(flow, x_val, w_val)
+        else:
+            score = -train_loss
+        if diverged or not math.isfinite(score) or not math.isfinite(train_loss):
+            result.n_recoveries += 1
+            if result.n_recoveries > config.max_recoveries:
+                flow.load_state_dict(best_state)
+                raise TrainingDivergedError(
+                    f"training diverged (non-finite loss or gradient) {result.n_recoveries} times, "
+                    f"down to learning_rate={base_lr:.3g}; lower learning_rate or check the data scale"
+                )
+            flow.load_state_dict(last_good_state)
+            base_lr *= config.recovery_lr_factor
+            optimizer = torch.optim.AdamW(flow.parameters(), lr=base_lr, weight_decay=config.weight_decay)
+            result.final_learning_rate = base_lr
+            continue  # retry this epoch with the smaller step
+
+        epoch += 1
+        last_good_state = _snapshot(flow)
+        result.loss_curve.append(train_loss)
+        if x_val is not None:
+            result.validation_scores.append(score)
+        if callback is not None:
+            callback(epoch, train_loss, score if x_val is not None else None)
+
+        if score > best_score + config.tol:
+            best_score, best_state, result.best_epoch = score, last_good_state, epoch
+            epochs_without_improvement = 0
+        else:
+            epochs_without_improvement += 1
+            if epochs_without_improvement >= config.n_iter_no_change:
+                result.stopped_early = True
+                break
+
+    result.n_iter = epoch
+    flow.load_state_dict(best_state)
+    flow.eval()
+    return result

@@ -1,0 +1,175 @@
+"""Invertible transforms with a tractable log-determinant.
+
+Every transform maps data-side ``x`` to latent-side ``z``:
+
+* ``forward(x) -> (z, log|det dz/dx|)``
+* ``inverse(z) -> (x, log|det dx/dz|)``
+
+with one log-determinant per row. Coupling layers live in ``couplings.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Transform(nn.Module):
+    """Base class: a bijection applied to a batch of shape (N, D)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class Standardize(Transform):
+    """Fixed elementwise affine map z = (x - loc) / scale.
+
+    Holds the estimator's standardization statistics; its log-det
+    ``-sum(log scale)`` keeps densities in the user's units.
+    """
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("loc", loc.clone())
+        self.register_buffer("scale", scale.clone())
+
+    def _log_abs_det(self, batch: torch.Tensor) -> torch.Tensor:
+        return -self.scale.log().sum().expand(batch.shape[0])
+
+    def forward(self, x):
+        return (x - self.loc) / self.scale, self._log_abs_det(x)
+
+    def inverse(self, z):
+        return z * self.scale + self.loc, -self._log_abs_det(z)
+
+
+class ToUnbounded(Transform):
+    """Fixed elementwise maps from bounded columns to the real line.
+
+    For a column bounded below by ``low``: ``z = log(x - low)``.
+    For a column in ``(low, high)``: ``z = logit((x - low) / (high - low))``.
+    Other columns pass unchanged. ``low``/``high`` are ``-inf``/``inf`` where
+    a column has no such bound.
+    """
+
+    def __init__(self, low: torch.Tensor, high: torch.Tensor):
+        super().__init__()
+        self.register_buffer("low", low.clone())
+        self.register_buffer("high", high.clone())
+
+    def _masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        has_low, has_high = torch.isfinite(self.low), torch.isfinite(self.high)
+        return has_low & has_high, has_low & ~has_high
+
+    def forward(self, x):
+        interval, half_line = self._masks()
+        low = torch.where(interval | half_line, self.low, torch.zeros_like(self.low))
+        width = torch.where(interval, self.high - self.low, torch.ones_like(self.low))
+        shifted = (x - low) / width
+        z_interval = torch.logit(shifted)
+        z_half_line = shifted.log()
+        z = torch.where(interval, z_interval, torch.where(half_line, z_half_line, x))
+        # d logit(u)/dx = 1 / (u (1 - u) width); d log(x - low)/dx = 1 / (x - low)
+        ladj_interval = -(shifted.log() + torch.log1p(-shifted) + width.log())
+        ladj_half_line = -shifted.log()
+        ladj = torch.where(interval, ladj_interval, torch.where(half_line, ladj_half_line, torch.zeros_like(x)))
+        return z, ladj.sum(-1)
+
+    def inverse(self, z):
+        interval, half_line = self._masks()
+        low = torch.where(interval | half_line, self.low, torch.zeros_like(self.low))
+        width = torch.where(interval, self.high - self.low, torch.ones_like(self.low))
+        u = torch.sigmoid(z)
+        x_interval = low + width * u
+        x_half_line = low + z.exp()
+        x = torch.where(interval, x_interval, torch.where(half_line, x_half_line, z))
+        ladj_interval = torch.nn.functional.logsigmoid(z) + torch.nn.functional.logsigmoid(-z) + width.log()
+        ladj = torch.where(interval, ladj_interval, torch.where(half_line, z, torch.zeros_like(z)))
+        return x, ladj.sum(-1)
+
+
+class ActNorm(Transform):
+    """Learned elementwise affine map with data-dependent initialization (Kingma & Dhariwal 2018).
+
+    ``z = (x - shift) * exp(log_scale)``. The first batch seen in training sets
+    ``shift`` and ``log_scale`` so that this batch leaves with zero mean and unit
+    variance per feature.
+    """
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(n_features))
+        self.log_scale = nn.Parameter(torch.zeros(n_features))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def _initialize(self, x: torch.Tensor) -> None:
+        if x.shape[0] > 1:
+            self.shift.copy_(x.mean(0))
+            self.log_scale.copy_(-x.std(0).clamp_min(1e-6).log())
+        self.initialized.fill_(True)
+
+    def forward(self, x):
+        if self.training and not self.initialized:
+            self._initialize(x)
+        z = (x - self.shift) * self.log_scale.exp()
+        return z, self.log_scale.sum().expand(x.shape[0])
+
+    def inverse(self, z):
+        x = z * (-self.log_scale).exp() + self.shift
+        return x, (-self.log_scale.sum()).expand(z.shape[0])
+
+
+class Permutation(Transform):
+    """Fixed reordering of the features; its log-det is zero."""
+
+    def __init__(self, order: torch.Tensor):
+        super().__init__()
+        self.register_buffer("order", order.clone())
+        self.register_buffer("inverse_order", torch.argsort(order))
+
+    def forward(self, x):
+        return x[:, self.order], x.new_zeros(x.shape[0])
+
+    def inverse(self, z):
+        return z[:, self.inverse_order], z.new_zeros(z.shape[0])
+
+
+class LULinear(Transform):
+    """Invertible linear map z = W x + b with W = L U (Kingma & Dhariwal 2018).
+
+    L is unit lower-triangular and U upper-triangular with diagonal exp(log_diag),
+    so log|det W| = sum(log_diag) and inversion is two triangular solves.
+    Starts at the identity.
+    """
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.lower = nn.Parameter(torch.zeros(n_features, n_features))
+        self.upper = nn.Parameter(torch.zeros(n_features, n_features))
+        self.log_diag = nn.Parameter(torch.zeros(n_features))
+        self.bias = nn.Parameter(torch.zeros(n_features))
+        eye = torch.eye(n_features)
+        self.register_buffer("strict_lower_mask", torch.tril(torch.ones(n_features, n_features), -1))
+        self.register_buffer("eye", eye)
+
+    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        lower = self.lower * self.strict_lower_mask + self.eye
+        upper = self.upper * self.strict_lower_mask.T + torch.diag(self.log_diag.exp())
+        return lower, upper
+
+    def forward(self, x):
+        lower, upper = self._factors()
+        z = x @ (lower @ upper).T + self.bias
+        return z, self.log_diag.sum().expand(x.shape[0])
+
+    def inverse(self, z):
+        lower, upper = self._factors()
+        # Solve (L U) x^T = (z - b)^T.
+        rhs = (z - self.bias).T
+        y = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+        x = torch.linalg.solve_triangular(upper, y, upper=True).T
+        return x, (-self.log_diag.sum()).expand(z.shape[0])

@@ -1,0 +1,473 @@
+"""FlowDensity: a normalizing-flow density estimator with scikit-learn's API."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._core import TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
+from ._core.device import loadable_device, resolve_device, to_numpy, to_tensor
+from ._preprocessing import fit_preprocessing, outside_bounds, parse_bounds
+from ._progress import EpochProgress
+from ._validation import Interval, StrOptions, _fit_context
+
+# Rows per forward pass at inference: bounds peak memory for any input size.
+INFERENCE_BATCH_SIZE = 65536
+
+
+def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
+    """Conditioner width that grows with the dimension and is capped on small data."""
+    width = int(np.clip(8 * n_features, 32, 128))
+    if n_samples < 2000:
+        width = min(width, 64)
+    return (width, width)
+
+
+def auto_batch_size(n_samples: int) -> int:
+    """Small batches (more, noisier steps) on small data; 256 from about 8,000 rows."""
+    return int(np.clip(n_samples // 32, 32, 256))
+
+
+class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+    """Normalizing-flow density estimator.
+
+    Learns an invertible map ``f`` from the data to a standard normal latent
+    space by maximum likelihood, so that ``log p(x) = log N(f(x); 0, I) +
+    log|det J_f(x)|`` is exact. ``f`` is a chain of coupling layers (rational-
+    quadratic splines or affine maps) interleaved with learned invertible linear
+    layers, preceded by fixed standardization whose log-determinant is included:
+    ``score_samples`` is the log-density of ``X`` in its own units, comparable
+    with :meth:`sklearn.mixture.GaussianMixture.score_samples`.
+
+    Parameters
+    ----------
+    flow : {"spline", "affine"}, default="spline"
+        Coupling type: rational-quadratic splines (Durkan et al. 2019) or
+        affine maps (RealNVP, Dinh et al. 2017).
+    n_transforms : int, default=5
+        Number of coupling layers.
+    hidden_units : "auto" or tuple of int, default="auto"
+        Hidden layer sizes of each conditioner MLP. "auto" scales the width
+        with the number of features, capped on small data.
+    n_bins : int, default=8
+        Spline bins per feature (``flow="spline"`` only).
+    tail_bound : float, default=5.0
+        Splines act on ``[-tail_bound, tail_bound]`` (standardized units) and
+        are the identity outside.
+    learning_rate : float, default=1e-3
+        AdamW step size.
+    batch_size : "auto" or int, default="auto"
+        Mini-batch size. "auto" uses ``clip(n_samples // 32, 32, 256)``.
+    max_epochs : int, default=500
+        Upper limit on passes over the training data.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping. With 0, or
+        too few samples to hold out, the training loss decides.
+    n_iter_no_change : int, default=20
+        Stop when the validation log-likelihood has not improved by ``tol`` for
+        this many epochs; the best epoch's weights are kept.
+    tol : float, default=1e-4
+        Minimum improvement (nats per sample) that counts.
+    weight_decay : float, default=1e-4
+        AdamW weight decay.
+    standardize : bool, default=True
+        Standardize features before the flow (its log-det is included).
+    dequantize : "auto" or bool, default="auto"
+        Add uniform noise on ``[-0.5, 0.5)`` to integer-valued columns during
+        training so the continuous flow does not collapse onto the integers.
+        "auto" does so for columns whose training values are all integers.
+        ``score_samples`` is then the density of the dequantized variable at
+        the integer, an estimate of the log-probability of that value.
+    bounds : None, (low, high) or sequence of (low, high), default=None
+        Support of bounded features. ``low`` or ``high`` may be None. Such a
+        feature is mapped to the real line (log for one bound, logit for two)
+        inside the flow; samples stay within the bounds and points outside
+        score ``-inf``.
+    device : str, default="auto"
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialization, the validation split, batching and sampling.
+        With an int, fits on CPU are reproducible bit for bit.
+    verbose : int, default=0
+        0 is silent; 1 shows a progress bar with the losses.
+
+    Attributes
+    ----------
+    flow_ : skflow._core.Flow
+        The fitted flow, data to latent, in float64.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when ``X`` has string feature names.
+    loss_curve_ : list of float
+        Mean training negative log-likelihood per epoch (standardized units).
+    validation_scores_ : list of float
+        Mean validation log-likelihood per epoch (standardized units); empty
+        without a validation set.
+    best_epoch_ : int
+        Epoch whose weights were kept.
+    n_iter_ : int
+        Number of epochs run.
+    location_, scale_ : ndarray of shape (n_features_in_,)
+        Standardization statistics (after any bounded-to-real map).
+    dequantized_ : ndarray of bool
+        Columns dequantized during training.
+    device_ : torch.device
+        Where the flow lives.
+
+    See Also
+    --------
+    sklearn.neighbors.KernelDensity, sklearn.mixture.GaussianMixture
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from skflow import FlowDensity
+    >>> X, _ = make_moons(500, noise=0.05, random_state=0)
+    >>> est = FlowDensity(max_epochs=20, random_state=0).fit(X)
+    >>> est.score_samples(X[:3]).shape
+    (3,)
+    >>> est.sample(2, random_state=0).shape
+    (2, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "flow": [StrOptions({"spline", "affine"})],
+        "n_transforms": [Interval(Integral, 1, None, closed="left")],
+        "hidden_units": [StrOptions({"auto"}), "array-like"],
+        "n_bins": [Interval(Integral, 2, 333, closed="both")],
+        "tail_bound": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "standardize": ["boolean"],
+        "dequantize": [StrOptions({"auto"}), "boolean"],
+        "bounds": [None, "array-like"],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        flow="spline",
+        n_transforms=5,
+        hidden_units="auto",
+        n_bins=8,
+        tail_bound=5.0,
+        learning_rate=1e-3,
+        batch_size="auto",
+        max_epochs=500,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        tol=1e-4,
+        weight_decay=1e-4,
+        standardize=True,
+        dequantize="auto",
+        bounds=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.flow = flow
+        self.n_transforms = n_transforms
+        self.hidden_units = hidden_units
+        self.n_bins = n_bins
+        self.tail_bound = tail_bound
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.weight_decay = weight_decay
+        self.standardize = standardize
+        self.dequantize = dequantize
+        self.bounds = bounds
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the flow by (weighted) maximum likelihood.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; the loss is the weighted mean negative log-likelihood.
+
+        Returns
+        -------
+        self : FlowDensity
+        """
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if weights.sum() <= 0:
+            raise ValueError("sample_weight must have a positive sum")
+        n_samples, n_features = X.shape
+        hidden_units = self._resolve_hidden_units(n_samples, n_features)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        self.device_ = resolve_device(self.device)
+
+        low, high = parse_bounds(self.bounds, n_features)
+        if outside_bounds(X, low, high).any():
+            raise ValueError("X has training values on or outside the given bounds; bounds must strictly contain the data")
+        flow = build_flow(
+            n_features,
+            flow=self.flow,
+            n_transforms=self.n_transforms,
+            hidden_units=hidden_units,
+            n_bins=self.n_bins,
+            tail_bound=self.tail_bound,
+            bounded=bool(np.isfinite(low).any() or np.isfinite(high).any()),
+            seed=seed,
+        )
+        n_fixed = 2 if flow.config["bounded"] else 1
+        fixed, body = flow.transforms[:n_fixed].double(), flow.transforms[n_fixed:]
+        if flow.config["bounded"]:
+            fixed[0].low.copy_(torch.from_numpy(low))
+            fixed[0].high.copy_(torch.from_numpy(high))
+            with torch.no_grad():
+                X_unbounded = fixed[0](torch.from_numpy(X))[0].numpy()
+        else:
+            X_unbounded = X
+        prep = fit_preprocessing(X, X_unbounded, low, high, self.standardize, self.dequantize)
+        standardized = (X_unbounded - prep.loc) / prep.scale
+
+        generator = torch.Generator().manual_seed(seed)
+        device = self.device_
+        train_x = to_tensor(standardized, device, torch.float32)
+        train_w = to_tensor(weights * (n_samples / weights.sum()), device, torch.float32)
+        body_flow = type(flow)(body, flow.config).to(device)
+        config = TrainConfig(
+            learning_rate=self.learning_rate,
+            batch_size=self._resolve_batch_size(n_samples),
+            max_epochs=self.max_epochs,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            weight_decay=self.weight_decay,
+        )
+        augment = self._make_augment(prep, device)
+        with EpochProgress(self.max_epochs, self.verbose) as progress:
+            try:
+                result = train_flow(body_flow, train_x, train_w, config, generator, augment, progress.update)
+            except TrainingDivergedError as exc:
+                raise ValueError(f"FlowDensity could not be fitted: {exc}") from None
+
+        if result.n_recoveries:
+            warnings.warn(
+                f"training diverged {result.n_recoveries} time(s); the last good weights were restored and "
+                f"learning_rate lowered to {result.final_learning_rate:.3g}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if not result.stopped_early and self.max_epochs > 1:
+            warnings.warn(
+                f"max_epochs={self.max_epochs} reached before early stopping; the flow may be underfitted. "
+                "Increase max_epochs or learning_rate.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+
+        flow = flow.double().to(device)
+        flow.transforms[n_fixed - 1].loc.copy_(torch.from_numpy(prep.loc))
+        flow.transforms[n_fixed - 1].scale.copy_(torch.from_numpy(prep.scale))
+        flow.eval()
+        self.flow_ = flow
+        self.location_, self.scale_ = prep.loc, prep.scale
+        self.low_, self.high_ = prep.low, prep.high
+        self.dequantized_ = prep.dequantized
+        self.loss_curve_ = result.loss_curve
+        self.validation_scores_ = result.validation_scores
+        self.best_epoch_ = result.best_epoch
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _resolve_hidden_units(self, n_samples: int, n_features: int) -> tuple[int, ...]:
+        if isinstance(self.hidden_units, str):
+            return auto_hidden_units(n_samples, n_features)
+        units = tuple(self.hidden_units)
+        if not units or not all(isinstance(h, Integral) and h >= 1 for h in units):
+            raise ValueError(f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {self.hidden_units!r}")
+        return tuple(int(h) for h in units)
+
+    def _resolve_batch_size(self, n_samples: int) -> int:
+        return auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
+
+    @staticmethod
+    def _make_augment(prep, device):
+        """Training-time noise in standardized units, or None.
+
+        Dequantized columns get U[-0.5, 0.5) in data units; constant columns get
+        N(0, 1) in standardized units, i.e. N(0, CONSTANT_COLUMN_SCALE^2) in data units.
+        """
+        if not (prep.dequantized.any() or prep.constant.any()):
+            return None
+        uniform_scale = to_tensor(np.where(prep.dequantized, 1.0 / prep.scale, 0.0), device, torch.float32)
+        normal_scale = to_tensor(prep.constant.astype(float), device, torch.float32)
+
+        def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            u = torch.rand(batch.shape, generator=generator).to(batch.device) - 0.5
+            e = torch.randn(batch.shape, generator=generator).to(batch.device)
+            return batch + u * uniform_scale + e * normal_scale
+
+        return augment
+
+    # ------------------------------------------------------------ inference
+
+    def _validated(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=np.float64, reset=False)
+
+    def _batched(self, function, X: np.ndarray) -> np.ndarray:
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+                batch = to_tensor(X[start : start + INFERENCE_BATCH_SIZE], self.device_)
+                outputs.append(to_numpy(function(batch)))
+        return np.concatenate(outputs) if outputs else np.empty((0,))
+
+    def score_samples(self, X):
+        """Log-density of each sample, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            Finite, or ``-inf`` where the density underflows or ``X`` lies
+            outside ``bounds``; never NaN or ``+inf``.
+        """
+        X = self._validated(X)
+        inside = ~outside_bounds(X, self.low_, self.high_)
+        log_density = np.full(X.shape[0], -np.inf)
+        log_density[inside] = self._batched(self.flow_.log_prob, X[inside])
+        # Overflow far outside the data (|x| ~ 1e300) means a density that underflows to zero.
+        log_density[~np.isfinite(log_density)] = -np.inf
+        return log_density
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample (as ``GaussianMixture.score``; ``KernelDensity.score`` sums).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def transform(self, X):
+        """Map data to the standard-normal latent space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features)
+        """
+        X = self._validated(X)
+        return self._batched(lambda x: self.flow_(x)[0], X).reshape(X.shape)
+
+    def inverse_transform(self, X):
+        """Map latent points back to data space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points in the latent space.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+        """
+        Z = self._validated(X)
+        return self._batched(lambda z: self.flow_.inverse(z)[0], Z).reshape(Z.shape)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw samples from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seed for this draw; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        generator = torch.Generator(device=self.device_).manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, n_samples, INFERENCE_BATCH_SIZE):
+                size = min(INFERENCE_BATCH_SIZE, n_samples - start)
+                chunks.append(to_numpy(self.flow_.sample(size, generator)))
+        return np.concatenate(chunks)
+
+    # ------------------------------------------------- sklearn integration
+
+    @property
+    def _n_features_out(self):
+        return self.n_features_in_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
+
+    # -------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "flow_" in state:
+            flow = state["flow_"]
+            state["flow_"] = {
+                "config": dict(flow.config),
+                "state_dict": {k: v.detach().cpu() for k, v in flow.state_dict().items()},
+            }
+        if "device_" in state:
+            state["device_"] = str(state["device_"])
+        return state
+
+    def __setstate__(self, state):
+        if "device_" in state:
+            saved = torch.device(state["device_"])
+            state["device_"] = loadable_device(saved)
+            if state["device_"] != saved:
+                warnings.warn(f"model was fitted on {saved}, which is not available here; loading it on the CPU", UserWarning)
+        if isinstance(state.get("flow_"), dict):
+            persisted = state["flow_"]
+            flow = flow_from_config(persisted["config"]).double()
+            flow.load_state_dict(persisted["state_dict"])
+            state["flow_"] = flow.to(state["device_"]).eval()
+        super().__setstate__(state)
