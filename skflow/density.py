@@ -448,7 +448,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     # -------------------------------------------------------- persistence
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
         if "flow_" in state:
             flow = state["flow_"]
             state["flow_"] = {

@@ -56,6 +56,7 @@ class Flow(nn.Module):
         z, log_abs_det = self(x)
         return standard_normal_log_prob(z) + log_abs_det
 
+    @torch.no_grad()
     def sample(self, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
         reference = next(t for t in self.state_dict().values() if t.is_floating_point())
         z = torch.randn(

@@ -11,6 +11,7 @@ with one log-determinant per row. Coupling layers live in ``couplings.py``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -66,28 +67,26 @@ class ToUnbounded(Transform):
 
     def forward(self, x):
         interval, half_line = self._masks()
-        low = torch.where(interval | half_line, self.low, torch.zeros_like(self.low))
+        # Each branch sees a harmless stand-in where it does not apply, so that
+        # no NaN reaches the gradients through torch.where.
         width = torch.where(interval, self.high - self.low, torch.ones_like(self.low))
-        shifted = (x - low) / width
-        z_interval = torch.logit(shifted)
-        z_half_line = shifted.log()
-        z = torch.where(interval, z_interval, torch.where(half_line, z_half_line, x))
+        u = torch.where(interval, (x - self.low) / width, 0.5)
+        above_low = torch.where(half_line, x - self.low, 1.0)
+        z = torch.where(interval, torch.logit(u), torch.where(half_line, above_low.log(), x))
         # d logit(u)/dx = 1 / (u (1 - u) width); d log(x - low)/dx = 1 / (x - low)
-        ladj_interval = -(shifted.log() + torch.log1p(-shifted) + width.log())
-        ladj_half_line = -shifted.log()
-        ladj = torch.where(interval, ladj_interval, torch.where(half_line, ladj_half_line, torch.zeros_like(x)))
+        ladj_interval = -(u.log() + torch.log1p(-u) + width.log())
+        ladj = torch.where(interval, ladj_interval, torch.where(half_line, -above_low.log(), 0.0))
         return z, ladj.sum(-1)
 
     def inverse(self, z):
         interval, half_line = self._masks()
-        low = torch.where(interval | half_line, self.low, torch.zeros_like(self.low))
         width = torch.where(interval, self.high - self.low, torch.ones_like(self.low))
-        u = torch.sigmoid(z)
-        x_interval = low + width * u
+        low = torch.where(interval | half_line, self.low, 0.0)
+        x_interval = low + width * torch.sigmoid(z)
         x_half_line = low + z.exp()
         x = torch.where(interval, x_interval, torch.where(half_line, x_half_line, z))
-        ladj_interval = torch.nn.functional.logsigmoid(z) + torch.nn.functional.logsigmoid(-z) + width.log()
-        ladj = torch.where(interval, ladj_interval, torch.where(half_line, z, torch.zeros_like(z)))
+        ladj_interval = F.logsigmoid(z) + F.logsigmoid(-z) + width.log()
+        ladj = torch.where(interval, ladj_interval, torch.where(half_line, z, 0.0))
         return x, ladj.sum(-1)
 
 

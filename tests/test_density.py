@@ -1,0 +1,151 @@
+"""FlowDensity: correctness of its numbers and its scikit-learn integration."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.base import clone
+from sklearn.datasets import make_moons
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skflow import FlowDensity
+
+FAST = dict(n_transforms=2, hidden_units=(16,), max_epochs=15, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, _ = make_moons(600, noise=0.1, random_state=0)
+    return X * [3.0, 0.5] + [10.0, -4.0]  # not standardized: the estimator must handle units
+
+
+@pytest.fixture(scope="module")
+def fitted(moons):
+    return FlowDensity(**FAST).fit(moons)
+
+
+def test_correlated_gaussian_matches_true_log_likelihood():
+    rng = np.random.RandomState(0)
+    A = rng.normal(size=(5, 5))
+    cov = A @ A.T + 0.5 * np.eye(5)
+    mean = rng.normal(size=5) * 3
+    truth = multivariate_normal(mean, cov)
+    X_train = truth.rvs(5000, random_state=1)
+    X_test = truth.rvs(5000, random_state=2)
+    est = FlowDensity(n_transforms=3, max_epochs=60, random_state=0).fit(X_train)
+    gap = truth.logpdf(X_test).mean() - est.score(X_test)
+    assert abs(gap) < 0.1, gap
+
+
+def test_density_integrates_to_one_in_user_units(fitted, moons):
+    lo, hi = moons.min(0) - 3 * moons.std(0), moons.max(0) + 3 * moons.std(0)
+    gx, gy = np.linspace(lo[0], hi[0], 400), np.linspace(lo[1], hi[1], 400)
+    grid = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
+    cell = (gx[1] - gx[0]) * (gy[1] - gy[0])
+    mass = np.exp(fitted.score_samples(grid)).sum() * cell
+    assert abs(mass - 1.0) < 0.02, mass
+
+
+def test_comparable_with_gaussian_mixture_units(moons):
+    """Scaling X by c shifts every log-density by -d log c, for us as for GaussianMixture."""
+    est = FlowDensity(**FAST).fit(moons)
+    scaled = FlowDensity(**FAST).fit(moons * 10.0)
+    np.testing.assert_allclose(scaled.score_samples(moons * 10.0), est.score_samples(moons) - 2 * np.log(10.0), atol=1e-6)
+    gmm = GaussianMixture(8, random_state=0).fit(moons)
+    assert abs(est.score(moons) - gmm.score(moons)) < 1.0
+
+
+def test_transform_round_trip_and_latent_is_gaussianized(fitted, moons):
+    Z = fitted.transform(moons)
+    np.testing.assert_allclose(fitted.inverse_transform(Z), moons, rtol=1e-6, atol=1e-8)
+    assert Z.dtype == np.float64 and Z.shape == moons.shape
+
+
+def test_sample_shape_reproducibility_and_location(fitted, moons):
+    a = fitted.sample(2000, random_state=1)
+    b = fitted.sample(2000, random_state=1)
+    assert a.shape == (2000, 2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, fitted.sample(2000, random_state=2))
+    np.testing.assert_allclose(a.mean(0), moons.mean(0), atol=0.3 * moons.std(0).max())
+
+
+def test_same_seed_reproduces_scores_bit_for_bit(moons):
+    a = FlowDensity(**FAST).fit(moons).score_samples(moons)
+    b = FlowDensity(**FAST).fit(moons).score_samples(moons)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_score_is_mean_log_likelihood(fitted, moons):
+    assert fitted.score(moons) == pytest.approx(fitted.score_samples(moons).mean())
+
+
+def test_fitted_attributes(fitted, moons):
+    assert fitted.n_features_in_ == 2
+    assert fitted.n_iter_ == len(fitted.loss_curve_) == len(fitted.validation_scores_)
+    assert 1 <= fitted.best_epoch_ <= fitted.n_iter_
+    np.testing.assert_allclose(fitted.location_, moons.mean(0))
+    np.testing.assert_allclose(fitted.scale_, moons.std(0))
+    assert str(fitted.device_) == "cpu"
+
+
+@pytest.mark.parametrize("dump, load", [(pickle.dumps, pickle.loads), (None, None)])
+def test_pickle_and_joblib_round_trips(fitted, moons, tmp_path, dump, load):
+    if dump is None:
+        path = tmp_path / "model.joblib"
+        joblib.dump(fitted, path)
+        restored = joblib.load(path)
+    else:
+        restored = load(dump(fitted))
+    np.testing.assert_array_equal(restored.score_samples(moons), fitted.score_samples(moons))
+    np.testing.assert_array_equal(restored.sample(5, random_state=0), fitted.sample(5, random_state=0))
+
+
+def test_clone_is_unfitted_with_same_params(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "flow_")
+
+
+def test_pipeline_score_samples_and_score(moons):
+    pipe = make_pipeline(StandardScaler(), FlowDensity(**FAST)).fit(moons)
+    assert pipe.score_samples(moons).shape == (len(moons),)
+    assert np.isfinite(pipe.score(moons))
+
+
+def test_grid_search_with_default_scorer_in_parallel(moons):
+    search = GridSearchCV(FlowDensity(**FAST), {"flow": ["spline", "affine"]}, cv=2, n_jobs=2).fit(moons)
+    assert search.best_params_["flow"] in {"spline", "affine"}
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_pandas_in_and_out(moons):
+    df = pd.DataFrame(moons, columns=["width", "height"])
+    est = FlowDensity(**FAST).fit(df)
+    np.testing.assert_array_equal(est.feature_names_in_, ["width", "height"])
+    est.set_output(transform="pandas")
+    Z = est.transform(df)
+    assert isinstance(Z, pd.DataFrame)
+    assert list(Z.columns) == ["flowdensity0", "flowdensity1"]
+    np.testing.assert_array_equal(est.score_samples(df[["width", "height"]]), est.score_samples(moons))
+
+
+def test_sample_weight_zero_equals_dropping_heavy_outliers(moons):
+    X = np.vstack([moons, np.full((60, 2), 100.0)])
+    weights = np.r_[np.ones(len(moons)), np.zeros(60)]
+    est = FlowDensity(**FAST).fit(X, sample_weight=weights)
+    assert est.score_samples(np.full((1, 2), 100.0))[0] < est.score_samples(moons).min()
+
+
+def test_one_feature():
+    X = np.random.RandomState(0).exponential(size=(500, 1))
+    est = FlowDensity(**FAST).fit(X)
+    grid = np.linspace(-5, 15, 4001).reshape(-1, 1)
+    mass = np.exp(est.score_samples(grid)).sum() * (grid[1, 0] - grid[0, 0])
+    assert abs(mass - 1) < 0.02

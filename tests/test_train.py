@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+
+from skflow._core import TrainConfig, TrainingDivergedError, build_flow, train_flow
+
+
+def gaussian_data(n=600, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g) @ torch.tensor([[1.0, 0.8], [0.0, 0.6]])
+
+
+def test_training_raises_likelihood_and_keeps_best_epoch():
+    x = gaussian_data()
+    flow = build_flow(2, n_transforms=2, hidden_units=(16,))
+    before = float(flow.log_prob(x).mean())
+    result = train_flow(flow, x, torch.ones(len(x)), TrainConfig(max_epochs=40, batch_size=64), torch.Generator().manual_seed(0))
+    after = float(flow.log_prob(x).mean())
+    assert after > before + 0.1
+    assert result.n_iter == len(result.loss_curve) == len(result.validation_scores)
+    assert 1 <= result.best_epoch <= result.n_iter
+    assert max(result.validation_scores) == result.validation_scores[result.best_epoch - 1]
+
+
+def test_same_seed_same_weights_bit_for_bit():
+    x = gaussian_data()
+    states = []
+    for _ in range(2):
+        flow = build_flow(2, n_transforms=2, hidden_units=(16,), seed=1)
+        train_flow(flow, x, torch.ones(len(x)), TrainConfig(max_epochs=5), torch.Generator().manual_seed(0))
+        states.append(flow.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_early_stopping_stops_before_max_epochs():
+    x = gaussian_data(200)
+    flow = build_flow(2, n_transforms=1, hidden_units=(8,))
+    config = TrainConfig(max_epochs=500, n_iter_no_change=3, learning_rate=1e-2)
+    result = train_flow(flow, x, torch.ones(len(x)), config, torch.Generator().manual_seed(0))
+    assert result.stopped_early and result.n_iter < 500
+
+
+class PoisonOnce:
+    """Augment that returns NaN for the first ``times`` batches it sees after ``after`` calls."""
+
+    def __init__(self, after: int, times: int):
+        self.calls, self.after, self.times = 0, after, times
+
+    def __call__(self, batch, generator):
+        self.calls += 1
+        if self.after < self.calls <= self.after + self.times:
+            return batch * math.nan
+        return batch
+
+
+def test_divergence_restores_weights_and_lowers_learning_rate():
+    x = gaussian_data()
+    flow = build_flow(2, n_transforms=2, hidden_units=(16,))
+    config = TrainConfig(max_epochs=10, validation_fraction=0.0, learning_rate=1e-2)
+    result = train_flow(flow, x, torch.ones(len(x)), config, torch.Generator().manual_seed(0), augment=PoisonOnce(5, 1))
+    assert result.n_recoveries == 1
+    assert math.isclose(result.final_learning_rate, 1e-2 * config.recovery_lr_factor)
+    assert all(math.isfinite(v) for v in result.loss_curve)
+    assert all(torch.isfinite(p).all() for p in flow.parameters())
+
+
+def test_persistent_divergence_raises_clear_error():
+    x = gaussian_data()
+    flow = build_flow(2, n_transforms=2, hidden_units=(16,))
+    config = TrainConfig(max_epochs=10, validation_fraction=0.0, max_recoveries=2)
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        train_flow(flow, x, torch.ones(len(x)), config, torch.Generator().manual_seed(0), augment=PoisonOnce(0, 10**9))
+    assert all(torch.isfinite(p).all() for p in flow.parameters())
+
+
+def test_zero_weight_rows_do_not_affect_training():
+    x = gaussian_data(300)
+    outliers = torch.full((30, 2), 50.0)
+    weights = torch.cat([torch.ones(300), torch.zeros(30)])
+    flow = build_flow(2, n_transforms=2, hidden_units=(16,))
+    config = TrainConfig(max_epochs=30, validation_fraction=0.0, batch_size=330)
+    train_flow(flow, torch.cat([x, outliers]), weights, config, torch.Generator().manual_seed(0))
+    assert float(flow.log_prob(outliers).mean()) < -100
