@@ -44,7 +44,8 @@ def parse_bounds(bounds, n_features: int) -> tuple[np.ndarray, np.ndarray]:
         pairs = [bounds] * n_features
     if len(pairs) != n_features:
         raise ValueError(
-            f"bounds must be one (low, high) pair or one pair per feature; got {len(pairs)} pairs for {n_features} features"
+            "bounds must be one (low, high) pair or one pair per feature; "
+            f"got {len(pairs)} pairs for {n_features} features"
         )
     for j, pair in enumerate(pairs):
         if pair is None:

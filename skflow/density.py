@@ -228,7 +228,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
 
         low, high = parse_bounds(self.bounds, n_features)
         if outside_bounds(X, low, high).any():
-            raise ValueError("X has training values on or outside the given bounds; bounds must strictly contain the data")
+            raise ValueError(
+                "X has training values on or outside the given bounds; bounds must strictly contain the data"
+            )
         flow = build_flow(
             n_features,
             flow=self.flow,
@@ -306,7 +308,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             return auto_hidden_units(n_samples, n_features)
         units = tuple(self.hidden_units)
         if not units or not all(isinstance(h, Integral) and h >= 1 for h in units):
-            raise ValueError(f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {self.hidden_units!r}")
+            raise ValueError(
+                f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {self.hidden_units!r}"
+            )
         return tuple(int(h) for h in units)
 
     def _resolve_batch_size(self, n_samples: int) -> int:
@@ -464,7 +468,11 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             saved = torch.device(state["device_"])
             state["device_"] = loadable_device(saved)
             if state["device_"] != saved:
-                warnings.warn(f"model was fitted on {saved}, which is not available here; loading it on the CPU", UserWarning)
+                warnings.warn(
+                    f"model was fitted on {saved}, which is not available here; loading it on the CPU",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if isinstance(state.get("flow_"), dict):
             persisted = state["flow_"]
             flow = flow_from_config(persisted["config"]).double()

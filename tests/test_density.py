@@ -56,7 +56,9 @@ def test_comparable_with_gaussian_mixture_units(moons):
     """Scaling X by c shifts every log-density by -d log c, for us as for GaussianMixture."""
     est = FlowDensity(**FAST).fit(moons)
     scaled = FlowDensity(**FAST).fit(moons * 10.0)
-    np.testing.assert_allclose(scaled.score_samples(moons * 10.0), est.score_samples(moons) - 2 * np.log(10.0), atol=1e-6)
+    np.testing.assert_allclose(
+        scaled.score_samples(moons * 10.0), est.score_samples(moons) - 2 * np.log(10.0), atol=1e-6
+    )
     gmm = GaussianMixture(8, random_state=0).fit(moons)
     assert abs(est.score(moons) - gmm.score(moons)) < 1.0
 

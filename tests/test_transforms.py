@@ -67,7 +67,8 @@ def test_log_det_matches_autograd_jacobian(name):
 
 def test_to_unbounded_maps_interval_and_half_line():
     transform = ToUnbounded(
-        torch.tensor([0.0, 1.0, -math.inf], dtype=torch.float64), torch.tensor([1.0, math.inf, math.inf], dtype=torch.float64)
+        torch.tensor([0.0, 1.0, -math.inf], dtype=torch.float64),
+        torch.tensor([1.0, math.inf, math.inf], dtype=torch.float64),
     )
     x = torch.tensor([[0.25, 2.0, -3.0], [0.9, 1.5, 7.0]], dtype=torch.float64)
     z, log_det = transform(x)

@@ -36,9 +36,7 @@ class Coupling(Transform):
         n_in = int((~mask).sum())
         self.conditioner = MLP(n_in, n_out, hidden_units, residual) if n_in > 0 else Constant(n_out)
 
-    def _elementwise(
-        self, x: torch.Tensor, params: torch.Tensor, inverse: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _elementwise(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Map the transformed half; return it and its elementwise log-derivatives."""
         raise NotImplementedError
 

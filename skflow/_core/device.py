@@ -19,7 +19,9 @@ def resolve_device(device: str) -> torch.device:
     except RuntimeError as exc:
         raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available on this machine; use 'auto' or 'cpu'")
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; use 'auto' or 'cpu'"
+        )
     return resolved
 
 

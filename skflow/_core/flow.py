@@ -123,7 +123,9 @@ def build_flow(
                     layers.append(Permutation(torch.randperm(n_features)))
             mask = parity == (i % 2) if n_features > 1 else torch.ones(1, dtype=torch.bool)
             if flow == "spline":
-                layers.append(SplineCoupling(mask, hidden_units, n_bins=n_bins, tail_bound=tail_bound, residual=residual))
+                layers.append(
+                    SplineCoupling(mask, hidden_units, n_bins=n_bins, tail_bound=tail_bound, residual=residual)
+                )
             else:
                 layers.append(AffineCoupling(mask, hidden_units, residual=residual))
     return Flow(layers, config)

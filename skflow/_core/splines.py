@@ -35,7 +35,9 @@ def _knots(logits: torch.Tensor, bound: float, min_size: float) -> tuple[torch.T
     knots = F.pad(knots, (1, 0), value=0.0)
     knots = 2.0 * bound * knots - bound
     # Pin the end knots exactly so that rounding cannot leave a gap at the bounds.
-    knots = torch.cat([torch.full_like(knots[..., :1], -bound), knots[..., 1:-1], torch.full_like(knots[..., :1], bound)], dim=-1)
+    knots = torch.cat(
+        [torch.full_like(knots[..., :1], -bound), knots[..., 1:-1], torch.full_like(knots[..., :1], bound)], dim=-1
+    )
     sizes = knots[..., 1:] - knots[..., :-1]
     return knots, sizes
 

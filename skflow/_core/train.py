@@ -7,7 +7,6 @@ good weights, lowers the learning rate and carries on, a bounded number of times
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
