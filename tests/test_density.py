@@ -6,11 +6,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import multivariate_normal
+from scipy.stats import loguniform, multivariate_normal
 from sklearn.base import clone
 from sklearn.datasets import make_moons
 from sklearn.mixture import GaussianMixture
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -125,6 +125,15 @@ def test_grid_search_with_default_scorer_in_parallel(moons):
     search = GridSearchCV(FlowDensity(**FAST), {"flow": ["spline", "affine"]}, cv=2, n_jobs=2).fit(moons)
     assert search.best_params_["flow"] in {"spline", "affine"}
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_
+    assert search.best_score_ == pytest.approx(search.cv_results_["mean_test_score"].max())
+    assert np.isfinite(best.score(moons))
+
+
+def test_randomized_search(moons):
+    space = {"n_bins": [4, 8], "learning_rate": loguniform(1e-3, 1e-2)}
+    search = RandomizedSearchCV(FlowDensity(**FAST), space, n_iter=2, cv=2, random_state=0).fit(moons)
+    assert np.isfinite(search.best_score_)
 
 
 def test_pandas_in_and_out(moons):

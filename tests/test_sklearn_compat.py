@@ -1,6 +1,15 @@
 """scikit-learn's own estimator checks, on small and fast configurations."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_get_feature_names_out_error,
+    check_global_output_transform_pandas,
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    parametrize_with_checks,
+)
 
 from skflow import FlowDensity
 
@@ -25,3 +34,20 @@ def fast_flow(**params):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# Not run by parametrize_with_checks (DESIGN.md point 9): feature names out and set_output.
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_set_output_transform,
+        check_set_output_transform_pandas,
+        check_global_output_transform_pandas,
+        check_transformer_get_feature_names_out,
+        check_transformer_get_feature_names_out_pandas,
+        check_get_feature_names_out_error,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_feature_names_and_set_output(check):
+    check(FlowDensity.__name__, fast_flow())
