@@ -65,8 +65,72 @@ def outside_bounds(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarr
     return ((X <= low) | (X >= high)).any(axis=1)
 
 
+# Beyond 2**53 every float64 is an integer: such columns are not counts.
+LARGEST_EXACT_INTEGER = 2.0**53
+
+
 def integer_columns(X: np.ndarray) -> np.ndarray:
-    return np.all(X == np.round(X), axis=0)
+    """Columns whose training values are all integers of moderate size (counts, ratings, pixel levels)."""
+    return np.all(X == np.round(X), axis=0) & (np.abs(X).max(axis=0, initial=0.0) <= LARGEST_EXACT_INTEGER)
+
+
+def location_and_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations without overflow for magnitudes up to the float64 limit.
+
+    ``X.var()`` squares the values and overflows above about 1e154; dividing by
+    each column's largest magnitude first keeps the arithmetic in range.
+    """
+    magnitude = np.abs(X).max(axis=0, initial=0.0)
+    magnitude = np.where(magnitude > 0, magnitude, 1.0)
+    unit = X / magnitude
+    return unit.mean(axis=0) * magnitude, unit.std(axis=0) * magnitude
+
+
+def non_numeric_columns(X) -> list[tuple[object, str]]:
+    """(column, reason) for each column of a DataFrame or 2-D object/string array that is not numeric.
+
+    Lets validation name the offending columns instead of failing on the first
+    string it meets. Values that are neither numbers nor strings (a dict, a
+    list) are left to scikit-learn, which raises its usual ``TypeError``.
+    """
+    columns = getattr(X, "columns", None)
+    dtypes = getattr(X, "dtypes", None)
+    if columns is not None and dtypes is not None and hasattr(X, "iloc"):  # pandas-like DataFrame
+        found = []
+        for j, (name, dtype) in enumerate(zip(columns, dtypes)):
+            kind = getattr(dtype, "kind", "O")
+            if str(dtype) == "category":
+                found.append((name, "categorical"))
+            elif kind in "mM":
+                found.append((name, f"{dtype} (dates and durations are not densities' inputs)"))
+            elif kind not in "biuf" and not _converts_to_float(X.iloc[:, j].to_numpy()):
+                found.append((name, f"{dtype} holding non-numeric values"))
+        return found
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and dtype.kind in "OUS" and getattr(X, "ndim", 0) == 2:
+        return [
+            (j, f"{dtype} holding non-numeric values") for j in range(X.shape[1]) if not _converts_to_float(X[:, j])
+        ]
+    return []
+
+
+def _converts_to_float(values: np.ndarray) -> bool:
+    try:
+        np.asarray(values, dtype=np.float64)
+    except ValueError:  # a string that is not a number; TypeError (dicts, lists) is left to scikit-learn
+        return False
+    return True
+
+
+def check_numeric(X, estimator_name: str) -> None:
+    """Raise a ``ValueError`` naming the non-numeric columns of ``X``, if any."""
+    found = non_numeric_columns(X)
+    if found:
+        listed = ", ".join(f"{name!r} ({reason})" for name, reason in found)
+        raise ValueError(
+            f"{estimator_name} needs numeric features, but column(s) {listed} of X are not numeric. "
+            "Encode them first (e.g. with OrdinalEncoder: integer codes are then dequantized) or drop them."
+        )
 
 
 def fit_preprocessing(
@@ -81,22 +145,33 @@ def fit_preprocessing(
     else:
         dequantized = np.zeros(X.shape[1], dtype=bool)
 
-    constant = np.ptp(X_unbounded, axis=0) == 0
+    # A constant integer column that is dequantized is not degenerate: its
+    # training values are spread uniformly over one unit around the integer.
+    constant = (np.ptp(X_unbounded, axis=0) == 0) & ~dequantized
     if standardize:
-        loc = X_unbounded.mean(axis=0)
+        loc, std = location_and_scale(X_unbounded)
         # Dequantized columns are standardized with the spread of the noisy values.
-        spread = X_unbounded.var(axis=0) + np.where(dequantized, 1.0 / 12.0, 0.0)
-        scale = np.sqrt(spread)
+        scale = np.where(dequantized, np.sqrt(std**2 + 1.0 / 12.0), std)
     else:
         loc = np.zeros(X.shape[1])
         scale = np.ones(X.shape[1])
-    dequantized &= ~constant
     if constant.any():
+        # Centre the floor on the value even without standardization, so the
+        # column's training values sit at 0 in the flow's units.
+        loc = np.where(constant, X_unbounded[0], loc)
         scale = np.where(constant, CONSTANT_COLUMN_SCALE, scale)
         warnings.warn(
             f"feature(s) {np.flatnonzero(constant).tolist()} are constant; each is modelled as a normal "
             f"with standard deviation {CONSTANT_COLUMN_SCALE:g} around its value",
             UserWarning,
             stacklevel=3,
+        )
+    # The flow trains in float32: standardized values must stay within its range.
+    with np.errstate(over="ignore", invalid="ignore"):
+        standardized = (X_unbounded - loc) / scale
+    if not (np.abs(standardized) < np.finfo(np.float32).max).all():
+        raise ValueError(
+            "X has values too large in magnitude for training once standardized (overflow in float32); "
+            "rescale the features or use standardize=True"
         )
     return Preprocessing(low=low, high=high, loc=loc, scale=scale, dequantized=dequantized, constant=constant)

@@ -14,7 +14,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._core import TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
 from ._core.device import loadable_device, resolve_device, to_numpy, to_tensor
-from ._preprocessing import fit_preprocessing, outside_bounds, parse_bounds
+from ._preprocessing import check_numeric, fit_preprocessing, outside_bounds, parse_bounds
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, _fit_context
 
@@ -79,12 +79,23 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         AdamW weight decay.
     standardize : bool, default=True
         Standardize features before the flow (its log-det is included).
+        A constant (zero-variance) column that is not dequantized gets a
+        floor on its scale instead: it is modelled as a normal with standard
+        deviation 1e-3 around its value (like ``GaussianMixture``'s
+        ``reg_covar``), with a warning, so its density is finite and
+        documented rather than a division by zero.
     dequantize : "auto" or bool, default="auto"
         Add uniform noise on ``[-0.5, 0.5)`` to integer-valued columns during
         training so the continuous flow does not collapse onto the integers.
-        "auto" does so for columns whose training values are all integers.
-        ``score_samples`` is then the density of the dequantized variable at
-        the integer, an estimate of the log-probability of that value.
+        "auto" does so for columns whose training values are all integers
+        (of magnitude at most 2**53). ``score_samples`` is then the log-density
+        of the dequantized variable (integer + uniform noise) evaluated at the
+        integer: an estimate of the log-probability of that integer value,
+        whose average over the noise is a lower bound on it (Theis et al.
+        2016). Probabilities of integer values are at most 1, so the mean
+        log-likelihood of such data should come out near or below 0 per
+        dequantized column; without dequantization the flow can pile its mass
+        onto the integers and report arbitrarily high densities.
     bounds : None, (low, high) or sequence of (low, high), default=None
         Support of bounded features. ``low`` or ``high`` may be None. Such a
         feature is mapped to the real line (log for one bound, logit for two)
@@ -216,6 +227,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         -------
         self : FlowDensity
         """
+        check_numeric(X, type(self).__name__)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if weights.sum() <= 0:
@@ -339,6 +351,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
 
     def _validated(self, X) -> np.ndarray:
         check_is_fitted(self)
+        check_numeric(X, type(self).__name__)
         return validate_data(self, X, dtype=np.float64, reset=False)
 
     def _batched(self, function, X: np.ndarray) -> np.ndarray:
