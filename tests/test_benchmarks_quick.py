@@ -1,0 +1,78 @@
+"""The density benchmark's quick mode runs end to end, so the harness cannot rot.
+
+Nothing here asserts speed or which model wins: tiny sizes and two epochs only
+check that every contender is fitted, scored and sampled on the same split and
+that the report is complete and consistent.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmarks import datasets
+from benchmarks.density import MODELS, Settings, main, run, zuko_available
+
+
+@pytest.fixture(scope="module")
+def quick_report():
+    settings = Settings.for_mode(quick=True)
+    settings.max_rows = 120
+    return run(["moons", "banana_2d"], list(MODELS), settings, log=lambda line: None)
+
+
+def test_quick_report_covers_every_model_and_dataset(quick_report):
+    expected = set(MODELS) if zuko_available() else set(MODELS) - {"zuko"}
+    for name in ("moons", "banana_2d"):
+        models = {r["model"] for r in quick_report["results"] if r["dataset"] == name}
+        assert models == expected
+    for r in quick_report["results"]:
+        assert np.isfinite(r["test_log_likelihood"])
+        assert r["fit_seconds"] > 0 and r["score_rows_per_second"] > 0 and r["sample_rows_per_second"] > 0
+        assert r["model"] in quick_report["table"]
+    json.dumps(quick_report)  # the report is written as JSON
+
+
+def test_gap_is_true_optimum_minus_log_likelihood(quick_report):
+    optimum = quick_report["true_optimum"]["banana_2d"]
+    for r in quick_report["results"]:
+        if r["dataset"] == "banana_2d":
+            assert r["gap"] == pytest.approx(optimum - r["test_log_likelihood"])
+            assert r["gap_per_dim"] == pytest.approx(r["gap"] / 2)
+        else:
+            assert r["gap"] is None
+
+
+def test_cli_writes_json(tmp_path):
+    out = tmp_path / "density.json"
+    main(["--quick", "--datasets", "wine", "--models", "flow", "gmm", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert {r["model"] for r in report["results"]} == {"flow", "gmm"}
+    assert report["shapes"]["wine"][2] == 13
+
+
+def test_gaussian_truth_has_the_analytic_entropy():
+    """The closed-form density is right: E[log p] of a Gaussian is minus its entropy."""
+    data = datasets.load("gaussian_16d", max_rows=20_000)
+    X = np.vstack([data.X_train, data.X_test])
+    cov = np.cov(X.T)
+    entropy = stats.multivariate_normal(np.zeros(16), cov).entropy()
+    assert np.mean(data.log_density(X)) == pytest.approx(-entropy, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["banana_2d", "counts_3d", "funnel_4d"])
+def test_synthetic_densities_are_normalized(name):
+    """Importance sampling from a broad Gaussian proposal: the true density integrates to 1."""
+    data = datasets.load(name, max_rows=2000)
+    X = data.X_train
+    d = X.shape[1]
+    proposal = stats.multivariate_normal(X.mean(0), np.diag(X.var(0) * 4.0))
+    Z = proposal.rvs(400_000, random_state=0).reshape(-1, d)
+    mass = np.mean(np.exp(data.log_density(Z) - proposal.logpdf(Z)))
+    assert mass == pytest.approx(1.0, abs=0.03)
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        datasets.load("nope")
