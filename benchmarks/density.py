@@ -162,7 +162,8 @@ class ZukoNSF:
         self.flow_ = zuko.flows.NSF(X.shape[1], transforms=self.transforms, hidden_features=self.hidden)
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=1e-3)
         best, best_state, waited = -math.inf, None, 0
-        for self.n_iter_ in range(1, self.max_epochs + 1):
+        for epoch in range(1, self.max_epochs + 1):
+            self.n_iter_ = epoch
             self.flow_.train()
             for idx in torch.randperm(x_train.shape[0]).split(self.batch_size):
                 loss = -self.flow_().log_prob(x_train[idx]).mean()
