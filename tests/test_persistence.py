@@ -1,0 +1,297 @@
+"""Persistence: pickle/joblib round trips, GPU-to-CPU loading, the safe save/load format, thread safety."""
+
+import io
+import json
+import os
+import pickle
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import make_moons
+
+import skflow
+from skflow import FlowDensity
+from skflow._persistence import FORMAT_VERSION, METADATA_MEMBER
+
+FAST = dict(n_transforms=2, hidden_units=(16,), max_epochs=8, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _ = make_moons(300, noise=0.1, random_state=0)
+    return X * [2.0, 0.5] + [1.0, 3.0]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return FlowDensity(**FAST).fit(data)
+
+
+def test_pickle_and_joblib_give_identical_scores_and_samples(fitted, data, tmp_path):
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    for restored in (pickle.loads(pickle.dumps(fitted)), joblib.load(tmp_path / "model.joblib")):
+        np.testing.assert_array_equal(restored.score_samples(data), fitted.score_samples(data))
+        np.testing.assert_array_equal(restored.transform(data), fitted.transform(data))
+        np.testing.assert_array_equal(restored.sample(10, random_state=3), fitted.sample(10, random_state=3))
+
+
+def test_pickle_holds_no_torch_module(fitted):
+    """The pickle stores config + a CPU state_dict, so it does not depend on the device or torch internals."""
+    state = fitted.__getstate__()
+    assert set(state["flow_"]) == {"config", "state_dict"}
+    assert all(t.device.type == "cpu" for t in state["flow_"]["state_dict"].values())
+    assert isinstance(state["device_"], str)
+
+
+def gpu_pickle(estimator) -> bytes:
+    """A pickle as a CUDA machine writes it: same CPU state_dict, but device_ is 'cuda:0'."""
+    copy = pickle.loads(pickle.dumps(estimator))
+    copy.device_ = torch.device("cuda:0")
+    return pickle.dumps(copy)
+
+
+def test_model_fitted_on_gpu_loads_on_cpu_with_a_warning(fitted, data, monkeypatch):
+    payload = gpu_pickle(fitted)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match=r"fitted on cuda:0.*loading it on the CPU"):
+        restored = pickle.loads(payload)
+    assert restored.device_ == torch.device("cpu")
+    assert all(t.device.type == "cpu" for t in restored.flow_.state_dict().values())
+    np.testing.assert_array_equal(restored.score_samples(data), fitted.score_samples(data))
+
+
+def test_save_load_round_trip_is_exact(fitted, data, tmp_path):
+    path = tmp_path / "model.skflow"
+    fitted.save(path)
+    restored = FlowDensity.load(path)
+    assert type(restored) is FlowDensity
+    assert restored.get_params() == fitted.get_params()
+    np.testing.assert_array_equal(restored.score_samples(data), fitted.score_samples(data))
+    np.testing.assert_array_equal(restored.inverse_transform(data), fitted.inverse_transform(data))
+    np.testing.assert_array_equal(restored.sample(10, random_state=3), fitted.sample(10, random_state=3))
+    for name in ("location_", "scale_", "low_", "high_", "dequantized_"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(fitted, name))
+        assert getattr(restored, name).dtype == getattr(fitted, name).dtype
+    assert restored.loss_curve_ == fitted.loss_curve_
+    assert (restored.n_iter_, restored.best_epoch_, restored.n_features_in_) == (
+        fitted.n_iter_,
+        fitted.best_epoch_,
+        fitted.n_features_in_,
+    )
+    assert restored.device_ == fitted.device_
+
+
+def test_save_load_keeps_feature_names_bounds_output_config_and_random_state(tmp_path):
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"share": rng.beta(2, 5, 200), "size": rng.lognormal(size=200), "count": rng.poisson(3, 200)})
+    est = FlowDensity(**{**FAST, "random_state": np.random.RandomState(7)}, bounds=[(0, 1), (0, None), None])
+    est.fit(df).set_output(transform="pandas")
+    est.save(tmp_path / "m.skflow")
+    restored = FlowDensity.load(tmp_path / "m.skflow")
+    np.testing.assert_array_equal(restored.feature_names_in_, ["share", "size", "count"])
+    assert restored.feature_names_in_.dtype == object
+    assert restored.bounds == est.bounds
+    assert isinstance(restored.random_state, np.random.RandomState)
+    np.testing.assert_array_equal(restored.random_state.get_state()[1], est.random_state.get_state()[1])
+    np.testing.assert_array_equal(restored.dequantized_, [False, False, True])
+    pd.testing.assert_frame_equal(restored.transform(df), est.transform(df))
+    np.testing.assert_array_equal(restored.score_samples(df), est.score_samples(df))
+
+
+def test_unfitted_estimator_round_trips(tmp_path):
+    est = FlowDensity(flow="affine", hidden_units=(4, 4), learning_rate=0.01)
+    est.save(tmp_path / "unfitted.skflow")
+    restored = FlowDensity.load(tmp_path / "unfitted.skflow")
+    assert restored.get_params() == est.get_params()
+    assert not hasattr(restored, "flow_")
+
+
+def test_save_to_and_load_from_file_objects(fitted, data):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(FlowDensity.load(buffer).score_samples(data), fitted.score_samples(data))
+
+
+def test_saved_file_is_versioned_json_plus_numeric_arrays(fitted, tmp_path):
+    path = tmp_path / "model.skflow"
+    fitted.save(path)
+    with zipfile.ZipFile(path) as archive:
+        metadata = json.loads(archive.read(METADATA_MEMBER))
+        others = [n for n in archive.namelist() if n != METADATA_MEMBER]
+        assert all(n.startswith("arrays/") and n.endswith(".npy") for n in others)
+        for name in others:
+            array = np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
+            assert array.dtype.kind in "biuf"
+    assert metadata["format_version"] == FORMAT_VERSION
+    assert metadata["versions"]["skflow"] == skflow.__version__
+    assert metadata["versions"]["torch"] == torch.__version__
+    assert metadata["class"] == "skflow.density.FlowDensity"
+    assert metadata["state"]["__dict__"]["learning_rate"] == fitted.learning_rate
+
+
+class _Payload:
+    """Unpickling this writes a marker file: proof that the code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_load_refuses_a_pickle_file_without_running_it(fitted, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ValueError, match="refusing to load.*pickle file"):
+        FlowDensity.load(path)
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    with pytest.raises(ValueError, match="pickle file"):
+        FlowDensity.load(tmp_path / "model.joblib")
+    assert not marker.exists()
+
+
+def rewrite(path, out, add=None, replace=None, metadata=None):
+    """Copy the archive at ``path`` to ``out``, adding/replacing members or editing the metadata."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            content = src.read(name)
+            if name == METADATA_MEMBER and metadata is not None:
+                content = json.dumps(metadata(json.loads(content)))
+            dst.writestr(name, (replace or {}).get(name, content))
+        for name, content in (add or {}).items():
+            dst.writestr(name, content)
+    return out
+
+
+def test_load_refuses_an_archive_carrying_a_pickle_payload(fitted, tmp_path):
+    marker = tmp_path / "pwned"
+    fitted.save(tmp_path / "good.skflow")
+    crafted = rewrite(
+        tmp_path / "good.skflow", tmp_path / "bad.skflow", add={"data.pkl": pickle.dumps(_Payload(marker))}
+    )
+    with pytest.raises(ValueError, match=r"refusing to load.*pickle payload \(data.pkl\)"):
+        FlowDensity.load(crafted)
+    assert not marker.exists()
+
+
+def test_load_refuses_an_object_array_member(fitted, tmp_path):
+    """An .npy member may itself hold a pickle (an object array): np.load(allow_pickle=False) refuses it."""
+    marker = tmp_path / "pwned"
+    fitted.save(tmp_path / "good.skflow")
+    evil = io.BytesIO()
+    np.save(evil, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    crafted = rewrite(tmp_path / "good.skflow", tmp_path / "bad.skflow", replace={"arrays/0.npy": evil.getvalue()})
+    with pytest.raises(ValueError, match="refusing to load.*not a plain numeric array"):
+        FlowDensity.load(crafted)
+    assert not marker.exists()
+
+
+def test_load_refuses_a_torch_checkpoint(fitted, tmp_path):
+    torch.save(fitted.flow_.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match="refusing to load"):
+        FlowDensity.load(tmp_path / "weights.pt")
+
+
+def test_load_refuses_newer_format_other_class_and_junk(fitted, tmp_path):
+    fitted.save(tmp_path / "good.skflow")
+
+    def newer(meta):
+        return {**meta, "format_version": FORMAT_VERSION + 1}
+
+    def other_class(meta):
+        return {**meta, "class": "os.system"}
+
+    with pytest.raises(ValueError, match="format version .* newer"):
+        FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "newer.skflow", metadata=newer))
+    with pytest.raises(ValueError, match="holds a 'os.system'"):
+        FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "other.skflow", metadata=other_class))
+    (tmp_path / "junk.skflow").write_bytes(b"not a model at all")
+    with pytest.raises(ValueError, match="not a skflow model file"):
+        FlowDensity.load(tmp_path / "junk.skflow")
+
+
+def test_load_refuses_weights_that_do_not_fit_the_flow(fitted, tmp_path):
+    fitted.save(tmp_path / "good.skflow")
+
+    def wider(meta):
+        meta["state"]["__dict__"]["flow_"]["__dict__"]["config"]["__dict__"]["hidden_units"] = [32]
+        return meta
+
+    with pytest.raises(ValueError, match="does not describe a valid FlowDensity"):
+        FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "wider.skflow", metadata=wider))
+
+
+def test_file_from_another_skflow_version_loads_with_a_warning(fitted, data, tmp_path):
+    fitted.save(tmp_path / "good.skflow")
+
+    def old(meta):
+        meta["versions"]["skflow"] = "0.0.1"
+        return meta
+
+    with pytest.warns(UserWarning, match="written by skflow 0.0.1"):
+        restored = FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "old.skflow", metadata=old))
+    np.testing.assert_array_equal(restored.score_samples(data), fitted.score_samples(data))
+
+
+def test_gpu_saved_file_loads_on_cpu(fitted, data, tmp_path, monkeypatch):
+    fitted.save(tmp_path / "good.skflow")
+
+    def on_gpu(meta):
+        meta["state"]["__dict__"]["device_"] = {"__device__": "cuda:0"}
+        return meta
+
+    path = rewrite(tmp_path / "good.skflow", tmp_path / "gpu.skflow", metadata=on_gpu)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="fitted on cuda:0"):
+        restored = FlowDensity.load(path)
+    assert restored.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(restored.score_samples(data), fitted.score_samples(data))
+
+
+def test_concurrent_score_samples_equal_serial(fitted):
+    rng = np.random.RandomState(1)
+    chunks = [rng.normal(size=(500, 2)) * [2.0, 0.5] + [1.0, 3.0] for _ in range(8)]
+    serial = [fitted.score_samples(c) for c in chunks]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(fitted.score_samples, chunks * 3))
+    for i, result in enumerate(parallel):
+        np.testing.assert_array_equal(result, serial[i % len(chunks)])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        latents = list(pool.map(fitted.transform, chunks))
+    for chunk, latent in zip(chunks, latents):
+        np.testing.assert_array_equal(latent, fitted.transform(chunk))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_real_gpu_fit_loads_on_cpu_in_a_fresh_process(data, tmp_path):
+    import subprocess
+    import sys
+
+    est = FlowDensity(**FAST, device="cuda").fit(data)
+    joblib.dump(est, tmp_path / "gpu.joblib")
+    est.save(tmp_path / "gpu.skflow")
+    np.save(tmp_path / "expected.npy", est.score_samples(data))
+    np.save(tmp_path / "data.npy", data)
+    pickled, safe = str(tmp_path / "gpu.joblib"), str(tmp_path / "gpu.skflow")
+    script = (
+        "import warnings, joblib, numpy as np, torch; from skflow import FlowDensity\n"
+        "assert not torch.cuda.is_available()\n"
+        f"X = np.load({str(tmp_path / 'data.npy')!r}); expected = np.load({str(tmp_path / 'expected.npy')!r})\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    a = joblib.load({pickled!r}); b = FlowDensity.load({safe!r})\n"
+        "assert sum('loading it on the CPU' in str(x.message) for x in w) == 2, [str(x.message) for x in w]\n"
+        "for m in (a, b):\n"
+        "    assert m.device_.type == 'cpu'\n"
+        "    np.testing.assert_allclose(m.score_samples(X), expected, rtol=1e-9, atol=1e-9)\n"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
