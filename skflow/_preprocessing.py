@@ -151,7 +151,7 @@ def fit_preprocessing(
     if standardize:
         loc, std = location_and_scale(X_unbounded)
         # Dequantized columns are standardized with the spread of the noisy values.
-        scale = np.where(dequantized, np.sqrt(std**2 + 1.0 / 12.0), std)
+        scale = np.where(dequantized, np.hypot(std, np.sqrt(1.0 / 12.0)), std)
     else:
         loc = np.zeros(X.shape[1])
         scale = np.ones(X.shape[1])

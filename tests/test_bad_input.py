@@ -1,0 +1,357 @@
+"""Bad and unusual input: a clear ValueError/TypeError naming the problem, or correct handling.
+
+Every case here is one row of the list in issue 5.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+
+from skflow import FlowDensity
+
+TINY = dict(n_transforms=1, hidden_units=(8,), max_epochs=3, n_bins=4, random_state=0)
+
+
+def tiny(**params):
+    return FlowDensity(**{**TINY, **params})
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.RandomState(0).normal(size=(120, 3)) * [1.0, 5.0, 0.1] + [0.0, 10.0, -3.0]
+
+
+@pytest.fixture(scope="module")
+def fitted(X):
+    return tiny().fit(X)
+
+
+def with_value(X, row, col, value):
+    X = X.astype(float).copy()
+    X[row, col] = value
+    return X
+
+
+# ------------------------------------------------------------ shape and values
+
+
+@pytest.mark.parametrize(
+    "value, message", [(np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity"), (-np.inf, "infinity")]
+)
+def test_nan_and_inf_are_refused_at_fit_and_at_score(X, fitted, value, message):
+    bad = with_value(X, 5, 1, value)
+    with pytest.raises(ValueError, match=message):
+        tiny().fit(bad)
+    for method in (fitted.score_samples, fitted.score, fitted.transform, fitted.inverse_transform):
+        with pytest.raises(ValueError, match=message):
+            method(bad)
+
+
+def test_empty_arrays_are_refused(fitted):
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\).*minimum of 2"):
+        tiny().fit(np.empty((0, 3)))
+    with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\)"):
+        tiny().fit(np.empty((10, 0)))
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
+        fitted.score_samples(np.empty((0, 3)))
+
+
+def test_one_dimensional_input_is_refused(X, fitted):
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        tiny().fit(X[:, 0])
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        fitted.score_samples(X[0])
+    with pytest.raises(ValueError, match="Expected 2D array, got scalar"):
+        fitted.score_samples(1.0)
+
+
+def test_a_single_sample_cannot_be_fitted_but_can_be_scored(X, fitted):
+    with pytest.raises(ValueError, match=r"Found array with 1 sample\(s\).*minimum of 2"):
+        tiny().fit(X[:1])
+    one = fitted.score_samples(X[:1])
+    assert one.shape == (1,) and np.isfinite(one).all()
+    np.testing.assert_allclose(one, fitted.score_samples(X)[:1])
+
+
+def test_two_samples_are_enough_to_fit(X):
+    est = tiny().fit(X[:2])
+    assert np.isfinite(est.score_samples(X)).all()
+
+
+def test_wrong_feature_count_is_refused_everywhere(X, fitted):
+    for method in (fitted.score_samples, fitted.score, fitted.transform, fitted.inverse_transform):
+        with pytest.raises(ValueError, match="X has 2 features, but FlowDensity is expecting 3 features"):
+            method(X[:, :2])
+        with pytest.raises(ValueError, match="X has 4 features, but FlowDensity is expecting 3 features"):
+            method(np.c_[X, X[:, :1]])
+
+
+def test_unfitted_estimator_raises_not_fitted(X):
+    for method in ("score_samples", "score", "transform", "inverse_transform"):
+        with pytest.raises(NotFittedError):
+            getattr(FlowDensity(), method)(X)
+    with pytest.raises(NotFittedError):
+        FlowDensity().sample(3)
+
+
+@pytest.mark.parametrize("n_samples", [0, -1, 2.5, "3"])
+def test_invalid_sample_count(fitted, n_samples):
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        fitted.sample(n_samples)
+
+
+# ------------------------------------------------------------ types
+
+
+def test_string_dataframe_columns_are_named_in_the_error(X):
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["city"] = ["Paris", "Lyon", "Nice"] * 40
+    df["grade"] = pd.Categorical(["low", "high"] * 60)
+    with pytest.raises(ValueError, match=r"numeric features.*'city' \(.*non-numeric.*'grade' \(categorical\)"):
+        tiny().fit(df)
+    fitted = tiny().fit(df[["a", "b", "c"]])
+    bad = df[["a", "b", "c"]].astype({"b": str})
+    bad["b"] = "x"
+    with pytest.raises(ValueError, match=r"column\(s\) 'b' "):
+        fitted.score_samples(bad)
+
+
+def test_categorical_with_numeric_categories_is_still_refused(X):
+    """Categories are labels, not quantities: an encoder must decide what their numbers mean."""
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["level"] = pd.Categorical([1, 2, 3] * 40)
+    with pytest.raises(ValueError, match=r"'level' \(categorical\).*OrdinalEncoder"):
+        tiny().fit(df)
+
+
+def test_datetime_column_is_refused(X):
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["when"] = pd.date_range("2020-01-01", periods=len(df))
+    with pytest.raises(ValueError, match=r"'when' \(datetime64"):
+        tiny().fit(df)
+
+
+def test_object_arrays(X):
+    """Numbers stored as objects are converted; strings are named by column; other objects get sklearn's TypeError."""
+    est = tiny().fit(X.astype(object))
+    np.testing.assert_array_equal(est.score_samples(X.astype(object)), tiny().fit(X).score_samples(X))
+    strings = X.astype(object)
+    strings[3, 2] = "n/a"
+    with pytest.raises(ValueError, match=r"column\(s\) 2 \(object holding non-numeric values\)"):
+        tiny().fit(strings)
+    numeric_strings = X.astype(str)  # '1.5' converts to 1.5, as numpy and sklearn do
+    assert np.isfinite(tiny().fit(numeric_strings).score_samples(X)).all()
+    weird = X.astype(object)
+    weird[0, 0] = {"a": 1}
+    with pytest.raises(TypeError, match="argument must be a string or a real number"):
+        tiny().fit(weird)
+
+
+def test_sparse_matrices_are_refused(X, fitted):
+    for fmt in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        with pytest.raises(TypeError, match="Sparse data was passed.*dense data is required"):
+            tiny().fit(fmt(X))
+        with pytest.raises(TypeError, match="Sparse data was passed"):
+            fitted.score_samples(fmt(X))
+
+
+def test_complex_numbers_are_refused(X, fitted):
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        tiny().fit(X + 1j)
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        fitted.score_samples(X + 0j)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint16])
+def test_integer_dtypes_equal_their_float64_values(dtype):
+    counts = np.random.RandomState(0).poisson([3.0, 20.0], size=(150, 2)).astype(dtype)
+    as_int = tiny().fit(counts)
+    as_float = tiny().fit(counts.astype(np.float64))
+    np.testing.assert_array_equal(as_int.dequantized_, [True, True])
+    np.testing.assert_array_equal(as_int.score_samples(counts), as_float.score_samples(counts.astype(np.float64)))
+    assert np.isfinite(as_int.score_samples(counts)).all()
+
+
+def test_bool_input_is_dequantized_and_finite():
+    flags = np.random.RandomState(0).rand(200, 3) < [0.2, 0.5, 0.9]
+    est = tiny().fit(flags)
+    np.testing.assert_array_equal(est.dequantized_, [True, True, True])
+    scores = est.score_samples(flags)
+    np.testing.assert_array_equal(scores, est.score_samples(flags.astype(float)))
+    assert np.isfinite(scores).all()
+    assert est.sample(5, random_state=0).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_floats_equal_their_float64_values(X, dtype):
+    low = X.astype(dtype)
+    est = tiny().fit(low)
+    reference = tiny().fit(low.astype(np.float64))
+    np.testing.assert_array_equal(est.score_samples(low), reference.score_samples(low.astype(np.float64)))
+    assert est.transform(low).dtype == np.float64
+    assert np.isfinite(est.score_samples(low)).all()
+
+
+def test_pandas_nullable_dtypes(X):
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["n"] = pd.array(np.arange(len(df)) % 7, dtype="Int64")
+    df["f"] = pd.array(X[:, 0], dtype="Float64")
+    est = tiny().fit(df)
+    np.testing.assert_array_equal(est.dequantized_, [False, False, False, True, False])
+    assert np.isfinite(est.score_samples(df)).all()
+    df.loc[4, "n"] = pd.NA
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.score_samples(df)
+
+
+# ------------------------------------------------------------ magnitudes
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e30, 1e300])
+def test_huge_and_tiny_magnitudes_are_handled_in_user_units(X, factor):
+    """Scaling X by c only shifts log-densities by -d log c, even near float64's limits."""
+    reference = tiny().fit(X)
+    scaled = tiny().fit(X * factor)
+    assert not scaled.dequantized_.any()  # values beyond 2**53 are all "integers", but not counts
+    scores = scaled.score_samples(X * factor)
+    assert np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, reference.score_samples(X) - 3 * np.log(factor), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(scaled.inverse_transform(scaled.transform(X * factor)), X * factor, rtol=1e-6)
+
+
+def test_huge_magnitudes_without_standardization_get_a_clear_error(X):
+    with pytest.raises(ValueError, match="too large in magnitude.*standardize=True"):
+        tiny(standardize=False).fit(X * 1e300)
+
+
+def test_huge_offset_with_small_spread(X):
+    """1e12 + small noise: standardization removes the offset; no precision collapse to a constant."""
+    est = tiny().fit(X + 1e12)
+    assert np.isfinite(est.score_samples(X + 1e12)).all()
+    np.testing.assert_allclose(est.location_, X.mean(0) + 1e12)
+
+
+def test_points_far_from_the_training_data_score_finite_and_very_low(X, fitted):
+    mean, std = X.mean(0), X.std(0)
+    training = fitted.score_samples(X)
+    far = np.array([mean + 100 * std, mean - 100 * std, mean + [100, -100, 100] * std, mean + [100, 0, 0] * std])
+    scores = fitted.score_samples(far)
+    assert np.isfinite(scores).all()
+    assert (scores < training.min() - 1000).all()  # ~ -0.5 * 100**2 = -5000 nats for a Gaussian-like tail
+    farther = fitted.score_samples(mean + 1e4 * std[None, :])
+    assert np.isfinite(farther).all() and farther[0] < scores.min()
+    beyond = fitted.score_samples(np.array([mean + 1e300, mean - 1e300]))
+    np.testing.assert_array_equal(beyond, [-np.inf, -np.inf])  # the density underflows: -inf, never NaN
+
+
+# ------------------------------------------------------------ feature names
+
+
+def test_dataframe_column_names_follow_sklearn(X):
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = tiny().fit(df)
+    with pytest.raises(ValueError, match="Feature names must be in the same order as they were in fit"):
+        est.score_samples(df[["c", "b", "a"]])
+    with pytest.raises(ValueError, match=r"Feature names unseen at fit time:\n- z"):
+        est.score_samples(df.rename(columns={"a": "z"}))
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but FlowDensity was fitted with"):
+        from_array = est.score_samples(X)
+    np.testing.assert_array_equal(from_array, est.score_samples(df))
+    plain = tiny().fit(X)
+    with pytest.warns(UserWarning, match="X has feature names, but FlowDensity was fitted without feature names"):
+        plain.score_samples(df)
+
+
+# ------------------------------------------------------------ constant columns
+
+
+def test_constant_column_gets_a_floor_a_warning_and_a_finite_density(X):
+    data = np.c_[X, np.full(len(X), 2.5)]
+    with pytest.warns(UserWarning, match=r"feature\(s\) \[3\] are constant.*standard deviation 0.001"):
+        est = tiny().fit(data)
+    assert est.scale_[3] == 1e-3 and est.location_[3] == 2.5
+    assert not est.dequantized_[3]
+    scores = est.score_samples(data)
+    assert np.isfinite(scores).all()
+    # Off the constant the density falls like N(2.5, 1e-3**2): 10 standard deviations cost ~50 nats.
+    off = est.score_samples(np.c_[X, np.full(len(X), 2.5 + 0.01)])
+    assert np.isfinite(off).all()
+    assert 30 < np.median(scores - off) < 80
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_constant_column_density_is_the_documented_normal(standardize):
+    """A lone constant column is N(value, 1e-3**2): its log-density at the value is -log(1e-3 sqrt(2 pi))."""
+    data = np.full((100, 1), 7.25)
+    with pytest.warns(UserWarning, match="constant"):
+        est = tiny(standardize=standardize).fit(data)
+    expected = -np.log(1e-3 * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(est.score_samples(data[:1]), [expected], atol=0.3)
+    sample = est.sample(500, random_state=0)
+    assert abs(sample.mean() - 7.25) < 1e-3 and 0.5e-3 < sample.std() < 2e-3
+
+
+def test_constant_integer_column_is_dequantized_not_floored():
+    """A constant count column is spread over one unit around the integer: a density near 1, not near 400."""
+    rng = np.random.RandomState(0)
+    data = np.c_[rng.poisson(4.0, 200), np.zeros(200)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = tiny().fit(data)
+    assert not [w for w in caught if "constant" in str(w.message)]
+    np.testing.assert_array_equal(est.dequantized_, [True, True])
+    np.testing.assert_allclose(est.location_[1], 0.0)
+    np.testing.assert_allclose(est.scale_[1], np.sqrt(1 / 12))
+    assert np.isfinite(est.score_samples(data)).all()
+    assert est.score(data) < 0.5  # a probability-like bound; the 1e-3 floor would add ~6 nats
+
+
+def test_all_columns_constant(X):
+    with pytest.warns(UserWarning, match=r"feature\(s\) \[0, 1\] are constant"):
+        est = tiny().fit(np.tile([[0.5, -1.25]], (50, 1)))
+    assert np.isfinite(est.score_samples(np.array([[0.5, -1.25], [0.6, -1.0]]))).all()
+
+
+# ------------------------------------------------------------ parameters and weights
+
+
+def test_bounds_parameter_errors(X):
+    with pytest.raises(ValueError, match="one pair per feature; got 2 pairs for 3 features"):
+        tiny(bounds=[(0, 1), (0, 1)]).fit(X)
+    with pytest.raises(ValueError, match=r"bounds\[1\] = \(5, 5\): low must be below high"):
+        tiny(bounds=[None, (5, 5), None]).fit(X)
+    with pytest.raises(ValueError, match="training values on or outside the given bounds"):
+        tiny(bounds=(0, None)).fit(X)  # X has negative values
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (-np.ones(120), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(120), "Sample weights must contain at least one non-zero number"),
+        (np.ones(7), r"sample_weight.shape == \(7,\), expected \(120,\)"),
+        (np.r_[np.nan, np.ones(119)], "Input sample_weight contains NaN"),
+    ],
+)
+def test_invalid_sample_weight(X, weights, message):
+    with pytest.raises(ValueError, match=message):
+        tiny().fit(X, sample_weight=weights)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(learning_rate=-1.0), "'learning_rate' parameter of FlowDensity must be a float in the range"),
+        (dict(flow="maf"), "'flow' parameter of FlowDensity must be a str among"),
+        (dict(hidden_units=(0, 8)), "hidden_units must be 'auto' or a non-empty sequence of positive ints"),
+        (dict(hidden_units=()), "hidden_units must be 'auto' or a non-empty sequence"),
+        (dict(device="tpu"), "device='tpu' is not a valid torch device"),
+    ],
+)
+def test_invalid_parameters(X, params, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**params).fit(X)
