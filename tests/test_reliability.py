@@ -1,0 +1,226 @@
+"""Training that goes wrong, discrete data and bounded data (issue 5)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import beta, lognorm, poisson
+from sklearn.datasets import load_digits, make_moons
+from sklearn.exceptions import ConvergenceWarning
+
+from skflow import FlowDensity
+from skflow._core import flow as flow_module
+
+FAST = dict(n_transforms=2, hidden_units=(16,), max_epochs=10, batch_size=64, learning_rate=1e-2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, _ = make_moons(300, noise=0.1, random_state=0)
+    return X
+
+
+def fit_recording(estimator, X):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator.fit(X)
+    return estimator, [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def assert_scores_finite_everywhere(est, X):
+    """Training points and points far away all get a finite log-density: never NaN, never +inf."""
+    probe = np.vstack([X, X.mean(0) + 100 * X.std(0), X.mean(0) - 100 * X.std(0)])
+    scores = est.score_samples(probe)
+    assert np.isfinite(scores).all(), scores[~np.isfinite(scores)]
+    assert np.isfinite(est.sample(50, random_state=0)).all()
+
+
+# ------------------------------------------------------------ divergence
+
+
+@pytest.mark.parametrize("learning_rate", [1.0, 10.0, 1e3])
+def test_huge_learning_rate_recovers_or_warns_never_a_nan_model(moons, learning_rate):
+    est, messages = fit_recording(FlowDensity(**{**FAST, "learning_rate": learning_rate}), moons)
+    assert_scores_finite_everywhere(est, moons)
+    diverged = [m for m in messages if "diverged" in m]
+    if learning_rate >= 1e3:  # steps of ~1e3 in every weight always overflow: the guard must have fired
+        assert diverged, messages
+    for message in diverged:
+        assert "last good weights were restored" in message and "learning_rate lowered to" in message
+
+
+def test_unrecoverable_divergence_is_a_clear_error(moons):
+    with pytest.raises(ValueError, match=r"could not be fitted: training diverged .* 6 times.*lower learning_rate"):
+        FlowDensity(**{**FAST, "learning_rate": 1e30}).fit(moons)
+
+
+class _FailingLogProb:
+    """Replace Flow.log_prob so that chosen training calls (with gradients on) go wrong."""
+
+    def __init__(self, monkeypatch, failing_calls, how):
+        self.original = flow_module.Flow.log_prob
+        self.failing_calls, self.how, self.calls = failing_calls, how, 0
+        monkeypatch.setattr(flow_module.Flow, "log_prob", self)
+
+    def __get__(self, instance, owner):
+        return lambda x: self(instance, x)
+
+    def __call__(self, flow, x):
+        out = self.original(flow, x)
+        if not torch.is_grad_enabled():  # validation and inference are left alone
+            return out
+        self.calls += 1
+        if self.failing_calls == "all" or self.calls in self.failing_calls:
+            if self.how == "loss":
+                return out * float("nan")
+            out.register_hook(lambda grad: grad * float("inf"))  # finite loss, non-finite gradient
+        return out
+
+
+@pytest.mark.parametrize("how", ["loss", "gradient"])
+def test_one_non_finite_step_restores_weights_and_lowers_the_learning_rate(moons, monkeypatch, how):
+    failing = _FailingLogProb(monkeypatch, failing_calls={7}, how=how)
+    est, messages = fit_recording(FlowDensity(**FAST), moons)
+    assert failing.calls > 7
+    assert any("diverged 1 time(s)" in m and "lowered to 0.002" in m for m in messages), messages
+    assert_scores_finite_everywhere(est, moons)
+    assert len(est.loss_curve_) == est.n_iter_ and np.isfinite(est.loss_curve_).all()
+
+
+def test_persistent_non_finite_loss_raises_and_leaves_no_fitted_model(moons, monkeypatch):
+    _FailingLogProb(monkeypatch, failing_calls="all", how="loss")
+    est = FlowDensity(**FAST)
+    with pytest.raises(ValueError, match="FlowDensity could not be fitted: training diverged"):
+        est.fit(moons)
+    assert not hasattr(est, "flow_")
+
+
+def test_max_epochs_reached_warns_and_early_stopping_does_not(moons):
+    est, messages = fit_recording(FlowDensity(**{**FAST, "max_epochs": 3, "n_iter_no_change": 50}), moons)
+    assert est.n_iter_ == 3
+    assert any("max_epochs=3 reached before early stopping" in m for m in messages), messages
+    # tol far above any possible gain: no epoch after the first counts as an improvement.
+    est, messages = fit_recording(FlowDensity(**{**FAST, "max_epochs": 50, "n_iter_no_change": 2, "tol": 1e3}), moons)
+    assert est.n_iter_ == 3
+    assert not any("max_epochs" in m for m in messages), messages
+
+
+# ------------------------------------------------------------ dequantization
+
+
+@pytest.fixture(scope="module")
+def counts():
+    return np.random.RandomState(0).poisson(1.0, size=(600, 1))
+
+
+def fit_counts(counts, dequantize):
+    return FlowDensity(**{**FAST, "max_epochs": 30, "learning_rate": 3e-2, "dequantize": dequantize}).fit(counts)
+
+
+def test_dequantized_counts_give_probabilities_that_sum_to_one(counts):
+    """The density of integer + U[-0.5, 0.5) at each integer estimates P(k): over all k it sums to ~1."""
+    est = fit_counts(counts, "auto")
+    assert est.dequantized_.tolist() == [True]
+    grid = np.arange(-10, 40).reshape(-1, 1)
+    probabilities = np.exp(est.score_samples(grid))
+    assert 0.9 < probabilities.sum() < 1.15, probabilities.sum()
+    # The mean log-likelihood estimates the true mean log-probability of the counts.
+    truth = poisson(1.0).logpmf(counts[:, 0]).mean()
+    assert abs(est.score(counts) - truth) < 0.15, (est.score(counts), truth)
+
+
+def test_without_dequantization_integer_data_gets_absurd_densities(counts):
+    """The flow piles its mass onto the integers: 'probabilities' far above 1 in total."""
+    est = fit_counts(counts, False)
+    assert est.dequantized_.tolist() == [False]
+    probabilities = np.exp(est.score_samples(np.arange(-10, 40).reshape(-1, 1)))
+    assert probabilities.sum() > 3, probabilities.sum()
+    assert est.score(counts) > poisson(1.0).logpmf(counts[:, 0]).mean() + 0.5
+
+
+def test_dequantize_options_pick_columns():
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.poisson(3, 200), rng.normal(size=200), rng.beta(2, 2, 200)]
+    np.testing.assert_array_equal(FlowDensity(**FAST).fit(X).dequantized_, [True, False, False])
+    np.testing.assert_array_equal(FlowDensity(**FAST, dequantize=True).fit(X).dequantized_, [True, True, True])
+    np.testing.assert_array_equal(FlowDensity(**FAST, dequantize=False).fit(X).dequantized_, [False, False, False])
+    bounded = FlowDensity(**FAST, dequantize=True, bounds=[None, None, (0, 1)]).fit(X)
+    np.testing.assert_array_equal(bounded.dequantized_, [True, True, False])  # bounded columns are never noised
+
+
+def test_digits_dequantized_log_likelihood_is_a_sensible_bound():
+    """Pixels take 17 values: log P(image) lies in [-64 log 17, 0]; the dequantized estimate must too.
+
+    Without dequantization the same flow reports far higher 'likelihoods' on the
+    same images, which no distribution over these integers can have.
+    """
+    X = load_digits().data
+    train, test = X[:1400], X[1400:]
+    params = dict(n_transforms=2, hidden_units=(32,), max_epochs=5, batch_size=128, learning_rate=1e-2, random_state=0)
+    dequantized = FlowDensity(**params).fit(train)
+    assert dequantized.dequantized_.all()
+    held_out = dequantized.score_samples(test)
+    assert np.isfinite(held_out).all()
+    assert -64 * np.log(17) < held_out.mean() < 0
+    with pytest.warns(UserWarning, match=r"feature\(s\) \[0, 32, 39\] are constant"):  # all-zero pixels
+        raw = FlowDensity(**params, dequantize=False).fit(train)
+    assert raw.score(test) > dequantized.score(test) + 30
+
+
+# ------------------------------------------------------------ bounded data
+
+BOUNDED = dict(n_transforms=2, hidden_units=(16,), max_epochs=10, batch_size=64, learning_rate=1e-2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def shares_and_sizes():
+    rng = np.random.RandomState(0)
+    return np.c_[rng.beta(2, 5, 400), rng.lognormal(0.0, 1.0, 400)]
+
+
+def test_proportions_density_integrates_to_one_on_the_interval(shares_and_sizes):
+    share = shares_and_sizes[:, :1]
+    est = FlowDensity(**BOUNDED, bounds=(0, 1)).fit(share)
+    grid = np.linspace(0, 1, 20001)[1:-1, None]
+    mass = np.exp(est.score_samples(grid)).sum() * (grid[1, 0] - grid[0, 0])
+    assert abs(mass - 1) < 1e-3, mass
+    assert abs(est.score(share) - beta(2, 5).logpdf(share).mean()) < 0.15
+    samples = est.sample(3000, random_state=0)
+    assert ((samples > 0) & (samples < 1)).all()
+    np.testing.assert_array_equal(est.score_samples([[-0.1], [0.0], [1.0], [1.5]]), [-np.inf] * 4)
+
+
+def test_positive_quantities_density_integrates_to_one_on_the_half_line(shares_and_sizes):
+    size = shares_and_sizes[:, 1:]
+    est = FlowDensity(**BOUNDED, bounds=(0, None)).fit(size)
+    t = np.linspace(-30, 15, 40001)  # integrate over log(x): dx = x dt
+    mass = (np.exp(est.score_samples(np.exp(t)[:, None])) * np.exp(t)).sum() * (t[1] - t[0])
+    assert abs(mass - 1) < 1e-3, mass
+    assert abs(est.score(size) - lognorm(1.0).logpdf(size).mean()) < 0.15
+    assert (est.sample(3000, random_state=0) > 0).all()
+    np.testing.assert_array_equal(est.score_samples([[0.0], [-1.0], [-1e300]]), [-np.inf] * 3)
+    assert np.isfinite(est.score_samples([[1e-300], [1e300]])).all()
+
+
+def test_mixed_bounds_two_dimensional_density_and_round_trip(shares_and_sizes):
+    X = shares_and_sizes
+    est = FlowDensity(**BOUNDED, bounds=[(0, 1), (0, None)]).fit(X)
+    u = np.linspace(0, 1, 401)[1:-1]
+    t = np.linspace(-14, 9, 401)
+    grid = np.stack(np.meshgrid(u, np.exp(t), indexing="ij"), -1).reshape(-1, 2)
+    mass = (np.exp(est.score_samples(grid)) * grid[:, 1]).sum() * (u[1] - u[0]) * (t[1] - t[0])
+    assert abs(mass - 1) < 5e-3, mass
+    samples = est.sample(3000, random_state=0)
+    assert ((samples[:, 0] > 0) & (samples[:, 0] < 1) & (samples[:, 1] > 0)).all()
+    np.testing.assert_allclose(est.inverse_transform(est.transform(X)), X, rtol=1e-8)
+    outside = np.array([[1.2, 1.0], [0.5, -1.0], [-0.5, 2.0]])
+    np.testing.assert_array_equal(est.score_samples(outside), [-np.inf] * 3)
+
+
+def test_bounds_keep_densities_in_user_units(shares_and_sizes):
+    """Rescaling a bounded column and its bounds by c shifts the log-density by -log c, as for unbounded data."""
+    share = shares_and_sizes[:, :1]
+    est = FlowDensity(**BOUNDED, bounds=(0, 1)).fit(share)
+    percent = FlowDensity(**BOUNDED, bounds=(0, 100)).fit(share * 100)
+    np.testing.assert_allclose(percent.score_samples(share * 100), est.score_samples(share) - np.log(100), atol=1e-6)
