@@ -71,6 +71,8 @@ class _Encoder:
             return {"__tuple__": [self.encode(v, where) for v in value]}
         if isinstance(value, list):
             return [self.encode(v, where) for v in value]
+        if type(value) in _safe_classes().values():  # a nested skflow estimator (e.g. a detector's density)
+            return {"__estimator__": [_class_name(type(value)), self.encode(value.__getstate__(), where)]}
         if isinstance(value, dict):
             if not all(isinstance(k, str) for k in value):
                 raise TypeError(f"cannot save {where}: a dict with non-string keys")
@@ -97,6 +99,14 @@ def _decode(value: Any, arrays: list[np.ndarray]) -> Any:
             return str(payload)  # the estimator's __setstate__ picks a device that exists here
         if tag == "__float__":
             return float(payload)
+        if tag == "__estimator__":
+            name, state = payload
+            cls = _safe_classes().get(name)
+            if cls is None:  # never import a class named by the file
+                raise ValueError(f"not a valid skflow model file: {name!r} is not a skflow estimator")
+            estimator = cls.__new__(cls)
+            estimator.__setstate__(_decode(state, arrays))
+            return estimator
         if tag == "__random_state__":
             state = np.random.RandomState()
             name, keys, pos, has_gauss, cached = payload
@@ -118,6 +128,20 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
     }
+
+
+def _safe_classes() -> dict[str, type]:
+    """The only classes a file may name: skflow's own estimators."""
+    from .density import FlowDensity
+
+    classes: list[type] = [FlowDensity]
+    try:
+        from .outlier import FlowOutlierDetector
+
+        classes.append(FlowOutlierDetector)
+    except ImportError:  # pragma: no cover - the detector is optional here
+        pass
+    return {_class_name(cls): cls for cls in classes}
 
 
 def _class_name(cls: type) -> str:
@@ -225,12 +249,14 @@ def load_estimator(cls: type, path: str | os.PathLike | io.IOBase) -> Any:
             UserWarning,
             stacklevel=3,
         )
-    state = _decode(metadata.get("state"), arrays)
-    if not isinstance(state, dict):
-        raise _refuse(path, "the estimator state is not a mapping")
     estimator = cls.__new__(cls)
     try:
+        state = _decode(metadata.get("state"), arrays)
+        if not isinstance(state, dict):
+            raise ValueError("the estimator state is not a mapping")
         estimator.__setstate__(state)
-    except (KeyError, TypeError, RuntimeError) as exc:  # a state that does not rebuild a flow
+    except ValueError as exc:
+        raise _refuse(path, str(exc)) from None
+    except (KeyError, IndexError, TypeError, RuntimeError) as exc:  # a state that does not rebuild a flow
         raise _refuse(path, f"the stored state does not describe a valid {cls.__name__} ({exc})") from None
     return estimator

@@ -295,3 +295,27 @@ def test_real_gpu_fit_loads_on_cpu_in_a_fresh_process(data, tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_outlier_detector_with_nested_density_round_trips(data, tmp_path):
+    from skflow._persistence import load_estimator, save_estimator
+    from skflow.outlier import FlowOutlierDetector
+
+    detector = FlowOutlierDetector(density=FlowDensity(**FAST), contamination=0.1).fit(data)
+    save_estimator(detector, tmp_path / "detector.skflow")
+    restored = load_estimator(FlowOutlierDetector, tmp_path / "detector.skflow")
+    assert type(restored.density_) is FlowDensity and restored.density_ is not restored.density
+    np.testing.assert_array_equal(restored.decision_function(data), detector.decision_function(data))
+    np.testing.assert_array_equal(restored.predict(data), detector.predict(data))
+    assert restored.get_params()["density__n_transforms"] == FAST["n_transforms"]
+
+
+def test_nested_estimator_of_a_foreign_class_is_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "good.skflow")
+
+    def smuggle(meta):
+        meta["state"]["__dict__"]["extra"] = {"__estimator__": ["subprocess.Popen", {"__dict__": {}}]}
+        return meta
+
+    with pytest.raises(ValueError, match="refusing to load.*'subprocess.Popen' is not a skflow estimator"):
+        FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "smuggled.skflow", metadata=smuggle))
