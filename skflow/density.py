@@ -408,8 +408,19 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         Returns
         -------
         Z : ndarray of shape (n_samples, n_features)
+
+        Raises
+        ------
+        ValueError
+            If a row lies on or outside ``bounds``, where the map is undefined.
         """
         X = self._validated(X)
+        outside = outside_bounds(X, self.low_, self.high_)
+        if outside.any():
+            raise ValueError(
+                f"X has {int(outside.sum())} row(s) on or outside the bounds (first: row {int(np.argmax(outside))}); "
+                "transform is defined only inside them (score_samples gives such rows -inf)"
+            )
         return self._batched(lambda x: self.flow_(x)[0], X).reshape(X.shape)
 
     def inverse_transform(self, X):

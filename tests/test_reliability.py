@@ -216,6 +216,10 @@ def test_mixed_bounds_two_dimensional_density_and_round_trip(shares_and_sizes):
     np.testing.assert_allclose(est.inverse_transform(est.transform(X)), X, rtol=1e-8)
     outside = np.array([[1.2, 1.0], [0.5, -1.0], [-0.5, 2.0]])
     np.testing.assert_array_equal(est.score_samples(outside), [-np.inf] * 3)
+    with pytest.raises(ValueError, match=r"3 row\(s\) on or outside the bounds \(first: row 0\)"):
+        est.transform(outside)
+    with pytest.raises(ValueError, match=r"1 row\(s\) on or outside the bounds \(first: row 1\)"):
+        est.transform(np.array([[0.5, 1.0], [1.0, 1.0]]))  # on the bound: logit(1) is +inf, no latent point
 
 
 def test_bounds_keep_densities_in_user_units(shares_and_sizes):
