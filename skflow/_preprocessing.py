@@ -107,6 +107,8 @@ def non_numeric_columns(X) -> list[tuple[object, str]]:
                 found.append((name, f"{dtype} holding non-numeric values"))
         return found
     dtype = getattr(X, "dtype", None)
+    if dtype is not None and dtype.kind in "mM" and getattr(X, "ndim", 0) == 2:
+        return [(j, f"{dtype} (dates and durations are not densities' inputs)") for j in range(X.shape[1])]
     if dtype is not None and dtype.kind in "OUS" and getattr(X, "ndim", 0) == 2:
         return [
             (j, f"{dtype} holding non-numeric values") for j in range(X.shape[1]) if not _converts_to_float(X[:, j])

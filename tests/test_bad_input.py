@@ -133,6 +133,11 @@ def test_datetime_column_is_refused(X):
     df["when"] = pd.date_range("2020-01-01", periods=len(df))
     with pytest.raises(ValueError, match=r"'when' \(datetime64"):
         tiny().fit(df)
+    days = np.arange("2020-01-01", "2020-03-01", dtype="datetime64[D]").reshape(-1, 2)
+    with pytest.raises(ValueError, match=r"column\(s\) 0 \(datetime64\[D\].*1 \(datetime64"):
+        tiny().fit(days)
+    with pytest.raises(ValueError, match=r"timedelta64"):
+        tiny().fit(np.diff(days, axis=0))
 
 
 def test_object_arrays(X):
