@@ -1,3 +1,6 @@
+"""``python -m skflow``: the command line of :mod:`skflow.cli`."""
+
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

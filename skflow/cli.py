@@ -1,17 +1,599 @@
-"""Command line: ``skflow demo`` (more commands: see issue 6)."""
+"""Command line: fit, score and sample FlowDensity models on CSV/Parquet files, and the demo.
+
+Run ``skflow --help`` (or ``python -m skflow --help``) for the commands and examples. Every error is reported as one
+line on stderr with a non-zero exit status; set the environment variable ``SKFLOW_DEBUG=1`` to see tracebacks.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
+import re
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._validation import Interval, StrOptions
+from .density import FlowDensity
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+READ_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst"}
+
+# Metavars clearer than the ones derived from the parameter constraints.
+METAVARS = {"hidden_units": "auto|INT,INT,...", "bounds": "none|LOW,HIGH[;LOW,HIGH...]", "device": "auto|cpu|cuda[:N]"}
+
+# Options whose CLI default differs from FlowDensity's: a command-line fit shows its progress.
+CLI_DEFAULTS = {"verbose": 1}
+
+MAIN_EPILOG = """\
+examples:
+  python -m skflow demo
+      compare FlowDensity with GaussianMixture and KernelDensity on data shipped with scikit-learn
+  skflow fit data.csv -o model.skflow
+      fit with the default parameters (every column of data.csv must be numeric)
+  skflow fit data.parquet -o model.skflow --flow affine --hidden-units 64,64 --max-epochs 200 --random-state 0
+  skflow score model.skflow new.csv -o scores.csv
+      log-density of each row of new.csv, in the units of the data (higher = more typical)
+  skflow sample model.skflow -n 1000 -o samples.csv --random-state 1
+  skflow fit --help
+      every FlowDensity parameter, with its default
+
+Data files: .csv, .tsv (optionally compressed: .csv.gz, ...) or .parquet, with a header row; pandas is needed
+(pip install "skflow[pandas]"). Set SKFLOW_DEBUG=1 to see a traceback on errors.
+"""
+
+FIT_EPILOG = """\
+examples:
+  skflow fit data.csv -o model.skflow
+  skflow fit data.csv -o model.skflow --columns x,y,z --random-state 0
+  skflow fit data.csv -o model.skflow --n-transforms 8 --hidden-units 128,128 --batch-size 512
+  skflow fit counts.parquet -o model.skflow --dequantize true --bounds 0,none --verbose 0
+
+Values: ints and floats as usual, tuples with commas (--hidden-units 64,64), true/false, auto, none.
+--bounds takes one pair for every column (--bounds 0,1) or one pair per column separated by ';'
+(--bounds "0,none;none,none;0,1"). Progress and a summary go to stderr; --verbose 0 silences them.
+"""
+
+SCORE_EPILOG = """\
+examples:
+  skflow score model.skflow new.csv -o scores.csv
+  skflow score model.skflow new.parquet > scores.csv
+
+The output has one column, log_density: the log of the fitted density at each row, in nats and in the units
+of the data (the same scale as GaussianMixture.score_samples); rows keep their input order. Columns are matched
+by name; columns the model was not fitted on are ignored. A summary goes to stderr.
+"""
+
+SAMPLE_EPILOG = """\
+examples:
+  skflow sample model.skflow -n 1000 -o samples.csv --random-state 1
+  skflow sample model.skflow -n 10 | head
+
+Samples have the columns the model was fitted on. Without --random-state the seed fitted with the model
+(--random-state of skflow fit) is used, so repeated calls give the same rows; pass a seed for a new draw.
+"""
+
+
+class CLIError(Exception):
+    """An error to report as one line, without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (with a pointer to --help) instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ----------------------------------------------------------------------------- FlowDensity parameters as options
+
+
+def _parameter_docs() -> dict[str, str]:
+    """Parameter descriptions from FlowDensity's numpydoc docstring, one line each."""
+    doc = inspect.cleandoc(FlowDensity.__doc__ or "")
+    section = re.search(r"^Parameters\n-+\n(.*?)(?:^\S[^\n]*\n-+\n|\Z)", doc, flags=re.M | re.S)
+    docs: dict[str, str] = {}
+    if section is None:
+        return docs
+    name = None
+    for line in section.group(1).splitlines():
+        header = re.match(r"^(\w+) :", line)
+        if header:
+            name = header.group(1)
+            docs[name] = ""
+        elif name is not None and line.strip():
+            docs[name] = f"{docs[name]} {line.strip()}".strip()
+    # reST markup reads poorly in a terminal: ``x`` -> x, :meth:`a.b` -> a.b
+    return {
+        name: re.sub(r"``(.*?)``|:\w+:`(.*?)`", lambda m: m.group(1) or m.group(2), text) for name, text in docs.items()
+    }
+
+
+_BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
+
+
+def _parse_number(text: str) -> int | float | None:
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)  # raises ValueError when not a number
+
+
+def _parse_sequence(text: str) -> tuple:
+    """ "64,64" -> (64, 64); "0,1;none,5" -> ((0, 1), (None, 5))."""
+    if ";" in text:
+        return tuple(_parse_sequence(part) for part in text.split(";"))
+    return tuple(_parse_number(item) for item in text.split(",") if item.strip())
+
+
+def _describe(constraints: list) -> str:
+    """Metavar for an option, from FlowDensity's parameter constraints."""
+    parts = []
+    for constraint in constraints:
+        if isinstance(constraint, StrOptions):
+            parts.append("|".join(sorted(constraint.options)))
+        elif isinstance(constraint, Interval):
+            parts.append("INT" if constraint.type is Integral else "FLOAT")
+        elif constraint == "boolean":
+            parts.append("true|false")
+        elif constraint in ("random_state", "verbose"):
+            parts.append("INT")
+        elif constraint == "array-like":
+            parts.append("V,V,...")
+        elif constraint is None:
+            parts.append("none")
+        elif constraint is str:
+            parts.append("TEXT")
+    return "|".join(dict.fromkeys(parts)) or "VALUE"
+
+
+def _value_parser(name: str, constraints: list, metavar: str):
+    """A converter from option text to the Python value FlowDensity expects for ``name``.
+
+    Ranges are left to FlowDensity's own parameter validation, whose message names the problem.
+    """
+
+    def parse(text: str) -> Any:
+        word = text.strip().lower()
+        for constraint in constraints:
+            try:
+                if isinstance(constraint, StrOptions) and text.strip() in constraint.options:
+                    return text.strip()
+                if constraint is None and word == "none":
+                    return None
+                if constraint == "boolean" and word in _BOOLEANS:
+                    return _BOOLEANS[word]
+                if constraint == "random_state":
+                    return None if word == "none" else int(word)
+                if constraint == "verbose" or (isinstance(constraint, Interval) and constraint.type is Integral):
+                    return int(word)
+                if isinstance(constraint, Interval) and constraint.type is Real:
+                    return float(word)
+                if constraint == "array-like":
+                    return _parse_sequence(text)
+                if constraint is str:
+                    return text.strip()
+            except ValueError:
+                continue
+        raise argparse.ArgumentTypeError(f"expected {metavar}, got {text!r}")
+
+    return parse
+
+
+def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("FlowDensity parameters (see the FlowDensity docstring)")
+    docs = _parameter_docs()
+    # In the signature's order, which groups related parameters, rather than get_params' alphabetical one.
+    signature = inspect.signature(FlowDensity.__init__).parameters
+    defaults = {name: p.default for name, p in signature.items() if p.kind is p.KEYWORD_ONLY} | CLI_DEFAULTS
+    for name, default in defaults.items():
+        constraints = FlowDensity._parameter_constraints.get(name, [str])
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        text = docs.get(name, "").replace("%", "%%")
+        metavar = METAVARS.get(name, _describe(constraints))
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"param_{name}",
+            metavar=metavar,
+            type=_value_parser(name, constraints, metavar),
+            default=argparse.SUPPRESS,
+            help=f"{text} [default: {shown}]",
+        )
+
+
+# ----------------------------------------------------------------------------------------------------- data files
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise CLIError(
+            'reading and writing data files needs pandas: pip install "skflow[pandas]" (or pandas pyarrow)'
+        ) from None
+    return pandas
+
+
+def _file_format(path: str, formats: dict[str, str]) -> str:
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    while suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix not in formats:
+        known = ", ".join(sorted(set(formats)))
+        raise CLIError(f"{path}: unknown file type {suffix or '(no extension)'!r}; use one of {known}")
+    return formats[suffix]
+
+
+def read_table(path: str):
+    """Read a CSV/TSV/Parquet file with a header row into a DataFrame, or raise CLIError saying why not."""
+    pd = _pandas()
+    kind = _file_format(path, READ_FORMATS)
+    file = Path(path)
+    if not file.exists():
+        raise CLIError(f"{path}: no such file")
+    if file.is_dir():
+        raise CLIError(f"{path}: is a directory, not a data file")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(file)
+        else:
+            frame = pd.read_csv(file, sep="\t" if kind == "tsv" else ",")
+    except ImportError as exc:
+        raise CLIError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise CLIError(f"{path}: the file is empty") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{path}: not a text {kind.upper()} file (binary content?)") from None
+    except pd.errors.ParserError as exc:
+        raise CLIError(f"{path}: not a valid {kind.upper()} file: {_one_line(exc)}") from None
+    except PermissionError:
+        raise CLIError(f"{path}: permission denied") from None
+    except Exception as exc:  # pyarrow's errors for corrupt Parquet files have no common public base class
+        raise CLIError(f"{path}: could not be read as {kind.upper()}: {_one_line(exc)}") from None
+    if frame.shape[1] == 0:
+        raise CLIError(f"{path}: no columns")
+    if frame.shape[0] == 0:
+        raise CLIError(f"{path}: a header but no data rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _check_numeric(frame, path: str):
+    """The frame as float64, or CLIError naming non-numeric columns, missing or infinite values."""
+    import numpy as np
+
+    pd = _pandas()
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        column = frame[bad[0]]
+        not_numbers = np.flatnonzero(pd.to_numeric(column, errors="coerce").isna() & column.notna())
+        row = int(not_numbers[0]) if len(not_numbers) else 0
+        names = ", ".join(repr(c) for c in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CLIError(
+            f"{path}: non-numeric column(s) {names} (e.g. {column.iloc[row]!r} in data row {row + 1}); "
+            "FlowDensity models numeric columns only: drop or encode them, or choose columns with --columns"
+        )
+    values = frame.to_numpy(dtype=np.float64)
+    for problem, mask in (("missing", np.isnan(values)), ("infinite", np.isinf(values))):
+        if mask.any():
+            rows, cols = np.nonzero(mask)
+            raise CLIError(
+                f"{path}: column {frame.columns[cols[0]]!r} has {problem} values ({int(mask.any(axis=1).sum())} "
+                f"row(s), first in data row {rows[0] + 1}); drop or impute them first"
+            )
+    # A fresh C-ordered, writable copy: column selection can leave pandas' view with negative strides or read-only,
+    # which torch.from_numpy rejects.
+    return pd.DataFrame(np.array(values, dtype=np.float64, order="C"), columns=frame.columns)
+
+
+def _select_columns(frame, columns: list[str], path: str, what: str):
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        raise CLIError(f"{path}: no column(s) {names} {what}; the file has {', '.join(map(repr, frame.columns))}")
+    return frame[columns]
+
+
+def _check_output_path(path: str | None) -> None:
+    """Fail before the work, not after, when the result could not be written."""
+    if path is None or path == "-":
+        return
+    _file_format(path, {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"})
+    _check_writable(path)
+
+
+def _check_writable(path: str) -> None:
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise CLIError(f"{path}: directory {str(parent)!r} does not exist")
+    if Path(path).is_dir():
+        raise CLIError(f"{path}: is a directory")
+
+
+def write_table(frame, path: str | None) -> None:
+    """Write a DataFrame as CSV/TSV/Parquet by extension, or as CSV to stdout for None or "-"."""
+    if path is None or path == "-":
+        frame.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+        return
+    kind = _file_format(path, {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"})
+    try:
+        if kind == "parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
+    except ImportError as exc:
+        raise CLIError(f"{path}: writing Parquet needs pyarrow: pip install pyarrow ({exc})") from None
+
+
+# ------------------------------------------------------------------------------------------------------ models
+
+
+def save_model(model: FlowDensity, path: str) -> None:
+    """Write a fitted model in skflow's safe format (:meth:`FlowDensity.save`: JSON and arrays, no pickle)."""
+    model.save(path)
+
+
+def load_model(path: str) -> FlowDensity:
+    """Read a model written by :func:`save_model`, or raise CLIError saying why not.
+
+    The format never unpickles, so a model file from elsewhere cannot run code when loaded.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise CLIError(f"{path}: no such model file")
+    if file.is_dir():
+        raise CLIError(f"{path}: is a directory, not a model file")
+    try:
+        model = FlowDensity.load(path)
+    except Exception as exc:
+        raise CLIError(f"{path}: not a model written by 'skflow fit' ({_one_line(exc)})") from None
+    if not isinstance(model, FlowDensity) or not hasattr(model, "flow_"):
+        raise CLIError(f"{path}: holds a {type(model).__name__}, not a fitted FlowDensity")
+    return model
+
+
+def _model_columns(model: FlowDensity) -> list[str]:
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    return [f"x{j}" for j in range(model.n_features_in_)]
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+
+def _info(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _command_fit(args: argparse.Namespace) -> int:
+    params = {**CLI_DEFAULTS, **{k[6:]: v for k, v in vars(args).items() if k.startswith("param_")}}
+    model = FlowDensity(**params)
+    _check_writable(args.output)
+    frame = read_table(args.data)
+    if args.columns:
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        frame = _select_columns(frame, columns, args.data, "named by --columns")
+    frame = _check_numeric(frame, args.data)
+    if frame.shape[0] < 2:
+        raise CLIError(f"{args.data}: only {frame.shape[0]} data row; fitting needs at least 2")
+    start = time.perf_counter()
+    model.fit(frame)
+    seconds = time.perf_counter() - start
+    save_model(model, args.output)
+    if model.verbose:
+        _info(
+            f"fitted FlowDensity on {frame.shape[0]} rows x {frame.shape[1]} columns in {seconds:.1f} s "
+            f"({model.n_iter_} epochs, weights of epoch {model.best_epoch_}); "
+            f"mean log-likelihood of the data {model.score(frame):.4f}; saved to {args.output}"
+        )
+    return 0
+
+
+def _command_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    _check_output_path(args.output)
+    model = load_model(args.model)
+    frame = read_table(args.data)
+    columns = _model_columns(model)
+    if getattr(model, "feature_names_in_", None) is not None:
+        frame = _select_columns(frame, columns, args.data, "that the model was fitted on")
+    elif frame.shape[1] != model.n_features_in_:
+        raise CLIError(f"{args.data}: {frame.shape[1]} columns, but the model was fitted on {model.n_features_in_}")
+    frame = _check_numeric(frame, args.data)
+    scores = model.score_samples(frame if hasattr(model, "feature_names_in_") else frame.to_numpy())
+    write_table(_pandas().DataFrame({"log_density": scores}), args.output)
+    finite = scores[np.isfinite(scores)]
+    summary = f"scored {len(scores)} rows: mean log-density {finite.mean():.4f}" if len(finite) else "scored"
+    if len(finite) < len(scores):
+        summary += f"; {len(scores) - len(finite)} row(s) at -inf (outside the model's support)"
+    if args.output not in (None, "-"):
+        summary += f"; written to {args.output}"
+    _info(summary)
+    return 0
+
+
+def _command_sample(args: argparse.Namespace) -> int:
+    _check_output_path(args.output)
+    model = load_model(args.model)
+    samples = model.sample(args.n_samples, random_state=args.random_state)
+    write_table(_pandas().DataFrame(samples, columns=_model_columns(model)), args.output)
+    if args.output not in (None, "-"):
+        _info(f"wrote {args.n_samples} samples to {args.output}")
+    return 0
+
+
+def _command_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(plot_path=args.out, quick=args.quick)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``skflow`` argument parser, with one subcommand per task."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="skflow",
+        description="skflow: normalizing-flow density estimation with scikit-learn's API. "
+        "Fit a FlowDensity to a table of numbers, score new rows by their log-density, draw samples.",
+        epilog=MAIN_EPILOG,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"skflow {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit a FlowDensity to a data file and save the model",
+        description="Fit a FlowDensity (exact-likelihood normalizing flow) to the numeric columns of a data file "
+        "and save the fitted model.",
+        epilog=FIT_EPILOG,
+        formatter_class=formatter,
+    )
+    fit.add_argument("data", help="training data: .csv, .tsv or .parquet with a header row")
+    fit.add_argument(
+        "-o", "--output", required=True, metavar="MODEL", help="where to save the model (e.g. model.skflow)"
+    )
+    fit.add_argument("--columns", metavar="A,B,...", help="fit on these columns only (default: all columns)")
+    _add_parameter_options(fit)
+    fit.set_defaults(handler=_command_fit)
+
+    score = commands.add_parser(
+        "score",
+        help="log-density of each row of a data file under a fitted model",
+        description="Write the log-density of each row of a data file under a model saved by 'skflow fit'.",
+        epilog=SCORE_EPILOG,
+        formatter_class=formatter,
+    )
+    score.add_argument("model", help="a model file written by 'skflow fit'")
+    score.add_argument("data", help="rows to score: .csv, .tsv or .parquet with the model's columns")
+    score.add_argument("-o", "--output", metavar="FILE", help="scores file (.csv, .tsv, .parquet); default: stdout")
+    score.set_defaults(handler=_command_score)
+
+    sample = commands.add_parser(
+        "sample",
+        help="draw new rows from a fitted model",
+        description="Draw samples from a model saved by 'skflow fit'.",
+        epilog=SAMPLE_EPILOG,
+        formatter_class=formatter,
+    )
+    sample.add_argument("model", help="a model file written by 'skflow fit'")
+    sample.add_argument("-n", "--n-samples", type=_positive_int, default=1000, metavar="N", help="[default: 1000]")
+    sample.add_argument("-o", "--output", metavar="FILE", help="samples file (.csv, .tsv, .parquet); default: stdout")
+    sample.add_argument("--random-state", type=_seed, metavar="INT", help="seed for this draw")
+    sample.set_defaults(handler=_command_sample)
+
+    demo = commands.add_parser(
+        "demo",
+        help="compare FlowDensity with GaussianMixture and KernelDensity on data shipped with scikit-learn",
+        description="Fit FlowDensity, a tuned GaussianMixture and a tuned KernelDensity on datasets that ship with "
+        "scikit-learn, print their held-out log-likelihoods side by side and save a plot of the fitted densities.",
+        formatter_class=formatter,
+    )
+    demo.add_argument("--out", default="skflow_demo.png", metavar="PNG", help="plot file [default: skflow_demo.png]")
+    demo.add_argument("--quick", action="store_true", help="a seconds-long smoke run on tiny data (for tests)")
+    demo.set_defaults(handler=_command_demo)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------------- main
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _option_message(exc: Exception) -> str:
+    """sklearn's "The 'max_epochs' parameter of FlowDensity must be ..." as "--max-epochs must be ..."."""
+    message = _one_line(exc)
+    match = re.match(r"The '(\w+)' parameter of FlowDensity (.*)", message)
+    if match:
+        return f"--{match.group(1).replace('_', '-')} {match.group(2)}"
+    return message
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"skflow: warning: {_one_line(Warning(message))}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="skflow", description="Normalizing-flow density estimation")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="compare FlowDensity, GaussianMixture and KernelDensity on shipped data")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+    """Run the ``skflow`` command line; returns the exit status.
 
-        run_demo()
-    return 0
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 1 on an error, 2 on a usage error.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    prog = f"skflow {args.command}"
+    debug = os.environ.get("SKFLOW_DEBUG", "") not in ("", "0")
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            # torch's note on read-only arrays (pandas' copy-on-write views, read by FlowDensity.fit with bounds)
+            # is harmless here (nothing writes to them) and not something a command-line user can act on.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return args.handler(args)
+    except CLIError as exc:
+        message = str(exc)
+    except (ValueError, TypeError) as exc:
+        if debug:
+            raise
+        message = _option_message(exc)
+    except OSError as exc:
+        if debug:
+            raise
+        message = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else _one_line(exc)
+    except BrokenPipeError:  # e.g. `skflow sample ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        message = f"unexpected {type(exc).__name__}: {_one_line(exc)} (set SKFLOW_DEBUG=1 for the traceback)"
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    return EXIT_ERROR
