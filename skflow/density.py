@@ -231,8 +231,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         check_numeric(X, type(self).__name__)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if weights.sum() <= 0:
+        if weights.max() <= 0:
             raise ValueError("sample_weight must have a positive sum")
+        weights = weights / weights.max()  # only relative weights matter; avoids overflow in the sum
         n_samples, n_features = X.shape
         hidden_units = self._resolve_hidden_units(n_samples, n_features)
         rng = check_random_state(self.random_state)

@@ -347,6 +347,13 @@ def test_invalid_sample_weight(X, weights, message):
         tiny().fit(X, sample_weight=weights)
 
 
+@pytest.mark.parametrize("magnitude", [1e-300, 1e307])
+def test_only_relative_sample_weights_matter(X, magnitude):
+    """Weights of 1e307 overflow a naive sum: they must still train the same model as unit weights."""
+    reference = tiny().fit(X).score_samples(X)
+    np.testing.assert_allclose(tiny().fit(X, sample_weight=np.full(len(X), magnitude)).score_samples(X), reference)
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
