@@ -145,3 +145,5 @@ for row, (data_name, X) in enumerate(datasets.items()):
         ax.set_yticks([])
 
 fig.savefig(figure_dir / "sample_comparison.png", dpi=80)
+
+# sphinx_gallery_thumbnail_path = "_static/examples/density_comparison.png"

@@ -78,3 +78,5 @@ fig.suptitle("Base samples pushed through each layer's inverse, in sampling orde
 figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "flow_step_by_step.png", dpi=80)
+
+# sphinx_gallery_thumbnail_path = "_static/examples/flow_step_by_step.png"

@@ -76,3 +76,5 @@ axes[2].legend(loc="upper left", fontsize=9)
 figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "latent_space.png", dpi=80)
+
+# sphinx_gallery_thumbnail_path = "_static/examples/latent_space.png"

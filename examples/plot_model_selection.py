@@ -69,3 +69,5 @@ ax.legend(loc="lower right")
 figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "model_selection.png", dpi=80)
+
+# sphinx_gallery_thumbnail_path = "_static/examples/model_selection.png"

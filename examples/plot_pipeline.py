@@ -89,3 +89,5 @@ for ax_row, (label, images) in zip(axes, rows.items()):
 figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "pipeline_digits.png", dpi=80)
+
+# sphinx_gallery_thumbnail_path = "_static/examples/pipeline_digits.png"

@@ -1,7 +1,7 @@
 """
-=================================================
-Training curves: loss_curve_ and validation_scores_
-=================================================
+===========================================================
+Training curves: ``loss_curve_`` and ``validation_scores_``
+===========================================================
 
 :class:`~skflow.FlowDensity` holds out ``validation_fraction`` of the
 training data and stops when the validation log-likelihood has not improved
@@ -75,3 +75,5 @@ axes[0].set_ylim(bottom=-40)  # the first epochs start far lower
 figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "training_curves.png", dpi=80)
+
+# sphinx_gallery_thumbnail_path = "_static/examples/training_curves.png"
