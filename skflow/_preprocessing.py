@@ -106,6 +106,11 @@ def non_numeric_columns(X) -> list[tuple[object, str]]:
             elif kind not in "biuf" and not _converts_to_float(X.iloc[:, j].to_numpy()):
                 found.append((name, f"{dtype} holding non-numeric values"))
         return found
+    if isinstance(X, list | tuple):  # nested lists: look at them as numpy would
+        try:
+            X = np.asarray(X)
+        except ValueError:  # ragged: left to scikit-learn's message
+            return []
     dtype = getattr(X, "dtype", None)
     if dtype is not None and dtype.kind in "mM" and getattr(X, "ndim", 0) == 2:
         return [(j, f"{dtype} (dates and durations are not densities' inputs)") for j in range(X.shape[1])]

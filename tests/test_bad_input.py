@@ -150,6 +150,9 @@ def test_object_arrays(X):
         tiny().fit(strings)
     numeric_strings = X.astype(str)  # '1.5' converts to 1.5, as numpy and sklearn do
     assert np.isfinite(tiny().fit(numeric_strings).score_samples(X)).all()
+    with pytest.raises(ValueError, match=r"column\(s\) 1 \(<U.*non-numeric"):
+        tiny().fit([[1.0, "red"], [2.0, "blue"], [3.0, "red"]])
+    assert tiny().fit(X.tolist()).n_features_in_ == 3
     weird = X.astype(object)
     weird[0, 0] = {"a": 1}
     with pytest.raises(TypeError, match="argument must be a string or a real number"):
