@@ -319,3 +319,11 @@ def test_nested_estimator_of_a_foreign_class_is_refused(fitted, tmp_path):
 
     with pytest.raises(ValueError, match="refusing to load.*'subprocess.Popen' is not a skflow estimator"):
         FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "smuggled.skflow", metadata=smuggle))
+
+
+def test_save_refuses_state_it_cannot_store_safely_and_writes_nothing(fitted, tmp_path):
+    copy = pickle.loads(pickle.dumps(fitted))
+    copy.callback_ = print  # e.g. an attribute a user or subclass added
+    with pytest.raises(TypeError, match=r"cannot save the estimator state\['callback_'\] of type builtin_function"):
+        copy.save(tmp_path / "model.skflow")
+    assert not (tmp_path / "model.skflow").exists()
