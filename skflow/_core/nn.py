@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -34,10 +35,12 @@ class MLP(nn.Module):
         nn.init.zeros_(self.output.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F.linear and an in-place ReLU instead of module calls: at training batch
+        # sizes the per-call overhead is a visible share of the step time.
         for layer in self.hidden:
-            h = self.activation(layer(x))
+            h = torch.relu_(F.linear(x, layer.weight, layer.bias))
             x = x + h if self.residual and h.shape == x.shape else h
-        return self.output(x)
+        return F.linear(x, self.output.weight, self.output.bias)
 
 
 class Constant(nn.Module):

@@ -19,6 +19,10 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 EpochCallback = Callable[[int, float, float | None], None]
 
 
+# Steps between checks for non-finite losses or gradients (each check synchronizes).
+CHECK_EVERY = 32
+
+
 class TrainingDivergedError(RuntimeError):
     """Training kept producing non-finite losses after every recovery attempt."""
 
@@ -63,12 +67,24 @@ def _weighted_nll(flow: Flow, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return -(flow.log_prob(x) * w).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _mean_log_likelihood(flow: Flow, x: torch.Tensor, w: torch.Tensor, batch_size: int = 65536) -> float:
-    total = 0.0
+    total = x.new_zeros(())
     for start in range(0, x.shape[0], batch_size):
-        total += float((flow.log_prob(x[start : start + batch_size]) * w[start : start + batch_size]).sum())
-    return total / float(w.sum().clamp_min(torch.finfo(w.dtype).tiny))
+        total += torch.dot(flow.log_prob(x[start : start + batch_size]), w[start : start + batch_size])
+    return float(total) / float(w.sum().clamp_min(torch.finfo(w.dtype).tiny))
+
+
+def _make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel where this torch supports it (CPU since 2.4, CUDA).
+
+    The unfused version launches several operations per parameter tensor; at
+    training batch sizes that was ~20% of the step time on CPU.
+    """
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def _snapshot(flow: Flow) -> dict[str, torch.Tensor]:
@@ -91,6 +107,7 @@ def train_flow(
     each training batch (dequantization noise); the validation rows are
     augmented once, so that their score is a fixed target.
     """
+    weights = weights.to(dtype=x.dtype, device=x.device)
     train_idx, val_idx = _split(x.shape[0], config.validation_fraction, generator, x.device)
     x_train, w_train = x[train_idx], weights[train_idx]
     x_val = w_val = None
@@ -99,11 +116,14 @@ def train_flow(
         if augment is not None:
             x_val = augment(x_val, generator)
 
-    optimizer = torch.optim.AdamW(flow.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    params = list(flow.parameters())
+    optimizer = _make_optimizer(params, config.learning_rate, config.weight_decay)
     base_lr = config.learning_rate
     result = TrainResult(final_learning_rate=base_lr)
     n_train = x_train.shape[0]
     batch_size = min(config.batch_size, n_train)
+    # Every training row is seen once per epoch, so the epoch's total weight is fixed.
+    epoch_weight = float(w_train.sum())
 
     best_score = -math.inf
     best_state = _snapshot(flow)
@@ -119,29 +139,33 @@ def train_flow(
 
         flow.train()
         perm = torch.randperm(n_train, generator=generator).to(x.device)
-        epoch_loss, epoch_weight, diverged = 0.0, 0.0, False
-        for start in range(0, n_train, batch_size):
+        # Losses and gradient norms are summed as tensors and checked for
+        # non-finite values every CHECK_EVERY steps and at the end of the epoch,
+        # not at every step: a per-step check would synchronize with the device.
+        # A non-finite step spoils the weights; they are restored below.
+        epoch_loss = x.new_zeros(())
+        health = x.new_zeros(())
+        diverged = False
+        for step, start in enumerate(range(0, n_train, batch_size), start=1):
             idx = perm[start : start + batch_size]
-            batch, batch_w = x_train[idx], w_train[idx]
+            batch, batch_w = x_train.index_select(0, idx), w_train.index_select(0, idx)
             if augment is not None:
                 batch = augment(batch, generator)
-            loss = _weighted_nll(flow, batch, batch_w)
-            if not torch.isfinite(loss):
-                diverged = True
-                break
+            weighted_log_prob = torch.dot(flow.log_prob(batch), batch_w)
+            loss = -weighted_log_prob / batch_w.sum().clamp_min(torch.finfo(batch_w.dtype).tiny)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), config.clip_grad_norm)
-            if not torch.isfinite(grad_norm):
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
+            optimizer.step()
+            epoch_loss -= weighted_log_prob.detach()
+            health += grad_norm
+            if step % CHECK_EVERY == 0 and not bool(torch.isfinite(epoch_loss + health)):
                 diverged = True
                 break
-            optimizer.step()
-            batch_weight = float(batch_w.sum())
-            epoch_loss += float(loss.detach()) * batch_weight
-            epoch_weight += batch_weight
+        diverged = diverged or not bool(torch.isfinite(epoch_loss + health))
 
         flow.eval()
-        train_loss = epoch_loss / max(epoch_weight, 1e-300)
+        train_loss = float(epoch_loss) / max(epoch_weight, 1e-300)
         if not diverged and x_val is not None:
             score = _mean_log_likelihood(flow, x_val, w_val)
         else:
@@ -156,7 +180,7 @@ def train_flow(
                 )
             flow.load_state_dict(last_good_state)
             base_lr *= config.recovery_lr_factor
-            optimizer = torch.optim.AdamW(flow.parameters(), lr=base_lr, weight_decay=config.weight_decay)
+            optimizer = _make_optimizer(params, base_lr, config.weight_decay)
             result.final_learning_rate = base_lr
             continue  # retry this epoch with the smaller step
 

@@ -156,13 +156,14 @@ class LULinear(Transform):
         self.register_buffer("eye", eye)
 
     def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        lower = self.lower * self.strict_lower_mask + self.eye
-        upper = self.upper * self.strict_lower_mask.T + torch.diag(self.log_diag.exp())
+        # tril/triu rather than multiplying by masks: fewer operations per step.
+        lower = torch.tril(self.lower, -1) + self.eye
+        upper = torch.triu(self.upper, 1) + torch.diag_embed(self.log_diag.exp())
         return lower, upper
 
     def forward(self, x):
         lower, upper = self._factors()
-        z = x @ (lower @ upper).T + self.bias
+        z = torch.addmm(self.bias, x, (lower @ upper).T)
         return z, self.log_diag.sum().expand(x.shape[0])
 
     def inverse(self, z):
