@@ -287,6 +287,12 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
                 result = train_flow(body_flow, train_x, train_w, config, generator, augment, progress.update)
             except TrainingDivergedError as exc:
                 raise ValueError(f"FlowDensity could not be fitted: {exc}") from None
+        # Without a validation set nothing evaluates the weights after the last step: check them here.
+        if not all(bool(torch.isfinite(p).all()) for p in body_flow.parameters()):
+            raise ValueError(
+                "FlowDensity could not be fitted: training diverged in its last step (non-finite weights); "
+                "lower learning_rate"
+            )
 
         if result.n_recoveries:
             warnings.warn(

@@ -55,6 +55,15 @@ def test_unrecoverable_divergence_is_a_clear_error(moons):
         FlowDensity(**{**FAST, "learning_rate": 1e30}).fit(moons)
 
 
+def test_divergence_in_the_very_last_step_is_caught_without_a_validation_set(moons):
+    """One full-batch step, nothing held out: no later loss would reveal the non-finite weights."""
+    params = {**FAST, "learning_rate": 1e39, "max_epochs": 1, "batch_size": len(moons), "validation_fraction": 0.0}
+    est = FlowDensity(**params)
+    with pytest.raises(ValueError, match="diverged in its last step"):
+        est.fit(moons)
+    assert not hasattr(est, "flow_")
+
+
 class _FailingLogProb:
     """Replace Flow.log_prob so that chosen training calls (with gradients on) go wrong."""
 
