@@ -169,7 +169,8 @@ def fit_preprocessing(
         scale = np.where(constant, CONSTANT_COLUMN_SCALE, scale)
         warnings.warn(
             f"feature(s) {np.flatnonzero(constant).tolist()} are constant; each is modelled as a normal "
-            f"with standard deviation {CONSTANT_COLUMN_SCALE:g} around its value",
+            f"with standard deviation {CONSTANT_COLUMN_SCALE:g} around its value"
+            + (" (in log/logit units for bounded ones)" if (constant & bounded_columns).any() else ""),
             UserWarning,
             stacklevel=3,
         )

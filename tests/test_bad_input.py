@@ -318,6 +318,16 @@ def test_constant_integer_column_is_dequantized_not_floored():
     assert est.score(data) < 0.5  # a probability-like bound; the 1e-3 floor would add ~6 nats
 
 
+def test_constant_bounded_column_is_floored_in_its_unbounded_units():
+    data = np.c_[np.random.RandomState(0).normal(size=100), np.full(100, 0.25)]
+    with pytest.warns(UserWarning, match=r"\[1\] are constant.*in log/logit units for bounded ones"):
+        est = tiny(bounds=[None, (0, 1)]).fit(data)
+    np.testing.assert_allclose(est.location_[1], np.log(0.25 / 0.75))
+    assert np.isfinite(est.score_samples(data)).all()
+    samples = est.sample(200, random_state=0)
+    assert np.abs(samples[:, 1] - 0.25).max() < 0.01
+
+
 def test_all_columns_constant(X):
     with pytest.warns(UserWarning, match=r"feature\(s\) \[0, 1\] are constant"):
         est = tiny().fit(np.tile([[0.5, -1.25]], (50, 1)))
