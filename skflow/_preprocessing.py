@@ -1,4 +1,4 @@
-"""Fixed preprocessing decided at fit time: bounds, standardization, dequantization.
+"""Input checks and the fixed preprocessing decided at fit time: bounds, standardization, dequantization.
 
 Everything here is computed in float64 on the user's data, before the learned
 flow sees it; the resulting maps become the first (fixed) layers of the flow so
