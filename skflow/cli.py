@@ -267,7 +267,20 @@ def read_table(path: str):
     if frame.shape[0] == 0:
         raise CLIError(f"{path}: a header but no data rows")
     frame.columns = [str(c) for c in frame.columns]
+    if kind != "parquet" and all(_looks_numeric(c) for c in frame.columns):
+        raise CLIError(
+            f"{path}: the first line holds numbers, not column names; add a header row (e.g. x0,x1,...) "
+            "so that columns can be matched by name"
+        )
     return frame
+
+
+def _looks_numeric(name: str) -> bool:
+    try:
+        float(name.split(".")[0] if name.count(".") > 1 else name)  # pandas renames a repeated "1.5" to "1.5.1"
+    except ValueError:
+        return False
+    return True
 
 
 def _check_numeric(frame, path: str):

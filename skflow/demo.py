@@ -89,6 +89,7 @@ def run_demo(plot_path: str = "skflow_demo.png", quick: bool = False, random_sta
     -------
     results : list of DatasetResult
     """
+    _check_plot_path(plot_path)
     start = time.perf_counter()
     if quick:
         print("skflow demo, quick mode: tiny data and settings, a smoke test (the numbers mean nothing)")
@@ -152,6 +153,18 @@ def format_table(results: list[DatasetResult]) -> str:
         cells = "".join(f"  {r.fit_seconds[m]:>14.1f} " for m in MODELS)
         lines.append(f"{r.name:<{name_width}}  {r.n_samples:>5}  {r.n_features:>8}{cells}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _check_plot_path(path: str) -> None:
+    """Refuse a figure format matplotlib cannot write before the fits, not after them."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return
+    supported = Figure().canvas.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in supported:
+        raise ValueError(f"--out {path}: unsupported figure format {suffix!r}; use .png, .pdf or .svg")
 
 
 def _plot(result: DatasetResult, path: str, random_state: int) -> bool:

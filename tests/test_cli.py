@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--max-epochs", "3", "--n-transforms", "2", "--hidden-units", "8,8", "--random-state", "0"]
 
 
-def skflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def skflow(*args: str, cwd: Path, command: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m skflow ARGS`` (or ``command ARGS``) in a fresh process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("SKFLOW_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "skflow", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    command = command or [sys.executable, "-m", "skflow"]
+    return subprocess.run([*command, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -195,6 +196,8 @@ def test_fit_on_parquet_with_selected_columns_and_typed_options(workdir, data, s
         (["score", "MODEL", "two_columns.csv"], ["'c'", "fitted on"]),
         (["score", "MODEL", "train.csv", "-o", "scores.xlsx"], ["unknown file type"]),
         (["frobnicate"], ["invalid choice", "frobnicate"]),
+        (["fit", "no_header.csv", "-o", "m.skflow"], ["no_header.csv", "header row"]),
+        (["demo", "--out", "figure.xyz"], ["figure.xyz", "unsupported figure format"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow_in_process):
@@ -203,6 +206,7 @@ def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow
     (workdir / "text.csv").write_text("a,city\n1.0,Paris\n2.0,Lyon\n")
     (workdir / "holes.csv").write_text("a,b\n1.0,2.0\n3.0,\n5.0,6.0\n")
     (workdir / "two_columns.csv").write_text("a,b\n1.0,2.0\n3.0,4.0\n")
+    (workdir / "no_header.csv").write_text("1.0,2.0\n3.0,4.0\n1.0,2.0\n")
     (workdir / "binary.parquet").write_bytes(b"\x00\x01 definitely not parquet \xff" * 10)
     result = skflow_in_process(*[str(model) if a == "MODEL" else a for a in args], cwd=workdir)
     assert_one_line_error(result, *fragments)
@@ -211,9 +215,12 @@ def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow
 
 
 def test_bad_input_end_to_end(workdir, data):
-    # The same handling as in-process above, through the real entry point (one subprocess keeps the suite fast).
+    # The same handling as in-process above, in a fresh process through the `skflow` console script where it is
+    # installed (pip install -e .), else python -m skflow: one subprocess keeps the suite fast.
     (workdir / "text.csv").write_text("a,city\n1.0,Paris\n2.0,Lyon\n")
-    assert_one_line_error(skflow("fit", "text.csv", "-o", "m.skflow", cwd=workdir), "non-numeric", "'city'")
+    script = shutil.which("skflow", path=os.path.dirname(sys.executable)) or shutil.which("skflow")
+    result = skflow("fit", "text.csv", "-o", "m.skflow", cwd=workdir, command=[script] if script else None)
+    assert_one_line_error(result, "non-numeric", "'city'")
 
 
 def test_help_shows_commands_parameters_and_examples(workdir, skflow_in_process):
