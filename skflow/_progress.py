@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import sys
 from typing import TextIO
 
@@ -21,10 +23,16 @@ def _in_notebook() -> bool:
 
 
 def _is_interactive(stream: TextIO) -> bool:
+    """A terminal a bar can be drawn on: a tty that reports a width (a pseudo-tty of width 0 shows no bar)."""
     try:
-        return bool(stream.isatty())
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):  # a replaced or closed stream
         return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):  # a tty-like object without a descriptor
+        return True
 
 
 class EpochProgress:
@@ -134,9 +142,8 @@ class EpochProgress:
             return
         name = "val_nll" if self.has_validation else "train_nll"
         best_epoch, best_loss = self.best
-        self._write(
-            f"{self.desc} stopped after {self.last_epoch} epochs: lowest {name}={best_loss:.4f} at epoch {best_epoch}"
-        )
+        epochs = f"{self.last_epoch} epoch" + ("s" if self.last_epoch != 1 else "")
+        self._write(f"{self.desc} stopped after {epochs}: lowest {name}={best_loss:.4f} at epoch {best_epoch}")
 
     def _write(self, line: str) -> None:
         print(line, file=self.file, flush=True)

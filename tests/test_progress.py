@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -68,9 +70,9 @@ def test_log_mode_is_bounded(n_epochs):
     assert len(lines) <= n_epochs / LOG_EVERY_N_EPOCHS + 2
     logged = [int(m.group(1)) for line in lines if (m := re.search(r"epoch +(\d+)/1000", line))]
     assert logged == sorted({1, *range(LOG_EVERY_N_EPOCHS, n_epochs + 1, LOG_EVERY_N_EPOCHS)})
-    assert lines[-1] == f"FlowDensity stopped after {n_epochs} epochs: lowest val_nll={2.1 + 1 / n_epochs:.4f} " + (
-        f"at epoch {n_epochs}"
-    )
+    epochs = f"{n_epochs} epochs" if n_epochs > 1 else "1 epoch"
+    summary = f"FlowDensity stopped after {epochs}: lowest val_nll={2.1 + 1 / n_epochs:.4f} at epoch {n_epochs}"
+    assert lines[-1] == summary
 
 
 def test_verbose_2_logs_every_epoch():
@@ -107,3 +109,23 @@ def test_no_summary_when_training_fails():
             progress.update(1, 1.0, -1.0)
             raise RuntimeError("diverged")
     assert "stopped" not in stream.getvalue()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+@pytest.mark.parametrize("columns", [0, 100])
+def test_a_real_terminal_gets_the_bar_unless_it_has_no_width(columns):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    # Some CI runners allocate a pseudo-terminal of width 0, on which tqdm draws nothing: log lines instead.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    with open(terminal, "w") as stream:
+        progress = EpochProgress(10, verbose=1, file=stream)
+        with progress:
+            drew_bar = progress.bar is not None
+            progress.update(1, 1.0, -1.0)
+    os.close(controller)
+    assert drew_bar == (columns > 0)
