@@ -131,7 +131,7 @@ def _parse_number(text: str) -> int | float | None:
 
 
 def _parse_sequence(text: str) -> tuple:
-    """ "64,64" -> (64, 64); "0,1;none,5" -> ((0, 1), (None, 5))."""
+    """A tuple from commas, nested by semicolons: 64,64 -> (64, 64); 0,1;none,5 -> ((0, 1), (None, 5))."""
     if ";" in text:
         return tuple(_parse_sequence(part) for part in text.split(";"))
     return tuple(_parse_number(item) for item in text.split(",") if item.strip())
@@ -158,8 +158,8 @@ def _describe(constraints: list) -> str:
     return "|".join(dict.fromkeys(parts)) or "VALUE"
 
 
-def _value_parser(name: str, constraints: list, metavar: str):
-    """A converter from option text to the Python value FlowDensity expects for ``name``.
+def _value_parser(constraints: list, metavar: str):
+    """A converter from option text to the Python value that satisfies one of a parameter's ``constraints``.
 
     Ranges are left to FlowDensity's own parameter validation, whose message names the problem.
     """
@@ -178,7 +178,7 @@ def _value_parser(name: str, constraints: list, metavar: str):
                     return None if word == "none" else int(word)
                 if constraint == "verbose" or (isinstance(constraint, Interval) and constraint.type is Integral):
                     return int(word)
-                if isinstance(constraint, Interval) and constraint.type is Real:
+                if isinstance(constraint, Interval) and constraint.type in (Real, "real_not_int"):
                     return float(word)
                 if constraint == "array-like":
                     return _parse_sequence(text)
@@ -206,7 +206,7 @@ def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
             f"--{name.replace('_', '-')}",
             dest=f"param_{name}",
             metavar=metavar,
-            type=_value_parser(name, constraints, metavar),
+            type=_value_parser(constraints, metavar),
             default=argparse.SUPPRESS,
             help=f"{text} [default: {shown}]",
         )

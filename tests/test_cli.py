@@ -124,6 +124,21 @@ def test_score_to_stdout(model, workdir, skflow_in_process):
     float(lines[1])
 
 
+@pytest.mark.parametrize("name", ["rows.tsv", "rows.csv.gz"])
+def test_score_reads_tsv_and_compressed_csv(name, model, data, workdir, skflow_in_process):
+    data.to_csv(workdir / name, sep="\t" if name.endswith(".tsv") else ",", index=False)
+    result = skflow_in_process("score", model, name, "-o", "scores.tsv", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    scores = pd.read_csv(workdir / "scores.tsv", sep="\t")
+    np.testing.assert_allclose(scores["log_density"], load(model).score_samples(data), rtol=1e-9)
+
+
+def test_without_pandas_the_message_says_what_to_install(model, workdir, skflow_in_process, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` raise ImportError
+    result = skflow_in_process("score", model, "train.csv", cwd=workdir)
+    assert_one_line_error(result, "needs pandas", "pip install")
+
+
 def test_sample_writes_rows_with_the_model_columns(model, workdir, skflow_in_process):
     result = skflow("sample", model, "-n", "50", "-o", "samples.csv", "--random-state", "1", cwd=workdir)
     assert result.returncode == 0, result.stderr
