@@ -1,0 +1,100 @@
+"""Smoke tests for the examples, the README snippet and the docs' doctests.
+
+The examples are run with FlowDensity's training cut to two epochs (the
+figures would be meaningless, the code paths are the same) from a copy in a
+temporary folder, so the committed figures under docs/_static are left alone.
+Each must save the figures the docs show.
+"""
+
+from __future__ import annotations
+
+import doctest
+import re
+import runpy
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from skflow import FlowDensity
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
+STATIC = ROOT / "docs" / "_static"
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("pandas")
+
+
+@pytest.fixture
+def two_epoch_fits(monkeypatch):
+    """Cap max_epochs at 2 for every FlowDensity fit, including clones made by GridSearchCV."""
+    fit = FlowDensity.fit
+
+    def quick_fit(self, X, y=None, sample_weight=None):
+        max_epochs = self.max_epochs
+        self.max_epochs = min(max_epochs, 2)
+        try:
+            return fit(self, X, y, sample_weight=sample_weight)
+        finally:
+            self.max_epochs = max_epochs
+
+    monkeypatch.setattr(FlowDensity, "fit", quick_fit)
+
+
+@pytest.fixture
+def agg_backend():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    matplotlib.use("Agg")
+    yield
+    plt.close("all")
+    matplotlib.use(backend)
+
+
+def test_examples_are_gallery_scripts():
+    assert EXAMPLES, "no examples found"
+    for example in EXAMPLES:
+        text = example.read_text(encoding="utf-8")
+        # sphinx-gallery needs a docstring that opens with an underlined title.
+        assert re.match(r'"""\n=+\n.+\n=+\n', text), f"{example.name}: no sphinx-gallery title"
+        assert re.search(r"\.png[\"']", text), f"{example.name}: saves no figure"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
+def test_example_runs_and_saves_committed_figures(example, tmp_path, two_epoch_fits, agg_backend, monkeypatch):
+    copy = tmp_path / "examples" / example.name
+    copy.parent.mkdir()
+    shutil.copy(example, copy)
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # two-epoch fits warn that they stopped early
+        runpy.run_path(str(copy), run_name="__main__")
+    saved = sorted(p.name for p in tmp_path.rglob("*.png"))
+    assert saved, f"{example.name} saved no figure"
+    committed = {p.name for p in STATIC.rglob("*.png")}
+    missing = [name for name in saved if name not in committed]
+    assert not missing, f"{example.name}: figure(s) {missing} are not committed under docs/_static"
+
+
+def test_readme_example_runs(two_epoch_fits):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme, flags=re.S).group(1)
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["X_new"].shape == (1000, 2)
+    assert namespace["Z"].shape == namespace["X_test"].shape
+
+
+DOCTEST_PAGES = [p for p in sorted((ROOT / "docs").rglob("*.md")) if ">>>" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("page", DOCTEST_PAGES, ids=lambda p: p.name)
+def test_docs_doctests(page):
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
