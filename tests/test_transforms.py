@@ -14,6 +14,7 @@ from skflow._core import (
     Standardize,
     ToUnbounded,
 )
+from skflow._core.transforms import _LUWeight
 
 from .conftest import autograd_log_abs_det, perturb_parameters
 
@@ -107,3 +108,23 @@ def test_affine_scale_is_bounded_for_extreme_inputs():
     _, log_det = transform(x)
     assert torch.isfinite(log_det).all()
     assert torch.all(log_det.abs() <= 3.0 * MASK.sum())
+
+
+def test_lu_weight_backward_matches_autograd_on_the_plain_product():
+    # LULinear builds W = L U with a hand-written backward: compare with autograd.
+    g = torch.Generator().manual_seed(3)
+    lower, upper = torch.randn(2, D, D, generator=g, dtype=torch.float64)
+    log_diag = torch.randn(D, generator=g, dtype=torch.float64)
+    grad_weight = torch.randn(D, D, generator=g, dtype=torch.float64)
+    grads = []
+    for plain in (False, True):
+        params = [t.clone().requires_grad_(True) for t in (lower, upper, log_diag)]
+        if plain:
+            eye = torch.eye(D, dtype=torch.float64)
+            weight = (params[0].tril(-1) + eye) @ (params[1].triu(1) + torch.diag(params[2].exp()))
+        else:
+            weight = _LUWeight.apply(*params)
+        (weight * grad_weight).sum().backward()
+        grads.append([weight.detach()] + [p.grad for p in params])
+    for ours, reference in zip(*grads):
+        torch.testing.assert_close(ours, reference)

@@ -137,6 +137,33 @@ class Permutation(Transform):
         return z[:, self.inverse_order], z.new_zeros(z.shape[0])
 
 
+class _LUWeight(torch.autograd.Function):
+    """W = L U from the unconstrained factors, with a hand-written backward.
+
+    L = I + strict_lower(lower), U = strict_upper(upper) + diag(exp(log_diag)).
+    Built at every training step; as a single graph node its forward and backward
+    take ~16 tensor operations instead of ~40 traced ones.
+    """
+
+    @staticmethod
+    def forward(ctx, lower: torch.Tensor, upper: torch.Tensor, log_diag: torch.Tensor) -> torch.Tensor:
+        unit_lower = torch.tril(lower, -1)
+        unit_lower.diagonal().fill_(1.0)
+        diag = log_diag.exp()
+        upper_diag = torch.triu(upper, 1)
+        upper_diag.diagonal().copy_(diag)
+        ctx.save_for_backward(unit_lower, upper_diag, diag)
+        return unit_lower @ upper_diag
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_weight: torch.Tensor):
+        unit_lower, upper_diag, diag = ctx.saved_tensors
+        grad_lower = grad_weight @ upper_diag.T
+        grad_upper = unit_lower.T @ grad_weight
+        return torch.tril(grad_lower, -1), torch.triu(grad_upper, 1), grad_upper.diagonal() * diag
+
+
 class LULinear(Transform):
     """Invertible linear map z = W x + b with W = L U (Kingma & Dhariwal 2018).
 
@@ -161,9 +188,12 @@ class LULinear(Transform):
         upper = torch.triu(self.upper, 1) + torch.diag_embed(self.log_diag.exp())
         return lower, upper
 
+    def weight(self) -> torch.Tensor:
+        """The matrix W = L U."""
+        return _LUWeight.apply(self.lower, self.upper, self.log_diag)
+
     def forward(self, x):
-        lower, upper = self._factors()
-        z = torch.addmm(self.bias, x, (lower @ upper).T)
+        z = torch.addmm(self.bias, x, self.weight().T)
         return z, self.log_diag.sum().expand(x.shape[0])
 
     def inverse(self, z):
