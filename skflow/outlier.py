@@ -139,6 +139,20 @@ class FlowOutlierDetector(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self.density_.score_samples(X)
 
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample, so that ``GridSearchCV`` can tune the flow without labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
     def decision_function(self, X):
         """Log-density minus ``offset_``: negative for outliers, non-negative for inliers.
 

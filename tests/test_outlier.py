@@ -1,5 +1,10 @@
 """FlowOutlierDetector: scikit-learn's outlier-detector contract and detection quality."""
 
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
@@ -25,8 +30,98 @@ def fast_density(**params):
 
 
 @parametrize_with_checks(
-    [FlowOutlierDetector(density=fast_density()), FlowOutlierDetector(density=fast_density(), contamination=0.1)],
+    [FlowOutlierDetector(density=fast_density())],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=300, centers=[[0, 0], [4, 4]], cluster_std=[1.0, 0.5], random_state=0)
+    return X * [2.0, 1.0] + [100.0, -5.0]  # not standardized: the detector must handle units
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    return FlowOutlierDetector(density=fast_density(max_epochs=15)).fit(blobs)
+
+
+def test_api_contract(fitted, blobs):
+    X_new = np.vstack([blobs[:50], blobs[:5] + [60.0, 30.0]])
+    labels, decision, scores = fitted.predict(X_new), fitted.decision_function(X_new), fitted.score_samples(X_new)
+    assert labels.shape == decision.shape == scores.shape == (55,)
+    assert labels.dtype.kind == "i" and set(np.unique(labels)) <= {-1, 1}
+    assert decision.dtype == scores.dtype == np.float64
+    np.testing.assert_allclose(decision, scores - fitted.offset_)
+    np.testing.assert_array_equal(labels, np.where(decision < 0, -1, 1))
+    np.testing.assert_allclose(scores, fitted.density_.score_samples(X_new))  # the log-density itself
+    assert (labels[-5:] == -1).all() and (decision[-5:] < 0).all()  # far-away points are outliers
+    assert isinstance(fitted.offset_, float) and fitted.score(X_new) == pytest.approx(scores.mean())
+
+
+@pytest.mark.parametrize("contamination", [0.01, 0.1, 0.25, 0.5])
+def test_contamination_is_the_training_outlier_fraction(blobs, contamination):
+    detector = FlowOutlierDetector(density=fast_density(max_epochs=10), contamination=contamination)
+    n_outliers = int((detector.fit_predict(blobs) == -1).sum())
+    assert abs(n_outliers - contamination * len(blobs)) <= 1
+
+
+def test_auto_is_tukeys_fence_on_training_log_densities(fitted, blobs):
+    q1, q3 = np.percentile(fitted.score_samples(blobs), [25, 75])
+    assert fitted.offset_ == pytest.approx(q1 - 1.5 * (q3 - q1))
+    assert 0 < (fitted.predict(blobs) == -1).mean() < 0.1
+
+
+@pytest.mark.parametrize("contamination", [0, 0.0, -0.1, 0.5001, 1.0, "high", None])
+def test_bad_contamination_raises_clear_error(blobs, contamination):
+    with pytest.raises(ValueError, match="contamination"):
+        FlowOutlierDetector(density=fast_density(), contamination=contamination).fit(blobs)
+
+
+def test_bad_density_raises_clear_error(blobs):
+    with pytest.raises((TypeError, ValueError), match="density"):
+        FlowOutlierDetector(density="spline").fit(blobs)
+
+
+def test_nested_parameters_are_tunable_by_grid_search(blobs):
+    search = GridSearchCV(
+        FlowOutlierDetector(density=fast_density(max_epochs=10)), {"density__n_transforms": [1, 2]}, cv=2
+    )
+    search.fit(blobs)  # scored by held-out mean log-likelihood: no labels needed
+    assert search.best_params_["density__n_transforms"] in (1, 2)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.density_.n_transforms == search.best_params_["density__n_transforms"]
+
+
+def test_high_auc_on_easy_synthetic_task():
+    """Inliers on a ring, outliers inside the hole and outside it: a Gaussian fit scores AUC 0.5 here."""
+    rng = np.random.RandomState(0)
+
+    def polar(radius):
+        angle = rng.uniform(0, 2 * np.pi, len(radius))
+        return np.c_[radius * np.cos(angle), radius * np.sin(angle)]
+
+    X_train, X_inliers = polar(2 + 0.2 * rng.normal(size=500)), polar(2 + 0.2 * rng.normal(size=200))
+    X_outliers = polar(np.r_[rng.uniform(0, 1, 50), rng.uniform(3, 4, 50)])
+    density = fast_density(max_epochs=30, batch_size=64, learning_rate=1e-2, hidden_units=(16,))
+    detector = FlowOutlierDetector(density=density).fit(X_train)
+    scores = detector.score_samples(np.vstack([X_inliers, X_outliers]))
+    auc = roc_auc_score(np.r_[np.zeros(200), np.ones(100)], -scores)
+    assert auc > 0.95, auc
+
+
+def test_anomaly_benchmark_quick_mode(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("anomaly", Path(__file__).parents[1] / "benchmarks" / "anomaly.py")
+    anomaly = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "anomaly", anomaly)  # dataclasses look their module up there
+    spec.loader.exec_module(anomaly)
+    output = tmp_path / "anomaly.json"
+    record = anomaly.main(["--quick", "--output", str(output)])
+    assert json.loads(output.read_text())["mean_rank"] == record["mean_rank"]
+    (rows,) = record["results"].values()
+    for name in anomaly.DETECTORS:
+        assert 0.5 < rows[name]["roc_auc"] <= 1 and 0 < rows[name]["average_precision"] <= 1, (name, rows[name])
+    assert sum(record["mean_rank"]["roc_auc"].values()) == pytest.approx(sum(range(1, len(anomaly.DETECTORS) + 1)))
+    assert rows["oracle"]["roc_auc"] >= max(rows[name]["roc_auc"] for name in anomaly.DETECTORS) - 0.05
