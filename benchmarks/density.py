@@ -135,7 +135,7 @@ def fit_gmm(X, settings):
 
 
 def fit_kde(X, settings):
-    grid = {"bandwidth": np.logspace(-1.5, 0.5, 3 if settings.quick else 21).tolist()}
+    grid = {"bandwidth": np.logspace(-1.5, 0.5, 3 if settings.quick else 13).tolist()}
     return _search(KernelDensity(), grid, X, settings)
 
 
@@ -323,16 +323,40 @@ def run(
     }
 
 
+def merge(paths: list[str]) -> dict:
+    """One report from several runs (e.g. one process per model), ordered by dataset then model."""
+    reports = []
+    for path in paths:
+        with open(path) as f:
+            reports.append(json.load(f))
+    by_key = {(r["dataset"], r["model"]): r for report in reports for r in report["results"]}
+    order = {name: i for i, name in enumerate(datasets.NAMES)}
+    keys = sorted(by_key, key=lambda k: (order.get(k[0], len(order)), MODELS.index(k[1])))
+    results = [Result(**by_key[k]) for k in keys]
+    optima = {k: v for report in reports for k, v in report["true_optimum"].items()}
+    merged = dict(reports[0])
+    merged["shapes"] = {k: v for report in reports for k, v in report["shapes"].items()}
+    merged["true_optimum"] = optima
+    merged["results"] = [asdict(r) for r in results]
+    merged["table"] = format_table(results, optima)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few epochs (seconds; for CI)")
     parser.add_argument("--datasets", nargs="+", default=datasets.NAMES, choices=datasets.NAMES)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--out", default=None, help="write the results as JSON to this path")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, metavar="JSON", help="combine earlier runs instead of running"
+    )
     args = parser.parse_args(argv)
 
-    settings = Settings.for_mode(args.quick)
-    report = run(args.datasets, args.models, settings)
+    if args.merge:
+        report = merge(args.merge)
+    else:
+        report = run(args.datasets, args.models, Settings.for_mode(args.quick))
     print()
     print(report["table"])
     if args.out:
