@@ -25,6 +25,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 READ_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+WRITE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst"}
 
 # Metavars clearer than the ones derived from the parameter constraints.
@@ -323,7 +324,7 @@ def _check_output_path(path: str | None) -> None:
     """Fail before the work, not after, when the result could not be written."""
     if path is None or path == "-":
         return
-    _file_format(path, {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"})
+    _file_format(path, WRITE_FORMATS)
     _check_writable(path)
 
 
@@ -341,7 +342,7 @@ def write_table(frame, path: str | None) -> None:
         frame.to_csv(sys.stdout, index=False)
         sys.stdout.flush()
         return
-    kind = _file_format(path, {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"})
+    kind = _file_format(path, WRITE_FORMATS)
     try:
         if kind == "parquet":
             frame.to_parquet(path, index=False)
