@@ -164,17 +164,18 @@ def mixture_task(n_train=2000, n_test=500, d=10, k=3, seed=0):
     return Task(f"mixture_{d}d", X_train, X_test, y_test, log_density)
 
 
-def make_tasks(quick=False):
+def make_tasks(quick=False, seed=0):
+    """The tasks; ``seed`` sets the splits and the synthetic draws."""
     if quick:
-        return [ring_task(n_train=300, n_test=200)]
+        return [ring_task(n_train=300, n_test=200, seed=seed)]
     return [
-        breast_cancer_task(),
-        digits_task(0),
-        digits_task(3),
-        digits_task(7),
-        ring_task(),
-        sine_task(),
-        mixture_task(),
+        breast_cancer_task(seed),
+        digits_task(0, seed),
+        digits_task(3, seed),
+        digits_task(7, seed),
+        ring_task(seed=seed),
+        sine_task(seed=seed),
+        mixture_task(seed=seed),
     ]
 
 
@@ -300,10 +301,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="one small task and a few epochs (smoke test)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file for the results")
     parser.add_argument("--tasks", nargs="*", help="run only these task names")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the splits, the synthetic data and the models")
     args = parser.parse_args(argv)
 
-    tasks = make_tasks(args.quick)
+    tasks = make_tasks(args.quick, args.seed)
     if args.tasks:
         tasks = [t for t in tasks if t.name in args.tasks]
     results, shapes = {}, {}
