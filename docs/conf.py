@@ -5,7 +5,8 @@ Build (as CI does): ``python -m sphinx -W --keep-going -b html docs docs/_build/
 The gallery examples are not executed by default: each one saves its figures
 under ``docs/_static`` when run, those figures are committed, and this file
 inserts them into the example pages. Set ``SKFLOW_DOCS_RUN_EXAMPLES=1`` to run
-every example during the build instead (several minutes on two cores).
+every example during the build instead (several minutes on two cores), or to a
+regular expression to run only the matching examples (``=latent``).
 """
 
 from __future__ import annotations
@@ -65,13 +66,26 @@ if os.environ.get("SKFLOW_DOCS_INTERSPHINX", "0") not in ("", "0", "false", "Fal
         "torch": ("https://docs.pytorch.org/docs/stable", None),
     }
 
-run_examples = os.environ.get("SKFLOW_DOCS_RUN_EXAMPLES", "0") not in ("", "0", "false", "False")
+# SKFLOW_DOCS_RUN_EXAMPLES: unset or 0 runs no example; 1 runs them all; any
+# other value is a regular expression on the example's path (e.g. "latent").
+_run_setting = os.environ.get("SKFLOW_DOCS_RUN_EXAMPLES", "0")
+if _run_setting in ("", "0", "false", "False"):
+    run_pattern = None
+elif _run_setting in ("1", "true", "True", "all"):
+    run_pattern = r"/plot_"
+else:
+    run_pattern = _run_setting
+
+
+def _is_executed(example_name: str) -> bool:
+    return run_pattern is not None and re.search(run_pattern, "/" + example_name) is not None
+
 
 sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
-    "filename_pattern": r"/plot_",
-    "plot_gallery": "True" if run_examples else "False",
+    "filename_pattern": run_pattern or r"/plot_",
+    "plot_gallery": "False" if run_pattern is None else "True",
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
@@ -113,7 +127,7 @@ def _insert_committed_figures(app, docname: str, source: list[str]) -> None:
     Each figure goes right after the code block that saves it (where
     sphinx-gallery would put it when running the example).
     """
-    if run_examples or not docname.startswith("auto_examples/plot_"):
+    if not docname.startswith("auto_examples/plot_") or _is_executed(docname.split("/", 1)[1] + ".py"):
         return
     text = source[0]
     starts = [m.start() for m in GENERATED_BLOCK.finditer(text)] + [len(text)]

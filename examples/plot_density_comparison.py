@@ -113,7 +113,10 @@ for row, (data_name, X) in enumerate(datasets.items()):
         ax.set_yticks([])
 
 fig.suptitle("Density of each model (brighter = more probable)")
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:  # the docs show the figures saved here
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "density_comparison.png", dpi=80)
 

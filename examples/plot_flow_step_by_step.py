@@ -75,7 +75,10 @@ for ax in axes[len(stages) + 1 :]:
     ax.set_axis_off()
 fig.suptitle("Base samples pushed through each layer's inverse, in sampling order (colour = angle in the base space)")
 
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:  # the docs show the figures saved here
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "flow_step_by_step.png", dpi=80)
 

@@ -73,7 +73,10 @@ axes[2].plot(t, np.exp(-0.5 * t**2) / np.sqrt(2 * np.pi), color="black", ls="--"
 axes[2].set_title("latent marginals")
 axes[2].legend(loc="upper left", fontsize=9)
 
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:  # the docs show the figures saved here
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "latent_space.png", dpi=80)
 

@@ -66,7 +66,10 @@ ax.set_ylabel("mean log-likelihood per sample\n(3-fold CV, data units, higher is
 ax.set_title("GridSearchCV over FlowDensity(flow=..., n_transforms=...)")
 ax.legend(loc="lower right")
 
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:  # the docs show the figures saved here
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "model_selection.png", dpi=80)
 

@@ -86,7 +86,10 @@ for ax_row, (label, images) in zip(axes, rows.items()):
         ax.set_yticks([])
     ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
 
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:  # the docs show the figures saved here
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "pipeline_digits.png", dpi=80)
 

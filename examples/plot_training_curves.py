@@ -72,7 +72,10 @@ for ax, (batch_size, est) in zip(axes, models.items()):
 axes[0].set_ylabel("mean log-likelihood per sample\n(standardized units, higher is better)")
 axes[0].set_ylim(bottom=-40)  # the first epochs start far lower
 
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:  # the docs show the figures saved here
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "training_curves.png", dpi=80)
 
