@@ -55,6 +55,7 @@ FIT_EPILOG = """\
 examples:
   skflow fit data.csv -o model.skflow
   skflow fit data.csv -o model.skflow --columns x,y,z --random-state 0
+  skflow fit survey.csv -o model.skflow --sample-weight weight
   skflow fit data.csv -o model.skflow --n-transforms 8 --hidden-units 128,128 --batch-size 512
   skflow fit counts.parquet -o model.skflow --dequantize true --bounds 0,none --verbose 0
 
@@ -398,21 +399,33 @@ def _command_fit(args: argparse.Namespace) -> int:
     model = FlowDensity(**params)
     _check_writable(args.output)
     frame = read_table(args.data)
+    weights = None
+    if args.sample_weight is not None:
+        weight = _select_columns(frame, [args.sample_weight], args.data, "named by --sample-weight")
+        weights = _check_numeric(weight, args.data).iloc[:, 0].to_numpy()
+        if (weights < 0).any():
+            row = int((weights < 0).argmax()) + 1
+            raise CLIError(
+                f"{args.data}: weight column {args.sample_weight!r} has negative values (first in data row {row})"
+            )
+        frame = frame.drop(columns=[args.sample_weight])
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if args.sample_weight in columns:
+            raise CLIError(f"column {args.sample_weight!r} cannot be both a feature (--columns) and the weight")
         frame = _select_columns(frame, columns, args.data, "named by --columns")
     frame = _check_numeric(frame, args.data)
     if frame.shape[0] < 2:
         raise CLIError(f"{args.data}: only {frame.shape[0]} data row; fitting needs at least 2")
     start = time.perf_counter()
-    model.fit(frame)
+    model.fit(frame, sample_weight=weights)
     seconds = time.perf_counter() - start
     save_model(model, args.output)
     if model.verbose:
         _info(
             f"fitted FlowDensity on {frame.shape[0]} rows x {frame.shape[1]} columns in {seconds:.1f} s "
             f"({model.n_iter_} epochs, weights of epoch {model.best_epoch_}); "
-            f"mean log-likelihood of the data {model.score(frame):.4f}; saved to {args.output}"
+            f"mean log-likelihood of the training rows {model.score(frame):.4f}; saved to {args.output}"
         )
     return 0
 
@@ -501,6 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, metavar="MODEL", help="where to save the model (e.g. model.skflow)"
     )
     fit.add_argument("--columns", metavar="A,B,...", help="fit on these columns only (default: all columns)")
+    fit.add_argument(
+        "--sample-weight",
+        metavar="COLUMN",
+        help="a column of non-negative row weights (weighted maximum likelihood); it is not a feature",
+    )
     _add_parameter_options(fit)
     fit.set_defaults(handler=_command_fit)
 

@@ -186,6 +186,23 @@ def test_fit_on_parquet_with_selected_columns_and_typed_options(workdir, data, s
     assert est.bounds == ((None, None), (-100, 100)) and est.batch_size == "auto"
 
 
+def test_fit_with_a_weight_column(workdir, data, skflow_in_process):
+    from skflow import FlowDensity
+
+    weights = np.linspace(0.0, 2.0, len(data))
+    data.assign(w=weights).to_csv(workdir / "weighted.csv", index=False)
+    args = ["--max-epochs", "3", "--n-transforms", "1", "--hidden-units", "8", "--random-state", "0", "--verbose", "0"]
+    result = skflow_in_process("fit", "weighted.csv", "-o", "w.skflow", "--sample-weight", "w", *args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    est = load(workdir / "w.skflow")
+    assert list(est.feature_names_in_) == ["a", "b", "c"]  # the weight column is not a feature
+    reference = FlowDensity(max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0)
+    reference.fit(data, sample_weight=weights)
+    np.testing.assert_allclose(est.score_samples(data), reference.score_samples(data), rtol=1e-6)
+    unweighted = FlowDensity(max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0).fit(data)
+    assert not np.allclose(est.score_samples(data), unweighted.score_samples(data))
+
+
 @pytest.mark.parametrize(
     "args, fragments",
     [
@@ -211,6 +228,8 @@ def test_fit_on_parquet_with_selected_columns_and_typed_options(workdir, data, s
         (["score", "MODEL", "two_columns.csv"], ["'c'", "fitted on"]),
         (["score", "MODEL", "train.csv", "-o", "scores.xlsx"], ["unknown file type"]),
         (["frobnicate"], ["invalid choice", "frobnicate"]),
+        (["fit", "train.csv", "-o", "m.skflow", "--sample-weight", "zz"], ["'zz'", "--sample-weight"]),
+        (["fit", "negative_weight.csv", "-o", "m.skflow", "--sample-weight", "w"], ["'w'", "negative", "row 2"]),
         (["fit", "no_header.csv", "-o", "m.skflow"], ["no_header.csv", "header row"]),
         (["demo", "--out", "figure.xyz"], ["figure.xyz", "unsupported figure format"]),
     ],
@@ -221,6 +240,7 @@ def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow
     (workdir / "text.csv").write_text("a,city\n1.0,Paris\n2.0,Lyon\n")
     (workdir / "holes.csv").write_text("a,b\n1.0,2.0\n3.0,\n5.0,6.0\n")
     (workdir / "two_columns.csv").write_text("a,b\n1.0,2.0\n3.0,4.0\n")
+    (workdir / "negative_weight.csv").write_text("a,w\n1.0,1.0\n3.0,-1.0\n5.0,1.0\n")
     (workdir / "no_header.csv").write_text("1.0,2.0\n3.0,4.0\n1.0,2.0\n")
     (workdir / "binary.parquet").write_bytes(b"\x00\x01 definitely not parquet \xff" * 10)
     result = skflow_in_process(*[str(model) if a == "MODEL" else a for a in args], cwd=workdir)
