@@ -21,6 +21,8 @@ from ._validation import Interval, StrOptions, _fit_context
 
 # Rows per forward pass at inference: bounds peak memory for any input size.
 INFERENCE_BATCH_SIZE = 65536
+# Bytes the flow's intermediates may take per inference batch (see FlowDensity._inference_rows).
+INFERENCE_MEMORY = 64 * 2**20
 
 
 def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
@@ -360,15 +362,40 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     def _validated(self, X) -> np.ndarray:
         check_is_fitted(self)
         check_numeric(X, type(self).__name__)
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        # float32 input stays float32 here (no full-size float64 copy); each
+        # batch is converted to float64 on its way into the flow.
+        return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+
+    def _inference_rows(self) -> int:
+        """Rows per batch at inference, so that the flow's intermediates stay near INFERENCE_MEMORY bytes.
+
+        A spline layer holds a few float64 tensors of (rows, features, 3 * n_bins) (parameters,
+        knot table); the conditioner holds (rows, width) activations.
+        """
+        width = max([self.n_features_in_, *self.flow_.config["hidden_units"]])
+        per_row = 8 * (6 * self.n_features_in_ * (3 * self.flow_.config["n_bins"] + 4) + 4 * width)
+        return int(np.clip(INFERENCE_MEMORY // per_row, 256, INFERENCE_BATCH_SIZE))
 
     def _batched(self, function, X: np.ndarray) -> np.ndarray:
-        outputs = []
+        # Filled in place, batch by batch: no list of chunks and no concatenated copy.
+        n_rows, rows = X.shape[0], self._inference_rows()
+        output = np.empty((0,))
         with torch.inference_mode():
+            for start in range(0, n_rows, rows):
+                result = to_numpy(function(to_tensor(X[start : start + rows], self.device_)))
+                if start == 0:
+                    output = np.empty((n_rows, *result.shape[1:]))
+                output[start : start + rows] = result
+        return output
+
+    def _outside_bounds(self, X: np.ndarray) -> np.ndarray:
+        """Rows on or outside ``bounds``, checked batch by batch (no full-size temporaries)."""
+        outside = np.zeros(X.shape[0], dtype=bool)
+        if np.isfinite(self.low_).any() or np.isfinite(self.high_).any():
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                batch = to_tensor(X[start : start + INFERENCE_BATCH_SIZE], self.device_)
-                outputs.append(to_numpy(function(batch)))
-        return np.concatenate(outputs) if outputs else np.empty((0,))
+                rows = slice(start, start + INFERENCE_BATCH_SIZE)
+                outside[rows] = outside_bounds(X[rows], self.low_, self.high_)
+        return outside
 
     def score_samples(self, X):
         """Log-density of each sample, in the units of ``X``.
@@ -384,9 +411,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             outside ``bounds``; never NaN or ``+inf``.
         """
         X = self._validated(X)
-        inside = ~outside_bounds(X, self.low_, self.high_)
-        log_density = np.full(X.shape[0], -np.inf)
-        log_density[inside] = self._batched(self.flow_.log_prob, X[inside])
+        # Scored in place; rows outside the bounds (whatever the flow gives them) are set after.
+        log_density = self._batched(self.flow_.log_prob, X)
+        log_density[self._outside_bounds(X)] = -np.inf
         # Overflow far outside the data (|x| ~ 1e300) means a density that underflows to zero.
         log_density[~np.isfinite(log_density)] = -np.inf
         return log_density
@@ -422,7 +449,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             If a row lies on or outside ``bounds``, where the map is undefined.
         """
         X = self._validated(X)
-        outside = outside_bounds(X, self.low_, self.high_)
+        outside = self._outside_bounds(X)
         if outside.any():
             raise ValueError(
                 f"X has {int(outside.sum())} row(s) on or outside the bounds (first: row {int(np.argmax(outside))}); "
@@ -463,12 +490,13 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        chunks = []
+        # Filled in place, batch by batch: the output is the only full-size array.
+        samples, rows = np.empty((n_samples, self.n_features_in_)), self._inference_rows()
         with torch.inference_mode():
-            for start in range(0, n_samples, INFERENCE_BATCH_SIZE):
-                size = min(INFERENCE_BATCH_SIZE, n_samples - start)
-                chunks.append(to_numpy(self.flow_.sample(size, generator)))
-        return np.concatenate(chunks)
+            for start in range(0, n_samples, rows):
+                size = min(rows, n_samples - start)
+                samples[start : start + size] = to_numpy(self.flow_.sample(size, generator))
+        return samples
 
     # ------------------------------------------------- sklearn integration
 
