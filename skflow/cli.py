@@ -300,7 +300,7 @@ def _check_numeric(frame, path: str):
             f"{path}: non-numeric column(s) {names} (e.g. {column.iloc[row]!r} in data row {row + 1}); "
             "FlowDensity models numeric columns only: drop or encode them, or choose columns with --columns"
         )
-    values = frame.to_numpy(dtype=np.float64)
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # na_value: pandas' nullable Int64/Float64 columns
     for problem, mask in (("missing", np.isnan(values)), ("infinite", np.isinf(values))):
         if mask.any():
             rows, cols = np.nonzero(mask)
@@ -608,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return args.handler(args)
     except CLIError as exc:
-        message = str(exc)
+        message = _one_line(exc)  # file content (a quoted header) could hold a newline
     except (ValueError, TypeError) as exc:
         if debug:
             raise

@@ -213,6 +213,7 @@ def test_fit_with_a_weight_column(workdir, data, skflow_in_process):
         (["fit", "text.csv", "-o", "m.skflow"], ["non-numeric", "'city'", "'Paris'"]),
         (["fit", "holes.csv", "-o", "m.skflow"], ["'b'", "missing values", "row 2"]),
         (["fit", "binary.parquet", "-o", "m.skflow"], ["binary.parquet", "could not be read"]),
+        (["fit", "nullable.parquet", "-o", "m.skflow"], ["'n'", "missing values", "row 3"]),
         (["fit", "train.csv", "-o", "nodir/m.skflow"], ["does not exist"]),
         (["fit", "train.csv", "-o", "m.skflow", "--columns", "a,zz"], ["'zz'", "--columns"]),
         (["fit", "train.csv", "-o", "m.skflow", "--max-epochs", "many"], ["--max-epochs", "INT", "'many'"]),
@@ -242,6 +243,8 @@ def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow
     (workdir / "two_columns.csv").write_text("a,b\n1.0,2.0\n3.0,4.0\n")
     (workdir / "negative_weight.csv").write_text("a,w\n1.0,1.0\n3.0,-1.0\n5.0,1.0\n")
     (workdir / "no_header.csv").write_text("1.0,2.0\n3.0,4.0\n1.0,2.0\n")
+    nullable = pd.DataFrame({"x": [1.0, 2.0, 3.0], "n": pd.array([1, 2, None], dtype="Int64")})
+    nullable.to_parquet(workdir / "nullable.parquet")
     (workdir / "binary.parquet").write_bytes(b"\x00\x01 definitely not parquet \xff" * 10)
     result = skflow_in_process(*[str(model) if a == "MODEL" else a for a in args], cwd=workdir)
     assert_one_line_error(result, *fragments)
