@@ -263,7 +263,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             fixed[0].low.copy_(torch.from_numpy(low))
             fixed[0].high.copy_(torch.from_numpy(high))
             with torch.no_grad():
-                X_unbounded = fixed[0](torch.from_numpy(X))[0].numpy()
+                X_unbounded = fixed[0](to_tensor(X, torch.device("cpu")))[0].numpy()
         else:
             X_unbounded = X
         prep = fit_preprocessing(X, X_unbounded, low, high, self.standardize, self.dequantize)
