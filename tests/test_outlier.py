@@ -85,6 +85,15 @@ def test_bad_density_raises_clear_error(blobs):
         FlowOutlierDetector(density="spline").fit(blobs)
 
 
+def test_sample_weight_reaches_the_density(blobs):
+    weights = np.r_[np.ones(150), np.full(150, 5.0)]
+    detector = FlowOutlierDetector(density=fast_density(max_epochs=5)).fit(blobs, sample_weight=weights)
+    reference = fast_density(max_epochs=5).fit(blobs, sample_weight=weights)
+    unweighted = fast_density(max_epochs=5).fit(blobs)
+    np.testing.assert_allclose(detector.score_samples(blobs), reference.score_samples(blobs))
+    assert not np.allclose(detector.score_samples(blobs), unweighted.score_samples(blobs))
+
+
 def test_nested_parameters_are_tunable_by_grid_search(blobs):
     search = GridSearchCV(
         FlowOutlierDetector(density=fast_density(max_epochs=10)), {"density__n_transforms": [1, 2]}, cv=2
