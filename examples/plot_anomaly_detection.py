@@ -145,6 +145,9 @@ for row, (data_name, X_inliers) in enumerate(datasets.items()):
 fig.suptitle("Decision boundary (black line) at 15% contamination; inliers black, outliers orange", fontsize=14)
 fig.tight_layout()
 
-figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+try:
+    figure_dir = Path(__file__).resolve().parents[1] / "docs" / "_static" / "examples"
+except NameError:  # no __file__: run by sphinx-gallery or pasted into a notebook
+    figure_dir = Path("figures")
 figure_dir.mkdir(parents=True, exist_ok=True)
 fig.savefig(figure_dir / "anomaly_detection.png", dpi=80)
