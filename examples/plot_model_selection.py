@@ -13,7 +13,9 @@ same search.
 
 Here the grid crosses the coupling type (affine maps as in RealNVP, or
 rational-quadratic splines) with the number of coupling layers, on noisy
-two-moons data. To keep the example fast, ``max_epochs`` is small and the
+two-moons data. Splines beat affine couplings clearly; with splines, more layers help a little.
+On 600 points in two dimensions a well-chosen mixture is still as good or
+better: it has few parameters to estimate. To keep the example fast, ``max_epochs`` is small and the
 network is narrow; on your data, search over ``n_transforms``,
 ``hidden_units``, ``learning_rate`` and ``batch_size`` first.
 """
@@ -30,7 +32,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skflow import FlowDensity
 
-X, _ = make_moons(900, noise=0.1, random_state=0)
+X, _ = make_moons(600, noise=0.1, random_state=0)
 
 flow_search = GridSearchCV(
     FlowDensity(hidden_units=(32, 32), learning_rate=5e-3, batch_size=128, max_epochs=150, random_state=0),
@@ -61,6 +63,8 @@ ax.axhline(
     ls="--",
     label=f"best GaussianMixture ({gmm_search.best_params_['n_components']} components)",
 )
+top = max(gmm_search.best_score_, (results["mean_test_score"] + results["std_test_score"]).max())
+ax.set_ylim(top=top + 0.05)
 ax.set_xticks(positions, labels)
 ax.set_ylabel("mean log-likelihood per sample\n(3-fold CV, data units, higher is better)")
 ax.set_title("GridSearchCV over FlowDensity(flow=..., n_transforms=...)")

@@ -68,7 +68,7 @@ for ax, (batch_size, est) in zip(axes, models.items()):
     ax.axvline(est.best_epoch_, color="black", ls=":", label=f"best_epoch_ = {est.best_epoch_}")
     ax.set_title(f"batch_size={batch_size}")
     ax.set_xlabel("epoch")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")
 axes[0].set_ylabel("mean log-likelihood per sample\n(standardized units, higher is better)")
 axes[0].set_ylim(bottom=-40)  # the first epochs start far lower
 
