@@ -13,11 +13,12 @@ same search.
 
 Here the grid crosses the coupling type (affine maps as in RealNVP, or
 rational-quadratic splines) with the number of coupling layers, on noisy
-two-moons data. Splines beat affine couplings clearly; with splines, more layers help a little.
-On 600 points in two dimensions a well-chosen mixture is still as good or
-better: it has few parameters to estimate. To keep the example fast, ``max_epochs`` is small and the
-network is narrow; on your data, search over ``n_transforms``,
-``hidden_units``, ``learning_rate`` and ``batch_size`` first.
+two-moons data. Splines beat affine couplings clearly; with splines, more
+layers help a little. On 600 points in two dimensions a well-chosen mixture
+is still as good or better: it has few parameters to estimate. To keep the
+example fast, ``max_epochs`` is small and the network is narrow; on your
+data, search over ``n_transforms``, ``hidden_units``, ``learning_rate`` and
+``batch_size`` first.
 """
 
 # %%
