@@ -1,0 +1,30 @@
+"""The speed benchmark's quick mode runs end to end (it asserts nothing about speed)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("zuko")
+
+from benchmarks import speed  # noqa: E402
+
+
+def test_quick_mode_writes_every_measurement(tmp_path):
+    out = tmp_path / "speed.json"
+    results = speed.main(["--quick", "--out", str(out), "--skip", "memory"])
+    saved = json.loads(out.read_text())
+    assert saved["mode"] == "quick" and saved["machine"]["torch_threads"] == 1
+    (train,) = saved["train"]
+    assert set(train["samples_per_s"]) == {"skflow", "zuko_coupling", "zuko_autoregressive"}
+    assert all(rate > 0 for rate in train["samples_per_s"].values())
+    assert saved["sample"]["speedup"] > 0 and saved["score"]["speedup"] > 0
+    assert results["score"]["n_train_rows"] == speed.Sizes.for_mode(True).score_train_rows
+
+
+def test_memory_child_measures_peak_growth_of_each_call():
+    result = speed._memory_child(n_rows=3000, n_features=3)
+    if "error" in result:
+        pytest.skip(result["error"])
+    assert set(result["calls"]) == {"score_samples", "transform", "sample"}
+    for call in result["calls"].values():
+        assert call["peak_growth_bytes"] >= 0 and call["output_bytes"] > 0
