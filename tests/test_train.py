@@ -85,3 +85,18 @@ def test_zero_weight_rows_do_not_affect_training():
     config = TrainConfig(max_epochs=30, validation_fraction=0.0, batch_size=330)
     train_flow(flow, torch.cat([x, outliers]), weights, config, torch.Generator().manual_seed(0))
     assert float(flow.log_prob(outliers).mean()) < -100
+
+
+def test_parameters_get_their_own_storage_back_after_training():
+    # Training updates all parameters through views into one flat buffer; afterwards
+    # each parameter must own its storage again (state dicts, pickles) and hold no gradient.
+    x = gaussian_data(200)
+    flow = build_flow(2, n_transforms=2, hidden_units=(8,))
+    before = {k: v.clone() for k, v in flow.named_parameters()}
+    train_flow(flow, x, torch.ones(len(x)), TrainConfig(max_epochs=2), torch.Generator().manual_seed(0))
+    params = dict(flow.named_parameters())
+    assert all(p.grad is None for p in params.values())
+    assert len({p.untyped_storage().data_ptr() for p in params.values()}) == len(params)
+    assert all(p.untyped_storage().nbytes() == p.numel() * p.element_size() for p in params.values())
+    # Every trained parameter moved (the zero-initialized output layers included).
+    assert all(not torch.equal(before[k], params[k]) for k in params)

@@ -69,7 +69,7 @@ def _knot_table(params: torch.Tensor, bound: float) -> torch.Tensor:
     return torch.addcmul(offsets, scales, F.pad(raw, (1, 1)))
 
 
-def _bin_ends(values: torch.Tensor, table: torch.Tensor, row: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _bin_ends(values: torch.Tensor, table: torch.Tensor, row: int) -> torch.Tensor:
     """Index (..., D, 3, 2) of both ends of each value's bin, searched in ``table[..., row, :]``.
 
     Bin k holds knot_k <= v < knot_{k+1}: k counts the interior knots <= v

@@ -91,6 +91,40 @@ def _snapshot(flow: Flow) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in flow.state_dict().items()}
 
 
+class _FlatParameters:
+    """The flow's parameters as views into one buffer, and their gradients into another.
+
+    A 5-layer flow has ~50 parameter tensors. Flat, each step zeroes, clips and
+    updates (fused AdamW) one tensor instead of ~50: ~10% of a small step on CPU.
+    Autograd accumulates into the existing ``.grad`` views in place, so the
+    gradients land in the flat buffer. ``release`` gives every parameter its own
+    storage back (so that state dicts and pickles hold no shared buffer).
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        self.params = params
+        self.flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+        self.flat.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in params:
+            size = p.numel()
+            p.data = self.flat.data[offset : offset + size].view_as(p)
+            p.grad = self.flat.grad[offset : offset + size].view_as(p)
+            offset += size
+
+    @classmethod
+    def applies(cls, params: list[torch.nn.Parameter]) -> bool:
+        return bool(params) and all(p.requires_grad for p in params) and len({(p.dtype, p.device) for p in params}) == 1
+
+    def zero_grad(self) -> None:
+        self.flat.grad.zero_()
+
+    def release(self) -> None:
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = None
+
+
 def train_flow(
     flow: Flow,
     x: torch.Tensor,
@@ -116,7 +150,28 @@ def train_flow(
         if augment is not None:
             x_val = augment(x_val, generator)
 
-    params = list(flow.parameters())
+    trainable = list(flow.parameters())
+    flat = _FlatParameters(trainable) if _FlatParameters.applies(trainable) else None
+    try:
+        return _train_loop(flow, x_train, w_train, x_val, w_val, config, generator, augment, callback, flat)
+    finally:
+        if flat is not None:
+            flat.release()
+
+
+def _train_loop(
+    flow: Flow,
+    x_train: torch.Tensor,
+    w_train: torch.Tensor,
+    x_val: torch.Tensor | None,
+    w_val: torch.Tensor | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    augment: Augment | None,
+    callback: EpochCallback | None,
+    flat: _FlatParameters | None,
+) -> TrainResult:
+    params = [flat.flat] if flat is not None else list(flow.parameters())
     optimizer = _make_optimizer(params, config.learning_rate, config.weight_decay)
     base_lr = config.learning_rate
     result = TrainResult(final_learning_rate=base_lr)
@@ -138,13 +193,13 @@ def train_flow(
                 group["lr"] = lr
 
         flow.train()
-        perm = torch.randperm(n_train, generator=generator).to(x.device)
+        perm = torch.randperm(n_train, generator=generator).to(x_train.device)
         # Losses and gradient norms are summed as tensors and checked for
         # non-finite values every CHECK_EVERY steps and at the end of the epoch,
         # not at every step: a per-step check would synchronize with the device.
         # A non-finite step spoils the weights; they are restored below.
-        epoch_loss = x.new_zeros(())
-        health = x.new_zeros(())
+        epoch_loss = x_train.new_zeros(())
+        health = x_train.new_zeros(())
         diverged = False
         for step, start in enumerate(range(0, n_train, batch_size), start=1):
             idx = perm[start : start + batch_size]
@@ -153,7 +208,10 @@ def train_flow(
                 batch = augment(batch, generator)
             weighted_log_prob = torch.dot(flow.log_prob(batch), batch_w)
             loss = -weighted_log_prob / batch_w.sum().clamp_min(torch.finfo(batch_w.dtype).tiny)
-            optimizer.zero_grad(set_to_none=True)
+            if flat is not None:
+                flat.zero_grad()
+            else:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
             optimizer.step()
