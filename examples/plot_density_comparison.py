@@ -19,10 +19,12 @@ held-out points; the panel titles give the held-out mean log-likelihood
   the training set.
 
 No model wins everywhere here: a thousand points in two dimensions is
-kernel density's home ground, and the differences are a few hundredths of a
-nat. Look at the shapes: the flow draws thin, continuous moons and rings with
-one smooth map, the mixture approximates them with polygons of ellipses, and
-the kernel estimate is bumpy where the data is sparse. The
+kernel density's home ground, and the differences are small (tenths of a nat
+at most). Look at the shapes: the flow draws each dataset with one smooth
+invertible map of a single Gaussian, so it cannot tear the Gaussian into fully
+separate pieces and leaves faint bridges between the moons and between the
+squares; the mixture approximates curves with polygons of ellipses; the
+kernel estimate is bumpy where the data is sparse. The
 :doc:`benchmarks </benchmarks>` compare the three on real, higher-dimensional
 data. The small network and training settings below keep the example under a
 minute on two CPU cores.
