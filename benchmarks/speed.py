@@ -60,10 +60,10 @@ class Sizes:
     train_rows: int = 8192
     train_epochs: int = 2
     sample_features: int = 64
-    sample_rows: int = 20_000
+    sample_rows: int = 2_000
     score_train_rows: int = 100_000
     score_features: int = 8
-    score_query_rows: int = 5_000
+    score_query_rows: int = 1_000
     memory_rows: int = 2_000_000
     memory_features: int = 16
     repeats: int = 3
@@ -336,8 +336,9 @@ def machine() -> dict:
     return info
 
 
-def print_table(results: dict) -> None:
-    print(f"machine: {results['machine']}")
+def print_table(results: dict, flush: bool = False) -> None:
+    if "machine" in results:
+        print(f"machine: {results['machine']}")
     if "train" in results:
         _print_training(results["train"])
     if "sample" in results:
@@ -346,6 +347,8 @@ def print_table(results: dict) -> None:
         _print_scoring(results["score"])
     if "memory" in results:
         _print_memory(results["memory"])
+    if flush:
+        sys.stdout.flush()
 
 
 def _print_training(rows: list[dict]) -> None:
@@ -411,15 +414,17 @@ def _run(args: argparse.Namespace) -> dict:
     # Creating the first torch optimizer imports torch._dynamo (seconds): not part of any throughput.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     results = {"mode": "quick" if args.quick else "full", "machine": machine(), "sizes": asdict(sizes)}
+    print(f"machine: {results['machine']}")
     benches = {"train": bench_training, "sample": bench_sampling, "score": bench_scoring, "memory": bench_memory}
+    out = args.out if args.out is not None else (None if args.quick else RESULTS)
     for name, bench in benches.items():
         if name not in args.skip:
             results[name] = bench(sizes)
-    print_table(results)
-    out = args.out if args.out is not None else (None if args.quick else RESULTS)
+            print_table({name: results[name]}, flush=True)
+            if out is not None:  # after every section, so that a long run keeps what it measured
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2) + "\n")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nwrote {out}")
     return results
 
