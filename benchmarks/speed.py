@@ -281,9 +281,13 @@ def _memory_child(n_rows: int, n_features: int) -> dict:
     for name, call in calls.items():
         call_small = {"score_samples": lambda: est.score_samples(X[:10]), "transform": lambda: est.transform(X[:10])}
         call_small.get(name, lambda: est.sample(10))()  # warm up lazy allocations
-        before = _rss_bytes("VmRSS")
-        if not _reset_peak() or before is None:
+        # Reset the peak first: the peak then starts at the RSS of that moment, so it
+        # is never below a reading taken after it.
+        if not _reset_peak():
             return {"error": "needs Linux /proc/self/clear_refs and /proc/self/status"}
+        before = _rss_bytes("VmRSS")
+        if before is None:
+            return {"error": "needs Linux /proc/self/status"}
         start = time.perf_counter()
         output = call()
         seconds = time.perf_counter() - start
