@@ -194,10 +194,12 @@ def _train_loop(
 
         flow.train()
         perm = torch.randperm(n_train, generator=generator).to(x_train.device)
-        # Losses and gradient norms are summed as tensors and checked for
-        # non-finite values every CHECK_EVERY steps and at the end of the epoch,
-        # not at every step: a per-step check would synchronize with the device.
-        # A non-finite step spoils the weights; they are restored below.
+        # On the CPU every step is checked before the update (a check costs
+        # nothing there). On an accelerator a check synchronizes with the
+        # device, so losses and gradient norms are summed as tensors and checked
+        # every CHECK_EVERY steps and at the end of the epoch; a non-finite step
+        # in between spoils the weights, which are restored below.
+        check_every = 1 if x_train.device.type == "cpu" else CHECK_EVERY
         epoch_loss = x_train.new_zeros(())
         health = x_train.new_zeros(())
         diverged = False
@@ -214,12 +216,12 @@ def _train_loop(
                 optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
-            optimizer.step()
             epoch_loss -= weighted_log_prob.detach()
             health += grad_norm
-            if step % CHECK_EVERY == 0 and not bool(torch.isfinite(epoch_loss + health)):
+            if step % check_every == 0 and not bool(torch.isfinite(epoch_loss + health)):
                 diverged = True
                 break
+            optimizer.step()
         diverged = diverged or not bool(torch.isfinite(epoch_loss + health))
 
         flow.eval()
