@@ -33,7 +33,11 @@ def loadable_device(device: torch.device) -> torch.device:
 
 
 def to_tensor(array: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:
+        # torch cannot share read-only memory (memmaps, pandas views): copy it.
+        array = array.copy()
+    return torch.as_tensor(array, dtype=dtype, device=device)
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
