@@ -12,21 +12,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skflow import FlowDensity, FlowOutlierDetector
+from skflow import FlowOutlierDetector
 
-# Checks that a stochastic-gradient density estimator cannot pass, with the reason (as in test_sklearn_compat.py).
-EXPECTED_FAILED_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch training: a row with weight 2 and the same row repeated twice land in different "
-        "batches, so the two fits follow different optimization paths (as for MLPRegressor/SGD)"
-    ),
-}
+from .test_sklearn_compat import EXPECTED_FAILED_CHECKS, fast_flow
 
 
 def fast_density(**params):
-    defaults = dict(n_transforms=2, hidden_units=(8,), max_epochs=5, n_bins=4, random_state=0)
-    defaults.update(params)
-    return FlowDensity(**defaults)
+    return fast_flow(**{"max_epochs": 5, **params})
 
 
 @parametrize_with_checks(
