@@ -14,11 +14,11 @@ def gaussian_data(n=600, seed=0):
 def test_training_raises_likelihood_and_keeps_best_epoch():
     x = gaussian_data()
     flow = build_flow(2, n_transforms=2, hidden_units=(16,))
-    before = float(flow.log_prob(x).mean())
+    before = float(flow.log_prob(x).mean().detach())
     result = train_flow(
         flow, x, torch.ones(len(x)), TrainConfig(max_epochs=40, batch_size=64), torch.Generator().manual_seed(0)
     )
-    after = float(flow.log_prob(x).mean())
+    after = float(flow.log_prob(x).mean().detach())
     assert after > before + 0.1
     assert result.n_iter == len(result.loss_curve) == len(result.validation_scores)
     assert 1 <= result.best_epoch <= result.n_iter
