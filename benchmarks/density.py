@@ -25,6 +25,7 @@ installed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -42,6 +43,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
+import skflow.density
 from skflow import FlowDensity
 
 from . import datasets
@@ -78,9 +80,58 @@ class Result:
     params: dict = field(default_factory=dict)
     gap: float | None = None  # true E[log p] - test log-likelihood, nats per sample
     gap_per_dim: float | None = None
+    # (fit seconds so far, test log-likelihood of the weights evaluated after that epoch), per epoch.
+    trace: list[tuple[float, float]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------- contenders
+
+
+class TestTrace:
+    """Held-out log-likelihood after each training epoch, against fit seconds.
+
+    Each evaluation's own time is taken off the clock, so ``points`` holds the
+    seconds the fit itself had spent when it reached each score; ``seconds``
+    is the fit time not counting the tracing.
+    """
+
+    def __init__(self, X_test: np.ndarray):
+        self.x_test = torch.as_tensor(X_test, dtype=torch.float32)
+        self.points: list[tuple[float, float]] = []
+        self.evaluation_seconds = 0.0
+        self.start = time.perf_counter()
+
+    def record(self, log_prob: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            score = float(log_prob(self.x_test).double().mean())
+        self.points.append((started - self.start - self.evaluation_seconds, score))
+        self.evaluation_seconds += time.perf_counter() - started
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start - self.evaluation_seconds
+
+    @contextlib.contextmanager
+    def flow_density_epochs(self):
+        """Record FlowDensity's weights after each epoch (the data is already standardized by the harness,
+        so the flow's own standardization is the identity up to rounding and its body scores test rows as they are).
+        """
+        real_train_flow = skflow.density.train_flow
+
+        def traced_train_flow(flow, x, weights, config, generator, augment=None, callback=None):
+            def on_epoch(epoch, train_loss, score):
+                self.record(flow.log_prob)
+                if callback is not None:
+                    callback(epoch, train_loss, score)
+
+            return real_train_flow(flow, x, weights, config, generator, augment, on_epoch)
+
+        skflow.density.train_flow = traced_train_flow
+        try:
+            yield self
+        finally:
+            skflow.density.train_flow = real_train_flow
 
 
 def _flow_kwargs(settings: Settings) -> dict:
@@ -90,8 +141,11 @@ def _flow_kwargs(settings: Settings) -> dict:
     return kwargs
 
 
-def fit_flow(X, settings):
-    return FlowDensity(**_flow_kwargs(settings)).fit(X), {}
+def fit_flow(X, settings, trace=None):
+    estimator = FlowDensity(**_flow_kwargs(settings))
+    with trace.flow_density_epochs() if trace is not None else contextlib.nullcontext():
+        estimator.fit(X)
+    return estimator, {}
 
 
 def flow_grid(settings: Settings) -> dict:
@@ -148,7 +202,7 @@ class ZukoNSF:
         self.max_epochs, self.patience, self.batch_size = max_epochs, patience, batch_size
         self.transforms, self.hidden, self.seed = transforms, hidden, seed
 
-    def fit(self, X):
+    def fit(self, X, trace: TestTrace | None = None):
         import zuko
 
         torch.manual_seed(self.seed)
@@ -170,6 +224,8 @@ class ZukoNSF:
             self.flow_.eval()
             with torch.no_grad():
                 score = float(self.flow_().log_prob(x_val).mean())
+            if trace is not None:
+                trace.record(lambda x: self.flow_().log_prob(x))
             if score > best + 1e-4:
                 best, waited = score, 0
                 best_state = {k: v.clone() for k, v in self.flow_.state_dict().items()}
@@ -199,11 +255,13 @@ def zuko_available() -> bool:
     return True
 
 
-def fit_zuko(X, settings):
+def fit_zuko(X, settings, trace=None):
     model = ZukoNSF(max_epochs=settings.zuko_max_epochs, patience=settings.zuko_patience, seed=settings.seed)
-    return model.fit(X), {"epochs": model.n_iter_}
+    return model.fit(X, trace), {"epochs": model.n_iter_}
 
 
+# Fitters that record a TestTrace (the others are timed as a whole).
+TRACED = ("flow", "zuko")
 FITTERS: dict[str, Callable] = {
     "flow": fit_flow,
     "flow_tuned": fit_flow_tuned,
@@ -230,9 +288,14 @@ def measure(model_name: str, data: datasets.Dataset, settings: Settings) -> Resu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
-        start = time.perf_counter()
-        model, params = FITTERS[model_name](X_train, settings)
-        fit_seconds = time.perf_counter() - start
+        if model_name in TRACED:
+            trace = TestTrace(X_test)
+            model, params = FITTERS[model_name](X_train, settings, trace)
+            fit_seconds, points = trace.seconds, trace.points
+        else:
+            start = time.perf_counter()
+            model, params = FITTERS[model_name](X_train, settings)
+            fit_seconds, points = time.perf_counter() - start, []
 
     log_likelihood = float(np.mean(model.score_samples(X_test)))
 
@@ -246,7 +309,7 @@ def measure(model_name: str, data: datasets.Dataset, settings: Settings) -> Resu
     _sample(model, settings.n_throughput, settings.seed)
     sample_rate = settings.n_throughput / (time.perf_counter() - start)
 
-    result = Result(data.name, model_name, log_likelihood, fit_seconds, score_rate, sample_rate, params)
+    result = Result(data.name, model_name, log_likelihood, fit_seconds, score_rate, sample_rate, params, trace=points)
     if data.log_density is not None:
         optimum = true_optimum(data, scaler)
         result.gap = optimum - log_likelihood
@@ -278,6 +341,50 @@ def format_table(results: list[Result], optima: dict[str, float]) -> str:
             f"{r.dataset:<15} {r.model:<11} {r.test_log_likelihood:>12.3f} {gap:>8} {r.fit_seconds:>8.1f} "
             f"{r.score_rows_per_second:>13,.0f} {r.sample_rows_per_second:>14,.0f}  "
             + ", ".join(f"{k}={v}" for k, v in r.params.items())
+        )
+    return "\n".join(lines)
+
+
+def _first_reaching(trace: list, target: float) -> float | None:
+    return next((seconds for seconds, score in trace if score >= target), None)
+
+
+def time_to_reach_zuko(results: list[Result]) -> list[dict]:
+    """Per dataset: fit seconds each flow needed to reach zuko NSF's held-out log-likelihood.
+
+    zuko's time is that of its best epoch (the weights it keeps), not of its
+    whole fit with the patience epochs after it: the stricter comparison.
+    """
+    by_key = {(r.dataset, r.model): r for r in results}
+    rows = []
+    for (name, model), zuko in by_key.items():
+        flow = by_key.get((name, "flow"))
+        if model != "zuko" or flow is None or not zuko.trace or not flow.trace:
+            continue
+        target = zuko.test_log_likelihood
+        zuko_seconds = _first_reaching(zuko.trace, target - 1e-6)
+        flow_seconds = _first_reaching(flow.trace, target)
+        ratio = None if flow_seconds is None or not zuko_seconds else flow_seconds / zuko_seconds
+        rows.append(
+            {
+                "dataset": name,
+                "zuko_test_loglik": target,
+                "zuko_seconds": zuko_seconds,
+                "flow_seconds": flow_seconds,
+                "ratio": ratio,
+            }
+        )
+    return rows
+
+
+def format_time_to_reach(rows: list[dict]) -> str:
+    lines = ["fit seconds to reach zuko NSF's held-out log-likelihood (target: flow / zuko <= 0.5)"]
+    for row in rows:
+        flow = "never" if row["flow_seconds"] is None else f"{row['flow_seconds']:.1f}s"
+        ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        lines.append(
+            f"{row['dataset']:<15} zuko {row['zuko_test_loglik']:10.3f} in {row['zuko_seconds']:8.1f}s  "
+            f"flow {flow:>9}  ratio {ratio}"
         )
     return "\n".join(lines)
 
@@ -316,6 +423,7 @@ def run(
         "shapes": shapes,
         "true_optimum": optima,
         "results": [asdict(r) for r in results],
+        "time_to_reach_zuko": time_to_reach_zuko(results),
         "table": format_table(results, optima),
     }
 
@@ -335,6 +443,7 @@ def merge(paths: list[str]) -> dict:
     merged["shapes"] = {k: v for report in reports for k, v in report["shapes"].items()}
     merged["true_optimum"] = optima
     merged["results"] = [asdict(r) for r in results]
+    merged["time_to_reach_zuko"] = time_to_reach_zuko(results)
     merged["table"] = format_table(results, optima)
     return merged
 
@@ -356,6 +465,9 @@ def main(argv: list[str] | None = None) -> dict:
         report = run(args.datasets, args.models, Settings.for_mode(args.quick))
     print()
     print(report["table"])
+    if report.get("time_to_reach_zuko"):
+        print()
+        print(format_time_to_reach(report["time_to_reach_zuko"]))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)

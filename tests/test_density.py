@@ -69,6 +69,18 @@ def test_transform_round_trip_and_latent_is_gaussianized(fitted, moons):
     assert Z.dtype == np.float64 and Z.shape == moons.shape
 
 
+def test_transform_preserves_float32_and_computes_in_float64(fitted, moons):
+    """float32 in, float32 out (no doubled memory), equal to the float64 result rounded once."""
+    X32 = moons.astype(np.float32)
+    Z32 = fitted.transform(X32)
+    assert Z32.dtype == np.float32
+    np.testing.assert_array_equal(Z32, fitted.transform(X32.astype(np.float64)).astype(np.float32))
+    back = fitted.inverse_transform(Z32)
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, X32, rtol=1e-5, atol=1e-5)
+    assert fitted.score_samples(X32).dtype == np.float64
+
+
 def test_sample_shape_reproducibility_and_location(fitted, moons):
     a = fitted.sample(2000, random_state=1)
     b = fitted.sample(2000, random_state=1)

@@ -100,3 +100,35 @@ def test_parameters_get_their_own_storage_back_after_training():
     assert all(p.untyped_storage().nbytes() == p.numel() * p.element_size() for p in params.values())
     # Every trained parameter moved (the zero-initialized output layers included).
     assert all(not torch.equal(before[k], params[k]) for k in params)
+
+
+def test_initial_weights_are_a_candidate_when_training_only_hurts():
+    """Epoch 0 competes: a fit that makes the validation score worse returns the starting weights."""
+    # Standard normal data: the untrained flow (the identity) is already the true density.
+    x = torch.randn(400, 2, generator=torch.Generator().manual_seed(0))
+    flow = build_flow(2, n_transforms=1, hidden_units=(8,), seed=0)
+    initial = {k: v.clone() for k, v in flow.state_dict().items()}
+    config = TrainConfig(max_epochs=3, learning_rate=0.5)
+    result = train_flow(flow, x, torch.ones(len(x)), config, torch.Generator().manual_seed(0))
+    assert result.n_iter == 3 and result.best_epoch == 0
+    for key, value in flow.state_dict().items():
+        assert torch.equal(value, initial[key]), key
+
+
+def test_kept_weights_are_the_moving_average_of_the_iterates():
+    x = gaussian_data(200)
+    config = dict(max_epochs=1, batch_size=200, validation_fraction=0.0, learning_rate=0.1)
+
+    def fit(ema_decay: float):
+        flow = build_flow(2, n_transforms=1, hidden_units=(8,), seed=3)
+        start = [p.detach().clone() for p in flow.parameters()]
+        train_flow(
+            flow, x, torch.ones(len(x)), TrainConfig(**config, ema_decay=ema_decay), torch.Generator().manual_seed(0)
+        )
+        return start, [p.detach().clone() for p in flow.parameters()]
+
+    start, raw = fit(0.0)  # one optimizer step: the last iterate
+    _, averaged = fit(0.9)
+    assert any(not torch.equal(a, b) for a, b in zip(start, raw))
+    for p0, p1, kept in zip(start, raw, averaged):
+        torch.testing.assert_close(kept, 0.9 * p0 + 0.1 * p1)

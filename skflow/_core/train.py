@@ -37,6 +37,8 @@ class TrainConfig:
     tol: float = 1e-4
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
+    # Evaluate and keep an exponential moving average of the weights (0.0: the raw weights).
+    ema_decay: float = 0.0
     clip_grad_norm: float = 5.0
     max_recoveries: int = 5
     recovery_lr_factor: float = 0.2
@@ -140,6 +142,10 @@ def train_flow(
     too few rows for that, the training loss decides. ``augment`` transforms
     each training batch (dequantization noise); the validation rows are
     augmented once, so that their score is a fixed target.
+
+    With ``config.ema_decay > 0`` the weights evaluated each epoch (by the
+    validation score and by ``callback``) and kept at the end are an
+    exponential moving average of the optimizer's iterates.
     """
     weights = weights.to(dtype=x.dtype, device=x.device)
     train_idx, val_idx = _split(x.shape[0], config.validation_fraction, generator, x.device)
@@ -159,6 +165,43 @@ def train_flow(
             flat.release()
 
 
+class _WeightAverage:
+    """Exponential moving average of the weights, swapped in to evaluate and to keep.
+
+    The averaged weights sit near the centre of the region that the last few
+    hundred noisy steps explore, and score better on held-out data than the
+    last step does (Polyak averaging).
+    """
+
+    def __init__(self, params: list[torch.Tensor], decay: float):
+        self.params, self.decay = params, decay
+        self.average = [p.detach().clone() for p in params]
+        self._raw: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for average, p in zip(self.average, self.params):
+            average.lerp_(p, 1.0 - self.decay)
+
+    @torch.no_grad()
+    def swap_in(self) -> None:
+        self._raw = [p.detach().clone() for p in self.params]
+        for average, p in zip(self.average, self.params):
+            p.copy_(average)
+
+    @torch.no_grad()
+    def swap_out(self) -> None:
+        for raw, p in zip(self._raw, self.params):
+            p.copy_(raw)
+        self._raw = []
+
+    def state(self) -> list[torch.Tensor]:
+        return [a.clone() for a in self.average]
+
+    def restore(self, state: list[torch.Tensor]) -> None:
+        self.average = [a.clone() for a in state]
+
+
 def _train_loop(
     flow: Flow,
     x_train: torch.Tensor,
@@ -173,6 +216,7 @@ def _train_loop(
 ) -> TrainResult:
     params = [flat.flat] if flat is not None else list(flow.parameters())
     optimizer = _make_optimizer(params, config.learning_rate, config.weight_decay)
+    average = _WeightAverage(params, config.ema_decay) if config.ema_decay > 0 else None
     base_lr = config.learning_rate
     result = TrainResult(final_learning_rate=base_lr)
     n_train = x_train.shape[0]
@@ -180,17 +224,28 @@ def _train_loop(
     # Every training row is seen once per epoch, so the epoch's total weight is fixed.
     epoch_weight = float(w_train.sum())
 
-    best_score = -math.inf
+    def evaluate(train_loss: float) -> float:
+        flow.eval()
+        if x_val is None:
+            return -train_loss
+        return _mean_log_likelihood(flow, x_val, w_val)
+
+    # The initial weights are a candidate too (epoch 0): a fit that only gets
+    # worse, e.g. at a far too high learning rate, returns its starting point.
+    best_score = evaluate(math.inf) if x_val is not None else -math.inf
+    if not math.isfinite(best_score):
+        best_score = -math.inf
     best_state = _snapshot(flow)
-    last_good_state = best_state
+    last_good = (best_state, average.state() if average is not None else None)
     epochs_without_improvement = 0
 
     epoch = 0
     while epoch < config.max_epochs:
+        lr = base_lr
         if config.lr_schedule == "cosine":
-            lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.max_epochs))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr *= 0.5 * (1.0 + math.cos(math.pi * epoch / config.max_epochs))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
         flow.train()
         perm = torch.randperm(n_train, generator=generator).to(x_train.device)
@@ -222,15 +277,17 @@ def _train_loop(
                 diverged = True
                 break
             optimizer.step()
+            if average is not None:
+                average.update()
         diverged = diverged or not bool(torch.isfinite(epoch_loss + health))
 
-        flow.eval()
         train_loss = float(epoch_loss) / max(epoch_weight, 1e-300)
-        if not diverged and x_val is not None:
-            score = _mean_log_likelihood(flow, x_val, w_val)
-        else:
-            score = -train_loss
+        if average is not None and not diverged:
+            average.swap_in()
+        score = evaluate(train_loss) if not diverged else math.nan
         if diverged or not math.isfinite(score) or not math.isfinite(train_loss):
+            if average is not None and average._raw:
+                average.swap_out()
             result.n_recoveries += 1
             if result.n_recoveries > config.max_recoveries:
                 flow.load_state_dict(best_state)
@@ -238,22 +295,30 @@ def _train_loop(
                     f"training diverged (non-finite loss or gradient) {result.n_recoveries} times, "
                     f"down to learning_rate={base_lr:.3g}; lower learning_rate or check the data scale"
                 )
-            flow.load_state_dict(last_good_state)
+            flow.load_state_dict(last_good[0])
+            if average is not None:
+                average.restore(last_good[1])
             base_lr *= config.recovery_lr_factor
             optimizer = _make_optimizer(params, base_lr, config.weight_decay)
             result.final_learning_rate = base_lr
             continue  # retry this epoch with the smaller step
 
         epoch += 1
-        last_good_state = _snapshot(flow)
         result.loss_curve.append(train_loss)
         if x_val is not None:
             result.validation_scores.append(score)
         if callback is not None:
             callback(epoch, train_loss, score if x_val is not None else None)
+        # The evaluated weights (the average, when there is one) are the candidates to keep.
+        evaluated_state = _snapshot(flow)
+        if average is not None:
+            average.swap_out()
+            last_good = (_snapshot(flow), average.state())
+        else:
+            last_good = (evaluated_state, None)
 
         if score > best_score + config.tol:
-            best_score, best_state, result.best_epoch = score, last_good_state, epoch
+            best_score, best_state, result.best_epoch = score, evaluated_state, epoch
             epochs_without_improvement = 0
         else:
             epochs_without_improvement += 1
