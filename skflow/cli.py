@@ -7,32 +7,30 @@ line on stderr with a non-zero exit status; set the environment variable ``SKFLO
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import re
 import sys
 import time
 import warnings
-from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
 
 from . import __version__
-from ._validation import Interval, StrOptions
+from ._cli_options import CLI_DEFAULTS, _add_parameter_options
+from ._tables import (
+    CLIError,
+    _check_numeric,
+    _check_output_path,
+    _check_writable,
+    _one_line,
+    _pandas,
+    _select_columns,
+    read_table,
+    write_table,
+)
 from .density import FlowDensity
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-
-READ_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-WRITE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst"}
-
-# Metavars clearer than the ones derived from the parameter constraints.
-METAVARS = {"hidden_units": "auto|INT,INT,...", "bounds": "none|LOW,HIGH[;LOW,HIGH...]", "device": "auto|cpu|cuda[:N]"}
-
-# Options whose CLI default differs from FlowDensity's: a command-line fit shows its progress.
-CLI_DEFAULTS = {"verbose": 1}
 
 MAIN_EPILOG = """\
 examples:
@@ -84,273 +82,11 @@ Samples have the columns the model was fitted on. Without --random-state the see
 """
 
 
-class CLIError(Exception):
-    """An error to report as one line, without a traceback."""
-
-
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (with a pointer to --help) instead of the usage block."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# ----------------------------------------------------------------------------- FlowDensity parameters as options
-
-
-def _parameter_docs() -> dict[str, str]:
-    """Parameter descriptions from FlowDensity's numpydoc docstring, one line each."""
-    doc = inspect.cleandoc(FlowDensity.__doc__ or "")
-    section = re.search(r"^Parameters\n-+\n(.*?)(?:^\S[^\n]*\n-+\n|\Z)", doc, flags=re.M | re.S)
-    docs: dict[str, str] = {}
-    if section is None:
-        return docs
-    name = None
-    for line in section.group(1).splitlines():
-        header = re.match(r"^(\w+) :", line)
-        if header:
-            name = header.group(1)
-            docs[name] = ""
-        elif name is not None and line.strip():
-            docs[name] = f"{docs[name]} {line.strip()}".strip()
-    # reST markup reads poorly in a terminal: ``x`` -> x, :meth:`a.b` -> a.b
-    return {
-        name: re.sub(r"``(.*?)``|:\w+:`(.*?)`", lambda m: m.group(1) or m.group(2), text) for name, text in docs.items()
-    }
-
-
-_BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
-
-
-def _parse_number(text: str) -> int | float | None:
-    text = text.strip()
-    if text.lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)  # raises ValueError when not a number
-
-
-def _parse_sequence(text: str) -> tuple:
-    """A tuple from commas, nested by semicolons: 64,64 -> (64, 64); 0,1;none,5 -> ((0, 1), (None, 5))."""
-    if ";" in text:
-        return tuple(_parse_sequence(part) for part in text.split(";"))
-    return tuple(_parse_number(item) for item in text.split(",") if item.strip())
-
-
-def _describe(constraints: list) -> str:
-    """Metavar for an option, from FlowDensity's parameter constraints."""
-    parts = []
-    for constraint in constraints:
-        if isinstance(constraint, StrOptions):
-            parts.append("|".join(sorted(constraint.options)))
-        elif isinstance(constraint, Interval):
-            parts.append("INT" if constraint.type is Integral else "FLOAT")
-        elif constraint == "boolean":
-            parts.append("true|false")
-        elif constraint in ("random_state", "verbose"):
-            parts.append("INT")
-        elif constraint == "array-like":
-            parts.append("V,V,...")
-        elif constraint is None:
-            parts.append("none")
-        elif constraint is str:
-            parts.append("TEXT")
-    return "|".join(dict.fromkeys(parts)) or "VALUE"
-
-
-def _value_parser(constraints: list, metavar: str):
-    """A converter from option text to the Python value that satisfies one of a parameter's ``constraints``.
-
-    Ranges are left to FlowDensity's own parameter validation, whose message names the problem.
-    """
-
-    def parse(text: str) -> Any:
-        word = text.strip().lower()
-        for constraint in constraints:
-            try:
-                if isinstance(constraint, StrOptions) and text.strip() in constraint.options:
-                    return text.strip()
-                if constraint is None and word == "none":
-                    return None
-                if constraint == "boolean" and word in _BOOLEANS:
-                    return _BOOLEANS[word]
-                if constraint == "random_state":
-                    return None if word == "none" else int(word)
-                if constraint == "verbose" or (isinstance(constraint, Interval) and constraint.type is Integral):
-                    return int(word)
-                if isinstance(constraint, Interval) and constraint.type in (Real, "real_not_int"):
-                    return float(word)
-                if constraint == "array-like":
-                    return _parse_sequence(text)
-                if constraint is str:
-                    return text.strip()
-            except ValueError:
-                continue
-        raise argparse.ArgumentTypeError(f"expected {metavar}, got {text!r}")
-
-    return parse
-
-
-def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("FlowDensity parameters (see the FlowDensity docstring)")
-    docs = _parameter_docs()
-    # In the signature's order, which groups related parameters, rather than get_params' alphabetical one.
-    signature = inspect.signature(FlowDensity.__init__).parameters
-    defaults = {name: p.default for name, p in signature.items() if p.kind is p.KEYWORD_ONLY} | CLI_DEFAULTS
-    for name, default in defaults.items():
-        constraints = FlowDensity._parameter_constraints.get(name, [str])
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        text = docs.get(name, "").replace("%", "%%")
-        metavar = METAVARS.get(name, _describe(constraints))
-        group.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=f"param_{name}",
-            metavar=metavar,
-            type=_value_parser(constraints, metavar),
-            default=argparse.SUPPRESS,
-            help=f"{text} [default: {shown}]",
-        )
-
-
-# ----------------------------------------------------------------------------------------------------- data files
-
-
-def _pandas():
-    try:
-        import pandas
-    except ImportError:
-        raise CLIError(
-            'reading and writing data files needs pandas: pip install "skflow[pandas]" (or pandas pyarrow)'
-        ) from None
-    return pandas
-
-
-def _file_format(path: str, formats: dict[str, str]) -> str:
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    while suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
-        suffixes.pop()
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix not in formats:
-        known = ", ".join(sorted(set(formats)))
-        raise CLIError(f"{path}: unknown file type {suffix or '(no extension)'!r}; use one of {known}")
-    return formats[suffix]
-
-
-def read_table(path: str):
-    """Read a CSV/TSV/Parquet file with a header row into a DataFrame, or raise CLIError saying why not."""
-    pd = _pandas()
-    kind = _file_format(path, READ_FORMATS)
-    file = Path(path)
-    if not file.exists():
-        raise CLIError(f"{path}: no such file")
-    if file.is_dir():
-        raise CLIError(f"{path}: is a directory, not a data file")
-    try:
-        if kind == "parquet":
-            frame = pd.read_parquet(file)
-        else:
-            frame = pd.read_csv(file, sep="\t" if kind == "tsv" else ",")
-    except ImportError as exc:
-        raise CLIError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow ({exc})") from None
-    except pd.errors.EmptyDataError:
-        raise CLIError(f"{path}: the file is empty") from None
-    except UnicodeDecodeError:
-        raise CLIError(f"{path}: not a text {kind.upper()} file (binary content?)") from None
-    except pd.errors.ParserError as exc:
-        raise CLIError(f"{path}: not a valid {kind.upper()} file: {_one_line(exc)}") from None
-    except PermissionError:
-        raise CLIError(f"{path}: permission denied") from None
-    except Exception as exc:  # pyarrow's errors for corrupt Parquet files have no common public base class
-        raise CLIError(f"{path}: could not be read as {kind.upper()}: {_one_line(exc)}") from None
-    if frame.shape[1] == 0:
-        raise CLIError(f"{path}: no columns")
-    if frame.shape[0] == 0:
-        raise CLIError(f"{path}: a header but no data rows")
-    frame.columns = [str(c) for c in frame.columns]
-    if kind != "parquet" and all(_looks_numeric(c) for c in frame.columns):
-        raise CLIError(
-            f"{path}: the first line holds numbers, not column names; add a header row (e.g. x0,x1,...) "
-            "so that columns can be matched by name"
-        )
-    return frame
-
-
-def _looks_numeric(name: str) -> bool:
-    try:
-        float(name.split(".")[0] if name.count(".") > 1 else name)  # pandas renames a repeated "1.5" to "1.5.1"
-    except ValueError:
-        return False
-    return True
-
-
-def _check_numeric(frame, path: str):
-    """The frame as float64, or CLIError naming non-numeric columns, missing or infinite values."""
-    import numpy as np
-
-    pd = _pandas()
-    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad:
-        column = frame[bad[0]]
-        not_numbers = np.flatnonzero(pd.to_numeric(column, errors="coerce").isna() & column.notna())
-        row = int(not_numbers[0]) if len(not_numbers) else 0
-        names = ", ".join(repr(c) for c in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise CLIError(
-            f"{path}: non-numeric column(s) {names} (e.g. {column.iloc[row]!r} in data row {row + 1}); "
-            "FlowDensity models numeric columns only: drop or encode them, or choose columns with --columns"
-        )
-    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # na_value: pandas' nullable Int64/Float64 columns
-    for problem, mask in (("missing", np.isnan(values)), ("infinite", np.isinf(values))):
-        if mask.any():
-            rows, cols = np.nonzero(mask)
-            raise CLIError(
-                f"{path}: column {frame.columns[cols[0]]!r} has {problem} values ({int(mask.any(axis=1).sum())} "
-                f"row(s), first in data row {rows[0] + 1}); drop or impute them first"
-            )
-    # A fresh C-ordered, writable copy: column selection can leave pandas' view with negative strides or read-only,
-    # which torch.from_numpy rejects.
-    return pd.DataFrame(np.array(values, dtype=np.float64, order="C"), columns=frame.columns)
-
-
-def _select_columns(frame, columns: list[str], path: str, what: str):
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        names = ", ".join(repr(c) for c in missing)
-        raise CLIError(f"{path}: no column(s) {names} {what}; the file has {', '.join(map(repr, frame.columns))}")
-    return frame[columns]
-
-
-def _check_output_path(path: str | None) -> None:
-    """Fail before the work, not after, when the result could not be written."""
-    if path is None or path == "-":
-        return
-    _file_format(path, WRITE_FORMATS)
-    _check_writable(path)
-
-
-def _check_writable(path: str) -> None:
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise CLIError(f"{path}: directory {str(parent)!r} does not exist")
-    if Path(path).is_dir():
-        raise CLIError(f"{path}: is a directory")
-
-
-def write_table(frame, path: str | None) -> None:
-    """Write a DataFrame as CSV/TSV/Parquet by extension, or as CSV to stdout for None or "-"."""
-    if path is None or path == "-":
-        frame.to_csv(sys.stdout, index=False)
-        sys.stdout.flush()
-        return
-    kind = _file_format(path, WRITE_FORMATS)
-    try:
-        if kind == "parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
-    except ImportError as exc:
-        raise CLIError(f"{path}: writing Parquet needs pyarrow: pip install pyarrow ({exc})") from None
 
 
 # ------------------------------------------------------------------------------------------------------ models
@@ -561,10 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------------------- main
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _option_message(exc: Exception) -> str:
