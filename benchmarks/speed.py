@@ -118,16 +118,24 @@ def _quiet_fit(estimator, X):
 # ---------------------------------------------------------------- training
 
 
-def _skflow_trainer(x: torch.Tensor, batch_size: int, hidden: tuple, epochs: int):
+def _skflow_trainer(x: torch.Tensor, batch_size: int, hidden: tuple, epochs: int, mixing: str = "lu"):
+    """skflow's training loop as FlowDensity runs it (clipping, weight averaging); ``mixing`` between couplings."""
     from skflow._core import TrainConfig, build_flow, train_flow
 
     config = TrainConfig(
-        batch_size=batch_size, max_epochs=epochs, validation_fraction=0.0, n_iter_no_change=10**9, tol=0.0
+        batch_size=batch_size,
+        max_epochs=epochs,
+        validation_fraction=0.0,
+        n_iter_no_change=10**9,
+        tol=0.0,
+        ema_decay=0.99,
     )
     weights = torch.ones(x.shape[0])
 
     def run():
-        flow = build_flow(x.shape[1], flow="spline", n_transforms=5, hidden_units=hidden, n_bins=8, seed=0)
+        flow = build_flow(
+            x.shape[1], flow="spline", n_transforms=5, hidden_units=hidden, n_bins=8, mixing=mixing, seed=0
+        )
         train_flow(flow, x, weights, config, torch.Generator().manual_seed(0))
 
     return run
@@ -155,7 +163,10 @@ def bench_training(sizes: Sizes) -> list[dict]:
     rows = []
     for n_features, batch_size, hidden in sizes.train_configs:
         x = torch.randn(sizes.train_rows, n_features, generator=torch.Generator().manual_seed(0))
-        contenders = {"skflow": _skflow_trainer(x, batch_size, hidden, sizes.train_epochs)}
+        contenders = {
+            "skflow": _skflow_trainer(x, batch_size, hidden, sizes.train_epochs),
+            "skflow_permutation": _skflow_trainer(x, batch_size, hidden, sizes.train_epochs, mixing="permutation"),
+        }
         if zuko is not None:
             contenders["zuko_coupling"] = _zuko_trainer(zuko, x, batch_size, hidden, sizes.train_epochs, passes=2)
             contenders["zuko_autoregressive"] = _zuko_trainer(
@@ -169,10 +180,14 @@ def bench_training(sizes: Sizes) -> list[dict]:
             "hidden_units": list(hidden),
             "samples_per_s": {name: n_samples / s for name, s in seconds.items()},
         }
+        rates = row["samples_per_s"]
+        # skflow_permutation / zuko_coupling is the equal architecture (coupling layers with permutations);
+        # skflow adds a learned LU-linear layer before each coupling.
         row["speedup"] = {
-            name: row["samples_per_s"]["skflow"] / value
-            for name, value in row["samples_per_s"].items()
-            if name != "skflow"
+            f"{ours}/{theirs}": rates[ours] / rates[theirs]
+            for ours in ("skflow", "skflow_permutation")
+            for theirs in ("zuko_coupling", "zuko_autoregressive")
+            if theirs in rates
         }
         rows.append(row)
     return rows
@@ -357,16 +372,19 @@ def print_table(results: dict, flush: bool = False) -> None:
 
 def _print_training(rows: list[dict]) -> None:
     print("\ntraining throughput (samples/s; 5 spline transforms, 8 bins)")
+    print("  perm: skflow with permutations, the equal architecture of zuko's coupling NSF; lu: skflow's default")
     print(
-        f"{'d':>4} {'batch':>6} {'hidden':>10} {'skflow':>10} {'zuko cpl':>10} {'zuko AR':>10} {'x cpl':>6} {'x AR':>6}"
+        f"{'d':>4} {'batch':>6} {'hidden':>10} {'skflow lu':>10} {'perm':>10} {'zuko cpl':>10} {'zuko AR':>10} "
+        f"{'perm/cpl':>9} {'lu/cpl':>7} {'lu/AR':>6}"
     )
     for row in rows:
         rate, up = row["samples_per_s"], row.get("speedup", {})
         print(
             f"{row['n_features']:>4} {row['batch_size']:>6} {str(tuple(row['hidden_units'])):>10} "
-            f"{rate['skflow']:>10.0f} {rate.get('zuko_coupling', math.nan):>10.0f} "
-            f"{rate.get('zuko_autoregressive', math.nan):>10.0f} "
-            f"{up.get('zuko_coupling', math.nan):>6.2f} {up.get('zuko_autoregressive', math.nan):>6.2f}"
+            f"{rate['skflow']:>10.0f} {rate['skflow_permutation']:>10.0f} "
+            f"{rate.get('zuko_coupling', math.nan):>10.0f} {rate.get('zuko_autoregressive', math.nan):>10.0f} "
+            f"{up.get('skflow_permutation/zuko_coupling', math.nan):>9.2f} "
+            f"{up.get('skflow/zuko_coupling', math.nan):>7.2f} {up.get('skflow/zuko_autoregressive', math.nan):>6.2f}"
         )
 
 
