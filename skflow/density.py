@@ -132,10 +132,12 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     loss_curve_ : list of float
         Mean training negative log-likelihood per epoch (standardized units).
     validation_scores_ : list of float
-        Mean validation log-likelihood per epoch (standardized units); empty
-        without a validation set.
+        Mean validation log-likelihood per epoch (standardized units) of the
+        weights kept as candidates: a moving average of the recent optimizer
+        steps. Empty without a validation set.
     best_epoch_ : int
-        Epoch whose weights were kept.
+        Epoch whose weights were kept; 0 means no epoch scored better than
+        the untrained flow (a Gaussian fitted by the standardization).
     n_iter_ : int
         Number of epochs run.
     location_, scale_ : ndarray of shape (n_features_in_,)
@@ -296,9 +298,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             # gained 0.02 nats on make_moons over a constant rate stopped by patience.
             lr_schedule="cosine",
             # Keep and evaluate an average of the recent weights rather than the last
-            # noisy step (over ~100 steps): it gained on every set measured, most on
-            # small data (docs/benchmarks.md: breast_cancer -4.15 -> -1.49, digits
-            # -42.9 -> -39.7, wine -15.06 -> -14.82 held-out nats).
+            # noisy step (over ~100 steps): it gained most on small data
+            # (docs/benchmarks.md: held-out breast_cancer -4.15 -> -1.49,
+            # digits -44.19 -> -39.70, wine -15.06 -> -14.82).
             ema_decay=0.99,
         )
         augment = self._make_augment(prep, device)

@@ -116,19 +116,23 @@ def test_initial_weights_are_a_candidate_when_training_only_hurts():
 
 
 def test_kept_weights_are_the_moving_average_of_the_iterates():
+    """Two steps (two epochs of one batch): average = d2 (d1 p0 + (1 - d1) p1) + (1 - d2) p2,
+    with the warm-up decays d1 = 1/10 and d2 = 2/11 (below ema_decay=0.9)."""
     x = gaussian_data(200)
-    config = dict(max_epochs=1, batch_size=200, validation_fraction=0.0, learning_rate=0.1)
+    config = dict(max_epochs=2, batch_size=200, validation_fraction=0.0, learning_rate=0.01)
 
-    def fit(ema_decay: float):
+    def fit(ema_decay: float, max_epochs: int):
         flow = build_flow(2, n_transforms=1, hidden_units=(8,), seed=3)
         start = [p.detach().clone() for p in flow.parameters()]
-        train_flow(
-            flow, x, torch.ones(len(x)), TrainConfig(**config, ema_decay=ema_decay), torch.Generator().manual_seed(0)
-        )
-        return start, [p.detach().clone() for p in flow.parameters()]
+        settings = {**config, "max_epochs": max_epochs, "ema_decay": ema_decay}
+        result = train_flow(flow, x, torch.ones(len(x)), TrainConfig(**settings), torch.Generator().manual_seed(0))
+        return start, [p.detach().clone() for p in flow.parameters()], result
 
-    start, raw = fit(0.0)  # one optimizer step: the last iterate
-    _, averaged = fit(0.9)
-    assert any(not torch.equal(a, b) for a, b in zip(start, raw))
-    for p0, p1, kept in zip(start, raw, averaged):
-        torch.testing.assert_close(kept, 0.9 * p0 + 0.1 * p1)
+    start, step1, _ = fit(0.0, 1)
+    _, step2, _ = fit(0.0, 2)
+    _, averaged, result = fit(0.9, 2)
+    assert result.best_epoch == 2  # the training loss decides; it fell
+    assert any(not torch.equal(a, b) for a, b in zip(step1, step2))
+    d1, d2 = 1 / 10, 2 / 11
+    for p0, p1, p2, kept in zip(start, step1, step2, averaged):
+        torch.testing.assert_close(kept, d2 * (d1 * p0 + (1 - d1) * p1) + (1 - d2) * p2)

@@ -176,12 +176,17 @@ class _WeightAverage:
     def __init__(self, params: list[torch.Tensor], decay: float):
         self.params, self.decay = params, decay
         self.average = [p.detach().clone() for p in params]
+        self.n_updates = 0
         self._raw: list[torch.Tensor] = []
 
     @torch.no_grad()
     def update(self) -> None:
+        # Warm-up: the first averages weigh the recent steps more (decay (1 + n) / (10 + n)),
+        # so that the average does not lag behind the fast early progress from the start point.
+        decay = min(self.decay, (1.0 + self.n_updates) / (10.0 + self.n_updates))
+        self.n_updates += 1
         for average, p in zip(self.average, self.params):
-            average.lerp_(p, 1.0 - self.decay)
+            average.lerp_(p, 1.0 - decay)
 
     @torch.no_grad()
     def swap_in(self) -> None:
@@ -195,11 +200,11 @@ class _WeightAverage:
             p.copy_(raw)
         self._raw = []
 
-    def state(self) -> list[torch.Tensor]:
-        return [a.clone() for a in self.average]
+    def state(self) -> tuple[list[torch.Tensor], int]:
+        return [a.clone() for a in self.average], self.n_updates
 
-    def restore(self, state: list[torch.Tensor]) -> None:
-        self.average = [a.clone() for a in state]
+    def restore(self, state: tuple[list[torch.Tensor], int]) -> None:
+        self.average, self.n_updates = [a.clone() for a in state[0]], state[1]
 
 
 def _train_loop(
