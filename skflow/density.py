@@ -323,9 +323,14 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        # With the cosine schedule, reaching max_epochs is the planned end; warn only
-        # when the validation score was still improving in the last epoch.
-        if not result.stopped_early and result.best_epoch == result.n_iter and self.max_epochs > 1:
+        if result.best_epoch == 0 and result.n_iter > 0:
+            warnings.warn(
+                "no epoch improved the validation score of the initial flow (a Gaussian after standardization), "
+                "which was kept; lower learning_rate or check the data",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if self._still_improving(result):
             warnings.warn(
                 f"max_epochs={self.max_epochs} reached before early stopping; the flow may be underfitted. "
                 "Increase max_epochs or learning_rate.",
@@ -346,6 +351,21 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         self.best_epoch_ = result.best_epoch
         self.n_iter_ = result.n_iter
         return self
+
+    def _still_improving(self, result) -> bool:
+        """Whether training ended at max_epochs while the score still rose by ``tol`` per epoch.
+
+        With the cosine schedule, reaching max_epochs is the planned end, and the
+        weight average keeps creeping up in the last, tiny steps. The test is the
+        early-stopping criterion averaged over the last ``n_iter_no_change``
+        epochs: the kept epoch is the last one and the score gained more than
+        ``tol`` per epoch over that window.
+        """
+        scores = result.validation_scores or [-loss for loss in result.loss_curve]
+        if result.stopped_early or result.best_epoch != result.n_iter or len(scores) < 2:
+            return False
+        window = min(self.n_iter_no_change, len(scores) - 1)
+        return scores[-1] - scores[-1 - window] > window * self.tol
 
     def _resolve_hidden_units(self, n_samples: int, n_features: int) -> tuple[int, ...]:
         if isinstance(self.hidden_units, str):
@@ -418,6 +438,25 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
                 rows = slice(start, start + INFERENCE_BATCH_SIZE)
                 outside[rows] = outside_bounds(X[rows], self.low_, self.high_)
         return outside
+
+    def _clip_inside_bounds(self, X: np.ndarray) -> np.ndarray:
+        """Move values that rounded onto a bound (far latent tails; float32 output) just inside it, in place.
+
+        The flow maps onto the open interval, but its float result can equal a
+        bound, where the density is undefined (score -inf, transform refuses).
+        """
+        if not (np.isfinite(self.low_).any() or np.isfinite(self.high_).any()):
+            return X
+        low, high = self.low_.astype(X.dtype), self.high_.astype(X.dtype)
+        # The nearest values of X's dtype strictly inside the (float64) bounds.
+        low = np.where(low <= self.low_, np.nextafter(low, X.dtype.type(np.inf)), low)
+        high = np.where(high >= self.high_, np.nextafter(high, X.dtype.type(-np.inf)), high)
+        low = np.where(np.isfinite(self.low_), low, -np.inf).astype(X.dtype)
+        high = np.where(np.isfinite(self.high_), high, np.inf).astype(X.dtype)
+        for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+            rows = X[start : start + INFERENCE_BATCH_SIZE]
+            np.clip(rows, low, high, out=rows)
+        return X
 
     def score_samples(self, X):
         """Log-density of each sample, in the units of ``X``.
@@ -496,7 +535,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             float32 for float32 input, float64 otherwise.
         """
         Z = self._validated(X)
-        return self._batched(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
+        X_original = self._batched(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
+        return self._clip_inside_bounds(X_original)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted density.
@@ -522,7 +562,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             for start in range(0, n_samples, rows):
                 size = min(rows, n_samples - start)
                 samples[start : start + size] = to_numpy(self.flow_.sample(size, generator))
-        return samples
+        return self._clip_inside_bounds(samples)
 
     # ------------------------------------------------- sklearn integration
 

@@ -44,6 +44,19 @@ def test_gap_is_true_optimum_minus_log_likelihood(quick_report):
             assert r["gap"] is None
 
 
+def test_traces_are_timed_fits_that_reach_the_kept_score(quick_report):
+    """Per-epoch held-out scores on a clock that excludes their own evaluation; the kept weights are among them."""
+    traced = [r for r in quick_report["results"] if r["model"] in ("flow", "zuko")]
+    assert traced
+    for r in traced:
+        times, scores = zip(*r["trace"])
+        assert all(a < b for a, b in zip(times, times[1:])) and times[-1] <= r["fit_seconds"]
+        assert min(abs(np.array(scores) - r["test_log_likelihood"])) < 1e-3
+    for row in quick_report["time_to_reach_zuko"]:
+        flow = next(r for r in traced if r["dataset"] == row["dataset"] and r["model"] == "flow")
+        assert (row["flow_seconds"] is None) == (flow["test_log_likelihood"] < row["zuko_test_loglik"])
+
+
 def test_cli_writes_json(tmp_path):
     out = tmp_path / "density.json"
     main(["--quick", "--datasets", "wine", "--models", "flow", "gmm", "--out", str(out)])

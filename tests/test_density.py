@@ -81,6 +81,18 @@ def test_transform_preserves_float32_and_computes_in_float64(fitted, moons):
     assert fitted.score_samples(X32).dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inverse_transform_of_far_latents_stays_strictly_inside_bounds(dtype):
+    """Rounding of the logistic tails must not land a point on a bound (where the density is undefined)."""
+    X = np.random.default_rng(0).beta(0.5, 0.5, size=(300, 2))
+    est = FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=2, bounds=(0, 1), random_state=0).fit(X)
+    Z = np.array([[40.0, -40.0], [6.0, -6.0], [0.0, 0.0]], dtype=dtype)
+    back = est.inverse_transform(Z)
+    assert back.dtype == dtype and ((back > 0) & (back < 1)).all()
+    assert np.isfinite(est.score_samples(back)).all()
+    est.transform(back)  # defined: no ValueError about the bounds
+
+
 def test_sample_shape_reproducibility_and_location(fitted, moons):
     a = fitted.sample(2000, random_state=1)
     b = fitted.sample(2000, random_state=1)

@@ -38,7 +38,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     # Evaluate and keep an exponential moving average of the weights (0.0: the raw weights).
-    ema_decay: float = 0.0
+    ema_decay: float = 0.0  # per optimizer step, warmed up as min(ema_decay, (1 + n) / (10 + n)) over steps n
     clip_grad_norm: float = 5.0
     max_recoveries: int = 5
     recovery_lr_factor: float = 0.2
@@ -49,7 +49,7 @@ class TrainResult:
     loss_curve: list[float] = field(default_factory=list)
     validation_scores: list[float] = field(default_factory=list)
     n_iter: int = 0
-    best_epoch: int = 0
+    best_epoch: int = 0  # 0: no epoch beat the initial weights (with a validation set), which were kept
     stopped_early: bool = False
     n_recoveries: int = 0
     final_learning_rate: float = 0.0
@@ -145,7 +145,9 @@ def train_flow(
 
     With ``config.ema_decay > 0`` the weights evaluated each epoch (by the
     validation score and by ``callback``) and kept at the end are an
-    exponential moving average of the optimizer's iterates.
+    exponential moving average of the optimizer's iterates. Without a
+    validation set, an epoch's score is minus the mean training loss of the
+    optimizer's steps during it (the average itself is not scored).
     """
     weights = weights.to(dtype=x.dtype, device=x.device)
     train_idx, val_idx = _split(x.shape[0], config.validation_fraction, generator, x.device)
@@ -230,16 +232,20 @@ def _train_loop(
     epoch_weight = float(w_train.sum())
 
     def evaluate(train_loss: float) -> float:
+        """The epoch's score: validation log-likelihood, or minus the training loss without a validation set."""
         flow.eval()
         if x_val is None:
             return -train_loss
         return _mean_log_likelihood(flow, x_val, w_val)
 
-    # The initial weights are a candidate too (epoch 0): a fit that only gets
-    # worse, e.g. at a far too high learning rate, returns its starting point.
-    best_score = evaluate(math.inf) if x_val is not None else -math.inf
-    if not math.isfinite(best_score):
-        best_score = -math.inf
+    # With a validation set the initial weights are a candidate too (epoch 0):
+    # a fit that only gets worse, e.g. at a far too high learning rate, returns
+    # its starting point.
+    best_score = -math.inf
+    if x_val is not None:
+        flow.eval()
+        initial_score = _mean_log_likelihood(flow, x_val, w_val)
+        best_score = initial_score if math.isfinite(initial_score) else -math.inf
     best_state = _snapshot(flow)
     last_good = (best_state, average.state() if average is not None else None)
     epochs_without_improvement = 0
@@ -291,8 +297,7 @@ def _train_loop(
             average.swap_in()
         score = evaluate(train_loss) if not diverged else math.nan
         if diverged or not math.isfinite(score) or not math.isfinite(train_loss):
-            if average is not None and average._raw:
-                average.swap_out()
+            # Raw weights and average go back to the last good epoch below (whatever is swapped in).
             result.n_recoveries += 1
             if result.n_recoveries > config.max_recoveries:
                 flow.load_state_dict(best_state)
