@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._core import TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
+from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
 from ._core.device import loadable_device, resolve_device, to_numpy, to_tensor
 from ._persistence import load_estimator, save_estimator
 from ._preprocessing import check_numeric, fit_preprocessing, outside_bounds, parse_bounds
@@ -71,7 +71,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         Spline bins per feature (``flow="spline"`` only).
     tail_bound : float, default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` (standardized units) and
-        are the identity outside.
+        are the identity outside. Columns whose training values reach beyond
+        it are first mapped through ``asinh`` (see ``asinh_columns_``).
     learning_rate : float, default=1e-3
         AdamW step size.
     batch_size : "auto" or int, default="auto"
@@ -144,6 +145,11 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         Standardization statistics (after any bounded-to-real map).
     dequantized_ : ndarray of bool
         Columns dequantized during training.
+    asinh_columns_ : ndarray of bool
+        Columns whose standardized training values reach beyond
+        ``tail_bound``; they pass through a fixed ``asinh`` (its log-det
+        included) before the learned layers, which compresses their tails
+        into the range where the splines act.
     device_ : torch.device
         Where the flow lives.
 
@@ -259,6 +265,15 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             raise ValueError(
                 "X has training values on or outside the given bounds; bounds must strictly contain the data"
             )
+        bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())
+        to_unbounded = ToUnbounded(torch.from_numpy(low), torch.from_numpy(high)).double()
+        with torch.no_grad():
+            X_unbounded = to_unbounded(to_tensor(X, torch.device("cpu")))[0].numpy() if bounded else X
+        prep = fit_preprocessing(X, X_unbounded, low, high, self.standardize, self.dequantize)
+        standardized = (X_unbounded - prep.loc) / prep.scale
+        # Columns reaching beyond the splines' range (heavy or long tails) go through asinh first.
+        asinh_columns = np.abs(standardized).max(axis=0) > self.tail_bound
+
         flow = build_flow(
             n_features,
             flow=self.flow,
@@ -266,20 +281,18 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             hidden_units=hidden_units,
             n_bins=self.n_bins,
             tail_bound=self.tail_bound,
-            bounded=bool(np.isfinite(low).any() or np.isfinite(high).any()),
+            bounded=bounded,
+            asinh_tails=bool(asinh_columns.any()),
             seed=seed,
         )
-        n_fixed = 2 if flow.config["bounded"] else 1
+        # The fixed layers (bounds map, standardization) run in float64 and are filled
+        # after training; the body (asinh on the tail columns, then the learned layers) is trained.
+        n_fixed = 2 if bounded else 1
         fixed, body = flow.transforms[:n_fixed].double(), flow.transforms[n_fixed:]
-        if flow.config["bounded"]:
-            fixed[0].low.copy_(torch.from_numpy(low))
-            fixed[0].high.copy_(torch.from_numpy(high))
-            with torch.no_grad():
-                X_unbounded = fixed[0](to_tensor(X, torch.device("cpu")))[0].numpy()
-        else:
-            X_unbounded = X
-        prep = fit_preprocessing(X, X_unbounded, low, high, self.standardize, self.dequantize)
-        standardized = (X_unbounded - prep.loc) / prep.scale
+        if bounded:
+            fixed[0].load_state_dict(to_unbounded.state_dict())
+        if asinh_columns.any():
+            body[0].mask.copy_(torch.from_numpy(asinh_columns))
 
         generator = torch.Generator().manual_seed(seed)
         device = self.device_
@@ -346,6 +359,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         self.location_, self.scale_ = prep.loc, prep.scale
         self.low_, self.high_ = prep.low, prep.high
         self.dequantized_ = prep.dequantized
+        self.asinh_columns_ = asinh_columns
         self.loss_curve_ = result.loss_curve
         self.validation_scores_ = result.validation_scores
         self.best_epoch_ = result.best_epoch

@@ -8,6 +8,7 @@ import torch
 from skflow._core import (
     ActNorm,
     AffineCoupling,
+    AsinhTails,
     LULinear,
     Permutation,
     SplineCoupling,
@@ -22,6 +23,12 @@ D = 4
 MASK = torch.tensor([True, False, True, False])
 
 
+def _asinh_tails(mask):
+    transform = AsinhTails(D)
+    transform.mask.copy_(mask)
+    return transform
+
+
 def make_transforms():
     torch.manual_seed(0)
     return {
@@ -33,6 +40,7 @@ def make_transforms():
         "lu_linear": perturb_parameters(LULinear(D), scale=0.3),
         "actnorm": perturb_parameters(ActNorm(D)),
         "permutation": Permutation(torch.tensor([2, 0, 3, 1])),
+        "asinh_tails": _asinh_tails(torch.tensor([True, False, True, True])),
         "standardize": Standardize(torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([0.5, 2.0, 1.5, 1e-3])),
     }
 

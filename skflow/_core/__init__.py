@@ -3,10 +3,11 @@
 from .couplings import AffineCoupling, SplineCoupling
 from .flow import Flow, build_flow, flow_from_config, standard_normal_log_prob
 from .train import TrainConfig, TrainingDivergedError, TrainResult, train_flow
-from .transforms import ActNorm, LULinear, Permutation, Standardize, ToUnbounded, Transform
+from .transforms import ActNorm, AsinhTails, LULinear, Permutation, Standardize, ToUnbounded, Transform
 
 __all__ = [
     "ActNorm",
+    "AsinhTails",
     "AffineCoupling",
     "Flow",
     "LULinear",

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .couplings import AffineCoupling, SplineCoupling
-from .transforms import ActNorm, LULinear, Permutation, Standardize, ToUnbounded, Transform
+from .transforms import ActNorm, AsinhTails, LULinear, Permutation, Standardize, ToUnbounded, Transform
 
 FLOW_KINDS = ("spline", "affine")
 MIXINGS = ("lu", "permutation")
@@ -77,13 +77,15 @@ def build_flow(
     mixing: str = "lu",
     actnorm: bool = False,
     bounded: bool = False,
+    asinh_tails: bool = False,
     seed: int = 0,
 ) -> Flow:
     """Build an identity-initialized flow.
 
-    The chain is ``[ToUnbounded] -> Standardize -> (ActNorm -> mixing -> coupling) x n_transforms``.
-    The fixed first layers start as the identity; the estimator fills their
-    buffers. Coupling masks alternate between the two halves of the features.
+    The chain is ``[ToUnbounded] -> Standardize -> [AsinhTails] -> (ActNorm -> mixing -> coupling) x n_transforms``.
+    The fixed layers start as the identity; the estimator fills their
+    buffers (AsinhTails' column mask is empty until then). Coupling masks
+    alternate between the two halves of the features.
 
     Module construction draws from torch's global RNG (``nn.Linear`` init); it runs
     inside ``fork_rng`` seeded by ``seed``, so it is reproducible and leaves the
@@ -104,6 +106,7 @@ def build_flow(
         mixing=mixing,
         actnorm=bool(actnorm),
         bounded=bool(bounded),
+        asinh_tails=bool(asinh_tails),
         seed=int(seed),
     )
     with torch.random.fork_rng(devices=[]):
@@ -112,6 +115,8 @@ def build_flow(
         if bounded:
             layers.append(ToUnbounded(torch.full((n_features,), -math.inf), torch.full((n_features,), math.inf)))
         layers.append(Standardize(torch.zeros(n_features), torch.ones(n_features)))
+        if asinh_tails:
+            layers.append(AsinhTails(n_features))
         parity = torch.arange(n_features) % 2
         for i in range(n_transforms):
             if actnorm:
