@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -13,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
-from ._core.device import loadable_device, resolve_device, to_numpy, to_tensor
+from ._core.device import loadable_device, resolve_device, single_threaded, to_numpy, to_tensor
 from ._persistence import load_estimator, save_estimator
 from ._preprocessing import check_numeric, fit_preprocessing, outside_bounds, parse_bounds
 from ._progress import EpochProgress
@@ -116,7 +117,10 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         inside the flow; samples stay within the bounds and points outside
         score ``-inf``.
     device : str, default="auto"
-        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". On the CPU,
+        training runs on one torch thread (the setting is restored after
+        ``fit``): its many tiny operations gain little from more, and lose
+        much when other work shares the cores.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, the validation split, batching and sampling.
         With an int, fits on CPU are reproducible bit for bit.
@@ -317,7 +321,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             ema_decay=0.99,
         )
         augment = self._make_augment(prep, device)
-        with EpochProgress(self.max_epochs, self.verbose) as progress:
+        training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
+        with EpochProgress(self.max_epochs, self.verbose) as progress, training_threads:
             try:
                 result = train_flow(body_flow, train_x, train_w, config, generator, augment, progress.update)
             except TrainingDivergedError as exc:

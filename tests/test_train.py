@@ -136,3 +136,17 @@ def test_kept_weights_are_the_moving_average_of_the_iterates():
     d1, d2 = 1 / 10, 2 / 11
     for p0, p1, p2, kept in zip(start, step1, step2, averaged):
         torch.testing.assert_close(kept, d2 * (d1 * p0 + (1 - d1) * p1) + (1 - d2) * p2)
+
+
+def test_single_threaded_restores_the_thread_setting_after_nested_and_failing_blocks():
+    from skflow._core.device import single_threaded
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with single_threaded():
+            assert torch.get_num_threads() == 1
+            with single_threaded():
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1  # the outer block still holds it
+            raise RuntimeError("fit failed")
+    assert torch.get_num_threads() == before
