@@ -334,17 +334,26 @@ def true_optimum(data: datasets.Dataset, scaler: StandardScaler) -> float:
 # ------------------------------------------------------------------ report
 
 
+def _rows(results: list[Result], optima: dict[str, float]):
+    """(dataset, result) per table row; (dataset, None) for a synthetic set's true optimum, before its results."""
+    previous = None
+    for r in results:
+        if r.dataset != previous and r.dataset in optima:
+            yield r.dataset, None
+        previous = r.dataset
+        yield r.dataset, r
+
+
 def format_table(results: list[Result], optima: dict[str, float]) -> str:
     header = (
         f"{'dataset':<15} {'model':<11} {'test loglik':>12} {'gap/dim':>8} {'fit s':>8} "
         f"{'score rows/s':>13} {'sample rows/s':>14}  params"
     )
     lines = [header, "-" * len(header)]
-    previous = None
-    for r in results:
-        if r.dataset != previous and r.dataset in optima:
-            lines.append(f"{r.dataset:<15} {'TRUE E[logp]':<11} {optima[r.dataset]:>12.3f}")
-        previous = r.dataset
+    for dataset, r in _rows(results, optima):
+        if r is None:
+            lines.append(f"{dataset:<15} {'TRUE E[logp]':<11} {optima[dataset]:>12.3f}")
+            continue
         gap = "" if r.gap_per_dim is None else f"{r.gap_per_dim:8.4f}"
         lines.append(
             f"{r.dataset:<15} {r.model:<11} {r.test_log_likelihood:>12.3f} {gap:>8} {r.fit_seconds:>8.1f} "
@@ -360,11 +369,10 @@ def format_markdown(results: list[Result], optima: dict[str, float]) -> str:
         "| dataset | model | test loglik | gap/dim | fit s | score rows/s | sample rows/s | chosen |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    previous = None
-    for r in results:
-        if r.dataset != previous and r.dataset in optima:
-            lines.append(f"| {r.dataset} | *true E[log p]* | {optima[r.dataset]:.3f} | 0 | | | | |")
-        previous = r.dataset
+    for dataset, r in _rows(results, optima):
+        if r is None:
+            lines.append(f"| {dataset} | *true E[log p]* | {optima[dataset]:.3f} | 0 | | | | |")
+            continue
         gap = "" if r.gap_per_dim is None else f"{r.gap_per_dim:.4f}"
         chosen = ", ".join(f"{k}: {v}" for k, v in r.params.items())
         rates = [
