@@ -15,7 +15,8 @@ def test_quick_mode_writes_every_measurement(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["mode"] == "quick" and saved["machine"]["torch_threads"] == 1
     (train,) = saved["train"]
-    assert set(train["samples_per_s"]) == {"skflow", "zuko_coupling", "zuko_autoregressive"}
+    assert set(train["samples_per_s"]) == {"skflow", "skflow_permutation", "zuko_coupling", "zuko_autoregressive"}
+    assert set(train["speedup"]) >= {"skflow_permutation/zuko_coupling", "skflow/zuko_autoregressive"}
     assert all(rate > 0 for rate in train["samples_per_s"].values())
     assert saved["sample"]["speedup"] > 0 and saved["score"]["speedup"] > 0
     assert results["score"]["n_train_rows"] == speed.Sizes.for_mode(True).score_train_rows
