@@ -52,10 +52,10 @@ class Standardize(Transform):
 class AsinhTails(Transform):
     """Fixed elementwise z = asinh(x) on selected (standardized) columns.
 
-    Near-linear for |x| < 1 and logarithmic beyond, so a heavy or long tail
+    Near-linear for ``|x| < 1`` and logarithmic beyond, so a heavy or long tail
     (a log-normal column reaching 90 standard deviations) is pulled into the
     range where the splines act; beyond it they are the identity and could
-    not reshape the tail at all. log|dz/dx| = -log(1 + x^2) / 2.
+    not reshape the tail at all. ``log|dz/dx| = -log(1 + x^2) / 2``.
     """
 
     def __init__(self, n_features: int):
