@@ -15,15 +15,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
 from ._core.device import loadable_device, resolve_device, single_threaded, to_numpy, to_tensor
+from ._inference import batch_rows, clip_inside_bounds, map_in_batches, rows_outside_bounds
 from ._persistence import load_estimator, save_estimator
 from ._preprocessing import check_numeric, fit_preprocessing, outside_bounds, parse_bounds
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, _fit_context
-
-# Rows per forward pass at inference: bounds peak memory for any input size.
-INFERENCE_BATCH_SIZE = 65536
-# Bytes the flow's intermediates may take per inference batch (see FlowDensity._inference_rows).
-INFERENCE_MEMORY = 64 * 2**20
 
 
 def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
@@ -428,54 +424,11 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
 
     def _inference_rows(self) -> int:
-        """Rows per batch at inference, so that the flow's intermediates stay near INFERENCE_MEMORY bytes.
+        config = self.flow_.config
+        return batch_rows(self.n_features_in_, config["hidden_units"], config["n_bins"])
 
-        A spline layer holds a few float64 tensors of (rows, features, 3 * n_bins) (parameters,
-        knot table); the conditioner holds (rows, width) activations.
-        """
-        width = max([self.n_features_in_, *self.flow_.config["hidden_units"]])
-        per_row = 8 * (6 * self.n_features_in_ * (3 * self.flow_.config["n_bins"] + 4) + 4 * width)
-        return int(np.clip(INFERENCE_MEMORY // per_row, 256, INFERENCE_BATCH_SIZE))
-
-    def _batched(self, function, X: np.ndarray, dtype=np.float64) -> np.ndarray:
-        # Filled in place, batch by batch: no list of chunks and no concatenated copy.
-        n_rows, rows = X.shape[0], self._inference_rows()
-        output = np.empty((0,), dtype=dtype)
-        with torch.inference_mode():
-            for start in range(0, n_rows, rows):
-                result = to_numpy(function(to_tensor(X[start : start + rows], self.device_)))
-                if start == 0:
-                    output = np.empty((n_rows, *result.shape[1:]), dtype=dtype)
-                output[start : start + rows] = result
-        return output
-
-    def _outside_bounds(self, X: np.ndarray) -> np.ndarray:
-        """Rows on or outside ``bounds``, checked batch by batch (no full-size temporaries)."""
-        outside = np.zeros(X.shape[0], dtype=bool)
-        if np.isfinite(self.low_).any() or np.isfinite(self.high_).any():
-            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                rows = slice(start, start + INFERENCE_BATCH_SIZE)
-                outside[rows] = outside_bounds(X[rows], self.low_, self.high_)
-        return outside
-
-    def _clip_inside_bounds(self, X: np.ndarray) -> np.ndarray:
-        """Move values that rounded onto a bound (far latent tails; float32 output) just inside it, in place.
-
-        The flow maps onto the open interval, but its float result can equal a
-        bound, where the density is undefined (score -inf, transform refuses).
-        """
-        if not (np.isfinite(self.low_).any() or np.isfinite(self.high_).any()):
-            return X
-        low, high = self.low_.astype(X.dtype), self.high_.astype(X.dtype)
-        # The nearest values of X's dtype strictly inside the (float64) bounds.
-        low = np.where(low <= self.low_, np.nextafter(low, X.dtype.type(np.inf)), low)
-        high = np.where(high >= self.high_, np.nextafter(high, X.dtype.type(-np.inf)), high)
-        low = np.where(np.isfinite(self.low_), low, -np.inf).astype(X.dtype)
-        high = np.where(np.isfinite(self.high_), high, np.inf).astype(X.dtype)
-        for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-            rows = X[start : start + INFERENCE_BATCH_SIZE]
-            np.clip(rows, low, high, out=rows)
-        return X
+    def _map(self, function, X: np.ndarray, dtype=np.float64) -> np.ndarray:
+        return map_in_batches(function, X, self._inference_rows(), self.device_, dtype)
 
     def score_samples(self, X):
         """Log-density of each sample, in the units of ``X``.
@@ -492,8 +445,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         """
         X = self._validated(X)
         # Scored in place; rows outside the bounds (whatever the flow gives them) are set after.
-        log_density = self._batched(self.flow_.log_prob, X)
-        log_density[self._outside_bounds(X)] = -np.inf
+        log_density = self._map(self.flow_.log_prob, X)
+        log_density[rows_outside_bounds(X, self.low_, self.high_)] = -np.inf
         # Overflow far outside the data (|x| ~ 1e300) means a density that underflows to zero.
         log_density[~np.isfinite(log_density)] = -np.inf
         return log_density
@@ -532,13 +485,13 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             If a row lies on or outside ``bounds``, where the map is undefined.
         """
         X = self._validated(X)
-        outside = self._outside_bounds(X)
+        outside = rows_outside_bounds(X, self.low_, self.high_)
         if outside.any():
             raise ValueError(
                 f"X has {int(outside.sum())} row(s) on or outside the bounds (first: row {int(np.argmax(outside))}); "
                 "transform is defined only inside them (score_samples gives such rows -inf)"
             )
-        return self._batched(lambda x: self.flow_(x)[0], X, dtype=X.dtype).reshape(X.shape)
+        return self._map(lambda x: self.flow_(x)[0], X, dtype=X.dtype).reshape(X.shape)
 
     def inverse_transform(self, X):
         """Map latent points back to data space.
@@ -554,8 +507,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             float32 for float32 input, float64 otherwise.
         """
         Z = self._validated(X)
-        X_original = self._batched(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
-        return self._clip_inside_bounds(X_original)
+        X_original = self._map(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
+        return clip_inside_bounds(X_original, self.low_, self.high_)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted density.
@@ -581,7 +534,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             for start in range(0, n_samples, rows):
                 size = min(rows, n_samples - start)
                 samples[start : start + size] = to_numpy(self.flow_.sample(size, generator))
-        return self._clip_inside_bounds(samples)
+        return clip_inside_bounds(samples, self.low_, self.high_)
 
     # ------------------------------------------------- sklearn integration
 
