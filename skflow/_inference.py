@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ._core.device import to_numpy, to_tensor
-from ._preprocessing import outside_bounds
+from ._preprocessing import has_bounds, outside_bounds
 
 # Rows per batch at most: bounds peak memory for any input size.
 INFERENCE_BATCH_SIZE = 65536
@@ -49,14 +49,10 @@ def map_in_batches(
     return output
 
 
-def _has_bounds(low: np.ndarray, high: np.ndarray) -> bool:
-    return bool(np.isfinite(low).any() or np.isfinite(high).any())
-
-
 def rows_outside_bounds(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Rows on or outside the bounds, checked batch by batch (no full-size temporaries)."""
     outside = np.zeros(X.shape[0], dtype=bool)
-    if _has_bounds(low, high):
+    if has_bounds(low, high):
         for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
             rows = slice(start, start + INFERENCE_BATCH_SIZE)
             outside[rows] = outside_bounds(X[rows], low, high)
@@ -69,7 +65,7 @@ def clip_inside_bounds(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
     The flow maps onto the open interval, but its float result can equal a
     bound, where the density is undefined (score -inf, transform refuses).
     """
-    if not _has_bounds(low, high):
+    if not has_bounds(low, high):
         return X
     inner_low, inner_high = low.astype(X.dtype), high.astype(X.dtype)
     # The nearest values of X's dtype strictly inside the (float64) bounds.

@@ -28,10 +28,6 @@ class Preprocessing:
     dequantized: np.ndarray  # bool mask: integer-valued columns that get uniform noise in training
     constant: np.ndarray  # bool mask: zero-variance columns
 
-    @property
-    def bounded(self) -> bool:
-        return bool(np.isfinite(self.low).any() or np.isfinite(self.high).any())
-
 
 def parse_bounds(bounds, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature (low, high) arrays from ``None``, one ``(low, high)`` pair, or one pair per feature."""
@@ -58,6 +54,11 @@ def parse_bounds(bounds, n_features: int) -> tuple[np.ndarray, np.ndarray]:
         if not low[j] < high[j]:
             raise ValueError(f"bounds[{j}] = {pair!r}: low must be below high")
     return low, high
+
+
+def has_bounds(low: np.ndarray, high: np.ndarray) -> bool:
+    """Whether any feature has a finite lower or upper bound."""
+    return bool(np.isfinite(low).any() or np.isfinite(high).any())
 
 
 def outside_bounds(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

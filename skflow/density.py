@@ -17,7 +17,7 @@ from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, 
 from ._core.device import loadable_device, resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, clip_inside_bounds, map_in_batches, rows_outside_bounds
 from ._persistence import load_estimator, save_estimator
-from ._preprocessing import check_numeric, fit_preprocessing, outside_bounds, parse_bounds
+from ._preprocessing import check_numeric, fit_preprocessing, has_bounds, outside_bounds, parse_bounds
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, _fit_context
 
@@ -265,7 +265,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             raise ValueError(
                 "X has training values on or outside the given bounds; bounds must strictly contain the data"
             )
-        bounded = bool(np.isfinite(low).any() or np.isfinite(high).any())
+        bounded = has_bounds(low, high)
         to_unbounded = ToUnbounded(torch.from_numpy(low), torch.from_numpy(high)).double()
         with torch.no_grad():
             X_unbounded = to_unbounded(to_tensor(X, torch.device("cpu")))[0].numpy() if bounded else X
