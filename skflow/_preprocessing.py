@@ -1,186 +1,209 @@
-"""Input checks and the fixed preprocessing decided at fit time: bounds, standardization, dequantization.
+"""Fitted statistics of the training data: what the flow's fixed layers and the dequantization noise need.
 
-Everything here is computed in float64 on the user's data, before the learned
-flow sees it; the resulting maps become the first (fixed) layers of the flow so
-that their log-determinants enter every density.
+Computed in float64, batch by batch (no full-size float64 copy of a float32
+input), from the rows with positive weight, each row counted by its weight:
+a row of weight zero shapes nothing.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from ._bounds import has_bounds
+from ._core import AsinhTails, ToUnbounded
 
 # A constant column gets this scale (in the user's units) and is modelled as
 # N(value, CONSTANT_COLUMN_SCALE**2): the same floor GaussianMixture's default
 # reg_covar=1e-6 puts on a variance.
 CONSTANT_COLUMN_SCALE = 1e-3
+# Beyond 2**53 every float64 is an integer: such columns are not counts.
+LARGEST_EXACT_INTEGER = 2.0**53
+# Rows per batch for the column statistics.
+BATCH_ROWS = 65536
 
 
 @dataclass
 class Preprocessing:
-    low: np.ndarray  # per-feature lower bound, -inf if none
-    high: np.ndarray  # per-feature upper bound, +inf if none
-    loc: np.ndarray
+    """Per-feature fitted statistics (arrays of shape (n_features,))."""
+
+    low: np.ndarray  # lower bound, -inf if none
+    high: np.ndarray  # upper bound, +inf if none
+    loc: np.ndarray  # standardization, after the bounds map
     scale: np.ndarray
-    dequantized: np.ndarray  # bool mask: integer-valued columns that get uniform noise in training
-    constant: np.ndarray  # bool mask: zero-variance columns
+    lower_tails: np.ndarray  # bool: standardized values reach below -tail_bound (asinh on that side)
+    upper_tails: np.ndarray  # bool: ... above +tail_bound
+    dequantized: np.ndarray  # bool: integer-valued columns that get uniform noise in training
+    constant: np.ndarray  # bool: zero-variance columns
 
-
-def parse_bounds(bounds, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature (low, high) arrays from ``None``, one ``(low, high)`` pair, or one pair per feature."""
-    low = np.full(n_features, -np.inf)
-    high = np.full(n_features, np.inf)
-    if bounds is None:
-        return low, high
-    pairs: Sequence = bounds
-    if len(bounds) == 2 and all(b is None or np.isscalar(b) for b in bounds):
-        pairs = [bounds] * n_features
-    if len(pairs) != n_features:
-        raise ValueError(
-            "bounds must be one (low, high) pair or one pair per feature; "
-            f"got {len(pairs)} pairs for {n_features} features"
+    def flow_arguments(self) -> dict[str, np.ndarray]:
+        """The fitted numbers ``skflow._core.build_flow`` takes."""
+        return dict(
+            low=self.low,
+            high=self.high,
+            loc=self.loc,
+            scale=self.scale,
+            lower_tails=self.lower_tails,
+            upper_tails=self.upper_tails,
         )
-    for j, pair in enumerate(pairs):
-        if pair is None:
-            continue
-        if len(pair) != 2:
-            raise ValueError(f"bounds[{j}] must be a (low, high) pair, got {pair!r}")
-        lo, hi = pair
-        low[j] = -np.inf if lo is None else float(lo)
-        high[j] = np.inf if hi is None else float(hi)
-        if not low[j] < high[j]:
-            raise ValueError(f"bounds[{j}] = {pair!r}: low must be below high")
-    return low, high
 
 
-def has_bounds(low: np.ndarray, high: np.ndarray) -> bool:
-    """Whether any feature has a finite lower or upper bound."""
-    return bool(np.isfinite(low).any() or np.isfinite(high).any())
+class _Unbounded:
+    """Rows of X after the bounds map (float64), batch by batch; the identity without bounds."""
+
+    def __init__(self, X: np.ndarray, low: np.ndarray, high: np.ndarray):
+        self.X = X
+        self.map = None
+        if has_bounds(low, high):
+            self.map = ToUnbounded(torch.from_numpy(low), torch.from_numpy(high)).double()
+
+    def batches(self):
+        for start in range(0, self.X.shape[0], BATCH_ROWS):
+            rows = np.asarray(self.X[start : start + BATCH_ROWS], dtype=np.float64)
+            if self.map is not None:
+                with torch.no_grad():
+                    rows = self.map(torch.from_numpy(rows))[0].numpy()
+            yield slice(start, start + BATCH_ROWS), rows
 
 
-def outside_bounds(X: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Rows with a value on or beyond a bound (where the density is zero)."""
-    return ((X <= low) | (X >= high)).any(axis=1)
+def _weighted_moments(unbounded: _Unbounded, weights: np.ndarray, n_features: int):
+    """Column minima, maxima, weighted means and standard deviations, in two passes over the batches.
 
-
-# Beyond 2**53 every float64 is an integer: such columns are not counts.
-LARGEST_EXACT_INTEGER = 2.0**53
+    Values are divided by each column's largest magnitude first, so that
+    squares do not overflow for magnitudes up to the float64 limit.
+    """
+    low = np.full(n_features, np.inf)
+    high = np.full(n_features, -np.inf)
+    for _, rows in unbounded.batches():
+        low, high = np.minimum(low, rows.min(axis=0)), np.maximum(high, rows.max(axis=0))
+    magnitude = np.maximum(np.abs(low), np.abs(high))
+    magnitude = np.where(magnitude > 0, magnitude, 1.0)
+    total = weights.sum()
+    mean = np.zeros(n_features)
+    for rows_slice, rows in unbounded.batches():
+        mean += weights[rows_slice] @ (rows / magnitude)
+    mean /= total
+    variance = np.zeros(n_features)
+    for rows_slice, rows in unbounded.batches():
+        variance += weights[rows_slice] @ np.square(rows / magnitude - mean)
+    std = np.sqrt(np.maximum(variance / total, 0.0))
+    return low, high, mean * magnitude, std * magnitude
 
 
 def integer_columns(X: np.ndarray) -> np.ndarray:
-    """Columns whose training values are all integers of moderate size (counts, ratings, pixel levels)."""
-    return np.all(X == np.round(X), axis=0) & (np.abs(X).max(axis=0, initial=0.0) <= LARGEST_EXACT_INTEGER)
+    """Columns whose values are all integers of moderate size (counts, ratings, pixel levels)."""
+    integer = np.ones(X.shape[1], dtype=bool)
+    for start in range(0, X.shape[0], BATCH_ROWS):
+        rows = X[start : start + BATCH_ROWS]
+        integer &= np.all(rows == np.round(rows), axis=0) & np.all(np.abs(rows) <= LARGEST_EXACT_INTEGER, axis=0)
+    return integer
 
 
-def location_and_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations without overflow for magnitudes up to the float64 limit.
-
-    ``X.var()`` squares the values and overflows above about 1e154; dividing by
-    each column's largest magnitude first keeps the arithmetic in range.
-    """
-    magnitude = np.abs(X).max(axis=0, initial=0.0)
-    magnitude = np.where(magnitude > 0, magnitude, 1.0)
-    unit = X / magnitude
-    return unit.mean(axis=0) * magnitude, unit.std(axis=0) * magnitude
-
-
-def non_numeric_columns(X) -> list[tuple[object, str]]:
-    """(column, reason) for each column of a DataFrame or 2-D object/string array that is not numeric.
-
-    Lets validation name the offending columns instead of failing on the first
-    string it meets. Values that are neither numbers nor strings (a dict, a
-    list) are left to scikit-learn, which raises its usual ``TypeError``.
-    """
-    columns = getattr(X, "columns", None)
-    dtypes = getattr(X, "dtypes", None)
-    if columns is not None and dtypes is not None and hasattr(X, "iloc"):  # pandas-like DataFrame
-        found = []
-        for j, (name, dtype) in enumerate(zip(columns, dtypes)):
-            kind = getattr(dtype, "kind", "O")
-            if str(dtype) == "category":
-                found.append((name, "categorical"))
-            elif kind in "mM":
-                found.append((name, f"{dtype} (dates and durations are not densities' inputs)"))
-            elif kind not in "biuf" and not _converts_to_float(X.iloc[:, j].to_numpy()):
-                found.append((name, f"{dtype} holding non-numeric values"))
-        return found
-    if isinstance(X, list | tuple):  # nested lists: look at them as numpy would
-        try:
-            X = np.asarray(X)
-        except ValueError:  # ragged: left to scikit-learn's message
-            return []
-    dtype = getattr(X, "dtype", None)
-    if dtype is not None and dtype.kind in "mM" and getattr(X, "ndim", 0) == 2:
-        return [(j, f"{dtype} (dates and durations are not densities' inputs)") for j in range(X.shape[1])]
-    if dtype is not None and dtype.kind in "OUS" and getattr(X, "ndim", 0) == 2:
-        return [
-            (j, f"{dtype} holding non-numeric values") for j in range(X.shape[1]) if not _converts_to_float(X[:, j])
-        ]
-    return []
-
-
-def _converts_to_float(values: np.ndarray) -> bool:
-    try:
-        np.asarray(values, dtype=np.float64)
-    except ValueError:  # a string that is not a number; TypeError (dicts, lists) is left to scikit-learn
-        return False
-    return True
-
-
-def check_numeric(X, estimator_name: str) -> None:
-    """Raise a ``ValueError`` naming the non-numeric columns of ``X``, if any."""
-    found = non_numeric_columns(X)
-    if found:
-        listed = ", ".join(f"{name!r} ({reason})" for name, reason in found)
-        raise ValueError(
-            f"{estimator_name} needs numeric features, but column(s) {listed} of X are not numeric. "
-            "Encode them first (e.g. with OrdinalEncoder: integer codes are then dequantized) or drop them."
-        )
+def _dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> np.ndarray:
+    if dequantize == "auto":
+        return integer_columns(X) & ~bounded
+    if dequantize:
+        return ~bounded
+    return np.zeros(X.shape[1], dtype=bool)
 
 
 def fit_preprocessing(
-    X: np.ndarray, X_unbounded: np.ndarray, low: np.ndarray, high: np.ndarray, standardize: bool, dequantize
+    X: np.ndarray,
+    weights: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    standardize: bool,
+    dequantize,
+    tail_bound: float,
 ) -> Preprocessing:
-    """Statistics of the training data. ``X_unbounded`` is X after the bounded-to-real maps."""
-    bounded_columns = np.isfinite(low) | np.isfinite(high)
-    if dequantize == "auto":
-        dequantized = integer_columns(X) & ~bounded_columns
-    elif dequantize:
-        dequantized = ~bounded_columns
-    else:
-        dequantized = np.zeros(X.shape[1], dtype=bool)
-
+    """Statistics of the training rows ``X`` (all with positive ``weights``) for bounds ``low``/``high``."""
+    n_features = X.shape[1]
+    bounded = np.isfinite(low) | np.isfinite(high)
+    dequantized = _dequantized_columns(X, bounded, dequantize)
+    minimum, maximum, mean, std = _weighted_moments(_Unbounded(X, low, high), weights, n_features)
     # A constant integer column that is dequantized is not degenerate: its
     # training values are spread uniformly over one unit around the integer.
-    constant = (np.ptp(X_unbounded, axis=0) == 0) & ~dequantized
+    constant = (maximum == minimum) & ~dequantized
     if standardize:
-        loc, std = location_and_scale(X_unbounded)
         # Dequantized columns are standardized with the spread of the noisy values.
-        scale = np.where(dequantized, np.hypot(std, np.sqrt(1.0 / 12.0)), std)
+        loc, scale = mean, np.where(dequantized, np.hypot(std, np.sqrt(1.0 / 12.0)), std)
     else:
-        loc = np.zeros(X.shape[1])
-        scale = np.ones(X.shape[1])
+        loc, scale = np.zeros(n_features), np.ones(n_features)
     if constant.any():
         # Centre the floor on the value even without standardization, so the
         # column's training values sit at 0 in the flow's units.
-        loc = np.where(constant, X_unbounded[0], loc)
+        loc = np.where(constant, minimum, loc)
         scale = np.where(constant, CONSTANT_COLUMN_SCALE, scale)
         warnings.warn(
             f"feature(s) {np.flatnonzero(constant).tolist()} are constant; each is modelled as a normal "
             f"with standard deviation {CONSTANT_COLUMN_SCALE:g} around its value"
-            + (" (in log/logit units for bounded ones)" if (constant & bounded_columns).any() else ""),
+            + (" (in log/logit units for bounded ones)" if (constant & bounded).any() else ""),
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    # The flow trains in float32: standardized values must stay within its range.
     with np.errstate(over="ignore", invalid="ignore"):
-        standardized = (X_unbounded - loc) / scale
-    if not (np.abs(standardized) < np.finfo(np.float32).max).all():
-        raise ValueError(
-            "X has values too large in magnitude for training once standardized (overflow in float32); "
-            "rescale the features or use standardize=True"
+        standardized_min, standardized_max = (minimum - loc) / scale, (maximum - loc) / scale
+    _check_float32_range(standardized_min, standardized_max, standardize)
+    return Preprocessing(
+        low=low,
+        high=high,
+        loc=loc,
+        scale=scale,
+        # Columns reaching beyond the splines' range (heavy or long tails) go through asinh on that side.
+        lower_tails=(standardized_min < -tail_bound) & ~constant,
+        upper_tails=(standardized_max > tail_bound) & ~constant,
+        dequantized=dequantized,
+        constant=constant,
+    )
+
+
+def _check_float32_range(standardized_min: np.ndarray, standardized_max: np.ndarray, standardize: bool) -> None:
+    """The learned layers train in float32: the standardized values must be representable there."""
+    extreme = np.maximum(np.abs(standardized_min), np.abs(standardized_max))
+    too_large = ~(extreme < np.finfo(np.float32).max)
+    if too_large.any():
+        columns = np.flatnonzero(too_large).tolist()
+        remedy = (
+            "the spread of these columns is too small for their magnitude (values at the float64 limits); "
+            "rescale or center them"
+            if standardize
+            else "use standardize=True or rescale them"
         )
-    return Preprocessing(low=low, high=high, loc=loc, scale=scale, dequantized=dequantized, constant=constant)
+        raise ValueError(
+            f"feature(s) {columns} of X reach beyond float32's range once standardized, where the flow trains: "
+            + remedy
+        )
+
+
+def make_augment(preprocessing: Preprocessing, device: torch.device):
+    """Training-time noise on the preprocessed float32 rows, or None.
+
+    Dequantized columns get U[-0.5, 0.5) in data units (1 / scale in
+    standardized units); constant columns get N(0, 1) in standardized units,
+    i.e. N(0, CONSTANT_COLUMN_SCALE^2) in data units. Where a dequantized
+    column also has an asinh tail, the noise is added before that map, as it
+    would be to the data.
+    """
+    dequantized, constant = preprocessing.dequantized, preprocessing.constant
+    if not (dequantized.any() or constant.any()):
+        return None
+    uniform_scale = torch.as_tensor(np.where(dequantized, 1.0 / preprocessing.scale, 0.0), dtype=torch.float32)
+    normal_scale = torch.as_tensor(constant.astype(np.float32))
+    uniform_scale, normal_scale = uniform_scale.to(device), normal_scale.to(device)
+    tails = None
+    if ((preprocessing.lower_tails | preprocessing.upper_tails) & dequantized).any():
+        tails = AsinhTails(torch.from_numpy(preprocessing.lower_tails), torch.from_numpy(preprocessing.upper_tails))
+        tails = tails.to(device)
+
+    def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        u = torch.rand(batch.shape, generator=generator).to(batch.device) - 0.5
+        e = torch.randn(batch.shape, generator=generator).to(batch.device)
+        if tails is None:
+            return batch + u * uniform_scale + e * normal_scale
+        return tails(tails.inverse(batch)[0] + u * uniform_scale + e * normal_scale)[0]
+
+    return augment

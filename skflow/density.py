@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,15 +13,51 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
+from ._bounds import clip_to_support, outside_bounds, parse_bounds
+from ._core import (
+    Flow,
+    FlowSpec,
+    TrainConfig,
+    TrainingDivergedError,
+    build_flow,
+    flow_from_config,
+    train_flow,
+    upgrade_version_1,
+)
 from ._core.device import loadable_device, resolve_device, single_threaded, to_numpy, to_tensor
-from ._inference import batch_rows, clip_inside_bounds, map_in_batches, rows_outside_bounds
+from ._inference import batch_rows, map_in_batches
 from ._persistence import load_estimator, save_estimator
-from ._preprocessing import check_numeric, fit_preprocessing, has_bounds, outside_bounds, parse_bounds
+from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
-from ._validation import Interval, StrOptions, _fit_context
+from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """What a ``callback`` of :class:`FlowDensity` receives after each epoch (and once before training).
+
+    Attributes
+    ----------
+    epoch : int
+        0 for the initial flow, then 1, 2, ...
+    train_loss : float or None
+        Mean training negative log-likelihood of the epoch (standardized
+        units); None at epoch 0.
+    validation_score : float or None
+        Mean validation log-likelihood (standardized units) of the weights
+        evaluated at this epoch; None without a validation set.
+    log_density : callable
+        ``log_density(X)``: the log-density of rows ``X`` (in the units of the
+        training data, as ``score_samples``) under the weights evaluated at
+        this epoch; for learning curves on held-out data.
+    """
+
+    epoch: int
+    train_loss: float | None
+    validation_score: float | None
+    log_density: Callable[[np.ndarray], np.ndarray]
 
 
 def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
@@ -66,10 +104,11 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         with the number of features, capped on small data.
     n_bins : int, default=8
         Spline bins per feature (``flow="spline"`` only).
-    tail_bound : float, default=5.0
+    tail_bound : float in [0.1, 1000], default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` (standardized units) and
         are the identity outside. Columns whose training values reach beyond
-        it are first mapped through ``asinh`` (see ``asinh_columns_``).
+        it are first mapped through ``asinh`` on that side (see
+        ``asinh_columns_``).
     learning_rate : float, default=1e-3
         AdamW step size.
     batch_size : "auto" or int, default="auto"
@@ -87,7 +126,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     tol : float, default=1e-4
         Minimum improvement (nats per sample) that counts.
     weight_decay : float, default=1e-4
-        AdamW weight decay.
+        AdamW weight decay; ``learning_rate * weight_decay`` must be below 1.
     standardize : bool, default=True
         Standardize features before the flow (its log-det is included).
         A constant (zero-variance) column that is not dequantized gets a
@@ -107,11 +146,18 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         log-likelihood of such data should come out near or below 0 per
         dequantized column; without dequantization the flow can pile its mass
         onto the integers and report arbitrarily high densities.
-    bounds : None, (low, high) or sequence of (low, high), default=None
-        Support of bounded features. ``low`` or ``high`` may be None. Such a
-        feature is mapped to the real line (log for one bound, logit for two)
-        inside the flow; samples stay within the bounds and points outside
-        score ``-inf``.
+    bounds : None, (low, high) or sequence of (low, high) or None, default=None
+        Support of bounded features: one ``(low, high)`` pair for every
+        feature, or one pair (or None) per feature. ``low`` or ``high`` may be
+        None (no bound on that side). Such a feature is mapped to the real
+        line inside the flow (``log(x - low)`` below, ``-log(high - x)``
+        above, ``logit`` for both), with its log-det; samples stay within the
+        bounds and points on or outside them score ``-inf``.
+    callback : callable or None, default=None
+        Called as ``callback(info)`` with an :class:`EpochInfo` once before
+        training (epoch 0) and after every epoch: the epoch, its losses and
+        a ``log_density`` function of the weights evaluated then (learning
+        curves on held-out data, custom logging).
     device : str, default="auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". On the CPU,
         training runs on one torch thread (the setting is restored after
@@ -142,14 +188,22 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     n_iter_ : int
         Number of epochs run.
     location_, scale_ : ndarray of shape (n_features_in_,)
-        Standardization statistics (after any bounded-to-real map).
+        Weighted standardization statistics (after any bounded-to-real map).
+    low_, high_ : ndarray of shape (n_features_in_,)
+        The parsed ``bounds``: lower and upper bound of each feature,
+        ``-inf``/``inf`` where it has none.
+    hidden_units_ : tuple of int
+        The conditioners' hidden layer sizes used (``hidden_units`` resolved).
+    batch_size_ : int
+        The mini-batch size used (``batch_size`` resolved).
     dequantized_ : ndarray of bool
         Columns dequantized during training.
     asinh_columns_ : ndarray of bool
         Columns whose standardized training values reach beyond
-        ``tail_bound``; they pass through a fixed ``asinh`` (its log-det
-        included) before the learned layers, which compresses their tails
-        into the range where the splines act.
+        ``tail_bound``; on each side where they do, they pass through a fixed
+        ``asinh`` (its log-det included) before the learned layers, which
+        compresses that tail into the range where the splines act. A short
+        tail is left as it is, so the fitted density's tails follow the data's.
     device_ : torch.device
         Where the flow lives.
 
@@ -174,7 +228,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         "n_transforms": [Interval(Integral, 1, None, closed="left")],
         "hidden_units": [StrOptions({"auto"}), "array-like"],
         "n_bins": [Interval(Integral, 2, 333, closed="both")],
-        "tail_bound": [Interval(Real, 0, None, closed="neither")],
+        # In standardized units: below 0.1 the bins are too narrow to resolve anything in
+        # float32, beyond 1000 the spline's arithmetic overflows it.
+        "tail_bound": [Interval(Real, 0.1, 1000, closed="both")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -186,6 +242,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         "dequantize": [StrOptions({"auto"}), "boolean"],
         "bounds": [None, "array-like"],
         "device": [str],
+        "callback": [None, callable],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -193,22 +250,23 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     def __init__(
         self,
         *,
-        flow="spline",
-        n_transforms=5,
+        flow=FlowSpec.flow,
+        n_transforms=FlowSpec.n_transforms,
         hidden_units="auto",
-        n_bins=8,
-        tail_bound=5.0,
-        learning_rate=1e-3,
+        n_bins=FlowSpec.n_bins,
+        tail_bound=FlowSpec.tail_bound,
+        learning_rate=TrainConfig.learning_rate,
         batch_size="auto",
-        max_epochs=100,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
-        tol=1e-4,
-        weight_decay=1e-4,
+        max_epochs=TrainConfig.max_epochs,
+        validation_fraction=TrainConfig.validation_fraction,
+        n_iter_no_change=TrainConfig.n_iter_no_change,
+        tol=TrainConfig.tol,
+        weight_decay=TrainConfig.weight_decay,
         standardize=True,
         dequantize="auto",
         bounds=None,
         device="auto",
+        callback=None,
         random_state=None,
         verbose=0,
     ):
@@ -228,6 +286,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         self.dequantize = dequantize
         self.bounds = bounds
         self.device = device
+        self.callback = callback
         self.random_state = random_state
         self.verbose = verbose
 
@@ -242,125 +301,161 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         X : array-like of shape (n_samples, n_features)
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; the loss is the weighted mean negative log-likelihood.
+            Non-negative weights; the loss is the weighted mean negative
+            log-likelihood, and the fitted statistics (standardization, which
+            columns are integer-valued, constant or long-tailed) are weighted
+            too. Rows of weight zero are ignored entirely.
 
         Returns
         -------
         self : FlowDensity
         """
+        X, weights = self._validate_training_data(X, sample_weight)
+        preprocessing = self._fit_preprocessing(X, weights)
+        flow, result = self._train(X, weights, preprocessing)
+        return self._assemble(flow, preprocessing, result)
+
+    def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray]:
+        """Checked X (float64 or float32) and weights, restricted to the rows with positive weight."""
         check_numeric(X, type(self).__name__)
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        if weights.max() <= 0:
-            raise ValueError("sample_weight must have a positive sum")
-        weights = weights / weights.max()  # only relative weights matter; avoids overflow in the sum
-        n_samples, n_features = X.shape
-        hidden_units = self._resolve_hidden_units(n_samples, n_features)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        self.device_ = resolve_device(self.device)
-
-        low, high = parse_bounds(self.bounds, n_features)
-        if outside_bounds(X, low, high).any():
+        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=2)
+        weights = positive_weights(sample_weight, X)
+        if (weights == 0).any():
+            kept = weights > 0
+            if kept.sum() < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
+                )
+            X, weights = X[kept], weights[kept]
+        if self.learning_rate * self.weight_decay >= 1.0:
             raise ValueError(
-                "X has training values on or outside the given bounds; bounds must strictly contain the data"
+                f"weight_decay={self.weight_decay!r} with learning_rate={self.learning_rate!r}: AdamW multiplies "
+                "every weight by (1 - learning_rate * weight_decay) at each step, which must stay positive; "
+                "lower weight_decay"
             )
-        bounded = has_bounds(low, high)
-        to_unbounded = ToUnbounded(torch.from_numpy(low), torch.from_numpy(high)).double()
-        with torch.no_grad():
-            X_unbounded = to_unbounded(to_tensor(X, torch.device("cpu")))[0].numpy() if bounded else X
-        prep = fit_preprocessing(X, X_unbounded, low, high, self.standardize, self.dequantize)
-        standardized = (X_unbounded - prep.loc) / prep.scale
-        # Columns reaching beyond the splines' range (heavy or long tails) go through asinh first.
-        asinh_columns = np.abs(standardized).max(axis=0) > self.tail_bound
+        self.device_ = resolve_device(self.device)
+        return X, weights
 
+    def _fit_preprocessing(self, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
+        low, high = parse_bounds(self.bounds, X.shape[1])
+        outside = outside_bounds(X, low, high)
+        if outside.any():
+            raise ValueError(
+                f"X has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
+                f"{int(np.argmax(outside))}); bounds must strictly contain the data"
+            )
+        return fit_preprocessing(
+            X,
+            weights,
+            low,
+            high,
+            standardize=self.standardize,
+            dequantize=self.dequantize,
+            tail_bound=self.tail_bound,
+        )
+
+    def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
+        """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""
+        n_samples, n_features = X.shape
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self.hidden_units_ = self._resolve_hidden_units(n_samples, n_features)
+        self.batch_size_ = self._resolve_batch_size(n_samples)
         flow = build_flow(
             n_features,
             flow=self.flow,
             n_transforms=self.n_transforms,
-            hidden_units=hidden_units,
+            hidden_units=self.hidden_units_,
             n_bins=self.n_bins,
             tail_bound=self.tail_bound,
-            bounded=bounded,
-            asinh_tails=bool(asinh_columns.any()),
             seed=seed,
-        )
-        # The fixed layers (bounds map, standardization) run in float64 and are filled
-        # after training; the body (asinh on the tail columns, then the learned layers) is trained.
-        n_fixed = 2 if bounded else 1
-        fixed, body = flow.transforms[:n_fixed].double(), flow.transforms[n_fixed:]
-        if bounded:
-            fixed[0].load_state_dict(to_unbounded.state_dict())
-        if asinh_columns.any():
-            body[0].mask.copy_(torch.from_numpy(asinh_columns))
-
-        generator = torch.Generator().manual_seed(seed)
+            **preprocessing.flow_arguments(),
+        ).to(self.device_)
         device = self.device_
-        train_x = to_tensor(standardized, device, torch.float32)
+        # The fixed part runs once, in float64 batches, into the float32 rows the learned part trains on.
+        rows = map_in_batches(lambda x: flow.preprocess(x)[0], X, batch_rows(n_features, (1,), 1), device, np.float32)
+        train_x = to_tensor(rows, device, torch.float32)
         train_w = to_tensor(weights * (n_samples / weights.sum()), device, torch.float32)
-        body_flow = type(flow)(body, flow.config).to(device)
         config = TrainConfig(
             learning_rate=self.learning_rate,
-            batch_size=self._resolve_batch_size(n_samples),
+            batch_size=self.batch_size_,
             max_epochs=self.max_epochs,
             validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             weight_decay=self.weight_decay,
-            # Cosine decay over max_epochs: the last epochs take small steps, which
-            # gained 0.02 nats on make_moons over a constant rate stopped by patience.
-            lr_schedule="cosine",
-            # Keep and evaluate an average of the recent weights rather than the last
-            # noisy step (over ~100 steps): it gained most on small data
-            # (docs/benchmarks.md: held-out breast_cancer -4.15 -> -1.49,
-            # digits -44.19 -> -39.70, wine -15.06 -> -14.82).
-            ema_decay=0.99,
         )
-        augment = self._make_augment(prep, device)
+        augment = make_augment(preprocessing, device)
+        callback = self._epoch_callback(flow)
         training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
         with EpochProgress(self.max_epochs, self.verbose) as progress, training_threads:
+            def on_epoch(epoch, train_loss, score):
+                if epoch > 0:
+                    progress.update(epoch, train_loss, score)
+                if callback is not None:
+                    callback(epoch, train_loss, score)
+
             try:
-                result = train_flow(body_flow, train_x, train_w, config, generator, augment, progress.update)
+                generator = torch.Generator().manual_seed(seed)
+                result = train_flow(flow, train_x, train_w, config, generator, augment, on_epoch)
             except TrainingDivergedError as exc:
-                raise ValueError(f"FlowDensity could not be fitted: {exc}") from None
+                raise ValueError(
+                    f"{type(self).__name__} could not be fitted: {exc}. Lower learning_rate; if that does not "
+                    "help, look for extreme values in X"
+                ) from None
+        self._check_trained(flow)
+        self._warn_about_training(result)
+        return flow.double().eval(), result
+
+    def _epoch_callback(self, flow: Flow):
+        if self.callback is None:
+            return None
+
+        def report(epoch, train_loss, score):
+            def log_density(X):
+                with torch.inference_mode():
+                    return to_numpy(flow.log_prob(to_tensor(np.asarray(X, dtype=np.float64), self.device_)))
+
+            self.callback(EpochInfo(epoch, train_loss, score, log_density))
+
+        return report
+
+    def _check_trained(self, flow: Flow) -> None:
         # Without a validation set nothing evaluates the weights after the last step: check them here.
-        if not all(bool(torch.isfinite(p).all()) for p in body_flow.parameters()):
+        if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
             raise ValueError(
-                "FlowDensity could not be fitted: training diverged in its last step (non-finite weights); "
-                "lower learning_rate"
+                f"{type(self).__name__} could not be fitted: training diverged in its last step (non-finite "
+                "weights); lower learning_rate"
             )
 
+    def _warn_about_training(self, result) -> None:
         if result.n_recoveries:
             warnings.warn(
                 f"training diverged {result.n_recoveries} time(s); the last good weights were restored and "
                 f"learning_rate lowered to {result.final_learning_rate:.3g}",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if result.best_epoch == 0 and result.n_iter > 0:
             warnings.warn(
                 "no epoch improved the validation score of the initial flow (a Gaussian after standardization), "
                 "which was kept; lower learning_rate or check the data",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if self._still_improving(result):
             warnings.warn(
                 f"max_epochs={self.max_epochs} reached before early stopping; the flow may be underfitted. "
                 "Increase max_epochs or learning_rate.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
 
-        flow = flow.double().to(device)
-        flow.transforms[n_fixed - 1].loc.copy_(torch.from_numpy(prep.loc))
-        flow.transforms[n_fixed - 1].scale.copy_(torch.from_numpy(prep.scale))
-        flow.eval()
+    def _assemble(self, flow: Flow, preprocessing: Preprocessing, result) -> FlowDensity:
         self.flow_ = flow
-        self.location_, self.scale_ = prep.loc, prep.scale
-        self.low_, self.high_ = prep.low, prep.high
-        self.dequantized_ = prep.dequantized
-        self.asinh_columns_ = asinh_columns
+        self.location_, self.scale_ = preprocessing.loc, preprocessing.scale
+        self.low_, self.high_ = preprocessing.low, preprocessing.high
+        self.dequantized_ = preprocessing.dequantized
+        self.asinh_columns_ = preprocessing.lower_tails | preprocessing.upper_tails
         self.loss_curve_ = result.loss_curve
         self.validation_scores_ = result.validation_scores
         self.best_epoch_ = result.best_epoch
@@ -386,7 +481,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         if isinstance(self.hidden_units, str):
             return auto_hidden_units(n_samples, n_features)
         units = tuple(self.hidden_units)
-        if not units or not all(isinstance(h, Integral) and h >= 1 for h in units):
+        if not units or not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in units):
             raise ValueError(
                 f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {self.hidden_units!r}"
             )
@@ -394,25 +489,6 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
 
     def _resolve_batch_size(self, n_samples: int) -> int:
         return auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
-
-    @staticmethod
-    def _make_augment(prep, device):
-        """Training-time noise in standardized units, or None.
-
-        Dequantized columns get U[-0.5, 0.5) in data units; constant columns get
-        N(0, 1) in standardized units, i.e. N(0, CONSTANT_COLUMN_SCALE^2) in data units.
-        """
-        if not (prep.dequantized.any() or prep.constant.any()):
-            return None
-        uniform_scale = to_tensor(np.where(prep.dequantized, 1.0 / prep.scale, 0.0), device, torch.float32)
-        normal_scale = to_tensor(prep.constant.astype(float), device, torch.float32)
-
-        def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            u = torch.rand(batch.shape, generator=generator).to(batch.device) - 0.5
-            e = torch.randn(batch.shape, generator=generator).to(batch.device)
-            return batch + u * uniform_scale + e * normal_scale
-
-        return augment
 
     # ------------------------------------------------------------ inference
 
@@ -446,7 +522,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         X = self._validated(X)
         # Scored in place; rows outside the bounds (whatever the flow gives them) are set after.
         log_density = self._map(self.flow_.log_prob, X)
-        log_density[rows_outside_bounds(X, self.low_, self.high_)] = -np.inf
+        log_density[outside_bounds(X, self.low_, self.high_)] = -np.inf
         # Overflow far outside the data (|x| ~ 1e300) means a density that underflows to zero.
         log_density[~np.isfinite(log_density)] = -np.inf
         return log_density
@@ -485,7 +561,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             If a row lies on or outside ``bounds``, where the map is undefined.
         """
         X = self._validated(X)
-        outside = rows_outside_bounds(X, self.low_, self.high_)
+        outside = outside_bounds(X, self.low_, self.high_)
         if outside.any():
             raise ValueError(
                 f"X has {int(outside.sum())} row(s) on or outside the bounds (first: row {int(np.argmax(outside))}); "
@@ -504,11 +580,14 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            float32 for float32 input, float64 otherwise.
+            float32 for float32 input, float64 otherwise. Always finite and
+            strictly inside ``bounds``: latent points so far out that their
+            preimage overflows the float range (through ``exp`` or ``sinh``)
+            map to the largest representable value on that side.
         """
         Z = self._validated(X)
         X_original = self._map(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
-        return clip_inside_bounds(X_original, self.low_, self.high_)
+        return clip_to_support(X_original, self.low_, self.high_)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples from the fitted density.
@@ -524,7 +603,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
@@ -534,7 +613,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
             for start in range(0, n_samples, rows):
                 size = min(rows, n_samples - start)
                 samples[start : start + size] = to_numpy(self.flow_.sample(size, generator))
-        return clip_inside_bounds(samples, self.low_, self.high_)
+        return clip_to_support(samples, self.low_, self.high_)
 
     # ------------------------------------------------- sklearn integration
 
@@ -626,7 +705,10 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
                 )
         if isinstance(state.get("flow_"), dict):
             persisted = state["flow_"]
-            flow = flow_from_config(persisted["config"]).double()
-            flow.load_state_dict(persisted["state_dict"])
+            config, state_dict = persisted["config"], persisted["state_dict"]
+            if "asinh_tails" in config:  # written by format version 1
+                config, state_dict = upgrade_version_1(config, state_dict)
+            flow = flow_from_config(config).double()
+            flow.load_state_dict(state_dict)
             state["flow_"] = flow.to(state["device_"]).eval()
         super().__setstate__(state)

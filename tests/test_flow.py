@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from skflow._core import LULinear, build_flow, flow_from_config, standard_normal_log_prob
+from skflow._core import LULinear, StandardNormal, build_flow, flow_from_config, standard_normal_log_prob
 from skflow._core.flow import Flow
 
 from .conftest import autograd_log_abs_det, perturb_parameters
@@ -24,7 +24,7 @@ def test_known_linear_map_gives_closed_form_gaussian_density():
     """A flow z = W x + b with N(0, I) base is x ~ N(-W^{-1} b, (W^T W)^{-1})."""
     torch.manual_seed(1)
     lu = perturb_parameters(LULinear(3), scale=0.4).double()
-    flow = Flow([lu], {"n_features": 3})
+    flow = Flow([], [lu], StandardNormal(3), {"n_features": 3})
     with torch.no_grad():
         lower, upper = lu._factors()
         weight = lower @ upper
@@ -35,15 +35,58 @@ def test_known_linear_map_gives_closed_form_gaussian_density():
     torch.testing.assert_close(flow.log_prob(x), expected, atol=1e-10, rtol=1e-10)
 
 
+FITTED = dict(
+    low=[0.0, -np.inf, -np.inf],
+    high=[np.inf, 2.0, np.inf],
+    loc=[0.3, -1.0, 2.0],
+    scale=[0.7, 1.5, 3.0],
+    lower_tails=[True, False, False],
+    upper_tails=[False, False, True],
+)
+
+
+def inside_support(n=5, seed=0):
+    x = torch.randn(n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 2
+    x[:, 0] = x[:, 0].abs() + 0.1  # above low=0
+    x[:, 1] = 2.0 - x[:, 1].abs() - 0.1  # below high=2
+    return x
+
+
+@pytest.mark.parametrize("context_features", [0, 2])
 @pytest.mark.parametrize("kind", ["spline", "affine"])
-def test_flow_log_det_is_sum_of_layers_and_matches_autograd(kind):
-    flow = perturb_parameters(build_flow(3, flow=kind, n_transforms=3, hidden_units=(8,), tail_bound=3.0), 0.3).double()
-    x = torch.randn(5, 3, dtype=torch.float64) * 2
-    z, log_det = flow(x)
-    torch.testing.assert_close(log_det, autograd_log_abs_det(flow, x), atol=1e-8, rtol=1e-8)
-    x_back, log_det_inverse = flow.inverse(z)
+def test_flow_log_det_is_sum_of_layers_and_matches_autograd(kind, context_features):
+    flow = build_flow(
+        3, flow=kind, n_transforms=3, hidden_units=(8,), tail_bound=3.0, context_features=context_features, **FITTED
+    )
+    flow = perturb_parameters(flow, 0.3).double()
+    x = inside_support()
+    row = torch.randn(1, context_features, dtype=torch.float64) if context_features else None
+
+    def forward(rows):
+        return flow(rows, None if row is None else row.expand(rows.shape[0], -1))
+
+    def inverse(rows):
+        return flow.inverse(rows, None if row is None else row.expand(rows.shape[0], -1))
+
+    z, log_det = forward(x)
+    torch.testing.assert_close(log_det, autograd_log_abs_det(forward, x), atol=1e-8, rtol=1e-8)
+    x_back, log_det_inverse = inverse(z)
     torch.testing.assert_close(x_back, x, atol=1e-8, rtol=1e-8)
     torch.testing.assert_close(log_det_inverse, -log_det, atol=1e-8, rtol=1e-8)
+
+
+def test_untrained_flow_is_its_fitted_preprocessing_under_a_standard_normal():
+    """log p(x) of the untrained flow is the closed-form density of the fixed maps' preimage of N(0, I)."""
+    fitted = dict(low=[0.0, -np.inf], high=[np.inf, 2.0], loc=[0.5, -1.0], scale=[2.0, 0.5])
+    flow = build_flow(2, n_transforms=2, hidden_units=(8,), **fitted).double()
+    x = torch.tensor([[0.5, 1.0], [3.0, -4.0]], dtype=torch.float64)
+    u0, u1 = (torch.log(x[:, 0]) - 0.5) / 2.0, (-torch.log(2.0 - x[:, 1]) + 1.0) / 0.5
+    normal = torch.distributions.Normal(0.0, 1.0)
+    expected = (
+        normal.log_prob(u0) - math.log(2.0) - torch.log(x[:, 0])
+        + normal.log_prob(u1) - math.log(0.5) - torch.log(2.0 - x[:, 1])
+    )
+    torch.testing.assert_close(flow.log_prob(x), expected, atol=1e-12, rtol=1e-12)
 
 
 def test_non_trivial_flow_density_integrates_to_one_on_a_grid():
@@ -66,11 +109,12 @@ def test_sample_is_reproducible_and_follows_the_density():
     assert abs(float(a.mean())) < 0.1 and abs(float(a.std()) - 1) < 0.1
 
 
-def test_rebuild_from_config_and_state_dict():
-    flow = perturb_parameters(build_flow(4, n_transforms=2, hidden_units=(8,), seed=5), 0.3).double()
+@pytest.mark.parametrize("fitted", [{}, FITTED])
+def test_rebuild_from_config_and_state_dict(fitted):
+    flow = perturb_parameters(build_flow(3, n_transforms=2, hidden_units=(8,), seed=5, **fitted), 0.3).double()
     clone = flow_from_config(flow.config).double()
     clone.load_state_dict(flow.state_dict())
-    x = torch.randn(10, 4, dtype=torch.float64)
+    x = inside_support(10)
     torch.testing.assert_close(clone.log_prob(x), flow.log_prob(x), rtol=0, atol=0)
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from skflow._core import (
-    ActNorm,
     AffineCoupling,
     AsinhTails,
     LULinear,
@@ -23,33 +22,55 @@ D = 4
 MASK = torch.tensor([True, False, True, False])
 
 
-def _asinh_tails(mask):
-    transform = AsinhTails(D)
-    transform.mask.copy_(mask)
-    return transform
+ONE = torch.ones(1, dtype=torch.bool)
+
+
+class WithContext(torch.nn.Module):
+    """A conditional transform with one fixed context row for every input row (for the row-wise checks)."""
+
+    def __init__(self, transform, n_context, seed=0):
+        super().__init__()
+        self.transform = transform
+        self.register_buffer("row", torch.randn(1, n_context, generator=torch.Generator().manual_seed(seed)))
+
+    def forward(self, x):
+        return self.transform(x, self.row.expand(x.shape[0], -1))
+
+    def inverse(self, z):
+        return self.transform.inverse(z, self.row.expand(z.shape[0], -1))
 
 
 def make_transforms():
     torch.manual_seed(0)
     return {
         "affine_coupling": perturb_parameters(AffineCoupling(MASK, (16, 16))),
-        "affine_coupling_1d": perturb_parameters(AffineCoupling(torch.ones(1, dtype=torch.bool), (8,))),
+        "affine_coupling_1d": perturb_parameters(AffineCoupling(ONE, (8,))),
+        "affine_coupling_context": WithContext(perturb_parameters(AffineCoupling(MASK, (16,), context_features=3)), 3),
         "spline_coupling": perturb_parameters(SplineCoupling(MASK, (16, 16), n_bins=8, tail_bound=3.0)),
-        "spline_coupling_residual": perturb_parameters(SplineCoupling(MASK, (16, 16), residual=True, tail_bound=3.0)),
-        "spline_coupling_1d": perturb_parameters(SplineCoupling(torch.ones(1, dtype=torch.bool), (8,), tail_bound=3.0)),
+        "spline_coupling_1d": perturb_parameters(SplineCoupling(ONE, (8,), tail_bound=3.0)),
+        "spline_coupling_context": WithContext(
+            perturb_parameters(SplineCoupling(MASK, (16,), tail_bound=3.0, context_features=2)), 2
+        ),
+        "spline_coupling_1d_context": WithContext(
+            perturb_parameters(SplineCoupling(ONE, (8,), tail_bound=3.0, context_features=2)), 2
+        ),
         "lu_linear": perturb_parameters(LULinear(D), scale=0.3),
-        "actnorm": perturb_parameters(ActNorm(D)),
         "permutation": Permutation(torch.tensor([2, 0, 3, 1])),
-        "asinh_tails": _asinh_tails(torch.tensor([True, False, True, True])),
+        "asinh_tails": AsinhTails(torch.tensor([True, False, True, False]), torch.tensor([True, False, False, True])),
         "standardize": Standardize(torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([0.5, 2.0, 1.5, 1e-3])),
+        "to_unbounded": ToUnbounded(
+            torch.tensor([-10.0, -200.0, -math.inf, -math.inf]), torch.tensor([10.0, math.inf, 100.0, math.inf])
+        ),
     }
 
 
 def inputs_for(name, transform, n=16):
-    n_features = 1 if name.endswith("_1d") else D
+    n_features = 1 if "_1d" in name else D
     x = torch.randn(n, n_features, dtype=torch.float64) * 2.0
     x[0] = 6.0  # beyond the spline tail bound
     x[1] = -50.0
+    if name == "to_unbounded":  # inside its support (-10, 10) on the first column
+        x[:, 0] = 9.0 * torch.tanh(x[:, 0] / 3.0)
     return x
 
 
@@ -74,31 +95,41 @@ def test_log_det_matches_autograd_jacobian(name):
     torch.testing.assert_close(log_det_inverse, autograd_log_abs_det(transform.inverse, z), atol=1e-8, rtol=1e-8)
 
 
-def test_to_unbounded_maps_interval_and_half_line():
+def test_to_unbounded_maps_interval_and_either_half_line():
     transform = ToUnbounded(
-        torch.tensor([0.0, 1.0, -math.inf], dtype=torch.float64),
-        torch.tensor([1.0, math.inf, math.inf], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, -math.inf, -math.inf], dtype=torch.float64),
+        torch.tensor([1.0, math.inf, 3.0, math.inf], dtype=torch.float64),
     )
-    x = torch.tensor([[0.25, 2.0, -3.0], [0.9, 1.5, 7.0]], dtype=torch.float64)
+    x = torch.tensor([[0.25, 2.0, -3.0, -3.0], [0.9, 1.5, 2.9, 7.0]], dtype=torch.float64)
     z, log_det = transform(x)
     torch.testing.assert_close(z[:, 0], torch.logit(x[:, 0]))
     torch.testing.assert_close(z[:, 1], torch.log(x[:, 1] - 1.0))
-    torch.testing.assert_close(z[:, 2], x[:, 2])
+    torch.testing.assert_close(z[:, 2], -torch.log(3.0 - x[:, 2]))  # upper bound only: increasing too
+    torch.testing.assert_close(z[:, 3], x[:, 3])
     torch.testing.assert_close(log_det, autograd_log_abs_det(transform, x))
     x_back, log_det_inverse = transform.inverse(z)
     torch.testing.assert_close(x_back, x)
     torch.testing.assert_close(log_det_inverse, -log_det)
 
 
-def test_actnorm_initializes_from_first_training_batch():
-    actnorm = ActNorm(3).double()
-    x = torch.randn(500, 3, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.1]) + torch.tensor([3.0, -1.0, 0.0])
-    z, _ = actnorm(x)
-    torch.testing.assert_close(z.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
-    torch.testing.assert_close(z.std(0), torch.ones(3, dtype=torch.float64), atol=1e-10, rtol=0)
-    assert bool(actnorm.initialized)
-    z2, _ = actnorm(x * 10)  # already initialized: no re-initialization
-    torch.testing.assert_close(z2, z * 10 + actnorm.shift * actnorm.log_scale.exp() * 9)
+def test_asinh_tails_act_only_on_their_side():
+    transform = AsinhTails(torch.tensor([True, False]), torch.tensor([False, True])).double()
+    x = torch.tensor([[-8.0, -8.0], [8.0, 8.0]], dtype=torch.float64)
+    z, _ = transform(x)
+    torch.testing.assert_close(z, torch.tensor([[math.asinh(-8.0), -8.0], [8.0, math.asinh(8.0)]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("coupling", [AffineCoupling, SplineCoupling])
+def test_conditional_coupling_inverts_with_a_context_per_row_and_depends_on_it(coupling):
+    transform = perturb_parameters(coupling(MASK, (16,), context_features=3)).double()
+    x = torch.randn(20, D, dtype=torch.float64)
+    context = torch.randn(20, 3, dtype=torch.float64)
+    z, log_det = transform(x, context)
+    x_back, log_det_inverse = transform.inverse(z, context)
+    torch.testing.assert_close(x_back, x, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(log_det_inverse, -log_det)
+    z_other, _ = transform(x, context + 1.0)
+    assert not torch.allclose(z_other[:, MASK], z[:, MASK])
 
 
 @pytest.mark.parametrize("coupling", [AffineCoupling, SplineCoupling])

@@ -1,18 +1,21 @@
 """The torch core of skflow: transforms, flows and the training loop. Never imports scikit-learn."""
 
+from .base import StandardNormal, standard_normal_log_prob
 from .couplings import AffineCoupling, SplineCoupling
-from .flow import Flow, build_flow, flow_from_config, standard_normal_log_prob
+from .fixed import AsinhTails, Standardize, ToUnbounded
+from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
 from .train import TrainConfig, TrainingDivergedError, TrainResult, train_flow
-from .transforms import ActNorm, AsinhTails, LULinear, Permutation, Standardize, ToUnbounded, Transform
+from .transforms import LULinear, Permutation, Transform
 
 __all__ = [
-    "ActNorm",
     "AsinhTails",
     "AffineCoupling",
     "Flow",
+    "FlowSpec",
     "LULinear",
     "Permutation",
     "SplineCoupling",
+    "StandardNormal",
     "Standardize",
     "ToUnbounded",
     "TrainConfig",
@@ -23,4 +26,5 @@ __all__ = [
     "flow_from_config",
     "standard_normal_log_prob",
     "train_flow",
+    "upgrade_version_1",
 ]

@@ -11,7 +11,7 @@ import torch
 
 from .nn import MLP, Constant
 from .splines import n_spline_params, rational_quadratic_spline
-from .transforms import Transform
+from .transforms import Context, Transform
 
 # Affine log-scales are squashed into (-SCALE_BOUND, SCALE_BOUND): one layer can
 # stretch by at most e^3, so training cannot blow up through exp().
@@ -21,38 +21,49 @@ SCALE_BOUND = 3.0
 class Coupling(Transform):
     """Shared machinery: split by ``mask`` (True = transformed), condition, merge.
 
-    With nothing to condition on (one feature), the conditioner is a learned
+    The conditioner sees the untransformed features and, when the flow is
+    conditional, the ``context_features`` columns of the context. With nothing
+    to condition on (one feature, no context), the conditioner is a learned
     constant and the layer is an elementwise transform.
     """
 
     params_per_feature: int
 
-    def __init__(self, mask: torch.Tensor, hidden_units: Sequence[int], residual: bool = False):
+    def __init__(
+        self,
+        mask: torch.Tensor,
+        hidden_units: Sequence[int],
+        context_features: int = 0,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         mask = mask.bool()
         self.register_buffer("transformed", torch.nonzero(mask).flatten())
         self.register_buffer("conditioning", torch.nonzero(~mask).flatten())
         n_out = int(mask.sum()) * self.params_per_feature
-        n_in = int((~mask).sum())
-        self.conditioner = MLP(n_in, n_out, hidden_units, residual) if n_in > 0 else Constant(n_out)
+        n_in = int((~mask).sum()) + int(context_features)
+        self.conditioner = MLP(n_in, n_out, hidden_units, generator) if n_in > 0 else Constant(n_out)
 
     def _elementwise(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Map the transformed half; return it and its elementwise log-derivatives."""
         raise NotImplementedError
 
-    def _couple(self, x: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _couple(self, x: torch.Tensor, context: Context, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         # index_select rather than x[:, index]: its backward is a plain index_add.
-        params = self.conditioner(x.index_select(1, self.conditioning))
+        conditioning = x.index_select(1, self.conditioning)
+        if context is not None:
+            conditioning = torch.cat([conditioning, context], dim=1)
+        params = self.conditioner(conditioning)
         params = params.view(x.shape[0], self.transformed.numel(), self.params_per_feature)
         y_part, log_derivatives = self._elementwise(x.index_select(1, self.transformed), params, inverse)
         y = x.index_copy(1, self.transformed, y_part)
         return y, log_derivatives.sum(-1)
 
-    def forward(self, x):
-        return self._couple(x, inverse=False)
+    def forward(self, x, context=None):
+        return self._couple(x, context, inverse=False)
 
-    def inverse(self, z):
-        return self._couple(z, inverse=True)
+    def inverse(self, z, context=None):
+        return self._couple(z, context, inverse=True)
 
 
 class AffineCoupling(Coupling):
@@ -81,10 +92,11 @@ class SplineCoupling(Coupling):
         hidden_units: Sequence[int],
         n_bins: int = 8,
         tail_bound: float = 5.0,
-        residual: bool = False,
+        context_features: int = 0,
+        generator: torch.Generator | None = None,
     ):
         self.params_per_feature = n_spline_params(n_bins)
-        super().__init__(mask, hidden_units, residual)
+        super().__init__(mask, hidden_units, context_features, generator)
         self.tail_bound = float(tail_bound)
 
     def _elementwise(self, x, params, inverse):

@@ -1,142 +1,255 @@
-"""A normalizing flow: a chain of bijections onto a standard normal base.
+"""A normalizing flow: fixed fitted preprocessing, learned bijections, a base density.
 
-log p(x) = log N(f(x); 0, I) + sum_layers log|det J_layer|
+log p(x | c) = log p_base(f(x; c)) + sum_layers log|det J_layer|
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from .base import StandardNormal
 from .couplings import AffineCoupling, SplineCoupling
-from .transforms import ActNorm, AsinhTails, LULinear, Permutation, Standardize, ToUnbounded, Transform
+from .fixed import AsinhTails, Standardize, ToUnbounded
+from .transforms import Context, LULinear, Permutation, Transform
 
 FLOW_KINDS = ("spline", "affine")
 MIXINGS = ("lu", "permutation")
 
 
-def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
-    """Row-wise log-density of N(0, I)."""
-    return -0.5 * (z.square().sum(-1) + z.shape[-1] * math.log(2.0 * math.pi))
+@dataclass(frozen=True)
+class FlowSpec:
+    """The learned layers' architecture, with the defaults every caller shares.
+
+    ``mixing`` is the invertible linear map between couplings: a learned
+    ``"lu"`` (the estimators') or a fixed random ``"permutation"`` (zuko's and
+    nflows' coupling flows; the speed benchmark compares with them at equal
+    architecture).
+    """
+
+    flow: str = "spline"
+    n_transforms: int = 5
+    hidden_units: tuple[int, ...] = (64, 64)
+    n_bins: int = 8
+    tail_bound: float = 5.0
+    mixing: str = "lu"
+
+    def __post_init__(self):
+        if self.flow not in FLOW_KINDS:
+            raise ValueError(f"flow must be one of {FLOW_KINDS}, got {self.flow!r}")
+        if self.mixing not in MIXINGS:
+            raise ValueError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
 
 
 class Flow(nn.Module):
-    """Chain of transforms from data x to latent z, with base N(0, I) on z.
+    """``preprocessing`` (fixed, fitted) then ``transforms`` (learned), from data x to latent z ~ ``base``.
 
-    ``config`` holds the plain (JSON-serializable) arguments of ``build_flow``, so
-    that a flow is persisted as config + ``state_dict`` and rebuilt anywhere.
+    The fixed part holds the fitted statistics as buffers and has no
+    parameters; training optimizes the learned part (and the base, if it has
+    parameters) on rows that went through the fixed part once. ``config``
+    holds the plain (JSON-serializable) arguments that rebuild the flow's
+    structure (:func:`flow_from_config`); the fitted numbers and weights are in
+    its ``state_dict``.
     """
 
-    def __init__(self, transforms: Sequence[Transform], config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        preprocessing: Sequence[Transform],
+        transforms: Sequence[Transform],
+        base: nn.Module,
+        config: dict[str, Any] | None = None,
+    ):
         super().__init__()
+        self.preprocessing = nn.ModuleList(preprocessing)
         self.transforms = nn.ModuleList(transforms)
+        self.base = base
         self.config = dict(config or {})
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map data to latent; return z and log|det dz/dx| per row."""
+    @staticmethod
+    def _chain(layers, x: torch.Tensor, context: Context, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         log_abs_det = x.new_zeros(x.shape[0])
-        for transform in self.transforms:
-            x, ladj = transform(x)
+        for layer in reversed(layers) if inverse else layers:
+            x, ladj = layer.inverse(x, context) if inverse else layer(x, context)
             log_abs_det = log_abs_det + ladj
         return x, log_abs_det
 
-    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map latent to data; return x and log|det dx/dz| per row."""
-        log_abs_det = z.new_zeros(z.shape[0])
-        for transform in reversed(self.transforms):
-            z, ladj = transform.inverse(z)
-            log_abs_det = log_abs_det + ladj
-        return z, log_abs_det
+    def preprocess(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed part: data to the rows the learned part sees, and its log|det| per row."""
+        return self._chain(self.preprocessing, x, None, inverse=False)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        z, log_abs_det = self(x)
-        return standard_normal_log_prob(z) + log_abs_det
+    def _learned_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The learned part's dtype: float32 while it trains, while the fixed part stays in float64."""
+        return next((p.dtype for p in self.transforms.parameters()), default)
+
+    def forward(self, x: torch.Tensor, context: Context = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map data to latent; return z and log|det dz/dx| per row."""
+        u, fixed_log_abs_det = self.preprocess(x)
+        dtype = self._learned_dtype(u.dtype)
+        context = context.to(dtype) if context is not None else None
+        z, learned_log_abs_det = self._chain(self.transforms, u.to(dtype), context, inverse=False)
+        return z, fixed_log_abs_det + learned_log_abs_det.to(fixed_log_abs_det.dtype)
+
+    def inverse(self, z: torch.Tensor, context: Context = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map latent to data; return x and log|det dx/dz| per row."""
+        u, learned_log_abs_det = self._chain(self.transforms, z, context, inverse=True)
+        x, fixed_log_abs_det = self._chain(self.preprocessing, u, None, inverse=True)
+        return x, learned_log_abs_det + fixed_log_abs_det
+
+    def log_prob(self, x: torch.Tensor, context: Context = None) -> torch.Tensor:
+        """log p(x | context) per row, in the units of x."""
+        z, log_abs_det = self(x, context)
+        return self.base.log_prob(z) + log_abs_det
+
+    def learned_log_prob(self, u: torch.Tensor, context: Context = None) -> torch.Tensor:
+        """log-density of preprocessed rows ``u``: what training maximizes (the fixed log-det is a constant)."""
+        z, log_abs_det = self._chain(self.transforms, u, context, inverse=False)
+        return self.base.log_prob(z) + log_abs_det
 
     @torch.no_grad()
-    def sample(self, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, n_samples: int, generator: torch.Generator | None = None, context: Context = None
+    ) -> torch.Tensor:
+        """``n_samples`` draws; with a context, one draw per context row (``n_samples`` must match)."""
+        if context is not None and context.shape[0] != n_samples:
+            raise ValueError(f"context has {context.shape[0]} rows for {n_samples} samples")
         reference = next(t for t in self.state_dict().values() if t.is_floating_point())
-        z = torch.randn(
-            n_samples, self.config["n_features"], generator=generator, device=reference.device, dtype=reference.dtype
-        )
-        return self.inverse(z)[0]
+        z = self.base.sample(n_samples, generator, reference.dtype, reference.device)
+        return self.inverse(z, context)[0]
+
+
+def _tensor(values, n_features: int, fill: float) -> torch.Tensor:
+    if values is None:
+        return torch.full((n_features,), fill, dtype=torch.float64)
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+def _preprocessing_layers(n_features: int, low, high, loc, scale, lower_tails, upper_tails) -> list[Transform]:
+    """``[ToUnbounded] -> Standardize -> [AsinhTails]``; the bracketed ones only where some column needs them."""
+    low_t, high_t = _tensor(low, n_features, -np.inf), _tensor(high, n_features, np.inf)
+    layers: list[Transform] = []
+    if bool(torch.isfinite(low_t).any() or torch.isfinite(high_t).any()):
+        layers.append(ToUnbounded(low_t, high_t))
+    layers.append(Standardize(_tensor(loc, n_features, 0.0), _tensor(scale, n_features, 1.0)))
+    lower_t = _tensor(lower_tails, n_features, 0.0).bool()
+    upper_t = _tensor(upper_tails, n_features, 0.0).bool()
+    if bool(lower_t.any() or upper_t.any()):
+        layers.append(AsinhTails(lower_t, upper_t))
+    return layers
+
+
+def _learned_layers(
+    n_features: int, spec: FlowSpec, context_features: int, generator: torch.Generator
+) -> list[Transform]:
+    """``(mixing -> coupling) x n_transforms``; coupling masks alternate between the two halves of the features."""
+    layers: list[Transform] = []
+    parity = torch.arange(n_features) % 2
+    for i in range(spec.n_transforms):
+        if n_features > 1:
+            if spec.mixing == "lu":
+                layers.append(LULinear(n_features))
+            else:
+                layers.append(Permutation(torch.randperm(n_features, generator=generator)))
+        mask = parity == (i % 2) if n_features > 1 else torch.ones(1, dtype=torch.bool)
+        if spec.flow == "spline":
+            layers.append(
+                SplineCoupling(
+                    mask, spec.hidden_units, spec.n_bins, spec.tail_bound, context_features, generator=generator
+                )
+            )
+        else:
+            layers.append(AffineCoupling(mask, spec.hidden_units, context_features, generator=generator))
+    return layers
 
 
 def build_flow(
     n_features: int,
     *,
-    flow: str = "spline",
-    n_transforms: int = 4,
-    hidden_units: Sequence[int] = (64, 64),
-    n_bins: int = 8,
-    tail_bound: float = 5.0,
-    residual: bool = False,
-    mixing: str = "lu",
-    actnorm: bool = False,
-    bounded: bool = False,
-    asinh_tails: bool = False,
+    context_features: int = 0,
+    low=None,
+    high=None,
+    loc=None,
+    scale=None,
+    lower_tails=None,
+    upper_tails=None,
     seed: int = 0,
+    **spec: Any,
 ) -> Flow:
-    """Build an identity-initialized flow.
+    """Build a flow whose learned layers start at the identity.
 
-    The chain is ``[ToUnbounded] -> Standardize -> [AsinhTails] -> (ActNorm -> mixing -> coupling) x n_transforms``.
-    The fixed layers start as the identity; the estimator fills their
-    buffers (AsinhTails' column mask is empty until then). Coupling masks
-    alternate between the two halves of the features.
+    Parameters
+    ----------
+    n_features : int
+    context_features : int, default=0
+        Columns of the context every conditioner sees (0: an unconditional flow).
+    low, high : array of shape (n_features,) or None
+        Fitted bounds (``-inf``/``inf`` where a column has none).
+    loc, scale : array of shape (n_features,) or None
+        Fitted standardization (after the bounds map).
+    lower_tails, upper_tails : bool array of shape (n_features,) or None
+        Columns whose standardized lower / upper tail goes through ``asinh``.
+    seed : int
+        Seeds the initial weights through a local ``torch.Generator``
+        (torch's global generator, shared by all threads, is left alone).
+    **spec
+        :class:`FlowSpec` fields (``flow``, ``n_transforms``, ...).
 
-    Module construction draws from torch's global RNG (``nn.Linear`` init); it runs
-    inside ``fork_rng`` seeded by ``seed``, so it is reproducible and leaves the
-    caller's RNG state alone.
+    The untrained flow is the preprocessing followed by the base density.
     """
-    if flow not in FLOW_KINDS:
-        raise ValueError(f"flow must be one of {FLOW_KINDS}, got {flow!r}")
-    if mixing not in MIXINGS:
-        raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
+    spec_ = FlowSpec(**{**spec, "hidden_units": tuple(int(h) for h in spec.get("hidden_units", FlowSpec.hidden_units))})
+    generator = torch.Generator().manual_seed(int(seed))
+    preprocessing = _preprocessing_layers(n_features, low, high, loc, scale, lower_tails, upper_tails)
+    learned = _learned_layers(n_features, spec_, int(context_features), generator)
     config = dict(
         n_features=int(n_features),
-        flow=flow,
-        n_transforms=int(n_transforms),
-        hidden_units=[int(h) for h in hidden_units],
-        n_bins=int(n_bins),
-        tail_bound=float(tail_bound),
-        residual=bool(residual),
-        mixing=mixing,
-        actnorm=bool(actnorm),
-        bounded=bool(bounded),
-        asinh_tails=bool(asinh_tails),
-        seed=int(seed),
+        context_features=int(context_features),
+        **{**asdict(spec_), "hidden_units": list(spec_.hidden_units)},
+        bounded=any(isinstance(layer, ToUnbounded) for layer in preprocessing),
+        tails=any(isinstance(layer, AsinhTails) for layer in preprocessing),
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        layers: list[Transform] = []
-        if bounded:
-            layers.append(ToUnbounded(torch.full((n_features,), -math.inf), torch.full((n_features,), math.inf)))
-        layers.append(Standardize(torch.zeros(n_features), torch.ones(n_features)))
-        if asinh_tails:
-            layers.append(AsinhTails(n_features))
-        parity = torch.arange(n_features) % 2
-        for i in range(n_transforms):
-            if actnorm:
-                layers.append(ActNorm(n_features))
-            if n_features > 1:
-                if mixing == "lu":
-                    layers.append(LULinear(n_features))
-                else:
-                    layers.append(Permutation(torch.randperm(n_features)))
-            mask = parity == (i % 2) if n_features > 1 else torch.ones(1, dtype=torch.bool)
-            if flow == "spline":
-                layers.append(
-                    SplineCoupling(mask, hidden_units, n_bins=n_bins, tail_bound=tail_bound, residual=residual)
-                )
-            else:
-                layers.append(AffineCoupling(mask, hidden_units, residual=residual))
-    return Flow(layers, config)
+    return Flow(preprocessing, learned, StandardNormal(n_features), config)
 
 
 def flow_from_config(config: dict[str, Any]) -> Flow:
-    """Rebuild the (untrained) flow that ``config`` describes; load a state_dict into it."""
+    """Rebuild the structure that ``config`` describes; load a ``state_dict`` into it for the fitted numbers."""
     kwargs = dict(config)
-    return build_flow(kwargs.pop("n_features"), **kwargs)
+    n_features = kwargs.pop("n_features")
+    # Placeholders that only mark which fixed layers exist: the state_dict fills them.
+    bounded, tails = kwargs.pop("bounded", False), kwargs.pop("tails", False)
+    low = np.where(np.arange(n_features) == 0, 0.0, -np.inf) if bounded else None
+    flags = np.ones(n_features, dtype=bool) if tails else None
+    return build_flow(n_features, low=low, lower_tails=flags, upper_tails=flags, **kwargs)
+
+
+def upgrade_version_1(config: dict[str, Any], state_dict: dict[str, torch.Tensor]):
+    """The config and state_dict of a flow saved by skflow's file format version 1, in today's layout.
+
+    Version 1 kept every layer in one list (``[ToUnbounded] Standardize
+    [AsinhTails] (LULinear coupling) x n``), an ``AsinhTails.mask`` for both
+    tails, and an unused ``LULinear.strict_lower_mask``.
+    """
+    config = dict(config)
+    if config.pop("residual", False) or config.pop("actnorm", False):
+        raise ValueError("the flow uses residual conditioners or ActNorm, which this skflow no longer builds")
+    config.pop("seed", None)
+    config["tails"] = bool(config.pop("asinh_tails", False))
+    config.setdefault("context_features", 0)
+    n_fixed = 1 + int(config.get("bounded", False)) + int(config["tails"])
+    upgraded = {}
+    for key, value in state_dict.items():
+        _, index, rest = key.split(".", 2)
+        if rest == "strict_lower_mask":
+            continue
+        if int(index) < n_fixed:
+            if rest == "mask":  # AsinhTails: the same columns on both sides
+                upgraded[f"preprocessing.{index}.lower"] = value
+                upgraded[f"preprocessing.{index}.upper"] = value
+                continue
+            upgraded[f"preprocessing.{index}.{rest}"] = value
+        else:
+            upgraded[f"transforms.{int(index) - n_fixed}.{rest}"] = value
+    return config, upgraded

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _initialized_linear(in_features: int, out_features: int, generator: torch.Generator | None) -> nn.Linear:
+    """``nn.Linear`` with PyTorch's default initialization, drawn from ``generator``.
+
+    The same draws as ``nn.Linear.reset_parameters`` (Kaiming-uniform weights,
+    uniform biases), but from a local generator instead of torch's global one,
+    which every thread shares: fits in threads then reproduce serial fits.
+    """
+    layer = torch.nn.utils.skip_init(nn.Linear, in_features, out_features)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 
 class MLP(nn.Module):
@@ -20,17 +35,21 @@ class MLP(nn.Module):
     ----------
     in_features, out_features : int
     hidden_units : sequence of int
-    residual : bool
-        Add skip connections between hidden layers of equal width.
+    generator : torch.Generator or None
+        Source of the initial weights (torch's global generator if None).
     """
 
-    def __init__(self, in_features: int, out_features: int, hidden_units: Sequence[int], residual: bool = False):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden_units: Sequence[int],
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         sizes = [in_features, *hidden_units]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.output = nn.Linear(sizes[-1], out_features)
-        self.residual = residual
-        self.activation = nn.ReLU()
+        self.hidden = nn.ModuleList(_initialized_linear(a, b, generator) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.output = _initialized_linear(sizes[-1], out_features, generator)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
@@ -38,16 +57,16 @@ class MLP(nn.Module):
         # F.linear and an in-place ReLU instead of module calls: at training batch
         # sizes the per-call overhead is a visible share of the step time.
         for layer in self.hidden:
-            h = torch.relu_(F.linear(x, layer.weight, layer.bias))
-            x = x + h if self.residual and h.shape == x.shape else h
+            x = torch.relu_(F.linear(x, layer.weight, layer.bias))
         return F.linear(x, self.output.weight, self.output.bias)
 
 
 class Constant(nn.Module):
     """Learned parameters that ignore their input.
 
-    Used as the conditioner when nothing is conditioned on (one feature), which
-    turns a coupling layer into a learned elementwise transform.
+    Used as the conditioner when there is nothing to condition on (one
+    feature, no context), which turns a coupling layer into a learned
+    elementwise transform.
     """
 
     def __init__(self, out_features: int):

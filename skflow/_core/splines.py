@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 # Widths and heights share one floor, so that one softmax serves both.
 MIN_BIN_SIZE = 1e-3
-MIN_BIN_WIDTH = MIN_BIN_HEIGHT = MIN_BIN_SIZE
 MIN_DERIVATIVE = 1e-3
 
 # softplus(x + DERIVATIVE_SHIFT) + MIN_DERIVATIVE == 1 at x == 0, so zero parameters
@@ -105,6 +104,19 @@ def _bin_ends(values: torch.Tensor, table: torch.Tensor, row: int) -> torch.Tens
     return torch.cat([k, k + 1], dim=-1).unsqueeze(-2).expand(*k.shape[:-1], 3, 2)
 
 
+def _bin(values: torch.Tensor, table: torch.Tensor, row: int):
+    """The bin of each value (searched in x-knots, row 0, or y-knots, row 1) in one gather.
+
+    Returns its index (for the backward's scatter) and, each of shape (..., D):
+    left knot x0, y0, derivative d0 there, width w, height h and derivative d1 at the right end.
+    """
+    index = _bin_ends(values, table, row)
+    lower, upper = table.gather(-1, index).unbind(-1)
+    x0, y0, d0 = lower.unbind(-1)
+    w, h, _ = (upper - lower).unbind(-1)
+    return index, x0, y0, d0, w, h, upper[..., 2]
+
+
 class _ForwardSpline(torch.autograd.Function):
     """The spline's forward map with a hand-written backward.
 
@@ -126,11 +138,7 @@ class _ForwardSpline(torch.autograd.Function):
         inside = inputs.abs() <= bound
         # The spline branch sees a harmless 0 outside [-B, B], never NaN.
         v = torch.where(inside, inputs, 0.0)
-        index = _bin_ends(v, table, 0)
-        lower, upper = table.gather(-1, index).unbind(-1)
-        x0, y0, d0 = lower.unbind(-1)
-        w, h, _ = (upper - lower).unbind(-1)
-        d1 = upper[..., 2]
+        index, x0, y0, d0, w, h, d1 = _bin(v, table, 0)
 
         s = h / w
         slope_sum = torch.add(d0 + d1, s, alpha=-2.0)
@@ -227,10 +235,7 @@ def rational_quadratic_spline(
     # The spline branch sees a harmless 0 outside [-B, B], so that it never
     # produces NaN there, which would poison gradients through torch.where.
     clamped = torch.where(inside, inputs, 0.0)
-    lower, upper = table.gather(-1, _bin_ends(clamped.detach(), table, 1)).unbind(-1)
-    x_k, y_k, d_k = lower.unbind(-1)
-    w_k, h_k, _ = (upper - lower).unbind(-1)
-    d_k1 = upper[..., 2]
+    _, x_k, y_k, d_k, w_k, h_k, d_k1 = _bin(clamped.detach(), table, 1)
 
     s_k = h_k / w_k
     slope_sum = torch.add(d_k + d_k1, s_k, alpha=-2.0)

@@ -16,7 +16,7 @@ import torch
 from .flow import Flow
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-EpochCallback = Callable[[int, float, float | None], None]
+EpochCallback = Callable[[int, float | None, float | None], None]
 
 
 # Steps between checks for non-finite losses or gradients (each check synchronizes).
@@ -29,16 +29,22 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass
 class TrainConfig:
+    """Training settings, with the defaults the estimators expose (the one source of them)."""
+
     learning_rate: float = 1e-3
     batch_size: int = 256
-    max_epochs: int = 200
+    max_epochs: int = 100
     validation_fraction: float = 0.1
     n_iter_no_change: int = 20
     tol: float = 1e-4
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    # Evaluate and keep an exponential moving average of the weights (0.0: the raw weights).
-    ema_decay: float = 0.0  # per optimizer step, warmed up as min(ema_decay, (1 + n) / (10 + n)) over steps n
+    weight_decay: float = 1e-4
+    # Cosine decay over max_epochs: the last epochs take small steps, which
+    # gained 0.02 nats on make_moons over a constant rate stopped by patience.
+    lr_schedule: str = "cosine"
+    # Evaluate and keep an exponential moving average of the weights (0.0: the raw weights),
+    # per optimizer step, warmed up as min(ema_decay, (1 + n) / (10 + n)) over steps n. It gained
+    # most on small data (benchmarks/results/density_2core.json and docs/benchmarks.md).
+    ema_decay: float = 0.99
     clip_grad_norm: float = 5.0
     max_recoveries: int = 5
     recovery_lr_factor: float = 0.2
@@ -65,16 +71,15 @@ def _split(
     return perm[n_val:], perm[:n_val]
 
 
-def _weighted_nll(flow: Flow, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return -(flow.log_prob(x) * w).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
-
-
 @torch.inference_mode()
-def _mean_log_likelihood(flow: Flow, x: torch.Tensor, w: torch.Tensor, batch_size: int = 65536) -> float:
-    total = x.new_zeros(())
-    for start in range(0, x.shape[0], batch_size):
-        total += torch.dot(flow.log_prob(x[start : start + batch_size]), w[start : start + batch_size])
-    return float(total) / float(w.sum().clamp_min(torch.finfo(w.dtype).tiny))
+def _mean_log_likelihood(flow: Flow, rows: Rows, batch_size: int = 65536) -> float:
+    """Weighted mean log-likelihood of preprocessed rows under the learned part."""
+    total = rows.x.new_zeros(())
+    for start in range(0, rows.x.shape[0], batch_size):
+        batch = slice(start, start + batch_size)
+        context = rows.context[batch] if rows.context is not None else None
+        total += torch.dot(flow.learned_log_prob(rows.x[batch], context), rows.w[batch])
+    return float(total) / float(rows.w.sum().clamp_min(torch.finfo(rows.w.dtype).tiny))
 
 
 def _make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -135,36 +140,58 @@ def train_flow(
     generator: torch.Generator,
     augment: Augment | None = None,
     callback: EpochCallback | None = None,
+    context: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Fit ``flow`` to rows ``x`` weighted by ``weights``; leave it at its best epoch.
+    """Fit the learned part of ``flow`` to preprocessed rows ``x`` weighted by ``weights``; leave it at its best epoch.
 
-    A ``validation_fraction`` of the rows is held out for early stopping; with
-    too few rows for that, the training loss decides. ``augment`` transforms
-    each training batch (dequantization noise); the validation rows are
-    augmented once, so that their score is a fixed target.
+    ``x`` holds rows that went through ``flow.preprocess`` (the fixed part is
+    not trained); ``context``, when given, holds the conditioning rows of the
+    same samples. A ``validation_fraction`` of the rows is held out for early
+    stopping; with too few rows for that, the training loss decides.
+    ``augment`` transforms each training batch (dequantization noise); the
+    validation rows are augmented once, so that their score is a fixed target.
 
     With ``config.ema_decay > 0`` the weights evaluated each epoch (by the
     validation score and by ``callback``) and kept at the end are an
     exponential moving average of the optimizer's iterates. Without a
     validation set, an epoch's score is minus the mean training loss of the
     optimizer's steps during it (the average itself is not scored).
+    ``callback(epoch, train_loss, validation_score)`` is called after each
+    epoch, and once with epoch 0 (train_loss None) for the initial weights.
     """
     weights = weights.to(dtype=x.dtype, device=x.device)
     train_idx, val_idx = _split(x.shape[0], config.validation_fraction, generator, x.device)
-    x_train, w_train = x[train_idx], weights[train_idx]
-    x_val = w_val = None
+    train = Rows.select(x, weights, context, train_idx)
+    validation = None
     if val_idx is not None:
-        x_val, w_val = x[val_idx], weights[val_idx]
+        validation = Rows.select(x, weights, context, val_idx)
         if augment is not None:
-            x_val = augment(x_val, generator)
+            validation.x = augment(validation.x, generator)
 
     trainable = list(flow.parameters())
     flat = _FlatParameters(trainable) if _FlatParameters.applies(trainable) else None
     try:
-        return _train_loop(flow, x_train, w_train, x_val, w_val, config, generator, augment, callback, flat)
+        return _Training(flow, config, flat, generator, augment, callback).run(train, validation)
     finally:
         if flat is not None:
             flat.release()
+
+
+@dataclass
+class Rows:
+    """Training or validation rows: preprocessed x, weights, and the context when the flow is conditional."""
+
+    x: torch.Tensor
+    w: torch.Tensor
+    context: torch.Tensor | None = None
+
+    @classmethod
+    def select(cls, x, w, context, index: torch.Tensor) -> Rows:
+        return cls(x[index], w[index], context[index] if context is not None else None)
+
+    def batch(self, index: torch.Tensor) -> Rows:
+        context = self.context.index_select(0, index) if self.context is not None else None
+        return Rows(self.x.index_select(0, index), self.w.index_select(0, index), context)
 
 
 class _WeightAverage:
@@ -209,134 +236,139 @@ class _WeightAverage:
         self.average, self.n_updates = [a.clone() for a in state[0]], state[1]
 
 
-def _train_loop(
-    flow: Flow,
-    x_train: torch.Tensor,
-    w_train: torch.Tensor,
-    x_val: torch.Tensor | None,
-    w_val: torch.Tensor | None,
-    config: TrainConfig,
-    generator: torch.Generator,
-    augment: Augment | None,
-    callback: EpochCallback | None,
-    flat: _FlatParameters | None,
-) -> TrainResult:
-    params = [flat.flat] if flat is not None else list(flow.parameters())
-    optimizer = _make_optimizer(params, config.learning_rate, config.weight_decay)
-    average = _WeightAverage(params, config.ema_decay) if config.ema_decay > 0 else None
-    base_lr = config.learning_rate
-    result = TrainResult(final_learning_rate=base_lr)
-    n_train = x_train.shape[0]
-    batch_size = min(config.batch_size, n_train)
-    # Every training row is seen once per epoch, so the epoch's total weight is fixed.
-    epoch_weight = float(w_train.sum())
+class _Training:
+    """One run of the training loop: epochs of mini-batch steps, evaluation, early stopping, recovery."""
 
-    def evaluate(train_loss: float) -> float:
+    def __init__(self, flow, config, flat, generator, augment, callback):
+        self.flow, self.config, self.flat = flow, config, flat
+        self.generator, self.augment, self.callback = generator, augment, callback
+        self.params = [flat.flat] if flat is not None else list(flow.parameters())
+        self.base_lr = config.learning_rate
+        self.optimizer = _make_optimizer(self.params, self.base_lr, config.weight_decay)
+        self.average = _WeightAverage(self.params, config.ema_decay) if config.ema_decay > 0 else None
+        self.result = TrainResult(final_learning_rate=self.base_lr)
+
+    def run(self, train: Rows, validation: Rows | None) -> TrainResult:
+        flow, config, result = self.flow, self.config, self.result
+        # With a validation set the initial weights are a candidate too (epoch 0):
+        # a fit that only gets worse, e.g. at a far too high learning rate, returns
+        # its starting point.
+        best_score = -math.inf
+        if validation is not None:
+            flow.eval()
+            initial_score = _mean_log_likelihood(flow, validation)
+            best_score = initial_score if math.isfinite(initial_score) else -math.inf
+        if self.callback is not None:
+            self.callback(0, None, best_score if validation is not None else None)
+        best_state = _snapshot(flow)
+        last_good = (best_state, self.average.state() if self.average is not None else None)
+        epochs_without_improvement = 0
+        # Every training row is seen once per epoch, so the epoch's total weight is fixed.
+        epoch_weight = float(train.w.sum())
+
+        epoch = 0
+        while epoch < config.max_epochs:
+            lr = self.base_lr
+            if config.lr_schedule == "cosine":
+                lr *= 0.5 * (1.0 + math.cos(math.pi * epoch / config.max_epochs))
+            epoch_loss, diverged = self.one_pass(train, lr)
+            train_loss = epoch_loss / max(epoch_weight, 1e-300)
+            if self.average is not None and not diverged:
+                self.average.swap_in()
+            score = math.nan if diverged else self._evaluate(train_loss, validation)
+            if diverged or not math.isfinite(score) or not math.isfinite(train_loss):
+                self._recover(last_good, best_state)
+                continue  # retry this epoch with the smaller step
+
+            epoch += 1
+            result.loss_curve.append(train_loss)
+            if validation is not None:
+                result.validation_scores.append(score)
+            if self.callback is not None:
+                self.callback(epoch, train_loss, score if validation is not None else None)
+            # The evaluated weights (the average, when there is one) are the candidates to keep.
+            evaluated_state = _snapshot(flow)
+            if self.average is not None:
+                self.average.swap_out()
+                last_good = (_snapshot(flow), self.average.state())
+            else:
+                last_good = (evaluated_state, None)
+
+            if score > best_score + config.tol:
+                best_score, best_state, result.best_epoch = score, evaluated_state, epoch
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+                if epochs_without_improvement >= config.n_iter_no_change:
+                    result.stopped_early = True
+                    break
+
+        result.n_iter = epoch
+        flow.load_state_dict(best_state)
+        flow.eval()
+        return result
+
+    def _evaluate(self, train_loss: float, validation: Rows | None) -> float:
         """The epoch's score: validation log-likelihood, or minus the training loss without a validation set."""
-        flow.eval()
-        if x_val is None:
+        self.flow.eval()
+        if validation is None:
             return -train_loss
-        return _mean_log_likelihood(flow, x_val, w_val)
+        return _mean_log_likelihood(self.flow, validation)
 
-    # With a validation set the initial weights are a candidate too (epoch 0):
-    # a fit that only gets worse, e.g. at a far too high learning rate, returns
-    # its starting point.
-    best_score = -math.inf
-    if x_val is not None:
-        flow.eval()
-        initial_score = _mean_log_likelihood(flow, x_val, w_val)
-        best_score = initial_score if math.isfinite(initial_score) else -math.inf
-    best_state = _snapshot(flow)
-    last_good = (best_state, average.state() if average is not None else None)
-    epochs_without_improvement = 0
+    def one_pass(self, train: Rows, lr: float) -> tuple[float, bool]:
+        """One pass over ``train`` in shuffled mini-batches at learning rate ``lr``.
 
-    epoch = 0
-    while epoch < config.max_epochs:
-        lr = base_lr
-        if config.lr_schedule == "cosine":
-            lr *= 0.5 * (1.0 + math.cos(math.pi * epoch / config.max_epochs))
-        for group in optimizer.param_groups:
+        Returns the summed weighted training loss and whether a step was non-finite.
+        On the CPU every step is checked before the update (a check costs
+        nothing there). On an accelerator a check synchronizes with the
+        device, so losses and gradient norms are summed as tensors and checked
+        every CHECK_EVERY steps and at the end of the pass; a non-finite step
+        in between spoils the weights, which the caller restores.
+        """
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-
+        flow, flat, config = self.flow, self.flat, self.config
         flow.train()
-        perm = torch.randperm(n_train, generator=generator).to(x_train.device)
-        # On the CPU every step is checked before the update (a check costs
-        # nothing there). On an accelerator a check synchronizes with the
-        # device, so losses and gradient norms are summed as tensors and checked
-        # every CHECK_EVERY steps and at the end of the epoch; a non-finite step
-        # in between spoils the weights, which are restored below.
-        check_every = 1 if x_train.device.type == "cpu" else CHECK_EVERY
-        epoch_loss = x_train.new_zeros(())
-        health = x_train.new_zeros(())
-        diverged = False
+        n_train = train.x.shape[0]
+        batch_size = min(config.batch_size, n_train)
+        perm = torch.randperm(n_train, generator=self.generator).to(train.x.device)
+        check_every = 1 if train.x.device.type == "cpu" else CHECK_EVERY
+        epoch_loss = train.x.new_zeros(())
+        health = train.x.new_zeros(())
         for step, start in enumerate(range(0, n_train, batch_size), start=1):
-            idx = perm[start : start + batch_size]
-            batch, batch_w = x_train.index_select(0, idx), w_train.index_select(0, idx)
-            if augment is not None:
-                batch = augment(batch, generator)
-            weighted_log_prob = torch.dot(flow.log_prob(batch), batch_w)
-            loss = -weighted_log_prob / batch_w.sum().clamp_min(torch.finfo(batch_w.dtype).tiny)
+            batch = train.batch(perm[start : start + batch_size])
+            x = self.augment(batch.x, self.generator) if self.augment is not None else batch.x
+            weighted_log_prob = torch.dot(flow.learned_log_prob(x, batch.context), batch.w)
+            loss = -weighted_log_prob / batch.w.sum().clamp_min(torch.finfo(batch.w.dtype).tiny)
             if flat is not None:
                 flat.zero_grad()
             else:
-                optimizer.zero_grad(set_to_none=True)
+                self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, config.clip_grad_norm)
             epoch_loss -= weighted_log_prob.detach()
             health += grad_norm
             if step % check_every == 0 and not bool(torch.isfinite(epoch_loss + health)):
-                diverged = True
-                break
-            optimizer.step()
-            if average is not None:
-                average.update()
-        diverged = diverged or not bool(torch.isfinite(epoch_loss + health))
+                return math.nan, True
+            self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
+        diverged = not bool(torch.isfinite(epoch_loss + health))
+        return float(epoch_loss), diverged
 
-        train_loss = float(epoch_loss) / max(epoch_weight, 1e-300)
-        if average is not None and not diverged:
-            average.swap_in()
-        score = evaluate(train_loss) if not diverged else math.nan
-        if diverged or not math.isfinite(score) or not math.isfinite(train_loss):
-            # Raw weights and average go back to the last good epoch below (whatever is swapped in).
-            result.n_recoveries += 1
-            if result.n_recoveries > config.max_recoveries:
-                flow.load_state_dict(best_state)
-                raise TrainingDivergedError(
-                    f"training diverged (non-finite loss or gradient) {result.n_recoveries} times, "
-                    f"down to learning_rate={base_lr:.3g}; lower learning_rate or check the data scale"
-                )
-            flow.load_state_dict(last_good[0])
-            if average is not None:
-                average.restore(last_good[1])
-            base_lr *= config.recovery_lr_factor
-            optimizer = _make_optimizer(params, base_lr, config.weight_decay)
-            result.final_learning_rate = base_lr
-            continue  # retry this epoch with the smaller step
-
-        epoch += 1
-        result.loss_curve.append(train_loss)
-        if x_val is not None:
-            result.validation_scores.append(score)
-        if callback is not None:
-            callback(epoch, train_loss, score if x_val is not None else None)
-        # The evaluated weights (the average, when there is one) are the candidates to keep.
-        evaluated_state = _snapshot(flow)
-        if average is not None:
-            average.swap_out()
-            last_good = (_snapshot(flow), average.state())
-        else:
-            last_good = (evaluated_state, None)
-
-        if score > best_score + config.tol:
-            best_score, best_state, result.best_epoch = score, evaluated_state, epoch
-            epochs_without_improvement = 0
-        else:
-            epochs_without_improvement += 1
-            if epochs_without_improvement >= config.n_iter_no_change:
-                result.stopped_early = True
-                break
-
-    result.n_iter = epoch
-    flow.load_state_dict(best_state)
-    flow.eval()
-    return result
+    def _recover(self, last_good, best_state) -> None:
+        """Back to the last good epoch (raw weights and average) with a smaller learning rate, or give up."""
+        result, config = self.result, self.config
+        result.n_recoveries += 1
+        if result.n_recoveries > config.max_recoveries:
+            self.flow.load_state_dict(best_state)
+            raise TrainingDivergedError(
+                f"training diverged (non-finite loss or gradient) {result.n_recoveries} times, "
+                f"down to learning_rate={self.base_lr:.3g}"
+            )
+        self.flow.load_state_dict(last_good[0])
+        if self.average is not None:
+            self.average.restore(last_good[1])
+        self.base_lr *= config.recovery_lr_factor
+        self.optimizer = _make_optimizer(self.params, self.base_lr, config.weight_decay)
+        result.final_learning_rate = self.base_lr
