@@ -80,7 +80,7 @@ def model(workdir, data) -> Path:
 
 
 def load(path: Path):
-    from skflow.cli import load_model
+    from skflow.cli.commands import load_model
 
     return load_model(str(path))
 

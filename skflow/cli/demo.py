@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
-from .density import FlowDensity
+from ..density import FlowDensity
 
 MODELS = ("FlowDensity", "GaussianMixture", "KernelDensity")
 
