@@ -233,6 +233,7 @@ def test_fit_with_a_weight_column(workdir, data, skflow_in_process):
         (["fit", "negative_weight.csv", "-o", "m.skflow", "--sample-weight", "w"], ["'w'", "negative", "row 2"]),
         (["fit", "no_header.csv", "-o", "m.skflow"], ["no_header.csv", "header row"]),
         (["demo", "--out", "figure.xyz"], ["figure.xyz", "unsupported figure format"]),
+        (["demo", "--out", "train.csv/plots/demo.png"], ["train.csv", "not a directory"]),
         (["fit", "blank.csv", "-o", "m.skflow"], ["blank.csv", "empty"]),
         (["fit", "train.csv", "-o", "m.skflow", "--columns", "a,b,a"], ["--columns", "'a'", "more than once"]),
         (["fit", "train.csv", "-o", "m.skflow", "--columns", ","], ["--columns", "names no column"]),

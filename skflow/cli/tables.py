@@ -160,7 +160,7 @@ def check_writable(path: str, inputs: tuple[str, ...] = ()) -> None:
     """CLIError unless ``path`` can be created or overwritten, and is none of the ``inputs`` of the command."""
     target = Path(path)
     for source in inputs:
-        if target.exists() and Path(source).exists() and target.resolve() == Path(source).resolve():
+        if target.exists() and Path(source).exists() and target.samefile(source):
             raise CLIError(f"{path}: is also an input of this command; write the output to another file")
     if target.is_dir():
         raise CLIError(f"{path}: is a directory")
@@ -171,12 +171,13 @@ def check_writable(path: str, inputs: tuple[str, ...] = ()) -> None:
         raise CLIError(f"{path}: {str(parent)!r} is not a directory")
     # os.access answers for the real user id and ignores read-only mounts: a real probe answers for both.
     try:
-        if target.exists():
-            with open(target, "ab"):
+        if target.is_file():
+            with open(target, "ab"):  # appends nothing: the file is unchanged
                 pass
-        else:
+        elif not target.exists():
             with tempfile.TemporaryFile(dir=parent):
                 pass
+        # else a device such as /dev/null, or a named pipe that opening would block on: left to the write itself
     except OSError as exc:
         raise CLIError(f"{path}: cannot be written ({exc.strerror or one_line(exc)})") from None
 
