@@ -80,9 +80,9 @@ def model(workdir, data) -> Path:
 
 
 def load(path: Path):
-    from skflow.cli import load_model
+    from skflow import FlowDensity
 
-    return load_model(str(path))
+    return FlowDensity.load(str(path))
 
 
 def test_fit_saves_a_model_with_the_given_parameters(model, data):
@@ -233,6 +233,16 @@ def test_fit_with_a_weight_column(workdir, data, skflow_in_process):
         (["fit", "negative_weight.csv", "-o", "m.skflow", "--sample-weight", "w"], ["'w'", "negative", "row 2"]),
         (["fit", "no_header.csv", "-o", "m.skflow"], ["no_header.csv", "header row"]),
         (["demo", "--out", "figure.xyz"], ["figure.xyz", "unsupported figure format"]),
+        (["demo", "--out", "train.csv/plots/demo.png"], ["train.csv", "not a directory"]),
+        (["fit", "blank.csv", "-o", "m.skflow"], ["blank.csv", "empty"]),
+        (["fit", "train.csv", "-o", "m.skflow", "--columns", "a,b,a"], ["--columns", "'a'", "more than once"]),
+        (["fit", "train.csv", "-o", "m.skflow", "--columns", ","], ["--columns", "names no column"]),
+        (["fit", "repeated_header.csv", "-o", "m.skflow"], ["repeated_header.csv", "repeats", "'a'"]),
+        (["score", "MODEL", "repeated_header.csv"], ["repeated_header.csv", "repeats", "'a'"]),
+        (["fit", "text_weight.csv", "-o", "m.skflow", "--sample-weight", "w"], ["'w'", "non-numeric", "weight"]),
+        (["fit", "holes_weight.csv", "-o", "m.skflow", "--sample-weight", "w"], ["'w'", "missing values", "row 2"]),
+        (["fit", "zero_weight.csv", "-o", "m.skflow", "--sample-weight", "w"], ["'w'", "all zeros"]),
+        (["fit", "train.csv", "-o", "m.skflow", "--sample-weight", "a", "--columns", "a,b"], ["'a'", "both"]),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow_in_process):
@@ -243,6 +253,11 @@ def test_bad_input_is_one_line_on_stderr(args, fragments, model, workdir, skflow
     (workdir / "two_columns.csv").write_text("a,b\n1.0,2.0\n3.0,4.0\n")
     (workdir / "negative_weight.csv").write_text("a,w\n1.0,1.0\n3.0,-1.0\n5.0,1.0\n")
     (workdir / "no_header.csv").write_text("1.0,2.0\n3.0,4.0\n1.0,2.0\n")
+    (workdir / "blank.csv").write_text("\n  \n")
+    (workdir / "repeated_header.csv").write_text("a,b,a,c\n1.0,2.0,3.0,4.0\n5.0,6.0,7.0,8.0\n")
+    (workdir / "text_weight.csv").write_text("a,w\n1.0,1.0\n3.0,heavy\n5.0,1.0\n")
+    (workdir / "holes_weight.csv").write_text("a,w\n1.0,1.0\n3.0,\n5.0,1.0\n")
+    (workdir / "zero_weight.csv").write_text("a,w\n1.0,0\n3.0,0\n5.0,0\n")
     nullable = pd.DataFrame({"x": [1.0, 2.0, 3.0], "n": pd.array([1, 2, None], dtype="Int64")})
     nullable.to_parquet(workdir / "nullable.parquet")
     (workdir / "binary.parquet").write_bytes(b"\x00\x01 definitely not parquet \xff" * 10)
@@ -297,3 +312,117 @@ def test_demo_quick_prints_a_table_and_saves_a_plot(workdir):
     png = workdir / "plots" / "demo.png"  # the missing folder is created
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "plots/demo.png" in result.stdout
+
+
+def test_console_script_entry_point_is_main():
+    import importlib
+    import re
+
+    from skflow.cli.app import main
+
+    target = re.search(r'^skflow = "([\w.]+):(\w+)"', (ROOT / "pyproject.toml").read_text(), flags=re.M)
+    assert target is not None
+    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is main
+
+
+@pytest.fixture(scope="module")
+def array_model(workdir, data) -> Path:
+    """A model fitted in Python on an array, so without column names, saved as a file."""
+    from skflow import FlowDensity
+
+    est = FlowDensity(max_epochs=3, n_transforms=2, hidden_units=(8, 8), random_state=0).fit(data.to_numpy())
+    assert getattr(est, "feature_names_in_", None) is None
+    est.save(str(workdir / "array.skflow"))
+    return workdir / "array.skflow"
+
+
+def test_score_does_not_match_a_model_without_names_by_position_silently(array_model, data, workdir, skflow_in_process):
+    # The file names its columns, in another order than the array the model saw: matched by position without a
+    # word, c would be scored as a, a as b and b as c.
+    data[["c", "a", "b"]].to_csv(workdir / "reordered.csv", index=False)
+    refused = skflow_in_process("score", array_model, "reordered.csv", "-o", "refused.csv", cwd=workdir)
+    assert_one_line_error(refused, "without column names", "--by-position", "refit")
+    assert not (workdir / "refused.csv").exists()
+    # --by-position is the explicit request: the file's columns, in file order, are the model's.
+    args = ["score", array_model, "train.csv", "-o", "positional.csv", "--by-position"]
+    accepted = skflow_in_process(*args, cwd=workdir)
+    assert accepted.returncode == 0, accepted.stderr
+    scores = pd.read_csv(workdir / "positional.csv")["log_density"]
+    np.testing.assert_allclose(scores, load(array_model).score_samples(data.to_numpy()), rtol=1e-9)
+    assert "columns taken by position: a, b, c" in accepted.stderr
+
+
+def test_by_position_is_refused_where_it_does_not_apply(model, array_model, workdir, skflow_in_process):
+    named = skflow_in_process("score", model, "train.csv", "--by-position", cwd=workdir)
+    assert_one_line_error(named, "has column names", "drop --by-position")
+    (workdir / "four_columns.csv").write_text("a,b,c,d\n1,2,3,4\n5,6,7,8\n")
+    wider = skflow_in_process("score", array_model, "four_columns.csv", "--by-position", cwd=workdir)
+    assert_one_line_error(wider, "4 columns", "fitted on 3")
+
+
+@pytest.mark.parametrize("command", ["sample", "score"])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(command, model, data, workdir):
+    # `skflow sample ... | head -1` with a real pipe: far more output than the pipe buffer holds (64 KiB), so the
+    # command is still writing when its reader leaves.
+    if command == "sample":
+        args, header = ["sample", model, "-n", "100000"], "a,b,c"
+    else:
+        pd.concat([data] * 200).to_csv(workdir / "many.csv", index=False)
+        args, header = ["score", model, "many.csv"], "log_density"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("SKFLOW_DEBUG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skflow", *map(str, args)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert first.strip() == header
+    assert err == ""  # neither "error: [Errno 32] Broken pipe" nor Python's "Exception ignored ..."
+    assert process.returncode == 141  # what a shell reports for `yes` or `cat` whose reader left
+
+
+@pytest.mark.parametrize(
+    "output, fragment",
+    [
+        ("nodir/m.skflow", "does not exist"),
+        ("outdir", "is a directory"),
+        ("precious.csv/m.skflow", "not a directory"),
+        ("precious.csv", "also an input"),
+        ("-", "not to stdout"),
+    ],
+)
+def test_fit_checks_the_output_path_before_training(output, fragment, data, workdir, skflow_in_process, monkeypatch):
+    from skflow import FlowDensity
+
+    (workdir / "outdir").mkdir(exist_ok=True)
+    data.to_csv(workdir / "precious.csv", index=False)
+    before = (workdir / "precious.csv").read_bytes()
+    trained = []
+    monkeypatch.setattr(FlowDensity, "fit", lambda self, *args, **kwargs: trained.append(True) or self)
+    result = skflow_in_process("fit", "precious.csv", "-o", output, cwd=workdir)
+    assert_one_line_error(result, fragment)
+    assert trained == []  # refused before any training
+    assert (workdir / "precious.csv").read_bytes() == before  # the data survives
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write to read-only folders")
+def test_fit_refuses_a_read_only_folder_before_training(data, tmp_path, skflow_in_process, monkeypatch):
+    from skflow import FlowDensity
+
+    data.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o500)
+    trained = []
+    monkeypatch.setattr(FlowDensity, "fit", lambda self, *args, **kwargs: trained.append(True) or self)
+    try:
+        result = skflow_in_process("fit", "train.csv", "-o", "locked/m.skflow", cwd=tmp_path)
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert_one_line_error(result, "locked/m.skflow", "cannot be written")
+    assert trained == []

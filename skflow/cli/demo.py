@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
-from .density import FlowDensity
+from ..density import FlowDensity
 
 MODELS = ("FlowDensity", "GaussianMixture", "KernelDensity")
 
@@ -164,7 +164,14 @@ def format_table(results: list[DatasetResult]) -> str:
 
 
 def _check_plot_path(path: str) -> None:
-    """Refuse a figure format matplotlib cannot write before the fits, not after them."""
+    """Refuse a figure path that cannot be written before the fits, not after them."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"--out {path}: is a directory; give a file name such as {target / 'skflow_demo.png'}")
+    # The missing folders are created later: the nearest existing one must be a folder.
+    existing = next(p for p in target.resolve().parents if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--out {path}: {str(existing)!r} is not a directory")
     try:
         from matplotlib.figure import Figure
     except ImportError:

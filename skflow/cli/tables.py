@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
+
+from .errors import CLIError, one_line
 
 READ_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 WRITE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst"}
 
 
-class CLIError(Exception):
-    """An error to report as one line, without a traceback."""
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _pandas():
+def pandas_module():
+    """pandas, or CLIError saying how to install it (it is an optional dependency of skflow)."""
     try:
         import pandas
     except ImportError:
@@ -39,20 +35,35 @@ def _file_format(path: str, formats: dict[str, str]) -> str:
     return formats[suffix]
 
 
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _repeated(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
+
+
 def read_table(path: str):
     """Read a CSV/TSV/Parquet file with a header row into a DataFrame, or raise CLIError saying why not."""
-    pd = _pandas()
+    pd = pandas_module()
     kind = _file_format(path, READ_FORMATS)
     file = Path(path)
     if not file.exists():
         raise CLIError(f"{path}: no such file")
     if file.is_dir():
         raise CLIError(f"{path}: is a directory, not a data file")
+    sep = "\t" if kind == "tsv" else ","
     try:
         if kind == "parquet":
             frame = pd.read_parquet(file)
+            header = [str(c) for c in frame.columns]
         else:
-            frame = pd.read_csv(file, sep="\t" if kind == "tsv" else ",")
+            frame = pd.read_csv(file, sep=sep)
+            # pandas silently renames a repeated header name ("a,a" -> a, a.1); the raw header shows the repeat.
+            raw = pd.read_csv(file, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+            header = [c for c in raw.iloc[0] if c]  # pandas names empty ones "Unnamed: N", distinct
     except ImportError as exc:
         raise CLIError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow ({exc})") from None
     except pd.errors.EmptyDataError:
@@ -60,11 +71,11 @@ def read_table(path: str):
     except UnicodeDecodeError:
         raise CLIError(f"{path}: not a text {kind.upper()} file (binary content?)") from None
     except pd.errors.ParserError as exc:
-        raise CLIError(f"{path}: not a valid {kind.upper()} file: {_one_line(exc)}") from None
+        raise CLIError(f"{path}: not a valid {kind.upper()} file: {one_line(exc)}") from None
     except PermissionError:
         raise CLIError(f"{path}: permission denied") from None
     except Exception as exc:  # pyarrow's errors for corrupt Parquet files have no common public base class
-        raise CLIError(f"{path}: could not be read as {kind.upper()}: {_one_line(exc)}") from None
+        raise CLIError(f"{path}: could not be read as {kind.upper()}: {one_line(exc)}") from None
     if frame.shape[1] == 0:
         raise CLIError(f"{path}: no columns")
     if frame.shape[0] == 0:
@@ -75,6 +86,9 @@ def read_table(path: str):
             f"{path}: the first line holds numbers, not column names; add a header row (e.g. x0,x1,...) "
             "so that columns can be matched by name"
         )
+    repeated = _repeated(header)
+    if repeated:
+        raise CLIError(f"{path}: the header repeats the column name(s) {_names(repeated)}; give each column its own")
     return frame
 
 
@@ -86,20 +100,21 @@ def _looks_numeric(name: str) -> bool:
     return True
 
 
-def _check_numeric(frame, path: str):
-    """The frame as float64, or CLIError naming non-numeric columns, missing or infinite values."""
+def check_numeric(frame, path: str, hint: str = "drop or encode them, or choose columns with --columns"):
+    """The frame as float64, or CLIError naming non-numeric columns, missing or infinite values.
+
+    ``hint`` ends the message about non-numeric columns: what the user of this command can do about them.
+    """
     import numpy as np
 
-    pd = _pandas()
+    pd = pandas_module()
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         column = frame[bad[0]]
         not_numbers = np.flatnonzero(pd.to_numeric(column, errors="coerce").isna() & column.notna())
         row = int(not_numbers[0]) if len(not_numbers) else 0
-        names = ", ".join(repr(c) for c in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise CLIError(
-            f"{path}: non-numeric column(s) {names} (e.g. {column.iloc[row]!r} in data row {row + 1}); "
-            "FlowDensity models numeric columns only: drop or encode them, or choose columns with --columns"
+            f"{path}: non-numeric column(s) {_names(bad)} (e.g. {column.iloc[row]!r} in data row {row + 1}); {hint}"
         )
     values = frame.to_numpy(dtype=np.float64, na_value=np.nan)  # na_value: pandas' nullable Int64/Float64 columns
     for problem, mask in (("missing", np.isnan(values)), ("infinite", np.isinf(values))):
@@ -114,28 +129,57 @@ def _check_numeric(frame, path: str):
     return pd.DataFrame(np.array(values, dtype=np.float64, order="C"), columns=frame.columns)
 
 
-def _select_columns(frame, columns: list[str], path: str, what: str):
+def parse_column_list(text: str, option: str) -> list[str]:
+    """Column names from ``A,B,...``, or CLIError for an empty list or a name given twice."""
+    columns = [c.strip() for c in text.split(",") if c.strip()]
+    if not columns:
+        raise CLIError(f"{option} {text!r} names no column; give names separated by commas, e.g. {option} x,y")
+    repeated = _repeated(columns)
+    if repeated:
+        raise CLIError(f"{option} names {_names(repeated)} more than once; give each column once")
+    return columns
+
+
+def select_columns(frame, columns: list[str], path: str, what: str):
+    """The columns of ``frame`` named by ``columns``, in that order, or CLIError naming the missing ones."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        names = ", ".join(repr(c) for c in missing)
-        raise CLIError(f"{path}: no column(s) {names} {what}; the file has {', '.join(map(repr, frame.columns))}")
+        raise CLIError(f"{path}: no column(s) {_names(missing)} {what}; the file has {_names(list(frame.columns), 20)}")
     return frame[columns]
 
 
-def _check_output_path(path: str | None) -> None:
-    """Fail before the work, not after, when the result could not be written."""
+def check_output_path(path: str | None, inputs: tuple[str, ...] = ()) -> None:
+    """Fail before the work, not after, when the result could not be written (stdout for None or "-")."""
     if path is None or path == "-":
         return
     _file_format(path, WRITE_FORMATS)
-    _check_writable(path)
+    check_writable(path, inputs)
 
 
-def _check_writable(path: str) -> None:
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise CLIError(f"{path}: directory {str(parent)!r} does not exist")
-    if Path(path).is_dir():
+def check_writable(path: str, inputs: tuple[str, ...] = ()) -> None:
+    """CLIError unless ``path`` can be created or overwritten, and is none of the ``inputs`` of the command."""
+    target = Path(path)
+    for source in inputs:
+        if target.exists() and Path(source).exists() and target.samefile(source):
+            raise CLIError(f"{path}: is also an input of this command; write the output to another file")
+    if target.is_dir():
         raise CLIError(f"{path}: is a directory")
+    parent = target.resolve().parent
+    if not parent.exists():
+        raise CLIError(f"{path}: directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise CLIError(f"{path}: {str(parent)!r} is not a directory")
+    # os.access answers for the real user id and ignores read-only mounts: a real probe answers for both.
+    try:
+        if target.is_file():
+            with open(target, "ab"):  # appends nothing: the file is unchanged
+                pass
+        elif not target.exists():
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+        # else a device such as /dev/null, or a named pipe that opening would block on: left to the write itself
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot be written ({exc.strerror or one_line(exc)})") from None
 
 
 def write_table(frame, path: str | None) -> None:
@@ -152,3 +196,15 @@ def write_table(frame, path: str | None) -> None:
             frame.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
     except ImportError as exc:
         raise CLIError(f"{path}: writing Parquet needs pyarrow: pip install pyarrow ({exc})") from None
+
+
+__all__ = [
+    "check_numeric",
+    "check_output_path",
+    "check_writable",
+    "pandas_module",
+    "parse_column_list",
+    "read_table",
+    "select_columns",
+    "write_table",
+]

@@ -8,8 +8,8 @@ import re
 from numbers import Integral, Real
 from typing import Any
 
-from ._validation import Interval, StrOptions
-from .density import FlowDensity
+from .._validation import Interval, StrOptions
+from ..density import FlowDensity
 
 # Metavars clearer than the ones derived from the parameter constraints.
 METAVARS = {"hidden_units": "auto|INT,INT,...", "bounds": "none|LOW,HIGH[;LOW,HIGH...]", "device": "auto|cpu|cuda[:N]"}
@@ -113,7 +113,14 @@ def _value_parser(constraints: list, metavar: str):
     return parse
 
 
-def _add_parameter_options(parser: argparse.ArgumentParser) -> None:
+def add_parameter_options(parser: argparse.ArgumentParser) -> None:
+    """Add one option per FlowDensity parameter to ``parser``, with its docstring, metavar and default.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The ``skflow fit`` parser; each option stores its parsed value as ``param_<name>``.
+    """
     group = parser.add_argument_group("FlowDensity parameters (see the FlowDensity docstring)")
     docs = _parameter_docs()
     # In the signature's order, which groups related parameters, rather than get_params' alphabetical one.

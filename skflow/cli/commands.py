@@ -1,0 +1,175 @@
+"""The commands: fit, score and sample FlowDensity models on data files, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..density import FlowDensity
+from .errors import CLIError, one_line
+from .options import CLI_DEFAULTS
+from .tables import (
+    check_numeric,
+    check_output_path,
+    check_writable,
+    pandas_module,
+    parse_column_list,
+    read_table,
+    select_columns,
+    write_table,
+)
+
+
+def save_model(model: FlowDensity, path: str) -> None:
+    """Write a fitted model in skflow's safe format (:meth:`FlowDensity.save`: JSON and arrays, no pickle)."""
+    model.save(path)
+
+
+def load_model(path: str) -> FlowDensity:
+    """Read a model written by :func:`save_model`, or raise CLIError saying why not.
+
+    The format never unpickles, so a model file from elsewhere cannot run code when loaded.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise CLIError(f"{path}: no such model file")
+    if file.is_dir():
+        raise CLIError(f"{path}: is a directory, not a model file")
+    try:
+        model = FlowDensity.load(path)
+    except Exception as exc:
+        raise CLIError(f"{path}: not a model written by 'skflow fit' ({one_line(exc)})") from None
+    if not isinstance(model, FlowDensity) or not hasattr(model, "flow_"):
+        raise CLIError(f"{path}: holds a {type(model).__name__}, not a fitted FlowDensity")
+    return model
+
+
+def model_columns(model: FlowDensity) -> list[str]:
+    """The names of the columns the model was fitted on; x0, x1, ... for a model fitted on an array."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    return [f"x{j}" for j in range(model.n_features_in_)]
+
+
+def _info(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _read_weights(frame, column: str, path: str):
+    """The weight column as an array, and the frame without it; CLIError for weights FlowDensity cannot use."""
+    weight = select_columns(frame, [column], path, "named by --sample-weight")
+    hint = "--sample-weight needs a column of non-negative numbers"
+    weights = check_numeric(weight, path, hint=hint).iloc[:, 0].to_numpy()
+    if (weights < 0).any():
+        row = int((weights < 0).argmax()) + 1
+        raise CLIError(f"{path}: weight column {column!r} has negative values (first in data row {row})")
+    if not weights.sum() > 0:
+        raise CLIError(f"{path}: weight column {column!r} is all zeros; at least one row needs a positive weight")
+    return weights, frame.drop(columns=[column])
+
+
+def command_fit(args: argparse.Namespace) -> int:
+    """``skflow fit``: fit a FlowDensity to a data file and save it."""
+    params = {**CLI_DEFAULTS, **{k[6:]: v for k, v in vars(args).items() if k.startswith("param_")}}
+    model = FlowDensity(**params)
+    if args.output == "-":
+        raise CLIError("fit writes the model to a file, not to stdout: give a file name with -o (e.g. model.skflow)")
+    # Before reading and training, so that a long fit never ends in an unwritable path.
+    check_writable(args.output, inputs=(args.data,))
+    columns = parse_column_list(args.columns, "--columns") if args.columns is not None else None
+    if columns is not None and args.sample_weight in columns:
+        raise CLIError(f"column {args.sample_weight!r} cannot be both a feature (--columns) and the weight")
+    frame = read_table(args.data)
+    weights = None
+    if args.sample_weight is not None:
+        weights, frame = _read_weights(frame, args.sample_weight, args.data)
+    if columns is not None:
+        frame = select_columns(frame, columns, args.data, "named by --columns")
+    frame = check_numeric(frame, args.data)
+    if frame.shape[0] < 2:
+        raise CLIError(f"{args.data}: only {frame.shape[0]} data row; fitting needs at least 2")
+    start = time.perf_counter()
+    model.fit(frame, sample_weight=weights)
+    seconds = time.perf_counter() - start
+    save_model(model, args.output)
+    if model.verbose:
+        _info(
+            f"fitted FlowDensity on {frame.shape[0]} rows x {frame.shape[1]} columns in {seconds:.1f} s "
+            f"({model.n_iter_} epochs, weights of epoch {model.best_epoch_}); "
+            f"mean log-likelihood of the training rows {model.score(frame):.4f}; saved to {args.output}"
+        )
+    return 0
+
+
+def _columns_to_score(model: FlowDensity, frame, args: argparse.Namespace):
+    """The model's columns of ``frame``: by name, or by position where the model has no names and the user says so.
+
+    A model fitted on an array has no column names; matching a file's named columns to it silently by position
+    scores garbage when the order differs, so position is used only on request (--by-position).
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        if args.by_position:
+            raise CLIError(
+                f"{args.model}: the model has column names, so columns are matched by name; drop --by-position"
+            )
+        return select_columns(frame, [str(n) for n in names], args.data, "that the model was fitted on")
+    n_features = model.n_features_in_
+    if not args.by_position:
+        raise CLIError(
+            f"{args.model}: fitted without column names (on an array), so the columns of {args.data} cannot be "
+            f"matched by name; pass --by-position to take its columns in file order as the model's {n_features}, "
+            "or refit from a file with a header (skflow fit) or a DataFrame"
+        )
+    if frame.shape[1] != n_features:
+        raise CLIError(
+            f"{args.data}: {frame.shape[1]} columns, but the model was fitted on {n_features}; with --by-position "
+            f"the file must hold exactly the model's columns, in the order it was fitted on"
+        )
+    return frame
+
+
+def command_score(args: argparse.Namespace) -> int:
+    """``skflow score``: the log-density of each row of a data file under a saved model."""
+    import numpy as np
+
+    check_output_path(args.output, inputs=(args.model, args.data))
+    model = load_model(args.model)
+    frame = _columns_to_score(model, read_table(args.data), args)
+    frame = check_numeric(frame, args.data, hint="the model needs numbers in every column it was fitted on")
+    named = getattr(model, "feature_names_in_", None) is not None
+    # An array for a model without names: FlowDensity would warn that the frame's names were not seen in fit.
+    scores = model.score_samples(frame if named else frame.to_numpy())
+    write_table(pandas_module().DataFrame({"log_density": scores}), args.output)
+    finite = scores[np.isfinite(scores)]
+    summary = f"scored {len(scores)} rows: mean log-density {finite.mean():.4f}" if len(finite) else "scored"
+    if len(finite) < len(scores):
+        summary += f"; {len(scores) - len(finite)} row(s) at -inf (outside the model's support)"
+    if not named:
+        summary += f"; columns taken by position: {', '.join(map(str, frame.columns))}"
+    if args.output not in (None, "-"):
+        summary += f"; written to {args.output}"
+    _info(summary)
+    return 0
+
+
+def command_sample(args: argparse.Namespace) -> int:
+    """``skflow sample``: draw rows from a saved model."""
+    check_output_path(args.output, inputs=(args.model,))
+    model = load_model(args.model)
+    samples = model.sample(args.n_samples, random_state=args.random_state)
+    write_table(pandas_module().DataFrame(samples, columns=model_columns(model)), args.output)
+    if args.output not in (None, "-"):
+        _info(f"wrote {args.n_samples} samples to {args.output}")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    """``skflow demo``: FlowDensity next to GaussianMixture and KernelDensity."""
+    from .demo import run_demo  # scikit-learn's datasets and matplotlib load only for the demo
+
+    run_demo(plot_path=args.out, quick=args.quick)
+    return 0
