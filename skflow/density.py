@@ -2,83 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds, parse_bounds
-from ._core import (
-    Flow,
-    FlowSpec,
-    TrainConfig,
-    TrainingDivergedError,
-    build_flow,
-    flow_from_config,
-    train_flow,
-    upgrade_version_1,
+from ._core import Flow, FlowSpec, TrainConfig, flow_from_config, upgrade_version_1
+from ._core.device import loadable_device, resolve_device, to_numpy
+from ._fitting import (
+    check_learning_rate_and_weight_decay,
+    fit_flow,
+    resolve_batch_size,
+    resolve_hidden_units,
 )
-from ._core.device import loadable_device, resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
 from ._persistence import load_estimator, save_estimator
-from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
-from ._progress import EpochProgress
+from ._preprocessing import Preprocessing, fit_preprocessing
 from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
-
-
-@dataclass(frozen=True)
-class EpochInfo:
-    """What a ``callback`` of :class:`FlowDensity` receives after each epoch (and once before training).
-
-    Attributes
-    ----------
-    epoch : int
-        0 for the initial flow, then 1, 2, ...
-    train_loss : float or None
-        Mean training negative log-likelihood of the epoch (standardized
-        units); None at epoch 0.
-    validation_score : float or None
-        Mean validation log-likelihood (standardized units) of the weights
-        evaluated at this epoch; None without a validation set.
-    log_density : callable
-        ``log_density(X)``: the log-density of rows ``X`` (in the units of the
-        training data, as ``score_samples``) under the weights evaluated at
-        this epoch; for learning curves on held-out data.
-    """
-
-    epoch: int
-    train_loss: float | None
-    validation_score: float | None
-    log_density: Callable[[np.ndarray], np.ndarray]
-
-
-def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
-    """Conditioner width: grows with the dimension, capped on small data, wide on large data.
-
-    Measured (docs/benchmarks.md): below 2,000 rows the sets we tried already
-    overfit within 10-30 epochs at width 64 (breast_cancer, digits, wine); from
-    5,000 rows even 2-dimensional data gains from width 128 (make_moons held-out
-    log-likelihood -1.157 at width 32, -1.139 at 128, -1.120 with the cosine schedule).
-    """
-    width = int(np.clip(8 * n_features, 32, 128))
-    if n_samples < 2000:
-        width = min(width, 64)
-    elif n_samples >= 5000:
-        width = 128
-    return (width, width)
-
-
-def auto_batch_size(n_samples: int) -> int:
-    """Small batches (more, noisier steps) on small data; 256 from about 8,000 rows."""
-    return int(np.clip(n_samples // 32, 32, 256))
 
 
 class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
@@ -327,12 +272,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
                     f"{type(self).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
                 )
             X, weights = X[kept], weights[kept]
-        if self.learning_rate * self.weight_decay >= 1.0:
-            raise ValueError(
-                f"weight_decay={self.weight_decay!r} with learning_rate={self.learning_rate!r}: AdamW multiplies "
-                "every weight by (1 - learning_rate * weight_decay) at each step, which must stay positive; "
-                "lower weight_decay"
-            )
+        check_learning_rate_and_weight_decay(self)
         self.device_ = resolve_device(self.device)
         return X, weights
 
@@ -356,99 +296,9 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
 
     def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
         """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""
-        n_samples, n_features = X.shape
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        self.hidden_units_ = self._resolve_hidden_units(n_samples, n_features)
-        self.batch_size_ = self._resolve_batch_size(n_samples)
-        flow = build_flow(
-            n_features,
-            flow=self.flow,
-            n_transforms=self.n_transforms,
-            hidden_units=self.hidden_units_,
-            n_bins=self.n_bins,
-            tail_bound=self.tail_bound,
-            seed=seed,
-            **preprocessing.flow_arguments(),
-        ).to(self.device_)
-        device = self.device_
-        # The fixed part runs once, in float64 batches, into the float32 rows the learned part trains on.
-        rows = map_in_batches(lambda x: flow.preprocess(x)[0], X, batch_rows(n_features, (1,), 1), device, np.float32)
-        train_x = to_tensor(rows, device, torch.float32)
-        train_w = to_tensor(weights * (n_samples / weights.sum()), device, torch.float32)
-        config = TrainConfig(
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size_,
-            max_epochs=self.max_epochs,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            weight_decay=self.weight_decay,
-        )
-        augment = make_augment(preprocessing, device)
-        callback = self._epoch_callback(flow)
-        training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
-        with EpochProgress(self.max_epochs, self.verbose) as progress, training_threads:
-            def on_epoch(epoch, train_loss, score):
-                if epoch > 0:
-                    progress.update(epoch, train_loss, score)
-                if callback is not None:
-                    callback(epoch, train_loss, score)
-
-            try:
-                generator = torch.Generator().manual_seed(seed)
-                result = train_flow(flow, train_x, train_w, config, generator, augment, on_epoch)
-            except TrainingDivergedError as exc:
-                raise ValueError(
-                    f"{type(self).__name__} could not be fitted: {exc}. Lower learning_rate; if that does not "
-                    "help, look for extreme values in X"
-                ) from None
-        self._check_trained(flow)
-        self._warn_about_training(result)
-        return flow.double().eval(), result
-
-    def _epoch_callback(self, flow: Flow):
-        if self.callback is None:
-            return None
-
-        def report(epoch, train_loss, score):
-            def log_density(X):
-                with torch.inference_mode():
-                    return to_numpy(flow.log_prob(to_tensor(np.asarray(X, dtype=np.float64), self.device_)))
-
-            self.callback(EpochInfo(epoch, train_loss, score, log_density))
-
-        return report
-
-    def _check_trained(self, flow: Flow) -> None:
-        # Without a validation set nothing evaluates the weights after the last step: check them here.
-        if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
-            raise ValueError(
-                f"{type(self).__name__} could not be fitted: training diverged in its last step (non-finite "
-                "weights); lower learning_rate"
-            )
-
-    def _warn_about_training(self, result) -> None:
-        if result.n_recoveries:
-            warnings.warn(
-                f"training diverged {result.n_recoveries} time(s); the last good weights were restored and "
-                f"learning_rate lowered to {result.final_learning_rate:.3g}",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if result.best_epoch == 0 and result.n_iter > 0:
-            warnings.warn(
-                "no epoch improved the validation score of the initial flow (a Gaussian after standardization), "
-                "which was kept; lower learning_rate or check the data",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if self._still_improving(result):
-            warnings.warn(
-                f"max_epochs={self.max_epochs} reached before early stopping; the flow may be underfitted. "
-                "Increase max_epochs or learning_rate.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        self.hidden_units_ = resolve_hidden_units(self.hidden_units, *X.shape)
+        self.batch_size_ = resolve_batch_size(self.batch_size, X.shape[0])
+        return fit_flow(self, X, weights, preprocessing)
 
     def _assemble(self, flow: Flow, preprocessing: Preprocessing, result) -> FlowDensity:
         self.flow_ = flow
@@ -461,34 +311,6 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         self.best_epoch_ = result.best_epoch
         self.n_iter_ = result.n_iter
         return self
-
-    def _still_improving(self, result) -> bool:
-        """Whether training ended at max_epochs while the score still rose by ``tol`` per epoch.
-
-        With the cosine schedule, reaching max_epochs is the planned end, and the
-        weight average keeps creeping up in the last, tiny steps. The test is the
-        early-stopping criterion averaged over the last ``n_iter_no_change``
-        epochs: the kept epoch is the last one and the score gained more than
-        ``tol`` per epoch over that window.
-        """
-        scores = result.validation_scores or [-loss for loss in result.loss_curve]
-        if result.stopped_early or result.best_epoch != result.n_iter or len(scores) < 2:
-            return False
-        window = min(self.n_iter_no_change, len(scores) - 1)
-        return scores[-1] - scores[-1 - window] > window * self.tol
-
-    def _resolve_hidden_units(self, n_samples: int, n_features: int) -> tuple[int, ...]:
-        if isinstance(self.hidden_units, str):
-            return auto_hidden_units(n_samples, n_features)
-        units = tuple(self.hidden_units)
-        if not units or not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in units):
-            raise ValueError(
-                f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {self.hidden_units!r}"
-            )
-        return tuple(int(h) for h in units)
-
-    def _resolve_batch_size(self, n_samples: int) -> int:
-        return auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
 
     # ------------------------------------------------------------ inference
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(device: str) -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a ``torch.device``.
@@ -22,6 +24,13 @@ def resolve_device(device: str) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from None
+    if resolved.type not in SUPPORTED_DEVICE_TYPES:
+        raise ValueError(
+            f"device={device!r} is not supported: use 'auto', 'cpu' or 'cuda' (or 'cuda:N'); "
+            "a flow needs real memory for its weights"
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was requested but MPS is not available on this machine")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available on this machine; use 'auto' or 'cpu'"
