@@ -92,7 +92,7 @@ def resolve_batch_size(batch_size, n_samples: int) -> int:
 def check_learning_rate_and_weight_decay(estimator) -> None:
     if estimator.learning_rate * estimator.weight_decay >= 1.0:
         raise ValueError(
-            f"weight_decay={estimator.weight_decay!r} with learning_rate={estimator.learning_rate!r}: AdamW "
+            f"weight_decay={estimator.weight_decay:g} with learning_rate={estimator.learning_rate:g}: AdamW "
             "multiplies every weight by (1 - learning_rate * weight_decay) at each step, which must stay positive; "
             "lower weight_decay"
         )
