@@ -13,10 +13,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, flow_from_config, train_flow
-from ._core.device import loadable_device, resolve_device, single_threaded, to_numpy, to_tensor
+from ._core import ToUnbounded, TrainConfig, TrainingDivergedError, build_flow, train_flow
+from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, clip_inside_bounds, map_in_batches, rows_outside_bounds
-from ._persistence import load_estimator, save_estimator
+from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import check_numeric, fit_preprocessing, has_bounds, outside_bounds, parse_bounds
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, _fit_context
@@ -43,7 +43,10 @@ def auto_batch_size(n_samples: int) -> int:
     return int(np.clip(n_samples // 32, 32, 256))
 
 
-class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+@register_safe_class
+class FlowDensity(
+    SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator
+):
     """Normalizing-flow density estimator.
 
     Learns an invertible map ``f`` from the data to a standard normal latent
@@ -188,6 +191,22 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+    }
+    # Checked when a model file is loaded (see SafePersistenceMixin).
+    _fitted_attributes: dict = {
+        "n_features_in_": "int",
+        "device_": "device",
+        "flow_": "flow",
+        "location_": "finite[n]",
+        "scale_": "finite[n]",
+        "low_": "float[n]",
+        "high_": "float[n]",
+        "dequantized_": "bool[n]",
+        "asinh_columns_": "bool[n]",
+        "loss_curve_": "floats",
+        "validation_scores_": "floats",
+        "best_epoch_": "int",
+        "n_iter_": "int",
     }
 
     def __init__(
@@ -546,87 +565,3 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-    # -------------------------------------------------------- persistence
-
-    def save(self, path) -> None:
-        """Write the estimator to a file in skflow's safe format (no pickle).
-
-        The file is a zip archive of JSON (parameters, fitted attributes, flow
-        configuration, format and library versions) and plain numeric arrays
-        (``.npy``, the flow's weights in float64). Unlike pickle or joblib,
-        loading it with :meth:`load` cannot run code.
-
-        Parameters
-        ----------
-        path : str, path-like or binary file object
-            Where to write; ``.skflow`` is a good suffix.
-
-        Examples
-        --------
-        >>> import io
-        >>> from sklearn.datasets import make_moons
-        >>> from skflow import FlowDensity
-        >>> X, _ = make_moons(200, noise=0.1, random_state=0)
-        >>> est = FlowDensity(n_transforms=1, max_epochs=2, random_state=0).fit(X)
-        >>> buffer = io.BytesIO()
-        >>> est.save(buffer)
-        >>> _ = buffer.seek(0)
-        >>> restored = FlowDensity.load(buffer)
-        >>> bool((restored.score_samples(X) == est.score_samples(X)).all())
-        True
-        """
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path) -> FlowDensity:
-        """Read an estimator written by :meth:`save`, without unpickling anything.
-
-        A model fitted on a GPU loads on the CPU (with a warning) where no GPU
-        is available; a file written by another skflow version loads with a
-        warning.
-
-        Parameters
-        ----------
-        path : str, path-like or binary file object
-
-        Returns
-        -------
-        estimator : FlowDensity
-
-        Raises
-        ------
-        ValueError
-            If the file is a pickle, carries anything besides JSON and plain
-            numeric arrays, holds another class, or has a newer format version.
-        """
-        return load_estimator(cls, path)
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
-        if "flow_" in state:
-            flow = state["flow_"]
-            state["flow_"] = {
-                "config": dict(flow.config),
-                "state_dict": {k: v.detach().cpu() for k, v in flow.state_dict().items()},
-            }
-        if "device_" in state:
-            state["device_"] = str(state["device_"])
-        return state
-
-    def __setstate__(self, state):
-        if "device_" in state:
-            saved = torch.device(state["device_"])
-            state["device_"] = loadable_device(saved)
-            if state["device_"] != saved:
-                warnings.warn(
-                    f"model was fitted on {saved}, which is not available here; loading it on the CPU",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        if isinstance(state.get("flow_"), dict):
-            persisted = state["flow_"]
-            flow = flow_from_config(persisted["config"]).double()
-            flow.load_state_dict(persisted["state_dict"])
-            state["flow_"] = flow.to(state["device_"]).eval()
-        super().__setstate__(state)
