@@ -425,20 +425,23 @@ class SafePersistenceMixin:
         warning. Format versions 1 and 2 load.
 
         Before reading any member, the archive listing is checked: only
-        ``skflow.json`` and ``arrays/<n>.npy`` members, at most
-        ``MAX_MEMBERS`` (10,000) of them, ``skflow.json`` at most 16 MiB, each
-        array and all members together at most 512 MiB uncompressed, and an
-        archive over 1 MiB may expand at most 50-fold. Each member is read
-        through a cap of its declared size, and each array's header must match
-        its bytes. The flow's configuration is bounded (at most 100,000
-        features, 512 transforms, 32 hidden layers of at most 65,536 units,
-        333 bins) and must not imply more weights than the file stores before
-        any flow is built. The restored estimator must then validate:
-        parameters as ``fit`` checks them; every fitted attribute present and
-        of its type; per-feature arrays, the flow and a nested density
-        agreeing with ``n_features_in_``; the flow's weights of the shapes and
-        dtypes its configuration gives, finite (buffers free of NaN); and
-        ``device_`` a CPU or CUDA device.
+        ``skflow.json`` and ``arrays/<n>.npy`` members, at most 10,000 of
+        them, ``skflow.json`` at most 16 MiB, each array at most 256 MiB and
+        all members together at most 512 MiB uncompressed, and an archive
+        over 16 MiB may expand at most 500-fold (a model with 1,000 features
+        expands up to about 300-fold, a hidden block of zeros about
+        1,000-fold). Each member is read through a cap of its declared size,
+        and each array's header must match its bytes, so loading holds at
+        most about twice the declared size in memory. The flow's
+        configuration is bounded (at most 100,000 features, 512 transforms,
+        32 hidden layers of at most 65,536 units, 333 bins) and may not imply
+        more weights than the file stores; only then is a flow built. The
+        restored estimator must then validate: parameters as ``fit`` checks
+        them; every fitted attribute present and of its type; per-feature
+        arrays, the flow and a nested density agreeing with
+        ``n_features_in_``; the flow's weights of the shapes and dtypes its
+        configuration gives, finite (buffers free of NaN); and ``device_`` a
+        CPU or CUDA device.
 
         Parameters
         ----------

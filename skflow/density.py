@@ -44,9 +44,7 @@ def auto_batch_size(n_samples: int) -> int:
 
 
 @register_safe_class
-class FlowDensity(
-    SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator
-):
+class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
     """Normalizing-flow density estimator.
 
     Learns an invertible map ``f`` from the data to a standard normal latent
