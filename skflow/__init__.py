@@ -1,8 +1,8 @@
 """skflow: normalizing-flow density estimation with scikit-learn's API."""
 
 from ._fitting import EpochInfo
+from ._version import __version__
 from .density import FlowDensity
 from .outlier import FlowOutlierDetector
 
-__version__ = "0.1.0"
 __all__ = ["EpochInfo", "FlowDensity", "FlowOutlierDetector", "__version__"]

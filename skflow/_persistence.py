@@ -6,150 +6,305 @@ untrusted source is a security hole. This format is a zip archive holding
 * ``skflow.json``: format name and version, the skflow/torch/numpy/scikit-learn
   versions that wrote it, the estimator class, and its state (parameters and
   fitted attributes) as JSON, where every array is a reference to
-* ``arrays/<n>.npy``: one numeric array each, read back with
-  ``numpy.load(allow_pickle=False)``.
+* ``arrays/<n>.npy``: one numeric array each, parsed here without pickle.
 
-Loading never imports a class named in the file and never unpickles: an
-archive with any other member, an object array, or a pickle file given in its
-place is refused with a ``ValueError``.
+Loading never imports a class named in the file (only classes registered with
+:func:`register_safe_class` are built) and never unpickles. The archive listing
+is checked against the limits below before any member is read, every member is
+read through a size cap, the flow configuration is checked against the stored
+weights before any flow is built, and the restored estimator is validated
+(every fitted attribute present, typed and consistent). Anything else is
+refused with a ``ValueError``.
+
+Format versions: 1 (skflow 0.1.0) and 2 (the same layout, written only after
+the fitted state passed the checks that loading applies). Both load.
+
+This is a support module: it never imports an estimator module. The estimators
+inherit :class:`SafePersistenceMixin` and register themselves.
 """
 
 from __future__ import annotations
 
+import inspect
 import io
-import json
+import math
 import os
 import warnings
-import zipfile
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, Self
 
 import numpy as np
 import torch
 
-FORMAT_NAME = "skflow-estimator"
-FORMAT_VERSION = 1
-METADATA_MEMBER = "skflow.json"
-ARRAY_PREFIX = "arrays/"
+from ._core import Flow, flow_from_config, upgrade_version_1
+from ._persistence_format import (  # noqa: F401 - the limits are documented here
+    _CORRUPT,
+    _DEVICE_TYPES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_ARRAY_BYTES,
+    MAX_COMPRESSION_RATIO,
+    MAX_MEMBERS,
+    MAX_METADATA_BYTES,
+    MAX_TOTAL_BYTES,
+    METADATA_MEMBER,
+    _check_head,
+    _class_name,
+    _Encoder,
+    _read_archive,
+    _refuse,
+    _registry,
+    _restore_device,
+    _versions,
+    _write_archive,
+    _write_atomically,
+    register_safe_class,
+)
+from ._version import __version__
 
-# First bytes of a pickle stream (protocol 2+) and of a zip archive.
-PICKLE_MAGIC = b"\x80"
-ZIP_MAGIC = b"PK\x03\x04"
+MAX_JSON_DEPTH = 64  #: nesting depth of the estimator state
+# Bounds on the flow configuration, checked before a flow is built.
+MAX_N_FEATURES = 100_000
+MAX_N_TRANSFORMS = 512
+MAX_HIDDEN_LAYERS = 32
+MAX_HIDDEN_UNITS = 65_536
+MAX_N_BINS = 333
 
-
-class _Encoder:
-    """Turns an estimator state into JSON-able values plus a list of arrays."""
-
-    def __init__(self) -> None:
-        self.arrays: list[np.ndarray] = []
-
-    def _array(self, array: np.ndarray, kind: str) -> dict[str, Any]:
-        if array.dtype.kind not in "biuf":
-            if array.dtype.kind in "OU" and all(isinstance(v, str) for v in array.ravel()):
-                return {"__strings__": array.tolist(), "dtype": "object" if array.dtype.kind == "O" else "str"}
-            raise TypeError(f"cannot save an array of dtype {array.dtype} safely")
-        self.arrays.append(np.ascontiguousarray(array))
-        return {kind: len(self.arrays) - 1}
-
-    def encode(self, value: Any, where: str) -> Any:
-        if value is None or isinstance(value, bool | str):
-            return value
-        if isinstance(value, int | float | np.integer | np.floating | np.bool_):
-            value = value.item() if isinstance(value, np.generic) else value
-            if isinstance(value, float) and not np.isfinite(value):
-                return {"__float__": repr(value)}
-            return value
-        if isinstance(value, torch.Tensor):
-            return self._array(value.detach().cpu().numpy(), "__tensor__")
-        if isinstance(value, np.ndarray):
-            return self._array(value, "__ndarray__")
-        if isinstance(value, torch.device):
-            return {"__device__": str(value)}
-        if isinstance(value, np.random.RandomState):
-            name, keys, pos, has_gauss, cached = value.get_state()
-            return {"__random_state__": [name, self._array(keys, "__ndarray__"), pos, has_gauss, cached]}
-        if isinstance(value, tuple):
-            return {"__tuple__": [self.encode(v, where) for v in value]}
-        if isinstance(value, list):
-            return [self.encode(v, where) for v in value]
-        if type(value) in _safe_classes().values():  # a nested skflow estimator (e.g. a detector's density)
-            return {"__estimator__": [_class_name(type(value)), self.encode(value.__getstate__(), where)]}
-        if isinstance(value, dict):
-            if not all(isinstance(k, str) for k in value):
-                raise TypeError(f"cannot save {where}: a dict with non-string keys")
-            return {"__dict__": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
-        raise TypeError(f"cannot save {where} of type {type(value).__name__} in the safe format")
+# ---------------------------------------------------------------------- the flow
 
 
-def _decode(value: Any, arrays: list[np.ndarray]) -> Any:
+def _check_flow_config(config: Any, state_dict: dict[str, torch.Tensor]) -> None:
+    """Bound the config's sizes and check them against the stored weights, before anything is built.
+
+    The stored weights must hold at least the elements the config implies (the
+    conditioners' hidden-to-hidden weights and the LU mixing matrices), so a
+    config that asks for more than the file carries is refused without building it.
+    """
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise ValueError("the flow config is not a mapping")
+    bounded = {
+        "n_features": (1, MAX_N_FEATURES),
+        "context_features": (0, MAX_N_FEATURES),
+        "n_transforms": (1, MAX_N_TRANSFORMS),
+        "n_bins": (1, MAX_N_BINS),
+    }
+    for key, (low, limit) in bounded.items():
+        value = config.get(key, 0 if key == "context_features" else None)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= limit:
+            raise ValueError(f"the flow config has {key}={value!r}; expected an int in [{low}, {limit}]")
+    hidden = config.get("hidden_units")
+    if (
+        not isinstance(hidden, list)
+        or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS
+        or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_HIDDEN_UNITS for h in hidden)
+    ):
+        raise ValueError(
+            f"the flow config has hidden_units={hidden!r}; expected 1 to {MAX_HIDDEN_LAYERS} ints "
+            f"in [1, {MAX_HIDDEN_UNITS}]"
+        )
+    n, n_transforms = config["n_features"], config["n_transforms"]
+    per_transform = 0
+    if n > 1:
+        per_transform += hidden[0] + sum(a * b for a, b in zip(hidden[:-1], hidden[1:])) + hidden[-1]
+        per_transform += 2 * n * n if config.get("mixing", "lu") == "lu" else 0
+    implied, stored = n_transforms * per_transform, sum(t.numel() for t in state_dict.values())
+    if implied > stored:
+        raise ValueError(
+            f"the flow config implies at least {implied} weights but the file stores {stored}: "
+            "the config and the weights do not match"
+        )
+
+
+def _persist_flow(flow: Flow) -> dict[str, Any]:
+    """A flow as plain data: its config and a CPU state_dict."""
+    return {"config": dict(flow.config), "state_dict": {k: v.detach().cpu() for k, v in flow.state_dict().items()}}
+
+
+def _rebuild_flow(persisted: Any) -> Flow:
+    """Rebuild a flow, in float64 on the CPU, from what :func:`_persist_flow` stored.
+
+    Everything that knows how a flow is laid out lives here: the config is
+    bounded and checked against the stored weights, the flow built with
+    ``flow_from_config``, the stored tensors compared with its state_dict
+    (names, shapes, dtypes), its parameters required finite and its buffers
+    free of NaN, and only then loaded with ``strict=True``.
+    """
+    if not isinstance(persisted, dict) or set(persisted) != {"config", "state_dict"}:
+        raise ValueError("a stored flow must be a mapping with 'config' and 'state_dict'")
+    config, stored = persisted["config"], persisted["state_dict"]
+    if not isinstance(stored, dict) or not all(isinstance(v, torch.Tensor) for v in stored.values()):
+        raise ValueError("the flow's state_dict is not a mapping of tensors")
+    _check_flow_config(config, stored)
+    if "asinh_tails" in config:  # the one-list layout of format version 1
+        config, stored = upgrade_version_1(config, stored)
+    try:
+        flow = flow_from_config(config).double()
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise ValueError(f"the flow config does not describe a flow ({exc})") from None
+    expected = flow.state_dict()
+    if set(expected) != set(stored):
+        missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        raise ValueError(f"the flow's weights do not match its config (missing {missing}, unexpected {unexpected})")
+    parameters = {name for name, _ in flow.named_parameters()}
+    for name, tensor in stored.items():
+        want = expected[name]
+        if tensor.shape != want.shape or tensor.dtype != want.dtype:
+            raise ValueError(
+                f"the flow's weight {name!r} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}; "
+                f"its config implies {tuple(want.shape)} and {want.dtype}"
+            )
+        if tensor.is_floating_point():
+            bad = ~torch.isfinite(tensor) if name in parameters else torch.isnan(tensor)
+            if bool(bad.any()):
+                raise ValueError(f"the flow's weight {name!r} holds {int(bad.sum())} non-finite value(s)")
+    flow.load_state_dict(stored, strict=True)
+    return flow.eval()
+
+
+def _flow_n_features(flow: Flow) -> int:
+    return int(flow.config["n_features"])
+
+
+def _is_persisted_flow(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"config", "state_dict"}
+
+
+# --------------------------------------------------------- the fitted state
+
+
+def _check_attribute(name: str, value: Any, spec: Any, n_features: Any) -> None:
+    """Check one fitted attribute against its declared kind (see ``SafePersistenceMixin``)."""
+    if isinstance(spec, type):
+        ok = isinstance(value, spec)
+    elif spec == "int":
+        ok = isinstance(value, Integral) and not isinstance(value, bool) and value >= 0
+    elif spec == "float":
+        ok = isinstance(value, Real) and not isinstance(value, bool) and not math.isnan(value)
+    elif spec == "floats":
+        ok = isinstance(value, list) and all(isinstance(v, Real) and not isinstance(v, bool) for v in value)
+    elif spec == "device":
+        ok = isinstance(value, torch.device) and value.type in _DEVICE_TYPES
+    elif spec == "flow":
+        ok = isinstance(value, Flow) and _flow_n_features(value) == n_features
+    elif spec in ("bool[n]", "float[n]", "finite[n]"):
+        ok = (
+            isinstance(value, np.ndarray)
+            and value.shape == (n_features,)
+            and value.dtype.kind == spec[0]
+            and (spec != "finite[n]" or bool(np.isfinite(value).all()))
+        )
+    else:  # pragma: no cover - a mistake in a declaration
+        raise TypeError(f"unknown fitted-attribute kind {spec!r}")
+    if not ok:
+        shown = f"{type(value).__name__} {getattr(value, 'shape', '')}".strip()
+        raise ValueError(f"fitted attribute {name} is a {shown}; expected {spec} (n_features_in_={n_features!r})")
+
+
+def check_fitted_state(estimator: Any) -> None:
+    """Check an estimator's fitted attributes against its ``_fitted_attributes`` declaration.
+
+    An unfitted estimator (no fitted attribute) passes. A fitted one must have
+    every declared attribute, of the declared kind, with per-feature arrays,
+    flows and nested estimators agreeing with ``n_features_in_``.
+    """
+    declared: dict[str, Any] = getattr(type(estimator), "_fitted_attributes", {})
+    present = [name for name in declared if name in estimator.__dict__]
+    if not present:
+        return
+    missing = [name for name in declared if name not in estimator.__dict__]
+    if missing:
+        raise ValueError(f"the {type(estimator).__name__} is fitted but lacks fitted attribute(s) {missing}")
+    n_features = estimator.__dict__["n_features_in_"]
+    for name, spec in declared.items():
+        value = estimator.__dict__[name]
+        _check_attribute(name, value, spec, n_features)
+        if type(value) in _registry.values():  # a nested estimator, e.g. a detector's density
+            check_fitted_state(value)
+            if value.__dict__.get("n_features_in_", n_features) != n_features:
+                raise ValueError(f"fitted attribute {name} has n_features_in_ != {n_features!r}")
+    names = estimator.__dict__.get("feature_names_in_")
+    if names is not None and not (
+        isinstance(names, np.ndarray)
+        and names.shape == (n_features,)
+        and all(isinstance(v, str) for v in names.ravel())
+    ):
+        raise ValueError(f"feature_names_in_ must be {n_features} strings")
+
+
+# ------------------------------------------------------------- JSON decoding
+
+
+def _decode_tagged(tag: str, payload: Any, arrays: list[np.ndarray], depth: int) -> Any:
+    if tag in ("__ndarray__", "__tensor__"):
+        if not isinstance(payload, int) or isinstance(payload, bool) or not 0 <= payload < len(arrays):
+            raise ValueError(f"array reference {payload!r} is not one of the {len(arrays)} stored arrays")
+        return arrays[payload] if tag == "__ndarray__" else torch.from_numpy(arrays[payload].copy())
+    if tag == "__tuple__" and isinstance(payload, list):
+        return tuple(_decode(v, arrays, depth + 1) for v in payload)
+    if tag == "__dict__" and isinstance(payload, dict):
+        return {k: _decode(v, arrays, depth + 1) for k, v in payload.items()}
+    if tag == "__device__" and isinstance(payload, str):
+        return payload  # the estimator's __setstate__ picks a device that exists here
+    if tag == "__float__" and payload in ("nan", "inf", "-inf"):
+        return float(payload)
+    if tag == "__estimator__" and isinstance(payload, list) and len(payload) == 2:
+        name, state = payload
+        cls = _registry.get(name) if isinstance(name, str) else None
+        if cls is None:  # never import a class named by the file
+            raise ValueError(f"{name!r} is not a skflow estimator")
+        return _restore(cls, _decode(state, arrays, depth + 1))
+    if tag == "__random_state__" and isinstance(payload, list) and len(payload) == 5:
+        name, keys, pos, has_gauss, cached = payload
+        state = np.random.RandomState()
+        try:
+            state.set_state((name, _decode(keys, arrays, depth + 1), pos, has_gauss, cached))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"invalid random state ({exc})") from None
+        return state
+    raise ValueError(f"unknown or malformed entry {tag!r}")
+
+
+def _decode(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"the estimator state is nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, list):
-        return [_decode(v, arrays) for v in value]
+        return [_decode(v, arrays, depth + 1) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
         ((tag, payload),) = value.items()
-        if tag == "__tuple__":
-            return tuple(_decode(v, arrays) for v in payload)
-        if tag == "__dict__":
-            return {k: _decode(v, arrays) for k, v in payload.items()}
-        if tag == "__ndarray__":
-            return arrays[payload]
-        if tag == "__tensor__":
-            return torch.from_numpy(arrays[payload].copy())
-        if tag == "__device__":
-            return str(payload)  # the estimator's __setstate__ picks a device that exists here
-        if tag == "__float__":
-            return float(payload)
-        if tag == "__estimator__":
-            name, state = payload
-            cls = _safe_classes().get(name)
-            if cls is None:  # never import a class named by the file
-                raise ValueError(f"not a valid skflow model file: {name!r} is not a skflow estimator")
-            estimator = cls.__new__(cls)
-            estimator.__setstate__(_decode(state, arrays))
-            return estimator
-        if tag == "__random_state__":
-            state = np.random.RandomState()
-            name, keys, pos, has_gauss, cached = payload
-            state.set_state((name, _decode(keys, arrays), pos, has_gauss, cached))
-            return state
-    if set(value) == {"__strings__", "dtype"}:
-        return np.array(value["__strings__"], dtype=object if value["dtype"] == "object" else str)
-    raise ValueError(f"not a valid skflow model file: unknown entry {sorted(value)!r}")
+        return _decode_tagged(tag, payload, arrays, depth)
+    if set(value) == {"__strings__", "dtype"} and isinstance(value["__strings__"], list):
+        strings = value["__strings__"]
+        if not all(isinstance(v, str) for v in strings):
+            raise ValueError("a string array holds something other than strings")
+        return np.array(strings, dtype=object if value["dtype"] == "object" else str)
+    raise ValueError(f"unknown entry {sorted(value)!r}")
 
 
-def _versions() -> dict[str, str]:
-    import sklearn
-
-    from . import __version__
-
-    return {
-        "skflow": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-    }
-
-
-def _safe_classes() -> dict[str, type]:
-    """The only classes a file may name: skflow's own estimators."""
-    from .density import FlowDensity
-
-    classes: list[type] = [FlowDensity]
+def _restore(cls: type, state: Any) -> Any:
+    """Build a ``cls`` from a decoded state, then validate its parameters and fitted attributes."""
+    if not isinstance(state, dict):
+        raise ValueError("the estimator state is not a mapping")
+    # A parameter added after the file was written takes its default.
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
+    state = {**{name: defaults[name] for name in cls._get_param_names() if name not in state}, **state}
+    estimator = cls.__new__(cls)
+    estimator.__setstate__(state)
     try:
-        from .outlier import FlowOutlierDetector
+        estimator._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid parameter: {exc}") from None
+    check_fitted_state(estimator)
+    return estimator
 
-        classes.append(FlowOutlierDetector)
-    except ImportError:  # pragma: no cover - the detector is optional here
-        pass
-    return {_class_name(cls): cls for cls in classes}
 
-
-def _class_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+# ------------------------------------------------------------------ writing
 
 
 def save_estimator(estimator: Any, path: str | os.PathLike | io.IOBase) -> None:
-    """Write ``estimator.__getstate__()`` to ``path`` in the safe format."""
+    """Write ``estimator.__getstate__()`` to ``path`` in the safe format, replacing it only on success."""
+    check_fitted_state(estimator)
     encoder = _Encoder()
     state = encoder.encode(dict(estimator.__getstate__()), "the estimator state")
     metadata = {
@@ -160,26 +315,13 @@ def save_estimator(estimator: Any, path: str | os.PathLike | io.IOBase) -> None:
         "n_arrays": len(encoder.arrays),
         "state": state,
     }
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(METADATA_MEMBER, json.dumps(metadata, indent=1, allow_nan=False))
-        for i, array in enumerate(encoder.arrays):
-            buffer = io.BytesIO()
-            np.save(buffer, array, allow_pickle=False)
-            archive.writestr(f"{ARRAY_PREFIX}{i}.npy", buffer.getvalue())
+    if hasattr(path, "write"):
+        _write_archive(path, metadata, encoder.arrays)
+    else:
+        _write_atomically(path, metadata, encoder.arrays)
 
 
-def _refuse(path: Any, reason: str) -> ValueError:
-    return ValueError(f"refusing to load {path!r}: {reason}")
-
-
-def _read_head(path: str | os.PathLike | io.IOBase) -> bytes:
-    if hasattr(path, "read"):
-        position = path.tell()
-        head = path.read(4)
-        path.seek(position)
-        return head
-    with open(path, "rb") as file:
-        return file.read(4)
+# ------------------------------------------------------------------ reading
 
 
 def load_estimator(cls: type, path: str | os.PathLike | io.IOBase) -> Any:
@@ -188,75 +330,174 @@ def load_estimator(cls: type, path: str | os.PathLike | io.IOBase) -> Any:
     Raises
     ------
     ValueError
-        If the file is a pickle, carries anything but the JSON metadata and
-        plain numeric arrays, was written for another class, or by a newer
-        format version.
+        If the file is a pickle, is corrupt, exceeds a resource limit, carries
+        anything but the JSON metadata and plain numeric arrays, was written
+        for another class or by a newer format version, or holds a state that
+        does not validate.
+    OSError
+        If the file cannot be read.
     """
-    head = _read_head(path)
-    if head[:1] == PICKLE_MAGIC:
-        raise _refuse(
-            path,
-            "it is a pickle file, which can run arbitrary code when loaded. FlowDensity.load reads only files "
-            "written by save(); load a pickle or joblib file only if you trust its source",
-        )
-    if head != ZIP_MAGIC:
-        raise _refuse(path, "not a skflow model file (expected a zip archive written by save())")
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if METADATA_MEMBER not in names:
-            raise _refuse(path, f"not a skflow model file (no {METADATA_MEMBER})")
-        try:
-            metadata = json.loads(archive.read(METADATA_MEMBER))
-        except ValueError as exc:
-            raise _refuse(path, f"{METADATA_MEMBER} is not valid JSON ({exc})") from None
-        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-            raise _refuse(path, "not a skflow model file (wrong format name)")
-        version = metadata.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise _refuse(
-                path,
-                f"format version {version!r} is newer than this skflow reads ({FORMAT_VERSION}); upgrade skflow",
-            )
-        expected = _class_name(cls)
-        if metadata.get("class") != expected:
-            raise _refuse(path, f"it holds a {metadata.get('class')!r}, not a {expected!r}")
-        n_arrays = metadata.get("n_arrays")
-        if not isinstance(n_arrays, int) or not 0 <= n_arrays < len(names):
-            raise _refuse(path, f"n_arrays={n_arrays!r} does not match the archive")
-        array_names = [f"{ARRAY_PREFIX}{i}.npy" for i in range(n_arrays)]
-        unexpected = sorted(set(names) - {METADATA_MEMBER, *array_names})
-        if unexpected:
-            pickles = [n for n in unexpected if n.endswith((".pkl", ".pickle")) or archive.read(n)[:1] == PICKLE_MAGIC]
-            what = "a pickle payload" if pickles else "unexpected content"
-            raise _refuse(path, f"the archive carries {what} ({', '.join(unexpected)}); a safe skflow file has none")
-        arrays = []
-        for name in array_names:
-            try:
-                array = np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
-            except KeyError:
-                raise _refuse(path, f"array {name} is missing") from None
-            except ValueError as exc:  # object arrays need pickle, which is refused
-                raise _refuse(path, f"array {name} is not a plain numeric array ({exc})") from None
-            if array.dtype.kind not in "biuf":
-                raise _refuse(path, f"array {name} has dtype {array.dtype}, not a numeric dtype")
-            arrays.append(array)
+    _check_head(path, cls)
+    try:
+        metadata, arrays = _read_archive(path, cls)
+    except ValueError as exc:
+        raise _refuse(path, str(exc)) from None
+    except (*_CORRUPT, RuntimeError) as exc:
+        raise _refuse(path, f"the archive is corrupt ({type(exc).__name__}: {exc})") from None
 
     written = metadata.get("versions", {}).get("skflow")
-    current = _versions()["skflow"]
-    if written != current:
+    if written != __version__:
         warnings.warn(
-            f"{path!r} was written by skflow {written}; loading it with skflow {current}. Check its scores.",
+            f"{path!r} was written by skflow {written}; loading it with skflow {__version__}. Check its scores.",
             UserWarning,
             stacklevel=3,
         )
-    estimator = cls.__new__(cls)
     try:
-        state = _decode(metadata.get("state"), arrays)
-        if not isinstance(state, dict):
-            raise ValueError("the estimator state is not a mapping")
-        estimator.__setstate__(state)
+        return _restore(cls, _decode(metadata.get("state"), arrays))
     except ValueError as exc:
         raise _refuse(path, str(exc)) from None
-    except (KeyError, IndexError, TypeError, RuntimeError) as exc:  # a state that does not rebuild a flow
+    except RecursionError:
+        raise _refuse(path, "the estimator state is nested too deeply") from None
+    except (KeyError, IndexError, TypeError, RuntimeError, AttributeError) as exc:
         raise _refuse(path, f"the stored state does not describe a valid {cls.__name__} ({exc})") from None
-    return estimator
+
+
+# -------------------------------------------------------------------- mixin
+
+
+class SafePersistenceMixin:
+    """``save``/``load`` in the safe format, and device-independent pickling.
+
+    An estimator using it lists its fitted attributes in ``_fitted_attributes``
+    (name -> a type, or one of the kinds "int", "float", "floats", "device",
+    "flow", "bool[n]", "float[n]", "finite[n]"; ``[n]`` means a 1-d array of
+    ``n_features_in_`` values), which loading checks, and registers itself
+    with :func:`register_safe_class`. A fitted attribute that is a flow is
+    pickled and saved as its config plus a CPU state_dict, and ``device_`` as
+    a string.
+    """
+
+    _fitted_attributes: dict[str, Any] = {}
+
+    def save(self, path: str | os.PathLike | io.IOBase) -> None:
+        """Write the estimator to a file in skflow's safe format (no pickle).
+
+        The file is a zip archive of JSON (parameters, fitted attributes, flow
+        configuration, format and library versions) and plain numeric arrays
+        (``.npy``, the flow's weights in float64). Unlike pickle or joblib,
+        loading it with :meth:`load` cannot run code. A path is written
+        atomically: the archive goes to a temporary file in the same
+        directory, is flushed to disk and then renamed over ``path``, so a
+        failed save leaves an existing file intact.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+            Where to write; ``.skflow`` is a good suffix.
+
+        Raises
+        ------
+        TypeError
+            If an attribute cannot be stored safely (nothing is written).
+        ValueError
+            If the estimator is partly fitted (nothing is written).
+
+        Examples
+        --------
+        >>> import io
+        >>> from sklearn.datasets import make_moons
+        >>> from skflow import FlowDensity, FlowOutlierDetector
+        >>> X, _ = make_moons(200, noise=0.1, random_state=0)
+        >>> est = FlowDensity(n_transforms=1, max_epochs=2, random_state=0).fit(X)
+        >>> buffer = io.BytesIO()
+        >>> est.save(buffer)
+        >>> _ = buffer.seek(0)
+        >>> restored = FlowDensity.load(buffer)
+        >>> bool((restored.score_samples(X) == est.score_samples(X)).all())
+        True
+        >>> detector = FlowOutlierDetector(density=est, random_state=0).fit(X)
+        >>> buffer = io.BytesIO()
+        >>> detector.save(buffer)
+        >>> _ = buffer.seek(0)
+        >>> bool((FlowOutlierDetector.load(buffer).predict(X) == detector.predict(X)).all())
+        True
+        """
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | io.IOBase) -> Self:
+        """Read an estimator written by :meth:`save`, without unpickling anything.
+
+        A model fitted on a GPU loads on the CPU (with a warning) where no GPU
+        is available; a file written by another skflow version loads with a
+        warning. Format versions 1 and 2 load.
+
+        Before reading any member, the archive listing is checked: only
+        ``skflow.json`` and ``arrays/<n>.npy`` members, at most 10,000 of
+        them, ``skflow.json`` at most 16 MiB, each array at most 256 MiB and
+        all members together at most 512 MiB uncompressed, and an archive
+        over 16 MiB may expand at most 500-fold (a model with 1,000 features
+        expands up to about 300-fold, a hidden block of zeros about
+        1,000-fold). Each member is read through a cap of its declared size,
+        and each array's header must match its bytes, so loading holds at
+        most about twice the declared size in memory. The flow's
+        configuration is bounded (at most 100,000 features, 512 transforms,
+        32 hidden layers of at most 65,536 units, 333 bins) and may not imply
+        more weights than the file stores; only then is a flow built. The
+        restored estimator must then validate: parameters as ``fit`` checks
+        them; every fitted attribute present and of its type; per-feature
+        arrays, the flow and a nested density agreeing with
+        ``n_features_in_``; the flow's weights of the shapes and dtypes its
+        configuration gives, finite (buffers free of NaN); and ``device_`` a
+        CPU or CUDA device.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+
+        Returns
+        -------
+        estimator : instance of the class ``load`` is called on
+
+        Raises
+        ------
+        ValueError
+            If the file is a pickle, corrupt, over a limit above, carries
+            anything besides JSON and plain numeric arrays, holds another
+            class, has a newer format version, or fails validation. The
+            message names the problem.
+        OSError
+            If the file cannot be read.
+
+        Examples
+        --------
+        >>> import io
+        >>> from sklearn.datasets import make_moons
+        >>> from skflow import FlowDensity
+        >>> X, _ = make_moons(200, noise=0.1, random_state=0)
+        >>> buffer = io.BytesIO()
+        >>> FlowDensity(n_transforms=1, max_epochs=2, random_state=0).fit(X).save(buffer)
+        >>> _ = buffer.seek(0)
+        >>> FlowDensity.load(buffer).n_features_in_
+        2
+        """
+        return load_estimator(cls, path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # type: ignore[misc]  # object.__getstate__ returns __dict__ itself
+        for name, value in state.items():
+            if isinstance(value, Flow):
+                state[name] = _persist_flow(value)
+        if "device_" in state:
+            state["device_"] = str(state["device_"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        device = _restore_device(state["device_"]) if "device_" in state else torch.device("cpu")
+        if "device_" in state:
+            state["device_"] = device
+        for name, value in state.items():
+            if _is_persisted_flow(value):
+                state[name] = _rebuild_flow(value).to(device)
+        super().__setstate__(state)  # type: ignore[misc]

@@ -12,8 +12,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds, parse_bounds
-from ._core import Flow, FlowSpec, TrainConfig, flow_from_config, upgrade_version_1
-from ._core.device import loadable_device, resolve_device, to_numpy
+from ._core import Flow, FlowSpec, TrainConfig
+from ._core.device import resolve_device, to_numpy
 from ._fitting import (
     check_learning_rate_and_weight_decay,
     fit_flow,
@@ -21,12 +21,13 @@ from ._fitting import (
     resolve_hidden_units,
 )
 from ._inference import batch_rows, map_in_batches
-from ._persistence import load_estimator, save_estimator
+from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing, fit_preprocessing
 from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
 
 
-class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
+@register_safe_class
+class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
     """Normalizing-flow density estimator.
 
     Learns an invertible map ``f`` from the data to a standard normal latent
@@ -190,6 +191,23 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         "callback": [None, callable],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+    }
+    # Checked when a model file is loaded (see SafePersistenceMixin).
+    _fitted_attributes: dict = {
+        "n_features_in_": "int",
+        "device_": "device",
+        "flow_": "flow",
+        "location_": "finite[n]",
+        "scale_": "finite[n]",
+        "low_": "float[n]",
+        "high_": "float[n]",
+        "dequantized_": "bool[n]",
+        "asinh_columns_": "bool[n]",
+        "loss_curve_": "floats",
+        "validation_scores_": "floats",
+        "best_epoch_": "int",
+        "n_iter_": "int",
+        "hidden_units_": tuple,
     }
 
     def __init__(
@@ -448,89 +466,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-    # -------------------------------------------------------- persistence
-
-    def save(self, path) -> None:
-        """Write the estimator to a file in skflow's safe format (no pickle).
-
-        The file is a zip archive of JSON (parameters, fitted attributes, flow
-        configuration, format and library versions) and plain numeric arrays
-        (``.npy``, the flow's weights in float64). Unlike pickle or joblib,
-        loading it with :meth:`load` cannot run code.
-
-        Parameters
-        ----------
-        path : str, path-like or binary file object
-            Where to write; ``.skflow`` is a good suffix.
-
-        Examples
-        --------
-        >>> import io
-        >>> from sklearn.datasets import make_moons
-        >>> from skflow import FlowDensity
-        >>> X, _ = make_moons(200, noise=0.1, random_state=0)
-        >>> est = FlowDensity(n_transforms=1, max_epochs=2, random_state=0).fit(X)
-        >>> buffer = io.BytesIO()
-        >>> est.save(buffer)
-        >>> _ = buffer.seek(0)
-        >>> restored = FlowDensity.load(buffer)
-        >>> bool((restored.score_samples(X) == est.score_samples(X)).all())
-        True
-        """
-        save_estimator(self, path)
-
-    @classmethod
-    def load(cls, path) -> FlowDensity:
-        """Read an estimator written by :meth:`save`, without unpickling anything.
-
-        A model fitted on a GPU loads on the CPU (with a warning) where no GPU
-        is available; a file written by another skflow version loads with a
-        warning.
-
-        Parameters
-        ----------
-        path : str, path-like or binary file object
-
-        Returns
-        -------
-        estimator : FlowDensity
-
-        Raises
-        ------
-        ValueError
-            If the file is a pickle, carries anything besides JSON and plain
-            numeric arrays, holds another class, or has a newer format version.
-        """
-        return load_estimator(cls, path)
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
-        if "flow_" in state:
-            flow = state["flow_"]
-            state["flow_"] = {
-                "config": dict(flow.config),
-                "state_dict": {k: v.detach().cpu() for k, v in flow.state_dict().items()},
-            }
-        if "device_" in state:
-            state["device_"] = str(state["device_"])
-        return state
-
     def __setstate__(self, state):
-        if "device_" in state:
-            saved = torch.device(state["device_"])
-            state["device_"] = loadable_device(saved)
-            if state["device_"] != saved:
-                warnings.warn(
-                    f"model was fitted on {saved}, which is not available here; loading it on the CPU",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        if isinstance(state.get("flow_"), dict):
-            persisted = state["flow_"]
-            config, state_dict = persisted["config"], persisted["state_dict"]
-            if "asinh_tails" in config:  # written by format version 1
-                config, state_dict = upgrade_version_1(config, state_dict)
-            flow = flow_from_config(config).double()
-            flow.load_state_dict(state_dict)
-            state["flow_"] = flow.to(state["device_"]).eval()
+        if "flow_" in state and "hidden_units_" not in state:  # fitted by skflow 0.1 (model-file format 1)
+            state = {**state, "hidden_units_": tuple(state["flow_"]["config"]["hidden_units"])}
         super().__setstate__(state)

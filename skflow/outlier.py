@@ -6,8 +6,11 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, clone
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._persistence import SafePersistenceMixin, register_safe_class
+from ._preprocessing import check_numeric
 from ._validation import Interval, StrOptions, _fit_context
 from .density import FlowDensity
 
@@ -15,7 +18,8 @@ from .density import FlowDensity
 TUKEY_FENCE = 1.5
 
 
-class FlowOutlierDetector(OutlierMixin, BaseEstimator):
+@register_safe_class
+class FlowOutlierDetector(SafePersistenceMixin, OutlierMixin, BaseEstimator):
     """Outlier and novelty detection with a normalizing-flow density.
 
     Fits a :class:`~skflow.FlowDensity` to the training data and flags a sample
@@ -49,6 +53,11 @@ class FlowOutlierDetector(OutlierMixin, BaseEstimator):
           the same constant). For data drawn from a Gaussian it flags about
           5% of the samples in 2-D, 2% in 10-D and 1% in 30-D or more; set a
           float to control the rate instead.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the density when its own ``random_state`` is None (as
+        ``IsolationForest`` seeds its trees): the fitted density gets a seed
+        drawn from this. A density with its own ``random_state`` keeps it.
+        With an int, fits on CPU are reproducible.
 
     Attributes
     ----------
@@ -89,11 +98,15 @@ class FlowOutlierDetector(OutlierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "density": [None, FlowDensity],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "random_state": ["random_state"],
     }
+    # Checked when a model file is loaded (see SafePersistenceMixin).
+    _fitted_attributes: dict = {"n_features_in_": "int", "density_": FlowDensity, "offset_": "float"}
 
-    def __init__(self, *, density=None, contamination="auto"):
+    def __init__(self, *, density=None, contamination="auto", random_state=None):
         self.density = density
         self.contamination = contamination
+        self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, sample_weight=None):
@@ -111,8 +124,12 @@ class FlowOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         self : FlowOutlierDetector
         """
+        check_numeric(X, type(self).__name__)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         density = FlowDensity() if self.density is None else clone(self.density)
+        if density.random_state is None:
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            density.set_params(random_state=int(seed))
         self.density_ = density.fit(X, sample_weight=sample_weight)
         train_scores = self.density_.score_samples(X)
         if self.contamination == "auto":
@@ -136,6 +153,7 @@ class FlowOutlierDetector(OutlierMixin, BaseEstimator):
             density's ``bounds``.
         """
         check_is_fitted(self)
+        check_numeric(X, type(self).__name__)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self.density_.score_samples(X)
 

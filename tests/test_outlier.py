@@ -3,16 +3,18 @@
 import importlib.util
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
 
-from skflow import FlowOutlierDetector
+from skflow import FlowDensity, FlowOutlierDetector
 
 from .test_sklearn_compat import EXPECTED_FAILED_CHECKS, fast_flow
 
@@ -126,3 +128,63 @@ def test_anomaly_benchmark_quick_mode(tmp_path, monkeypatch):
         assert 0.5 < rows[name]["roc_auc"] <= 1 and 0 < rows[name]["average_precision"] <= 1, (name, rows[name])
     assert sum(record["mean_rank"]["roc_auc"].values()) == pytest.approx(sum(range(1, len(anomaly.DETECTORS) + 1)))
     assert rows["oracle"]["roc_auc"] >= max(rows[name]["roc_auc"] for name in anomaly.DETECTORS) - 0.05
+
+
+def test_check_estimator_passes_with_an_unseeded_density():
+    """random_state seeds the density: check_fit_idempotent and check_outliers_fit_predict need it."""
+    density = FlowDensity(n_transforms=2, hidden_units=(8,), n_bins=4, max_epochs=2)
+    assert density.random_state is None
+    check_estimator(FlowOutlierDetector(density=density), expected_failed_checks=EXPECTED_FAILED_CHECKS)
+
+
+def test_random_state_seeds_an_unseeded_density_only(blobs):
+    unseeded = fast_density(random_state=None)
+    first = FlowOutlierDetector(density=unseeded, random_state=0).fit(blobs)
+    second = FlowOutlierDetector(density=unseeded, random_state=0).fit(blobs)
+    other = FlowOutlierDetector(density=unseeded, random_state=1).fit(blobs)
+    np.testing.assert_array_equal(first.score_samples(blobs), second.score_samples(blobs))
+    assert not np.array_equal(first.score_samples(blobs), other.score_samples(blobs))
+    assert unseeded.random_state is None and isinstance(first.density_.random_state, int)
+    seeded = FlowOutlierDetector(density=fast_density(random_state=7), random_state=0).fit(blobs)
+    assert seeded.density_.random_state == 7  # the density's own seed wins
+
+
+def test_string_column_is_named_in_the_error(blobs):
+    df = pd.DataFrame({"a": blobs[:, 0], "city": ["x", "y"] * 150})
+    with pytest.raises(ValueError, match=r"FlowOutlierDetector needs numeric features.*'city'"):
+        FlowOutlierDetector(density=fast_density()).fit(df)
+    fitted = FlowOutlierDetector(density=fast_density()).fit(df[["a"]].assign(b=blobs[:, 1]))
+    with pytest.raises(ValueError, match=r"'b'"):
+        fitted.score_samples(pd.DataFrame({"a": blobs[:5, 0], "b": ["u"] * 5}))
+
+
+def test_save_load_round_trip_and_validation(fitted, blobs, tmp_path):
+    path = tmp_path / "detector.skflow"
+    fitted.save(path)
+    restored = FlowOutlierDetector.load(path)
+    assert type(restored) is FlowOutlierDetector and type(restored.density_) is FlowDensity
+    np.testing.assert_array_equal(restored.decision_function(blobs), fitted.decision_function(blobs))
+    np.testing.assert_array_equal(restored.predict(blobs), fitted.predict(blobs))
+    assert restored.offset_ == fitted.offset_ and restored.get_params().keys() == fitted.get_params().keys()
+    with pytest.raises(ValueError, match="holds a 'skflow.outlier.FlowOutlierDetector', not a 'skflow.density"):
+        FlowDensity.load(path)
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(members["skflow.json"])
+    metadata["state"]["__dict__"]["n_features_in_"] = 3
+    with zipfile.ZipFile(tmp_path / "bad.skflow", "w") as archive:
+        for name, content in {**members, "skflow.json": json.dumps(metadata).encode()}.items():
+            archive.writestr(name, content)
+    with pytest.raises(ValueError, match="density_ has n_features_in_ != 3"):
+        FlowOutlierDetector.load(tmp_path / "bad.skflow")
+
+
+def test_failed_save_leaves_the_existing_detector_file_intact(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "detector.skflow"
+    fitted.save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["detector.skflow"]

@@ -4,8 +4,10 @@ import io
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -224,7 +226,7 @@ def test_load_refuses_weights_that_do_not_fit_the_flow(fitted, tmp_path):
         meta["state"]["__dict__"]["flow_"]["__dict__"]["config"]["__dict__"]["hidden_units"] = [32]
         return meta
 
-    with pytest.raises(ValueError, match="does not describe a valid FlowDensity"):
+    with pytest.raises(ValueError, match=r"weight .*hidden.0.weight.* has shape \(16, 1\).*config implies \(32, 1\)"):
         FlowDensity.load(rewrite(tmp_path / "good.skflow", tmp_path / "wider.skflow", metadata=wider))
 
 
@@ -327,3 +329,251 @@ def test_save_refuses_state_it_cannot_store_safely_and_writes_nothing(fitted, tm
     with pytest.raises(TypeError, match=r"cannot save the estimator state\['callback_'\] of type builtin_function"):
         copy.save(tmp_path / "model.skflow")
     assert not (tmp_path / "model.skflow").exists()
+
+
+# ---------------------------------------------------------------- hardening
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_format_version_1_file_still_loads_and_scores_identically():
+    """tests/data/flowdensity_v1.skflow was written by format version 1 (script: tests/data/make_v1_model.py)."""
+    expected = np.load(DATA / "flowdensity_v1_expected.npz")
+    with zipfile.ZipFile(DATA / "flowdensity_v1.skflow") as archive:
+        assert json.loads(archive.read(METADATA_MEMBER))["format_version"] == 1
+    restored = FlowDensity.load(DATA / "flowdensity_v1.skflow")
+    assert restored.bounds == [None, (-1.0, None)] and np.isfinite(restored.low_).sum() == 1
+    np.testing.assert_allclose(
+        restored.score_samples(expected["points"]), expected["score_samples"], rtol=0, atol=1e-12
+    )
+    assert FORMAT_VERSION == 2
+
+
+def test_failed_save_leaves_the_existing_file_intact(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "model.skflow"
+    fitted.save(path)
+    before = path.read_bytes()
+    original = zipfile.ZipFile.writestr
+    calls = []
+
+    def fail_midway(self, name, data, *args, **kwargs):
+        calls.append(name)
+        if len(calls) > 2:
+            raise OSError("No space left on device")
+        return original(self, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", fail_midway)
+    with pytest.raises(OSError, match="No space left"):
+        FlowDensity(**FAST).fit(make_moons(100, random_state=1)[0]).save(path)
+    assert len(calls) == 3  # the write really failed midway
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.skflow"]  # no temporary file left
+    monkeypatch.undo()
+    FlowDensity.load(path)
+
+
+def _opened_members(monkeypatch):
+    """Record every member name ZipFile.open is asked for (reading a member goes through it)."""
+    opened = []
+    original = zipfile.ZipFile.open
+
+    def spy(self, name, *args, **kwargs):
+        opened.append(getattr(name, "filename", name))
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    return opened
+
+
+def test_archive_listing_is_checked_before_any_member_is_read(fitted, tmp_path, monkeypatch):
+    """A small file hiding a 100 MB zero array, or carrying a member that will be refused, is refused unread."""
+    fitted.save(tmp_path / "good.skflow")
+    bomb = tmp_path / "bomb.skflow"
+    with zipfile.ZipFile(tmp_path / "good.skflow") as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            if name != "arrays/0.npy":
+                dst.writestr(name, src.read(name))
+        with dst.open("arrays/0.npy", "w", force_zip64=True) as member:
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": "<f8", "fortran_order": False, "shape": (12_500_000,)}
+            )
+            member.write(header.getvalue())
+            for _ in range(100):
+                member.write(bytes(2**20))
+    assert bomb.stat().st_size < 2**20
+    smuggled = rewrite(tmp_path / "good.skflow", tmp_path / "smuggled.skflow", add={"notes.txt": b"x" * 10_000})
+    opened = _opened_members(monkeypatch)
+    with pytest.raises(ValueError, match="expands .*-fold .*MAX_COMPRESSION_RATIO"):
+        FlowDensity.load(bomb)
+    with pytest.raises(ValueError, match=r"unexpected content \(notes.txt\)"):
+        FlowDensity.load(smuggled)
+    assert opened == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        ("MAX_TOTAL_BYTES", 1000, "over MAX_TOTAL_BYTES=1000"),
+        ("MAX_MEMBERS", 5, "more than MAX_MEMBERS=5"),
+        ("MAX_ARRAY_BYTES", 100, "arrays/.*npy declares .* bytes, over the limit of 100"),
+        ("MAX_METADATA_BYTES", 100, "skflow.json declares .* bytes, over the limit of 100"),
+    ],
+)
+def test_each_resource_limit_refuses_a_file_over_it(fitted, tmp_path, monkeypatch, limit, value, message):
+    from skflow import _persistence_format
+
+    fitted.save(tmp_path / "model.skflow")
+    monkeypatch.setattr(_persistence_format, limit, value)
+    opened = _opened_members(monkeypatch)
+    with pytest.raises(ValueError, match=message):
+        FlowDensity.load(tmp_path / "model.skflow")
+    assert opened == []
+
+
+def test_array_header_declaring_a_huge_shape_is_refused_without_allocating(fitted, tmp_path):
+    fitted.save(tmp_path / "good.skflow")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    lying = header.getvalue() + bytes(8)
+    path = rewrite(tmp_path / "good.skflow", tmp_path / "lying.skflow", replace={"arrays/0.npy": lying})
+    with pytest.raises(ValueError, match=r"arrays/0.npy declares shape \(1099511627776,\)"):
+        FlowDensity.load(path)
+
+
+def _edit_flow_config(**changes):
+    def edit(meta):
+        config = meta["state"]["__dict__"]["flow_"]["__dict__"]["config"]["__dict__"]
+        config.update(changes)
+        return meta
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_transforms": 3000}, r"n_transforms=3000; expected an int in \[1, 512\]"),
+        ({"hidden_units": [10**6]}, "hidden_units=.*1000000"),
+        ({"hidden_units": [4096, 4096]}, "implies at least .* weights but the file stores"),
+        ({"n_features": 5000}, "implies at least .* weights but the file stores"),
+    ],
+)
+def test_oversized_flow_config_is_refused_before_any_flow_is_built(fitted, tmp_path, monkeypatch, changes, message):
+    import skflow._core.flow as core_flow
+
+    fitted.save(tmp_path / "good.skflow")
+    path = rewrite(tmp_path / "good.skflow", tmp_path / "big.skflow", metadata=_edit_flow_config(**changes))
+    built = []
+    original = core_flow.build_flow
+    monkeypatch.setattr(core_flow, "build_flow", lambda *a, **k: built.append(k) or original(*a, **k))
+    with pytest.raises(ValueError, match=message):
+        FlowDensity.load(path)
+    assert built == []
+
+
+def _edit_state(**changes):
+    def edit(meta):
+        state = meta["state"]["__dict__"]
+        for name, value in changes.items():
+            if value is None:
+                del state[name]
+            else:
+                state[name] = value
+        return meta
+
+    return edit
+
+
+def _nan_weight(path, out):
+    with zipfile.ZipFile(path) as archive:
+        state = json.loads(archive.read(METADATA_MEMBER))["state"]["__dict__"]
+    weights = state["flow_"]["__dict__"]["state_dict"]["__dict__"]
+    name = next(k for k in weights if "conditioner" in k and k.endswith("weight"))
+    index = weights[name]["__tensor__"]
+    array = np.load(io.BytesIO(zipfile.ZipFile(path).read(f"arrays/{index}.npy")))
+    array.flat[0] = np.nan
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return rewrite(path, out, replace={f"arrays/{index}.npy": buffer.getvalue()}), name
+
+
+def test_corrupt_or_inconsistent_state_is_refused_naming_the_problem(fitted, tmp_path):
+    fitted.save(tmp_path / "good.skflow")
+    path, name = _nan_weight(tmp_path / "good.skflow", tmp_path / "nan.skflow")
+    with pytest.raises(ValueError, match=rf"weight '{name}' holds 1 non-finite value"):
+        FlowDensity.load(path)
+    cases = {
+        "missing": (_edit_state(scale_=None), r"lacks fitted attribute\(s\) \['scale_'\]"),
+        "features": (
+            _edit_state(n_features_in_=3),
+            "fitted attribute flow_ is a Flow; expected flow .*n_features_in_=3",
+        ),
+        "meta": (_edit_state(device_="meta"), "device_='meta' is not a device skflow runs on"),
+        "junk_device": (_edit_state(device_="warp:9"), "device_='warp:9' is not a device"),
+        "type": (_edit_state(n_iter_="many"), "fitted attribute n_iter_ is a str; expected int"),
+        "param": (_edit_state(n_bins=-3), "invalid parameter: The 'n_bins' parameter"),
+        "no_param": (_edit_state(tol=None), r"lacks parameter\(s\) \['tol'\]"),
+        "array_ref": (_edit_state(scale_={"__ndarray__": 10**6}), "array reference 1000000 is not one of"),
+    }
+    for label, (edit, message) in cases.items():
+        path = rewrite(tmp_path / "good.skflow", tmp_path / f"{label}.skflow", metadata=edit)
+        with pytest.raises(ValueError, match=message):
+            FlowDensity.load(path)
+
+
+def _mutations(good: bytes, rng: np.random.RandomState):
+    """Damaged versions of a valid file: truncated, bytes flipped, JSON fields edited, deeply nested."""
+    for size in sorted(set(rng.randint(0, len(good), 40))):
+        yield good[:size]
+    for _ in range(60):
+        damaged = bytearray(good)
+        for position in rng.randint(0, len(good), rng.randint(1, 4)):
+            damaged[position] ^= 1 << rng.randint(8)
+        yield bytes(damaged)
+    with zipfile.ZipFile(io.BytesIO(good)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(members[METADATA_MEMBER])
+    junk = [None, "x", -1, 2**70, 1.5, [], {}, {"__ndarray__": 0}, {"__tuple__": 3}, {"__float__": "boom"}]
+    edits = [("state", "__dict__", name) for name in metadata["state"]["__dict__"]]
+    edits += [("state", "__dict__", "flow_", "__dict__", "config", "__dict__", key) for key in ("n_features", "seed")]
+    edits += [("n_arrays",), ("format_version",), ("class",), ("versions",), ("state",)]
+    for path in edits:
+        for value in junk:
+            edited = json.loads(members[METADATA_MEMBER])
+            target = edited
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            yield _zip({**members, METADATA_MEMBER: json.dumps(edited).encode()})
+    deep_json = b"[" * 200_000 + b"]" * 200_000
+    yield _zip({**members, METADATA_MEMBER: deep_json})
+    deep_state = json.loads(members[METADATA_MEMBER])
+    deep_state["state"]["__dict__"]["bounds"] = "DEEP"
+    nested = '{"__tuple__": [' * 5000 + "0" + "]}" * 5000  # valid JSON, too deep for a recursive decoder
+    yield _zip({**members, METADATA_MEMBER: json.dumps(deep_state).replace('"DEEP"', nested).encode()})
+
+
+def _zip(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_fuzzed_files_raise_only_value_or_os_errors(tmp_path):
+    est = FlowDensity(n_transforms=1, hidden_units=(4,), n_bins=4, max_epochs=1, random_state=0)
+    buffer = io.BytesIO()
+    est.fit(make_moons(60, random_state=0)[0]).save(buffer)
+    refused = loaded = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for damaged in _mutations(buffer.getvalue(), np.random.RandomState(0)):
+            try:
+                FlowDensity.load(io.BytesIO(damaged))
+            except (ValueError, OSError):
+                refused += 1
+            else:
+                loaded += 1
+    assert refused > 300, (refused, loaded)
