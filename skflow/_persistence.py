@@ -286,9 +286,13 @@ def _restore(cls: type, state: Any) -> Any:
     """Build a ``cls`` from a decoded state, then validate its parameters and fitted attributes."""
     if not isinstance(state, dict):
         raise ValueError("the estimator state is not a mapping")
-    # A parameter added after the file was written takes its default.
+    # A parameter added after format version 1 takes its default in files written before it.
+    added = getattr(cls, "_parameters_added_since_format_1", ())
     defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
-    state = {**{name: defaults[name] for name in cls._get_param_names() if name not in state}, **state}
+    state = {**{name: defaults[name] for name in added if name not in state}, **state}
+    missing = [name for name in cls._get_param_names() if name not in state]
+    if missing:
+        raise ValueError(f"the {cls.__name__} state lacks parameter(s) {missing}")
     estimator = cls.__new__(cls)
     estimator.__setstate__(state)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -193,6 +192,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "verbose": ["verbose"],
     }
     # Checked when a model file is loaded (see SafePersistenceMixin).
+    _parameters_added_since_format_1 = ("callback",)
     _fitted_attributes: dict = {
         "n_features_in_": "int",
         "device_": "device",

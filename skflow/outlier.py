@@ -10,8 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._persistence import SafePersistenceMixin, register_safe_class
-from ._preprocessing import check_numeric
-from ._validation import Interval, StrOptions, _fit_context
+from ._validation import Interval, StrOptions, _fit_context, check_numeric
 from .density import FlowDensity
 
 # contamination="auto": Tukey's lower fence on the training log-densities, Q1 - TUKEY_FENCE * IQR.
