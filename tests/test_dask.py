@@ -53,19 +53,23 @@ def assert_same_scores(parallel, serial):
 
 
 def test_grid_search_on_a_dask_cluster_equals_serial(X, serial_search):
-    # Worker processes, not threads: each starts in ~1 s (importing torch there takes a few
-    # more), and threads in one process would share torch's global state, which a
-    # multi-machine cluster never does.
+    # Worker processes, not threads: threads in one process share torch's global random
+    # generator and thread setting, which a real cluster's workers never do. The cluster starts
+    # in ~1 s; each worker then spends ~5 s of CPU importing torch and scikit-learn and ~2.5 s
+    # importing torch._dynamo at its first optimizer (benchmarks/parallel.py), which is most of
+    # this test's time. processes=False takes ~3 s but races on torch's global generator.
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        with parallel_backend("dask"):
+        with parallel_backend("dask"), distributed.get_task_stream(client) as tasks:
             parallel = _search(X, n_jobs=-1)
         workers = client.run(lambda: __import__("os").getpid())
     assert len(set(workers.values())) == 2
+    # The fits ran on the cluster's workers (not in this process).
+    assert {task["worker"] for task in tasks.data} <= set(workers) and tasks.data
     assert_same_scores(parallel, serial_search)
     refitted, serial_refit = parallel.best_estimator_, serial_search.best_estimator_
     np.testing.assert_array_equal(refitted.score_samples(X), serial_refit.score_samples(X))
