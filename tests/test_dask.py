@@ -75,10 +75,6 @@ def test_grid_search_on_a_dask_cluster_equals_serial(X, serial_search):
     np.testing.assert_array_equal(refitted.score_samples(X), serial_refit.score_samples(X))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="build_flow seeds torch's global RNG, which threads share; a local torch.Generator fixes it in the core",
-)
 def test_grid_search_with_threads_equals_serial(X, serial_search):
     with parallel_backend("threading", n_jobs=2):
         parallel = _search(X, n_jobs=2)
