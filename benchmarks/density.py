@@ -25,7 +25,6 @@ installed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import platform
@@ -43,7 +42,6 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
-import skflow.density
 from skflow import FlowDensity
 
 from . import datasets
@@ -102,9 +100,12 @@ class HeldOutTrace:
         self.start = time.perf_counter()
 
     def record(self, log_prob: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self._record(lambda: float(log_prob(self.x_test).double().mean()))
+
+    def _record(self, mean_score: Callable[[], float]) -> None:
         started = time.perf_counter()
         with torch.inference_mode():
-            score = float(log_prob(self.x_test).double().mean())
+            score = mean_score()
         self.points.append((started - self.start - self.evaluation_seconds, score))
         self.evaluation_seconds += time.perf_counter() - started
 
@@ -112,27 +113,11 @@ class HeldOutTrace:
     def seconds(self) -> float:
         return time.perf_counter() - self.start - self.evaluation_seconds
 
-    @contextlib.contextmanager
-    def flow_density_epochs(self):
-        """Record FlowDensity's weights after each epoch (the data is already standardized by the harness,
-        so the flow's own standardization is the identity up to rounding and its body scores test rows as they are).
-        """
-        real_train_flow = skflow.density.train_flow
-
-        def traced_train_flow(flow, x, weights, config, generator, augment=None, callback=None):
-            def on_epoch(epoch, train_loss, score):
-                self.record(flow.log_prob)
-                if callback is not None:
-                    callback(epoch, train_loss, score)
-
-            self.record(flow.log_prob)  # epoch 0: the initial weights are a candidate too
-            return real_train_flow(flow, x, weights, config, generator, augment, on_epoch)
-
-        skflow.density.train_flow = traced_train_flow
-        try:
-            yield self
-        finally:
-            skflow.density.train_flow = real_train_flow
+    def flow_density_callback(self) -> Callable:
+        """FlowDensity's ``callback``: the held-out score of the weights evaluated at each epoch (epoch 0 too),
+        through the whole flow, as ``score_samples`` would give it."""
+        x_test = self.x_test.double().numpy()
+        return lambda info: self._record(lambda: float(np.mean(info.log_density(x_test))))
 
 
 def _flow_kwargs(settings: Settings) -> dict:
@@ -143,15 +128,10 @@ def _flow_kwargs(settings: Settings) -> dict:
 
 
 def fit_flow(X, settings, trace=None):
-    estimator = FlowDensity(**_flow_kwargs(settings))
-    with trace.flow_density_epochs() if trace is not None else contextlib.nullcontext():
-        estimator.fit(X)
-    if trace is not None:
-        # The trace scores the flow's body on the harness's standardized rows: exact only
-        # when FlowDensity's own preprocessing is the identity.
-        identity = np.allclose(estimator.location_, 0.0, atol=1e-6) and np.allclose(estimator.scale_, 1.0, atol=1e-6)
-        if not identity or estimator.dequantized_.any():
-            trace.points.clear()
+    callback = trace.flow_density_callback() if trace is not None else None
+    estimator = FlowDensity(**_flow_kwargs(settings), callback=callback)
+    estimator.fit(X)
+    estimator.set_params(callback=None)  # the trace is not part of the model
     return estimator, {}
 
 
