@@ -12,23 +12,14 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
-from sklearn.utils.estimator_checks import check_estimator, parametrize_with_checks
 
 from skflow import FlowDensity, FlowOutlierDetector
 
-from .test_sklearn_compat import EXPECTED_FAILED_CHECKS, fast_flow
+from .conftest import fast_flow
 
 
 def fast_density(**params):
     return fast_flow(**{"max_epochs": 5, **params})
-
-
-@parametrize_with_checks(
-    [FlowOutlierDetector(density=fast_density())],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +119,6 @@ def test_anomaly_benchmark_quick_mode(tmp_path, monkeypatch):
         assert 0.5 < rows[name]["roc_auc"] <= 1 and 0 < rows[name]["average_precision"] <= 1, (name, rows[name])
     assert sum(record["mean_rank"]["roc_auc"].values()) == pytest.approx(sum(range(1, len(anomaly.DETECTORS) + 1)))
     assert rows["oracle"]["roc_auc"] >= max(rows[name]["roc_auc"] for name in anomaly.DETECTORS) - 0.05
-
-
-def test_check_estimator_passes_with_an_unseeded_density():
-    """random_state seeds the density: check_fit_idempotent and check_outliers_fit_predict need it."""
-    density = FlowDensity(n_transforms=2, hidden_units=(8,), n_bins=4, max_epochs=2)
-    assert density.random_state is None
-    check_estimator(FlowOutlierDetector(density=density), expected_failed_checks=EXPECTED_FAILED_CHECKS)
 
 
 def test_random_state_seeds_an_unseeded_density_only(blobs):

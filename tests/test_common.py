@@ -1,0 +1,38 @@
+"""scikit-learn's estimator checks over every skflow estimator, on the fast configurations of conftest.py."""
+
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_get_feature_names_out_error,
+    check_global_output_transform_pandas,
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    parametrize_with_checks,
+)
+
+from .conftest import EXPECTED_FAILED_CHECKS, fast_detector, fast_flow
+
+ESTIMATORS = [fast_flow(), fast_flow(flow="affine"), fast_detector()]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# Not run by parametrize_with_checks (DESIGN.md point 9): feature names out and set_output of the transformers.
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_set_output_transform,
+        check_set_output_transform_pandas,
+        check_global_output_transform_pandas,
+        check_transformer_get_feature_names_out,
+        check_transformer_get_feature_names_out_pandas,
+        check_get_feature_names_out_error,
+    ],
+    ids=lambda check: check.__name__,
+)
+def test_feature_names_and_set_output(check):
+    check("FlowDensity", fast_flow())
