@@ -140,6 +140,11 @@ def choose_mixture(
         k = min(int(rule[1:]), n // 2)
         return _gmm(x_fit, k, covariance_type, reg_covar, seed), {"K": k}
     ks = _candidate_ks(n, d, covariance_type, 32)
+    if rule == "valreg":  # K and reg_covar on the validation rows
+        fits = {(k, reg): _gmm(x_fit, k, covariance_type, reg, seed) for k in ks for reg in (1e-6, 1e-4, 1e-2)}
+        crit = {key: -fit.score(x_val) for key, fit in fits.items()}
+        key = min(crit, key=crit.get)
+        return fits[key], {"K": key[0], "reg_covar": key[1]}
     fits = {k: _gmm(x_fit, k, covariance_type, reg_covar, seed) for k in ks}
     if rule == "bic":
         crit = {k: fits[k].bic(x_fit) for k in ks}
@@ -165,6 +170,7 @@ class Variant:
     learning_rate: float = 1e-3
     max_epochs: int = 100
     reg_covar: float = 1e-3
+    tol: float = 1e-4  # FlowDensity's tol: minimum validation gain that counts (also against epoch 0)
     lowcard: int = 0  # dequantize columns with at most this many distinct values (0: today's rule only)
 
 
@@ -182,6 +188,13 @@ VARIANTS = {
         Variant("full_bic_lr3e-4", "mixture", learning_rate=3e-4),
         Variant("full_val_lr3e-4", "mixture", rule="val", learning_rate=3e-4),
         Variant("full_bic_ep200", "mixture", max_epochs=200),
+        Variant("full_val_tol0.02", "mixture", rule="val", tol=0.02),
+        Variant("diag_val_tol0.02", "mixture", covariance="diag", rule="val", tol=0.02),
+        Variant("full_valreg", "mixture", rule="valreg"),
+        Variant("diag_valreg", "mixture", covariance="diag", rule="valreg"),
+        Variant("full_valreg_tol0.02", "mixture", rule="valreg", tol=0.02),
+        Variant("full_valreg_frozen", "mixture", rule="valreg", learnable=False),
+        Variant("full_valreg_lowcard", "mixture", rule="valreg", lowcard=20),
         Variant("normal_lowcard", lowcard=20),
         Variant("full_val_lowcard", "mixture", rule="val", lowcard=20),
         Variant("full_bic_lowcard", "mixture", lowcard=20),
@@ -244,7 +257,11 @@ def patched(variant: Variant, info: dict, seed: int):
 def fit_variant(X: np.ndarray, variant: Variant, seed: int = 0) -> tuple[FlowDensity, dict]:
     info: dict = {}
     estimator = FlowDensity(
-        random_state=seed, device="cpu", learning_rate=variant.learning_rate, max_epochs=variant.max_epochs
+        random_state=seed,
+        device="cpu",
+        learning_rate=variant.learning_rate,
+        max_epochs=variant.max_epochs,
+        tol=variant.tol,
     )
     with patched(variant, info, seed):
         estimator.fit(X)
