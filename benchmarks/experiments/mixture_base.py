@@ -195,6 +195,8 @@ VARIANTS = {
         Variant("full_valreg_tol0.02", "mixture", rule="valreg", tol=0.02),
         Variant("full_valreg_frozen", "mixture", rule="valreg", learnable=False),
         Variant("full_valreg_lowcard", "mixture", rule="valreg", lowcard=20),
+        Variant("diag_valreg_tol0.02", "mixture", covariance="diag", rule="valreg", tol=0.02),
+        Variant("diag_valreg_lowcard", "mixture", covariance="diag", rule="valreg", lowcard=20),
         Variant("normal_lowcard", lowcard=20),
         Variant("full_val_lowcard", "mixture", rule="val", lowcard=20),
         Variant("full_bic_lowcard", "mixture", lowcard=20),
