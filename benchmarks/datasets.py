@@ -182,6 +182,71 @@ def _counts(n, rng):
     return np.column_stack([x0, x1, x2]), log_density
 
 
+def _faithful_like(n, rng):
+    # Like Old Faithful (R's ``faithful``, 272 eruptions): eruption duration (minutes) and
+    # waiting time to the next eruption (minutes), two clusters: short eruptions after short
+    # waits, long ones after long waits. Each cluster is a correlated Gaussian, the long one
+    # skewed towards shorter eruptions (as in the real data). As recorded there, durations are
+    # kept to 3 decimals and waiting times rounded to whole minutes: the waiting column is
+    # discrete (about 50 values), so the density has no closed form.
+    n = 272 if n is None else n
+    long = rng.uniform(size=n) < 0.64
+    eruption = np.where(long, 4.6 - rng.gamma(3.0, 0.14, size=n), 2.0 + 0.27 * rng.normal(size=n))
+    wait_mean = np.where(long, 80.0 + 6.0 * (eruption - 4.2), 54.5 + 6.0 * (eruption - 2.0))
+    waiting = wait_mean + np.where(long, 5.6, 5.4) * rng.normal(size=n)
+    return np.column_stack([np.round(eruption, 3), np.round(waiting)]), None
+
+
+# Fractions (per 10,000) of eight fatty acids by origin, like the olive-oil data (Forina et al.):
+# palmitic, palmitoleic, stearic, oleic, linoleic, linolenic, arachidic, eicosenoic.
+_ORIGINS = np.array(
+    [
+        [1370, 160, 230, 7040, 1000, 60, 60, 30],  # south, coastal
+        [1250, 100, 230, 7350, 880, 55, 70, 30],  # south, inland
+        [1110, 100, 230, 7290, 1200, 30, 50, 1],  # sardinia
+        [1040, 70, 230, 7880, 690, 25, 50, 2],  # north, lake-side
+        [1080, 80, 210, 7640, 900, 20, 60, 2],  # north, hills
+    ],
+    dtype=float,
+)
+_ORIGIN_WEIGHTS = np.array([0.35, 0.20, 0.17, 0.12, 0.16])
+
+
+def _compositional(n, rng):
+    # Parts of a whole: each row a Dirichlet draw around its origin's fractions (concentration
+    # 800: a few percent relative spread on the large parts), times 10,000, each part rounded to
+    # an integer (so rows sum to 10,000 give or take a few units, as in the olive-oil data).
+    # The small parts are discrete (eicosenoic takes a handful of values in the northern
+    # origins); no closed-form density.
+    n = 572 if n is None else n
+    origin = rng.choice(len(_ORIGIN_WEIGHTS), size=n, p=_ORIGIN_WEIGHTS)
+    alpha = 800.0 * _ORIGINS / _ORIGINS.sum(1, keepdims=True)
+    X = np.stack([rng.dirichlet(alpha[k]) for k in origin]) * 10_000
+    return np.round(X), None
+
+
+def _deterministic(n, rng):
+    # Near-deterministic relations between columns, values rounded to 2 decimals (like sensor
+    # logs): three free columns, four smooth functions of them plus noise at the rounding scale.
+    # Rounding makes the density discrete at that scale: no closed form.
+    a = rng.normal(size=n)
+    b = rng.gamma(2.0, 1.0, size=n)
+    c = rng.uniform(-2.0, 2.0, size=n)
+    tiny = 0.01
+    X = np.column_stack(
+        [
+            a,
+            b,
+            c,
+            np.sin(2 * a) + 0.5 * b + tiny * rng.normal(size=n),
+            a * c + tiny * rng.normal(size=n),
+            np.log1p(b) * np.cos(c) + tiny * rng.normal(size=n),
+            a + b + c + tiny * rng.normal(size=n),  # a linear relation: the set lies near a 6-D surface
+        ]
+    )
+    return np.round(X, 2), None
+
+
 SPECS: list[Spec] = [
     Spec("digits", _digits, None, "load_digits + U[0,1) noise, 1797 x 64", False),
     Spec("breast_cancer", _breast_cancer, None, "load_breast_cancer, 569 x 30, skewed columns", False),
@@ -195,6 +260,9 @@ SPECS: list[Spec] = [
     Spec("lognormal_8d", _lognormal(8), 25_000, "skewed: exp of a correlated Gaussian", True),
     Spec("student_t_5d", _student_t(5, 4.0), 25_000, "heavy-tailed: multivariate t, df=4", True),
     Spec("counts_3d", _counts, 25_000, "near-discrete: dequantized Poisson counts + dependent columns", True),
+    Spec("faithful_like", _faithful_like, 272, "Old-Faithful-like: 2 clusters, waiting in whole minutes", True),
+    Spec("compositional_8d", _compositional, 572, "olive-oil-like: 8 parts of 10,000, 5 origins, integers", True),
+    Spec("deterministic_7d", _deterministic, 10_000, "4 of 7 columns smooth functions of 3 + noise, rounded", True),
 ]
 NAMES = [spec.name for spec in SPECS]
 
