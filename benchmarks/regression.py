@@ -80,6 +80,7 @@ PUBLISHED = {
     WINE: {"mc_dropout": -0.93, "deep_ensembles": -0.94, "ngboost": -0.91},
     "yacht": {"mc_dropout": -1.25, "deep_ensembles": -1.18, "ngboost": -0.20},
 }
+MULTI_OUTPUT_SETS = ("curved_2d",)
 METRICS = ("log_likelihood", "gap_per_dim", "rmse", "coverage90", "crps")
 
 
@@ -218,12 +219,13 @@ def summarize(per_split: list[dict]) -> dict[str, dict[str, float] | None]:
     return summary
 
 
-def skip_reason(method: str, dataset: str) -> str | None:
-    """Why ``method`` does not run on ``dataset`` (None: it runs)."""
-    if not available(method):
+def skip_reason(method: str, dataset: str, contenders: dict[str, Callable[..., Contender]] | None = None) -> str | None:
+    """Why ``method`` does not run on ``dataset`` (None: it runs); ``contenders`` replace the defaults (tests)."""
+    factory = (contenders or {}).get(method)
+    if factory is None and not available(method):
         return "not installed" if method != "flow" else "skflow.FlowRegressor not importable"
-    spec_y_dim = 2 if dataset == "curved_2d" else 1
-    if spec_y_dim > 1 and not CONTENDERS[method].multi_output:
+    factory = factory or CONTENDERS[method]
+    if dataset in MULTI_OUTPUT_SETS and not getattr(factory, "multi_output", False):
         return "1-D targets only"
     return None
 
@@ -376,7 +378,7 @@ def run(
     report: dict = {}
     for dataset in dataset_names:
         for method in methods:
-            reason = None if contenders and method in contenders else skip_reason(method, dataset)
+            reason = skip_reason(method, dataset, contenders)
             if reason is not None:
                 log(f"{dataset:<28} {method:<13} skipped: {reason}")
                 continue

@@ -149,7 +149,7 @@ class NGBoost(GaussianContender):
     def fit(self, X, y):
         from ngboost import NGBRegressor
 
-        kwargs = {"n_estimators": 50} if self.quick else {}
+        kwargs = {"n_estimators": 20} if self.quick else {}
         self.model_ = NGBRegressor(verbose=False, random_state=self.seed, **kwargs).fit(X, y)
         return self
 
