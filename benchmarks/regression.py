@@ -47,39 +47,22 @@ import torch
 
 from . import conditional_datasets
 from .regression_methods import CONTENDERS, COVERAGE, METHODS, Contender, available
+from .regression_report import (  # noqa: F401  (WINE, WINE_DEQUANTIZED: re-exported for the tests)
+    PUBLISHED,
+    QUICK_SETS,
+    UCI_NAMES,
+    WINE,
+    WINE_DEQUANTIZED,
+    _cell,
+    format_markdown,
+    format_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # ``../shared/data/uci`` from the repository root (one level further up from a worktree under ``wt/``).
 _CANDIDATES = [ROOT.parent / "shared" / "data" / "uci", ROOT.parent.parent / "shared" / "data" / "uci"]
 DEFAULT_DATA_DIR = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "regression.json"
-WINE = "wine-quality-red"
-WINE_DEQUANTIZED = WINE + "-dequantized"
-UCI_NAMES = [
-    "bostonHousing",
-    "concrete",
-    "energy",
-    "kin8nm",
-    "naval-propulsion-plant",
-    "power-plant",
-    "protein-tertiary-structure",
-    WINE,
-    WINE_DEQUANTIZED,
-    "yacht",
-]
-QUICK_SETS = ["yacht", "energy"]
-# Test log-likelihoods from the papers' tables (MC dropout with grid search, Deep Ensembles, NGBoost).
-PUBLISHED = {
-    "bostonHousing": {"mc_dropout": -2.40, "deep_ensembles": -2.41, "ngboost": -2.43},
-    "concrete": {"mc_dropout": -2.93, "deep_ensembles": -3.06, "ngboost": -3.04},
-    "energy": {"mc_dropout": -1.21, "deep_ensembles": -1.38, "ngboost": -0.60},
-    "kin8nm": {"mc_dropout": 1.14, "deep_ensembles": 1.20, "ngboost": None},
-    "naval-propulsion-plant": {"mc_dropout": 4.45, "deep_ensembles": 5.63, "ngboost": 5.34},
-    "power-plant": {"mc_dropout": -2.80, "deep_ensembles": -2.79, "ngboost": -2.79},
-    "protein-tertiary-structure": {"mc_dropout": -2.87, "deep_ensembles": -2.83, "ngboost": -2.81},
-    WINE: {"mc_dropout": -0.93, "deep_ensembles": -0.94, "ngboost": -0.91},
-    "yacht": {"mc_dropout": -1.25, "deep_ensembles": -1.18, "ngboost": -0.20},
-}
 MULTI_OUTPUT_SETS = ("curved_2d",)
 METRICS = ("log_likelihood", "gap_per_dim", "rmse", "coverage90", "crps")
 
@@ -140,6 +123,16 @@ def load_uci(name: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, int]:
     target = int(np.loadtxt(folder / "index_target.txt", dtype=int))
     n_splits = int(np.loadtxt(folder / "n_splits.txt", dtype=int))
     return data[:, features], data[:, target], n_splits
+
+
+def standard_splits(data_dir: str) -> dict[str, int]:
+    """Each UCI set's number of standard splits (``n_splits.txt``), for the sets present under ``data_dir``."""
+    counts = {}
+    for name in UCI_NAMES:
+        path = Path(data_dir) / name.removesuffix("-dequantized") / "n_splits.txt"
+        if path.exists():
+            counts[name] = int(path.read_text().split()[0])
+    return counts
 
 
 def uci_splits(name: str, settings: Settings) -> Iterator[Split]:
@@ -256,70 +249,6 @@ def run_one(
     )
 
 
-# --------------------------------------------------------------- report
-
-
-def _cell(summary: dict | None, digits: int = 3) -> str:
-    if summary is None:
-        return "n/a"
-    return f"{summary['mean']:.{digits}f} ± {summary['se']:.{digits}f}"
-
-
-def table_rows(results: list[dict]) -> list[list[str]]:
-    """One row per (dataset, method), then the published log-likelihoods as reference rows."""
-    rows = []
-    order = {name: i for i, name in enumerate(UCI_NAMES + conditional_datasets.NAMES)}
-    methods = list(METHODS)
-    datasets_seen = sorted({r["dataset"] for r in results}, key=lambda d: order.get(d, len(order)))
-    for dataset in datasets_seen:
-        for r in sorted((r for r in results if r["dataset"] == dataset), key=lambda r: methods.index(r["method"])):
-            s = r["summary"]
-            rows.append(
-                [
-                    dataset,
-                    r["method"],
-                    _cell(s["log_likelihood"], 2),
-                    _cell(s["gap_per_dim"], 3),
-                    _cell(s["rmse"], 3 if s["rmse"] and s["rmse"]["mean"] < 1 else 2),
-                    _cell(s["coverage90"], 3),
-                    _cell(s["crps"], 3 if s["crps"] and s["crps"]["mean"] < 1 else 2),
-                    f"{r['n_splits']}",
-                    f"{r['fit_seconds']:.0f}",
-                ]
-            )
-        for name, value in PUBLISHED.get(dataset, {}).items():
-            rows.append([dataset, f"{name} (published)", "-" if value is None else f"{value:.2f}"] + [""] * 6)
-    return rows
-
-
-HEADER = ["dataset", "method", "test LL", "gap/dim", "RMSE", "cov90", "CRPS", "splits", "fit s"]
-
-
-def format_table(results: list[dict]) -> str:
-    rows = [HEADER] + table_rows(results)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-def format_markdown(report: dict) -> str:
-    lines = [
-        "# Probabilistic regression: UCI benchmark",
-        "",
-        "Generated by `python -m benchmarks.regression` (see its docstring and `benchmarks/regression_methods.py`",
-        "for the protocol and how each metric is computed). Mean ± standard error over the standard splits;",
-        "test log-likelihood (LL, higher is better), RMSE and CRPS (lower is better) in the target's original",
-        "units; cov90: fraction of test targets inside the central 90% interval (0.9 is ideal). gap/dim: true",
-        "minus model LL per target dimension (synthetic sets only). `fit s`: fit seconds summed over splits",
-        f"(machine: {report['machine']['platform']}, single-threaded). `n/a`: undefined (the quantile forest",
-        "has no density; coverage and CRPS on 2-D targets). Reference rows: the papers' published test LL.",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report["results"])]
-    return "\n".join(lines) + "\n"
-
-
 def machine_info() -> dict:
     return {
         "platform": platform.platform(),
@@ -411,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--out", default=None, help=f"JSON to merge the results into (default {DEFAULT_OUT}; none in --quick mode)"
     )
+    parser.add_argument("--from-json", default=None, metavar="JSON", help="run nothing: tables of this report")
     parser.add_argument("--markdown", default=None, metavar="PATH", help="write the (merged) table as Markdown")
     args = parser.parse_args(argv)
 
@@ -422,13 +352,16 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         datasets = QUICK_SETS if args.quick else UCI_NAMES
     out = Path(args.out) if args.out else (None if args.quick else DEFAULT_OUT)
-    torch.set_num_threads(1)
-    report = run(datasets, args.methods, settings, out)
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+    else:
+        torch.set_num_threads(1)
+        report = run(datasets, args.methods, settings, out)
     print()
     print(report["table"])
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(format_markdown(report))
+        Path(args.markdown).write_text(format_markdown(report, standard_splits(settings.data_dir)))
     return report
 
 

@@ -198,3 +198,8 @@ def test_cli_writes_json_and_markdown(data_dir, tmp_path):
     assert [r["method"] for r in report["results"]] == ["hgb_gaussian"]
     text = markdown.read_text()
     assert "| yacht | hgb_gaussian |" in text and "deep_ensembles (published)" in text
+    # The tables can be regenerated from the JSON alone, without running anything.
+    again = tmp_path / "again.md"
+    regression.main(["--from-json", str(out), "--data-dir", str(data_dir), "--markdown", str(again)])
+    assert again.read_text() == text
+    assert "2 of 3 splits" not in text and "yacht / hgb_gaussian: 1 of 3 splits" in text
