@@ -112,12 +112,18 @@ def wine_comparison(results: list[dict]) -> list[str]:
 
 
 def incomplete(results: list[dict], standard_splits: dict[str, int]) -> list[str]:
-    """(dataset, method) pairs measured on fewer splits than the standard ones."""
-    return [
+    """UCI (dataset, method) pairs not measured, or measured on fewer splits than the standard ones."""
+    measured = {(r["dataset"], r["method"]) for r in results}
+    lines = [
         f"{r['dataset']} / {r['method']}: {r['n_splits']} of {standard_splits[r['dataset']]} splits"
         for r in results
         if r["dataset"] in standard_splits and r["n_splits"] < standard_splits[r["dataset"]]
     ]
+    for method in METHODS:
+        missing = [name for name in UCI_NAMES if name in standard_splits and (name, method) not in measured]
+        if missing:
+            lines.append(f"{method}: not measured on {', '.join(missing)}")
+    return lines
 
 
 def format_markdown(report: dict, standard_splits: dict[str, int] | None = None) -> str:
