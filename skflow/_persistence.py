@@ -141,6 +141,12 @@ def _safe_classes() -> dict[str, type]:
         classes.append(FlowOutlierDetector)
     except ImportError:  # pragma: no cover - the detector is optional here
         pass
+    try:
+        from .regressor import FlowRegressor
+
+        classes.append(FlowRegressor)
+    except ImportError:  # pragma: no cover - the regressor is optional here
+        pass
     return {_class_name(cls): cls for cls in classes}
 
 
