@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import qmc
+from scipy.stats import norm, qmc
 
 from ._validation import non_numeric_columns
 
-# Gauss-Hermite nodes (probabilists') for the conditional mean of one target: E[f^-1(Z; x)], Z ~ N(0, 1).
-N_MEAN_NODES = 64
+# The conditional mean of one target, E[f^-1(Z; x)] with Z ~ N(0, 1): composite 3-point Gauss-Legendre
+# rule on MEAN_PANELS equal panels of [-MEAN_LATENT_BOUND, MEAN_LATENT_BOUND], weighted by the normal
+# density. The splines make f^-1 only piecewise smooth, which caps Gauss-Hermite's accuracy (64 nodes
+# were off by 2% of a standard deviation on a bimodal fit); this rule was off by 3e-4 of one there,
+# against the same rule on 4000 panels. The normal mass beyond 8.5 is 2e-17.
+MEAN_PANELS = 128
+MEAN_LATENT_BOUND = 8.5
 # Fixed scrambled-Sobol latent points for the conditional mean of several targets.
 N_MEAN_POINTS = 512
 
@@ -17,13 +22,17 @@ N_MEAN_POINTS = 512
 def mean_rule(n_targets: int) -> tuple[np.ndarray, np.ndarray]:
     """Latent points (n_points, n_targets) and weights (summing to 1) whose weighted sum of g is E[g(Z)].
 
-    One target: Gauss-Hermite quadrature, exact for polynomials of degree
-    below ``2 * N_MEAN_NODES``. Several: a fixed randomized quasi-Monte Carlo
-    set (scrambled Sobol with seed 0, mapped through the normal quantile).
+    One target: composite Gauss-Legendre quadrature against the normal
+    density (see ``MEAN_PANELS``). Several: a fixed randomized quasi-Monte
+    Carlo set (scrambled Sobol with seed 0, mapped through the normal quantile).
     """
     if n_targets == 1:
-        nodes, weights = np.polynomial.hermite_e.hermegauss(N_MEAN_NODES)
-        return nodes[:, None], weights / weights.sum()
+        nodes, weights = np.polynomial.legendre.leggauss(3)
+        edges = np.linspace(-MEAN_LATENT_BOUND, MEAN_LATENT_BOUND, MEAN_PANELS + 1)
+        half_width = np.diff(edges)[:, None] / 2
+        points = (edges[:-1, None] + half_width * (nodes + 1)).ravel()
+        weights = (half_width * weights).ravel() * norm.pdf(points)
+        return points[:, None], weights / weights.sum()
     points = qmc.Sobol(n_targets, scramble=True, seed=0).random(N_MEAN_POINTS)
     return ndtri(points), np.full(N_MEAN_POINTS, 1.0 / N_MEAN_POINTS)
 
