@@ -38,9 +38,9 @@ class FlowRegressor(RegressorMixin, BaseEstimator):
 
     ``predict`` is the mean of the conditional distribution. With one
     target it is ``E[y | x] = E[f^-1(Z; x)]``, ``Z ~ N(0, 1)`` (the integral
-    of the exact quantile function over its levels), by composite 3-point
-    Gauss-Legendre quadrature in the latent: 384 points on ``[-8.5, 8.5]``,
-    measured within 3e-4 conditional standard deviations of a 12,000-point
+    of the exact quantile function over its levels), by composite 2-point
+    Gauss-Legendre quadrature in the latent: 128 points on ``[-7, 7]``,
+    measured within 1e-3 conditional standard deviations of a 12,000-point
     rule on a bimodal fit. With several targets it averages the inverse map
     over 512 fixed scrambled-Sobol latent points (measured within 3e-3
     conditional standard deviations of 65,536 points). Both use the same
@@ -314,7 +314,7 @@ class FlowRegressor(RegressorMixin, BaseEstimator):
         """Conditional mean ``E[y | x]``.
 
         One target: composite Gauss-Legendre quadrature of ``f^-1(z; x)``
-        against the latent normal density (384 points; the integral of the
+        against the latent normal density (128 points; the integral of the
         exact quantile function); several targets: the average of the inverse
         map over 512 fixed scrambled-Sobol latent points. The points are the
         same on every call; see the class docstring for the accuracy.
