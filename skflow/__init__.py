@@ -4,5 +4,6 @@ from ._fitting import EpochInfo
 from ._version import __version__
 from .density import FlowDensity
 from .outlier import FlowOutlierDetector
+from .regressor import FlowRegressor
 
-__all__ = ["EpochInfo", "FlowDensity", "FlowOutlierDetector", "__version__"]
+__all__ = ["EpochInfo", "FlowDensity", "FlowOutlierDetector", "FlowRegressor", "__version__"]

@@ -116,12 +116,15 @@ def fit_flow(
     weights: np.ndarray,
     preprocessing: Preprocessing,
     context: np.ndarray | None = None,
+    callback_arguments: Callable[..., tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> tuple[Flow, TrainResult]:
     """Build the flow around the fitted ``preprocessing`` and train its learned part; return it in float64.
 
     The fixed part runs once, in float64 batches, into the float32 rows the
     learned part trains on. ``context`` (already scaled, one row per row of
-    ``X``) makes the flow conditional.
+    ``X``) makes the flow conditional. ``callback_arguments``, when given,
+    turns the arguments of the callback's ``log_density`` (a regressor's
+    ``(X, y)``) into the flow's ``(rows, context)``.
     """
     n_samples, n_features = X.shape
     seed = int(check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max))
@@ -142,7 +145,7 @@ def fit_flow(
     train_w = to_tensor(weights * (n_samples / weights.sum()), device, torch.float32)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     augment = make_augment(preprocessing, device)
-    callback = _epoch_callback(estimator, flow)
+    callback = _epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
     with EpochProgress(estimator.max_epochs, estimator.verbose) as progress, training_threads:
 
@@ -167,11 +170,13 @@ def fit_flow(
     return flow.double().eval(), result
 
 
-def _epoch_callback(estimator, flow: Flow):
+def _epoch_callback(estimator, flow: Flow, arguments=None):
     if estimator.callback is None:
         return None
 
     def log_density(X, context=None):
+        if arguments is not None:
+            X, context = arguments(X, context)
         with torch.inference_mode():
             x = to_tensor(np.asarray(X, dtype=np.float64), estimator.device_)
             c = None if context is None else to_tensor(np.asarray(context, dtype=np.float64), estimator.device_)

@@ -11,12 +11,18 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from .conftest import EXPECTED_FAILED_CHECKS, fast_detector, fast_flow
+from skflow import FlowRegressor
 
-ESTIMATORS = [fast_flow(), fast_flow(flow="affine"), fast_detector()]
+from .conftest import EXPECTED_FAILED_CHECKS, REGRESSOR_FAILED_CHECKS, fast_detector, fast_flow, fast_regressor
+
+ESTIMATORS = [fast_flow(), fast_flow(flow="affine"), fast_detector(), fast_regressor()]
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def expected_failed_checks(estimator):
+    return REGRESSOR_FAILED_CHECKS if isinstance(estimator, FlowRegressor) else EXPECTED_FAILED_CHECKS
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

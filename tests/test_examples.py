@@ -1,6 +1,6 @@
 """Smoke tests for the examples, the README snippet and the docs' doctests.
 
-The examples are run with FlowDensity's training cut to two epochs (the
+The examples are run with FlowDensity's and FlowRegressor's training cut to two epochs (the
 figures would be meaningless, the code paths are the same) from a copy in a
 temporary folder, so the committed figures under docs/_static are left alone.
 Each must save the figures the docs show.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from skflow import FlowDensity
+from skflow import FlowDensity, FlowRegressor
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
@@ -27,20 +27,23 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
 
-@pytest.fixture
-def two_epoch_fits(monkeypatch):
-    """Cap max_epochs at 2 for every FlowDensity fit, including clones made by GridSearchCV."""
-    fit = FlowDensity.fit
-
-    def quick_fit(self, X, y=None, sample_weight=None):
+def _two_epochs(fit):
+    def quick_fit(self, *args, **kwargs):
         max_epochs = self.max_epochs
         self.max_epochs = min(max_epochs, 2)
         try:
-            return fit(self, X, y, sample_weight=sample_weight)
+            return fit(self, *args, **kwargs)
         finally:
             self.max_epochs = max_epochs
 
-    monkeypatch.setattr(FlowDensity, "fit", quick_fit)
+    return quick_fit
+
+
+@pytest.fixture
+def two_epoch_fits(monkeypatch):
+    """Cap max_epochs at 2 for every FlowDensity and FlowRegressor fit, including clones made by GridSearchCV."""
+    for estimator in (FlowDensity, FlowRegressor):
+        monkeypatch.setattr(estimator, "fit", _two_epochs(estimator.fit))
 
 
 @pytest.fixture

@@ -1,0 +1,445 @@
+"""FlowRegressor: the conditional density p(y | x) of a target given features, with scikit-learn's regressor API."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import ndtri
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._bounds import clip_to_support, outside_bounds, parse_bounds
+from ._conditional import check_numeric_target, mean_rule
+from ._core import Flow, FlowSpec, TrainConfig
+from ._core.device import resolve_device, to_tensor
+from ._fitting import check_learning_rate_and_weight_decay, fit_flow, resolve_batch_size, resolve_hidden_units
+from ._inference import batch_rows, map_in_batches
+from ._persistence import SafePersistenceMixin, register_safe_class
+from ._preprocessing import Preprocessing, fit_preprocessing
+from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
+
+
+@register_safe_class
+class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
+    """Conditional normalizing flow: the full predictive density p(y | x).
+
+    The flow maps the target ``y`` to a standard normal latent, with every
+    coupling conditioner fed the (standardized) features ``x``, so that
+    ``log p(y | x) = log N(f(y; x); 0, I) + log|det J_f(y; x)|`` is exact, in
+    the units of ``y``. From that one model come the conditional mean
+    (:meth:`predict`), exact quantiles and central intervals of a single
+    target (:meth:`predict_quantiles`, :meth:`predict_interval`), draws
+    (:meth:`sample`) and the log-likelihood of observed targets
+    (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets
+    are modelled as they are: no Gaussian noise is assumed.
+
+    ``predict`` is the mean of the conditional distribution. With one
+    target it is ``E[y | x] = E[f^-1(Z; x)]``, ``Z ~ N(0, 1)`` (the integral
+    of the exact quantile function over its levels), by composite 2-point
+    Gauss-Legendre quadrature in the latent: 128 points on ``[-7, 7]``,
+    measured within 1e-3 conditional standard deviations of a 12,000-point
+    rule on a bimodal fit. With several targets it averages the inverse map
+    over 512 fixed scrambled-Sobol latent points (measured within 3e-3
+    conditional standard deviations of 65,536 points). Both use the same
+    points on every call: ``predict`` is deterministic.
+
+    Parameters
+    ----------
+    flow, n_transforms, hidden_units, n_bins, tail_bound : see :class:`FlowDensity`
+        The learned layers. ``hidden_units="auto"`` sizes the conditioners by
+        the number of targets plus features.
+    learning_rate, batch_size, max_epochs, validation_fraction, n_iter_no_change, tol, weight_decay
+        Training, as in :class:`FlowDensity`; early stopping scores held-out
+        rows by their conditional log-likelihood.
+    dequantize : "auto" or bool, default="auto"
+        Dequantize integer-valued targets (as :class:`FlowDensity` does its
+        features). Predictions then refer to the integer plus uniform noise
+        on ``[-0.5, 0.5)``, whose mean is the integer target's mean.
+    bounds : None, (low, high) or sequence of (low, high) or None, default=None
+        Support of bounded targets, as :class:`FlowDensity`'s ``bounds``.
+        Quantiles, means and samples then stay inside; targets on or outside
+        score ``-inf``.
+    callback : callable or None, default=None
+        Called with an :class:`EpochInfo` per epoch; its ``log_density(X, y)``
+        is ``score_samples`` under that epoch's weights.
+    device, random_state, verbose : see :class:`FlowDensity`
+
+    Attributes
+    ----------
+    flow_ : skflow._core.Flow
+        The fitted conditional flow, target to latent, in float64.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when ``X`` has string feature names.
+    n_targets_ : int
+        Number of target columns.
+    x_location_, x_scale_ : ndarray of shape (n_features_in_,)
+        Weighted mean and standard deviation of the features, which
+        standardize them into the flow's context (scale 1 for a constant one).
+    location_, scale_ : ndarray of shape (n_targets_,)
+        Weighted standardization of the targets (after any bounds map).
+    low_, high_ : ndarray of shape (n_targets_,)
+        The parsed ``bounds`` of the targets.
+    dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
+        Targets dequantized in training; targets with an ``asinh`` tail.
+    loss_curve_, validation_scores_, best_epoch_, n_iter_, hidden_units_, batch_size_, device_
+        As in :class:`FlowDensity`.
+
+    See Also
+    --------
+    FlowDensity : the unconditional density of ``X``.
+    sklearn.ensemble.GradientBoostingRegressor : quantiles one model per level.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skflow import FlowRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-2, 2, (200, 1))
+    >>> y = np.sin(X[:, 0]) + (0.1 + 0.3 * np.abs(X[:, 0])) * rng.normal(size=200)
+    >>> reg = FlowRegressor(n_transforms=2, max_epochs=5, random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> reg.predict_quantiles(X[:3], [0.1, 0.5, 0.9]).shape
+    (3, 3)
+    >>> reg.sample(X[:3], n_samples=5, random_state=0).shape
+    (3, 5)
+    """
+
+    _parameter_constraints: dict = {
+        "flow": [StrOptions({"spline", "affine"})],
+        "n_transforms": [Interval(Integral, 1, None, closed="left")],
+        "hidden_units": [StrOptions({"auto"}), "array-like"],
+        "n_bins": [Interval(Integral, 2, 333, closed="both")],
+        "tail_bound": [Interval(Real, 0.1, 1000, closed="both")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "dequantize": [StrOptions({"auto"}), "boolean"],
+        "bounds": [None, "array-like"],
+        "device": [str],
+        "callback": [None, callable],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # Per-target arrays and the flow (over the targets) are checked by type; per-feature ones by shape too.
+    _fitted_attributes: dict = {
+        "n_features_in_": "int",
+        "n_targets_": "int",
+        "device_": "device",
+        "flow_": Flow,
+        "x_location_": "finite[n]",
+        "x_scale_": "finite[n]",
+        "location_": np.ndarray,
+        "scale_": np.ndarray,
+        "low_": np.ndarray,
+        "high_": np.ndarray,
+        "dequantized_": np.ndarray,
+        "asinh_columns_": np.ndarray,
+        "hidden_units_": tuple,
+        "batch_size_": "int",
+        "loss_curve_": "floats",
+        "validation_scores_": "floats",
+        "best_epoch_": "int",
+        "n_iter_": "int",
+    }
+
+    def __init__(
+        self,
+        *,
+        flow=FlowSpec.flow,
+        n_transforms=FlowSpec.n_transforms,
+        hidden_units="auto",
+        n_bins=FlowSpec.n_bins,
+        tail_bound=FlowSpec.tail_bound,
+        learning_rate=TrainConfig.learning_rate,
+        batch_size="auto",
+        max_epochs=TrainConfig.max_epochs,
+        validation_fraction=TrainConfig.validation_fraction,
+        n_iter_no_change=TrainConfig.n_iter_no_change,
+        tol=TrainConfig.tol,
+        weight_decay=TrainConfig.weight_decay,
+        dequantize="auto",
+        bounds=None,
+        device="auto",
+        callback=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.flow = flow
+        self.n_transforms = n_transforms
+        self.hidden_units = hidden_units
+        self.n_bins = n_bins
+        self.tail_bound = tail_bound
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.weight_decay = weight_decay
+        self.dequantize = dequantize
+        self.bounds = bounds
+        self.device = device
+        self.callback = callback
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the conditional flow by (weighted) maximum likelihood of ``y`` given ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features: the flow's context, standardized with weighted statistics.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Target(s); 2-D for the joint density of several targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the likelihood and of every fitted
+            statistic; rows of weight zero are ignored entirely.
+
+        Returns
+        -------
+        self : FlowRegressor
+        """
+        X, Y, weights = self._validate_training_data(X, y, sample_weight)
+        preprocessing = self._fit_preprocessing(Y, weights)
+        mean = np.average(X, axis=0, weights=weights)
+        std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
+        self.x_location_, self.x_scale_ = mean, np.where(std > 0, std, 1.0)
+        self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
+        self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
+        flow, result = fit_flow(self, Y, weights, preprocessing, self._context(X), self._callback_arguments)
+        self.flow_ = flow
+        self.location_, self.scale_ = preprocessing.loc, preprocessing.scale
+        self.low_, self.high_ = preprocessing.low, preprocessing.high
+        self.dequantized_ = preprocessing.dequantized
+        self.asinh_columns_ = preprocessing.lower_tails | preprocessing.upper_tails
+        self.loss_curve_ = result.loss_curve
+        self.validation_scores_ = result.validation_scores
+        self.best_epoch_ = result.best_epoch
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight."""
+        name = type(self).__name__
+        check_numeric(X, name)
+        check_numeric_target(y, name)
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
+        self._y_ndim = y.ndim
+        Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
+        self.n_targets_ = Y.shape[1]
+        weights = positive_weights(sample_weight, X)
+        if (weights == 0).any():
+            kept = weights > 0
+            if kept.sum() < 2:
+                raise ValueError(f"{name} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}")
+            X, Y, weights = X[kept], Y[kept], weights[kept]
+        check_learning_rate_and_weight_decay(self)
+        self.device_ = resolve_device(self.device)
+        return X, Y, weights
+
+    def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
+        low, high = parse_bounds(self.bounds, Y.shape[1])
+        outside = outside_bounds(Y, low, high)
+        if outside.any():
+            raise ValueError(
+                f"y has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
+                f"{int(np.argmax(outside))}); bounds must strictly contain the targets"
+            )
+        return fit_preprocessing(
+            Y, weights, low, high, standardize=True, dequantize=self.dequantize, tail_bound=self.tail_bound
+        )
+
+    def _context(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.x_location_) / self.x_scale_
+
+    def _callback_arguments(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """What the callback's ``log_density(X, y)`` hands the flow: the target rows and their context."""
+        X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        return np.asarray(y, dtype=np.float64).reshape(len(X), -1), self._context(X)
+
+    # ------------------------------------------------------------ inference
+
+    def _validated(self, X) -> np.ndarray:
+        """The context rows of validated features ``X``."""
+        check_is_fitted(self)
+        check_numeric(X, type(self).__name__)
+        return self._context(validate_data(self, X, dtype=np.float64, reset=False))
+
+    def _validated_targets(self, y, n_rows: int) -> np.ndarray:
+        check_numeric_target(y, type(self).__name__)
+        y = check_array(y, ensure_2d=False, dtype=np.float64, ensure_all_finite=False, input_name="y")
+        Y = y.reshape(y.shape[0], -1)
+        if Y.shape != (n_rows, self.n_targets_):
+            raise ValueError(
+                f"y has shape {y.shape}; expected {n_rows} row(s) (one per row of X) of {self.n_targets_} target(s)"
+            )
+        if np.isnan(Y).any():
+            raise ValueError("y contains NaN")
+        return Y
+
+    def _map_rows(self, function, context: np.ndarray, points_per_row: int) -> np.ndarray:
+        """``function(context_batch)`` over the context rows, sized for ``points_per_row`` flow rows per row."""
+        config = self.flow_.config
+        flow_rows = batch_rows(self.n_targets_ + self.n_features_in_, config["hidden_units"], config["n_bins"])
+        return map_in_batches(function, context, max(1, flow_rows // points_per_row), self.device_)
+
+    def _inverse_at(self, latent: np.ndarray, context: np.ndarray) -> np.ndarray:
+        """``f^-1(z; x)`` for every context row and every latent point: shape (n_rows, n_points, n_targets)."""
+        points = to_tensor(latent, self.device_)
+        n_points = points.shape[0]
+
+        def inverse(rows: torch.Tensor) -> torch.Tensor:
+            tiled = rows.repeat_interleave(n_points, dim=0)
+            values = self.flow_.inverse(points.repeat(rows.shape[0], 1), tiled)[0]
+            return values.view(rows.shape[0], n_points, -1)
+
+        return self._map_rows(inverse, context, n_points)
+
+    def score_samples(self, X, y) -> np.ndarray:
+        """Conditional log-density ``log p(y | x)`` of each row, in the units of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            Finite, or ``-inf`` where the density underflows or ``y`` is
+            infinite or outside ``bounds``; never NaN.
+        """
+        context = self._validated(X)
+        Y = self._validated_targets(y, context.shape[0])
+        k = self.n_targets_
+        rows = np.hstack([np.where(np.isfinite(Y), Y, 0.0), context])
+        log_density = self._map_rows(lambda t: self.flow_.log_prob(t[:, :k], t[:, k:]), rows, 1)
+        log_density[outside_bounds(Y, self.low_, self.high_) | ~np.isfinite(Y).all(axis=1)] = -np.inf
+        log_density[~np.isfinite(log_density)] = -np.inf
+        return log_density
+
+    def predict(self, X) -> np.ndarray:
+        """Conditional mean ``E[y | x]``.
+
+        One target: composite Gauss-Legendre quadrature of ``f^-1(z; x)``
+        against the latent normal density (128 points; the integral of the
+        exact quantile function); several targets: the average of the inverse
+        map over 512 fixed scrambled-Sobol latent points. The points are the
+        same on every call; see the class docstring for the accuracy.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            The shape of the ``y`` the model was fitted on.
+        """
+        context = self._validated(X)
+        latent, weights = mean_rule(self.n_targets_)
+        mean = np.einsum("rpk,p->rk", self._inverse_at(latent, context), weights)
+        return mean[:, 0] if self._y_ndim == 1 else mean
+
+    def predict_quantiles(self, X, quantiles) -> np.ndarray:
+        """Exact conditional quantiles of a single target.
+
+        Every layer of a one-target flow is increasing, so the quantile of
+        level ``tau`` is ``f^-1(Phi^-1(tau); x)``, computed to float precision
+        (no sampling, no crossing quantiles).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        quantiles : float or array-like of float, each in (0, 1)
+
+        Returns
+        -------
+        y_quantiles : ndarray of shape (n_samples, n_quantiles)
+
+        Raises
+        ------
+        ValueError
+            For a model of several targets: their joint distribution has no
+            single quantile function (draw marginal ones with :meth:`sample`).
+        """
+        levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        if levels.ndim != 1 or levels.size == 0 or not ((levels > 0) & (levels < 1)).all():
+            raise ValueError(f"quantiles must be a non-empty 1-D list of levels in (0, 1), got {quantiles!r}")
+        context = self._validated(X)
+        if self.n_targets_ > 1:
+            raise ValueError(
+                f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
+                "marginal quantiles from sample(X, n_samples) instead"
+            )
+        values = self._inverse_at(ndtri(levels)[:, None], context)[:, :, 0]
+        return clip_to_support(values, self.low_, self.high_)
+
+    def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
+        """Central prediction interval of a single target: its quantiles ``(1 -+ coverage) / 2``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float in (0, 1), default=0.9
+
+        Returns
+        -------
+        interval : ndarray of shape (n_samples, 2)
+            Lower and upper ends.
+        """
+        if isinstance(coverage, bool) or not isinstance(coverage, Real) or not 0 < coverage < 1:
+            raise ValueError(f"coverage must be a number in (0, 1), got {coverage!r}")
+        return self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
+
+    def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """Draw targets from ``p(y | x)`` for each row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+        n_samples : int, default=1
+            Draws per row.
+        random_state : int, RandomState instance or None, default=None
+            Seed for this draw; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        y_samples : ndarray of shape (n_rows, n_samples) or (n_rows, n_samples, n_targets)
+            The latter for a model fitted on 2-D ``y``.
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        context = self._validated(X)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+
+        def draw(rows: torch.Tensor) -> torch.Tensor:
+            tiled = rows.repeat_interleave(n_samples, dim=0)
+            latent = torch.randn(tiled.shape[0], self.n_targets_, generator=generator, dtype=torch.float64)
+            values = self.flow_.inverse(latent.to(rows.device), tiled)[0]
+            return values.view(rows.shape[0], n_samples, self.n_targets_)
+
+        samples = self._map_rows(draw, context, n_samples)
+        clip_to_support(samples.reshape(-1, self.n_targets_), self.low_, self.high_)
+        return samples[:, :, 0] if self._y_ndim == 1 else samples
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

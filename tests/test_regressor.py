@@ -1,0 +1,227 @@
+"""FlowRegressor: exact conditional-density properties, quality on known problems, scikit-learn integration."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.integrate import cumulative_trapezoid
+from scipy.stats import norm
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skflow import FlowRegressor
+from skflow.metrics import crps, interval_coverage, log_likelihood_scorer
+
+# Small but trained: 4-5 optimizer steps per epoch.
+FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=128, learning_rate=1e-2, random_state=0)
+
+
+def test_methods_are_invariant_to_row_order_and_subsets(fitted):
+    """What check_methods_{sample_order,subset}_invariance test, with score_samples given its y."""
+    X, y = heteroscedastic(30, 5)
+    y = 10.0 * y + 50.0
+    order = np.random.default_rng(0).permutation(30)
+    methods = {
+        "predict": lambda X, y: fitted.predict(X),
+        "score_samples": fitted.score_samples,
+        "predict_quantiles": lambda X, y: fitted.predict_quantiles(X, [0.2, 0.7]),
+    }
+    for name, method in methods.items():
+        full = method(X, y)
+        np.testing.assert_allclose(method(X[order], y[order]), full[order], rtol=1e-9, err_msg=name)
+        one_by_one = np.concatenate([method(X[i : i + 1], y[i : i + 1]) for i in range(5)])
+        np.testing.assert_allclose(one_by_one, full[:5], rtol=1e-9, err_msg=name)
+
+
+def heteroscedastic(n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-3, 3, (n, 1))
+    return X, np.sin(X[:, 0]) + (0.1 + 0.5 * np.abs(X[:, 0])) * rng.normal(size=n)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = heteroscedastic(600, 0)
+    return FlowRegressor(max_epochs=25, **FAST).fit(X, 10.0 * y + 50.0)  # not standardized: units matter
+
+
+def test_untrained_flow_is_the_gaussian_of_the_standardized_target():
+    """Before training (epoch 0) the learned layers are the identity: log p(y|x) = log N((y - m) / s) - log s."""
+    X, y = heteroscedastic(200, 1)
+    y = 3.0 * y + 7.0
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, 200)
+    seen = {}
+
+    def callback(info):
+        if info.epoch == 0:
+            seen["log_density"] = info.log_density(X[:20], y[:20])
+
+    reg = FlowRegressor(callback=callback, **{**CHECKS, "max_epochs": 1}).fit(X, y, sample_weight=weights)
+    mean = np.average(y, weights=weights)
+    std = np.sqrt(np.average((y - mean) ** 2, weights=weights))
+    np.testing.assert_allclose(seen["log_density"], norm.logpdf(y[:20], mean, std), rtol=1e-6)
+    np.testing.assert_allclose([reg.location_[0], reg.scale_[0]], [mean, std])
+    np.testing.assert_allclose(reg.x_location_, np.average(X, axis=0, weights=weights))
+
+
+def test_quantiles_invert_the_conditional_cdf_and_the_density_integrates_to_one(fitted):
+    for x in (-2.5, 0.3, 2.0):
+        q = fitted.predict_quantiles([[x]], [1e-7, 0.1, 0.5, 0.9, 1 - 1e-7])[0]
+        grid = np.linspace(q[0] - 20, q[-1] + 20, 20001)
+        density = np.exp(fitted.score_samples(np.full((grid.size, 1), x), grid))
+        cdf = cumulative_trapezoid(density, grid, initial=0.0)
+        assert abs(cdf[-1] - 1.0) < 1e-3, (x, cdf[-1])
+        np.testing.assert_allclose(np.interp(q[1:4], grid, cdf), [0.1, 0.5, 0.9], atol=1e-3)
+
+
+def test_quantiles_are_monotone_and_intervals_contain_the_median(fitted):
+    X = np.linspace(-3, 3, 50)[:, None]
+    levels = np.linspace(0.01, 0.99, 25)
+    q = fitted.predict_quantiles(X, levels)
+    assert q.shape == (50, 25)
+    assert (np.diff(q, axis=1) > 0).all()
+    interval = fitted.predict_interval(X, 0.8)
+    median = fitted.predict_quantiles(X, 0.5)[:, 0]
+    assert (interval[:, 0] < median).all() and (median < interval[:, 1]).all()
+    np.testing.assert_allclose(interval, fitted.predict_quantiles(X, [0.1, 0.9]))
+
+
+def test_mean_is_the_integral_of_the_quantile_function(fitted):
+    X = np.array([[-2.0], [0.0], [1.5]])
+    levels = (np.arange(10000) + 0.5) / 10000
+    midpoint = fitted.predict_quantiles(X, levels).mean(axis=1)
+    spread = np.diff(fitted.predict_interval(X, 0.5), axis=1)[:, 0]
+    np.testing.assert_allclose(fitted.predict(X), midpoint, atol=1e-3 * spread.max())
+    np.testing.assert_array_equal(fitted.predict(X), fitted.predict(X))  # deterministic
+
+
+def test_heteroscedastic_intervals_cover_held_out_rows():
+    X, y = heteroscedastic(800, 0)
+    reg = FlowRegressor(max_epochs=25, **FAST).fit(X[:600], y[:600])
+    interval = reg.predict_interval(X[600:], 0.9)
+    assert 0.82 <= interval_coverage(y[600:], interval) <= 0.97
+    width = np.diff(reg.predict_interval([[0.0], [2.8]], 0.9), axis=1)[:, 0]
+    assert width[1] > 1.5 * width[0], width  # the noise grows with |x|: so must the interval
+    samples = reg.sample(X[600:], 50, random_state=0)
+    assert crps(y[600:], samples) < crps(y[600:], np.full((200, 1), y[:600].mean()))
+
+
+def test_bimodal_target_beats_the_true_conditional_gaussian():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1.0, 2.0, (800, 1))
+    y = rng.choice([-1.0, 1.0], 800) * X[:, 0] + 0.1 * rng.normal(size=800)
+    reg = FlowRegressor(max_epochs=30, n_bins=8, **{**FAST, "hidden_units": (32,)}).fit(X[:600], y[:600])
+    gaussian = norm.logpdf(y[600:], 0.0, np.sqrt(X[600:, 0] ** 2 + 0.01)).mean()
+    flow = reg.score_samples(X[600:], y[600:]).mean()
+    assert flow > gaussian + 0.5, (flow, gaussian)
+
+
+def test_several_targets_joint_density_mean_and_samples():
+    X, y = heteroscedastic(300, 3)
+    Y = np.column_stack([y, 2.0 * y + 0.1 * np.random.default_rng(0).normal(size=300)])
+    reg = FlowRegressor(max_epochs=5, **FAST).fit(X, Y)
+    assert reg.n_targets_ == 2
+    assert reg.score_samples(X[:7], Y[:7]).shape == (7,)
+    assert np.isfinite(reg.score_samples(X[:7], Y[:7])).all()
+    assert reg.predict(X[:7]).shape == (7, 2)
+    np.testing.assert_array_equal(reg.predict(X[:7]), reg.predict(X[:7]))
+    samples = reg.sample(X[:7], n_samples=4, random_state=0)
+    assert samples.shape == (7, 4, 2)
+    np.testing.assert_array_equal(samples, reg.sample(X[:7], n_samples=4, random_state=0))
+    with pytest.raises(ValueError, match="one target"):
+        reg.predict_quantiles(X[:3], [0.5])
+    # A one-column 2-D y keeps its shape in predictions, and is the same model as the 1-D y.
+    one = FlowRegressor(max_epochs=2, **FAST)
+    np.testing.assert_allclose(one.fit(X, Y[:, :1]).predict(X[:5])[:, 0], one.fit(X, Y[:, 0]).predict(X[:5]))
+
+
+def test_pandas_input_and_feature_names():
+    X, y = heteroscedastic(200, 4)
+    frame = pd.DataFrame({"x": X[:, 0], "noise": np.random.default_rng(0).normal(size=200)})
+    reg = FlowRegressor(max_epochs=2, **FAST).fit(frame, pd.Series(y, name="target"))
+    np.testing.assert_array_equal(reg.feature_names_in_, ["x", "noise"])
+    with pytest.warns(UserWarning, match="feature names"):
+        from_array = reg.predict(frame.to_numpy())
+    np.testing.assert_allclose(reg.predict(frame), from_array)
+    assert reg.predict_interval(frame.iloc[:3]).shape == (3, 2)
+    assert reg.score_samples(frame.iloc[:3], pd.Series(y[:3])).shape == (3,)
+
+
+def test_grid_search_with_the_log_likelihood_scorer_and_a_pipeline():
+    X, y = heteroscedastic(200, 6)
+    search = GridSearchCV(
+        FlowRegressor(max_epochs=2, **FAST), {"n_transforms": [1, 2]}, scoring=log_likelihood_scorer, cv=2
+    ).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_
+    assert log_likelihood_scorer(best, X, y) == pytest.approx(best.score_samples(X, y).mean())
+    pipeline = make_pipeline(StandardScaler(), FlowRegressor(max_epochs=2, **FAST)).fit(X * 100.0, y)
+    expected = pipeline[-1].score_samples(pipeline[0].transform(X * 100.0), y).mean()
+    assert log_likelihood_scorer(pipeline, X * 100.0, y) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.ones((10, 1)), np.r_[np.ones(9), np.nan], "y contains NaN"),
+        (np.ones((10, 1)), np.r_[np.ones(9), np.inf], "y contains infinity"),
+        (np.ones((10, 1)), np.ones(9), "inconsistent numbers of samples"),
+        (np.ones((10, 1)), np.array(["a"] * 10, dtype=object), "numeric target"),
+        (np.ones((10, 1)), np.ones((10, 2, 2)), "3-D"),
+        (pd.DataFrame({"c": ["a", "b"] * 5}), np.arange(10.0), r"'c'.*not numeric"),
+    ],
+    ids=["nan", "inf", "length", "strings", "3d", "string-column"],
+)
+def test_bad_input_is_a_clear_value_error(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        FlowRegressor(**CHECKS).fit(X, y)
+
+
+def test_bad_arguments_after_fit(fitted):
+    with pytest.raises(ValueError, match="quantiles"):
+        fitted.predict_quantiles([[0.0]], [0.0, 0.5])
+    with pytest.raises(ValueError, match="coverage"):
+        fitted.predict_interval([[0.0]], 1.5)
+    with pytest.raises(ValueError, match="expected 2 row"):
+        fitted.score_samples([[0.0], [1.0]], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.score_samples([[0.0]], [np.nan])
+    assert fitted.score_samples([[0.0], [0.0]], [np.inf, 50.0])[0] == -np.inf
+
+
+def test_bounded_target_stays_inside_and_zero_weights_drop_rows():
+    rng = np.random.default_rng(7)
+    X = rng.uniform(0, 1, (200, 1))
+    y = np.exp(X[:, 0] + 0.3 * rng.normal(size=200))
+    reg = FlowRegressor(max_epochs=3, bounds=(0, None), **FAST).fit(X, y)
+    assert (reg.predict_quantiles(X[:20], [1e-9, 0.5]) > 0).all()
+    assert (reg.sample(X[:20], 10, random_state=0) > 0).all()
+    assert (reg.predict(X[:20]) > 0).all()
+    assert reg.score_samples(X[:2], [-1.0, 0.0]).tolist() == [-np.inf, -np.inf]
+    weights = np.r_[np.ones(150), np.zeros(50)]
+    weighted = FlowRegressor(max_epochs=2, **FAST).fit(X, y, sample_weight=weights)
+    dropped = FlowRegressor(max_epochs=2, **FAST).fit(X[:150], y[:150])
+    np.testing.assert_array_equal(weighted.score_samples(X, y), dropped.score_samples(X, y))
+
+
+def test_pickle_and_save_load_round_trips_give_identical_scores(fitted, tmp_path):
+    X, y = heteroscedastic(50, 8)
+    y = 10.0 * y + 50.0
+    path = tmp_path / "regressor.skflow"
+    fitted.save(path)
+    for restored in (pickle.loads(pickle.dumps(fitted)), FlowRegressor.load(path)):
+        np.testing.assert_array_equal(restored.score_samples(X, y), fitted.score_samples(X, y))
+        np.testing.assert_array_equal(restored.predict(X), fitted.predict(X))
+        np.testing.assert_array_equal(restored.sample(X, 3, random_state=1), fitted.sample(X, 3, random_state=1))
+
+
+def test_metrics_against_closed_forms():
+    # CRPS of N(0, 1) at y = 0 is (sqrt(2) - 1) / sqrt(pi).
+    samples = norm.ppf((np.arange(4000) + 0.5) / 4000)[None, :]
+    assert crps([0.0], samples) == pytest.approx((np.sqrt(2) - 1) / np.sqrt(np.pi), abs=1e-3)
+    assert crps([1.0, 2.0], [[1.0], [0.0]]) == pytest.approx(1.0)  # one draw: the absolute error
+    assert interval_coverage([0.0, 1.0, 2.0], [[0, 1], [0, 1], [0, 1]]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        interval_coverage([0.0], [[0, 1, 2]])
