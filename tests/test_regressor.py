@@ -14,6 +14,8 @@ from sklearn.preprocessing import StandardScaler
 from skflow import FlowRegressor
 from skflow.metrics import crps, interval_coverage, log_likelihood_scorer
 
+from .conftest import fast_regressor
+
 # Small but trained: 4-5 optimizer steps per epoch.
 FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=128, learning_rate=1e-2, random_state=0)
 
@@ -58,7 +60,7 @@ def test_untrained_flow_is_the_gaussian_of_the_standardized_target():
         if info.epoch == 0:
             seen["log_density"] = info.log_density(X[:20], y[:20])
 
-    reg = FlowRegressor(callback=callback, **{**CHECKS, "max_epochs": 1}).fit(X, y, sample_weight=weights)
+    reg = fast_regressor(callback=callback, max_epochs=1).fit(X, y, sample_weight=weights)
     mean = np.average(y, weights=weights)
     std = np.sqrt(np.average((y - mean) ** 2, weights=weights))
     np.testing.assert_allclose(seen["log_density"], norm.logpdf(y[:20], mean, std), rtol=1e-6)
@@ -176,7 +178,7 @@ def test_grid_search_with_the_log_likelihood_scorer_and_a_pipeline():
 )
 def test_bad_input_is_a_clear_value_error(X, y, message):
     with pytest.raises(ValueError, match=message):
-        FlowRegressor(**CHECKS).fit(X, y)
+        fast_regressor().fit(X, y)
 
 
 def test_bad_arguments_after_fit(fitted):
