@@ -382,7 +382,7 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(command, model, dat
     first = process.stdout.readline()
     process.stdout.close()
     _, err = process.communicate(timeout=300)
-    assert first.strip() == header
+    assert first.strip() == header, err
     assert err == ""  # neither "error: [Errno 32] Broken pipe" nor Python's "Exception ignored ..."
     assert process.returncode == 141  # what a shell reports for `yes` or `cat` whose reader left
 
