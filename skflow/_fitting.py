@@ -14,7 +14,7 @@ import contextlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -26,6 +26,31 @@ from ._core.device import single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
 from ._preprocessing import Preprocessing, make_augment
 from ._progress import EpochProgress
+from ._validation import Interval, StrOptions
+
+# Parameter constraints shared by the estimators that fit one flow (scikit-learn's _parameter_constraints).
+FLOW_PARAMETER_CONSTRAINTS: dict = {
+    "flow": [StrOptions({"spline", "affine"})],
+    "n_transforms": [Interval(Integral, 1, None, closed="left")],
+    "hidden_units": [StrOptions({"auto"}), "array-like"],
+    "n_bins": [Interval(Integral, 2, 333, closed="both")],
+    # In standardized units: below 0.1 the bins are too narrow to resolve anything in
+    # float32, beyond 1000 the spline's arithmetic overflows it.
+    "tail_bound": [Interval(Real, 0.1, 1000, closed="both")],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "dequantize": [StrOptions({"auto"}), "boolean"],
+    "bounds": [None, "array-like"],
+    "device": [str],
+    "callback": [None, callable],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from ._bounds import clip_to_support, outside_bounds, parse_bounds
 from ._core import Flow, FlowSpec, TrainConfig
 from ._core.device import resolve_device, to_numpy
 from ._fitting import (
+    FLOW_PARAMETER_CONSTRAINTS,
     check_learning_rate_and_weight_decay,
     fit_flow,
     resolve_batch_size,
@@ -22,7 +23,7 @@ from ._fitting import (
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing, fit_preprocessing
-from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
+from ._validation import _fit_context, check_numeric, positive_weights
 
 
 @register_safe_class
@@ -168,29 +169,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     (2, 2)
     """
 
-    _parameter_constraints: dict = {
-        "flow": [StrOptions({"spline", "affine"})],
-        "n_transforms": [Interval(Integral, 1, None, closed="left")],
-        "hidden_units": [StrOptions({"auto"}), "array-like"],
-        "n_bins": [Interval(Integral, 2, 333, closed="both")],
-        # In standardized units: below 0.1 the bins are too narrow to resolve anything in
-        # float32, beyond 1000 the spline's arithmetic overflows it.
-        "tail_bound": [Interval(Real, 0.1, 1000, closed="both")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "standardize": ["boolean"],
-        "dequantize": [StrOptions({"auto"}), "boolean"],
-        "bounds": [None, "array-like"],
-        "device": [str],
-        "callback": [None, callable],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = {**FLOW_PARAMETER_CONSTRAINTS, "standardize": ["boolean"]}
     # Checked when a model file is loaded (see SafePersistenceMixin).
     _parameters_added_since_format_1 = ("callback",)
     _fitted_attributes: dict = {

@@ -15,11 +15,17 @@ from ._bounds import clip_to_support, outside_bounds, parse_bounds
 from ._conditional import check_numeric_target, mean_rule
 from ._core import Flow, FlowSpec, TrainConfig
 from ._core.device import resolve_device, to_tensor
-from ._fitting import check_learning_rate_and_weight_decay, fit_flow, resolve_batch_size, resolve_hidden_units
+from ._fitting import (
+    FLOW_PARAMETER_CONSTRAINTS,
+    check_learning_rate_and_weight_decay,
+    fit_flow,
+    resolve_batch_size,
+    resolve_hidden_units,
+)
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing, fit_preprocessing
-from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
+from ._validation import _fit_context, check_numeric, positive_weights
 
 
 @register_safe_class
@@ -109,26 +115,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     (3, 5)
     """
 
-    _parameter_constraints: dict = {
-        "flow": [StrOptions({"spline", "affine"})],
-        "n_transforms": [Interval(Integral, 1, None, closed="left")],
-        "hidden_units": [StrOptions({"auto"}), "array-like"],
-        "n_bins": [Interval(Integral, 2, 333, closed="both")],
-        "tail_bound": [Interval(Real, 0.1, 1000, closed="both")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "dequantize": [StrOptions({"auto"}), "boolean"],
-        "bounds": [None, "array-like"],
-        "device": [str],
-        "callback": [None, callable],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = dict(FLOW_PARAMETER_CONSTRAINTS)
 
     # Per-target arrays and the flow (over the targets) are checked by type; per-feature ones by shape too.
     _fitted_attributes: dict = {
