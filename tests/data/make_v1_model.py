@@ -14,11 +14,19 @@ from skflow import FlowDensity
 
 HERE = Path(__file__).parent
 
-X, _ = make_moons(200, noise=0.1, random_state=0)
-X = X + [0.0, 1.0]  # second column strictly above -0.6: bounded below
-est = FlowDensity(
-    n_transforms=2, hidden_units=(8,), max_epochs=3, bounds=[None, (-1.0, None)], device="cpu", random_state=0
-).fit(X)
-est.save(HERE / "flowdensity_v1.skflow")
-points = np.array([[0.0, 1.0], [1.0, 0.5], [-1.0, 1.5], [2.0, 0.0], [0.5, -0.99], [0.3, -2.0]])
-np.savez(HERE / "flowdensity_v1_expected.npz", points=points, score_samples=est.score_samples(points))
+
+
+def main() -> None:
+    X, _ = make_moons(200, noise=0.1, random_state=0)
+    X = X + [0.0, 1.0]  # second column strictly above -0.6: bounded below
+    est = FlowDensity(
+        n_transforms=2, hidden_units=(8,), max_epochs=3, bounds=[None, (-1.0, None)], device="cpu", random_state=0
+    ).fit(X)
+    est.save(HERE / "flowdensity_v1.skflow")
+    points = np.array([[0.0, 1.0], [1.0, 0.5], [-1.0, 1.5], [2.0, 0.0], [0.5, -0.99], [0.3, -2.0]])
+    np.savez(HERE / "flowdensity_v1_expected.npz", points=points, score_samples=est.score_samples(points))
+
+
+# Guarded: pytest's --doctest-modules imports every module it collects, which must not rewrite the files.
+if __name__ == "__main__":
+    main()
