@@ -12,13 +12,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds, parse_bounds
-from ._core import Flow, FlowSpec, TrainConfig, flow_from_config, upgrade_version_1
+from ._core import Flow, FlowSpec, TrainConfig, TrainResult, flow_from_config, upgrade_version_1
 from ._core.device import loadable_device, resolve_device, to_numpy
 from ._fitting import (
+    check_chunk_bounds,
     check_learning_rate_and_weight_decay,
     fit_flow,
     resolve_batch_size,
     resolve_hidden_units,
+    start_stream,
+    stream_pass,
+    stream_state,
 )
 from ._inference import batch_rows, map_in_batches
 from ._persistence import load_estimator, save_estimator
@@ -258,22 +262,100 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         X, weights = self._validate_training_data(X, sample_weight)
         preprocessing = self._fit_preprocessing(X, weights)
         flow, result = self._train(X, weights, preprocessing)
-        return self._assemble(flow, preprocessing, result)
+        self._assemble(flow, preprocessing, result)
+        self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
+        return self
 
-    def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray]:
-        """Checked X (float64 or float32) and weights, restricted to the rows with positive weight."""
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One pass of mini-batch steps over ``X``: train on data that arrives in chunks.
+
+        The first call on an unfitted estimator validates the chunk and fixes
+        the preprocessing from it, as ``fit`` would: bounds, weighted
+        standardization, which columns are dequantized, constant or get
+        ``asinh`` tails, and ``hidden_units="auto"`` / ``batch_size="auto"``.
+        These are never updated: give it a representative first chunk. Values
+        of a later chunk beyond the first chunk's range are fine (the splines'
+        identity tails and ``asinh`` carry them), values on or outside
+        ``bounds`` raise a ``ValueError``, and so does another number of
+        features. Every call (and a call after ``fit``, which continues from
+        the fitted weights with a fresh optimizer) makes one shuffled pass at
+        the constant rate ``learning_rate`` with the same AdamW moments,
+        weight average and random stream as the calls before: there is no
+        validation split, schedule or early stopping. The model that scores
+        afterwards is the weight average, as after ``fit``; the training
+        state is pickled and saved with the estimator, so an unpickled one
+        continues exactly. A pass that diverges raises and changes nothing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            At least 2 rows in the first call.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``; rows of weight zero are ignored.
+
+        Returns
+        -------
+        self : FlowDensity
+            ``n_iter_`` counts the passes (after those of ``fit``, if any);
+            ``loss_curve_`` gets the pass's mean training loss.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(600, 2))
+        >>> est = FlowDensity(n_transforms=2, random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     est = est.partial_fit(chunk)
+        >>> est.n_iter_, len(est.loss_curve_)
+        (3, 3)
+        """
+        first = not hasattr(self, "flow_")
+        X, weights = self._validate_training_data(X, sample_weight, reset=first)
+        if first:
+            preprocessing = self._fit_preprocessing(X, weights)
+            flow, state = start_stream(self, X, preprocessing)
+            result = TrainResult()
+        else:
+            check_chunk_bounds(self, X)
+            flow, state = self.flow_, self._trainer_state_
+            result = TrainResult([*self.loss_curve_], [*self.validation_scores_], self.n_iter_)
+        flow, loss, state = stream_pass(self, X, weights, flow, state)
+        result.loss_curve.append(loss)
+        result.n_iter = result.best_epoch = result.n_iter + 1
+        if first:
+            self._assemble(flow, preprocessing, result)
+        else:
+            self.flow_, self.loss_curve_, self.n_iter_, self.best_epoch_ = (
+                flow,
+                result.loss_curve,
+                result.n_iter,
+                result.n_iter,
+            )
+        self._trainer_state_ = state
+        return self
+
+    def _validate_training_data(self, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Checked X (float64 or float32) and weights, restricted to the rows with positive weight.
+
+        ``reset=False`` (a later ``partial_fit`` chunk) checks X against the fitted features and takes one row.
+        """
         check_numeric(X, type(self).__name__)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=2)
+        min_rows = 2 if reset else 1
+        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=min_rows, reset=reset)
         weights = positive_weights(sample_weight, X)
         if (weights == 0).any():
             kept = weights > 0
-            if kept.sum() < 2:
+            if kept.sum() < min_rows:
                 raise ValueError(
                     f"{type(self).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
                 )
             X, weights = X[kept], weights[kept]
         check_learning_rate_and_weight_decay(self)
-        self.device_ = resolve_device(self.device)
+        if reset:
+            self.device_ = resolve_device(self.device)
         return X, weights
 
     def _fit_preprocessing(self, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
