@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
-from ._bounds import outside_bounds
+from ._bounds import outside_bounds, parse_bounds
 from ._core import (
     Flow,
     Rows,
@@ -34,10 +35,11 @@ from ._core import (
     flow_from_config,
     train_flow,
 )
-from ._core.device import single_threaded, to_numpy, to_tensor
+from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
-from ._preprocessing import Preprocessing, make_augment
+from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
+from ._validation import check_numeric, positive_weights
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,48 @@ def check_learning_rate_and_weight_decay(estimator) -> None:
             "multiplies every weight by (1 - learning_rate * weight_decay) at each step, which must stay positive; "
             "lower weight_decay"
         )
+
+
+def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Checked X (float64 or float32) and weights, restricted to the rows with positive weight.
+
+    ``reset=False`` (a later ``partial_fit`` chunk) checks X against the fitted features and takes one row.
+    """
+    check_numeric(X, type(estimator).__name__)
+    min_rows = 2 if reset else 1
+    X = validate_data(estimator, X, dtype=(np.float64, np.float32), ensure_min_samples=min_rows, reset=reset)
+    weights = positive_weights(sample_weight, X)
+    if (weights == 0).any():
+        kept = weights > 0
+        if kept.sum() < min_rows:
+            raise ValueError(
+                f"{type(estimator).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
+            )
+        X, weights = X[kept], weights[kept]
+    check_learning_rate_and_weight_decay(estimator)
+    if reset:
+        estimator.device_ = resolve_device(estimator.device)
+    return X, weights
+
+
+def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
+    """The fixed preprocessing from the training rows, for the estimator's ``bounds``, ``standardize``, ..."""
+    low, high = parse_bounds(estimator.bounds, X.shape[1])
+    outside = outside_bounds(X, low, high)
+    if outside.any():
+        raise ValueError(
+            f"X has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
+            f"{int(np.argmax(outside))}); bounds must strictly contain the data"
+        )
+    return fit_preprocessing(
+        X,
+        weights,
+        low,
+        high,
+        standardize=estimator.standardize,
+        dequantize=estimator.dequantize,
+        tail_bound=estimator.tail_bound,
+    )
 
 
 def train_config(estimator) -> TrainConfig:
@@ -334,3 +378,28 @@ def stream_pass(estimator, X: np.ndarray, weights: np.ndarray, flow: Flow, state
     if callback is not None:
         callback(estimator.n_iter_ + 1 if hasattr(estimator, "n_iter_") else 1, loss, None)
     return training, loss, {**state, "seed": seed, "trainer": trainer_state}
+
+
+def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing | None, TrainResult, dict]:
+    """One ``partial_fit`` call: the new flow, the preprocessing (first call only), the result so far and the state.
+
+    The first call (no ``flow_`` yet) validates ``X``, fixes the preprocessing
+    and builds the flow; later ones check ``X`` against them. The estimator's
+    fitted attributes are left for the caller to set, so a failing call
+    changes none of them.
+    """
+    first = not hasattr(estimator, "flow_")
+    X, weights = validate_training_data(estimator, X, sample_weight, reset=first)
+    preprocessing = None
+    if first:
+        preprocessing = fitted_preprocessing(estimator, X, weights)
+        flow, state = start_stream(estimator, X, preprocessing)
+        result = TrainResult()
+    else:
+        check_chunk_bounds(estimator, X)
+        flow, state = estimator.flow_, estimator._trainer_state_
+        result = TrainResult([*estimator.loss_curve_], [*estimator.validation_scores_], estimator.n_iter_)
+    flow, loss, state = stream_pass(estimator, X, weights, flow, state)
+    result.loss_curve.append(loss)
+    result.n_iter = result.best_epoch = result.n_iter + 1
+    return flow, preprocessing, result, state

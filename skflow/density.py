@@ -11,23 +11,22 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Density
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._bounds import clip_to_support, outside_bounds, parse_bounds
-from ._core import Flow, FlowSpec, TrainConfig, TrainResult, flow_from_config, upgrade_version_1
-from ._core.device import loadable_device, resolve_device, to_numpy
+from ._bounds import clip_to_support, outside_bounds
+from ._core import Flow, FlowSpec, TrainConfig, flow_from_config, upgrade_version_1
+from ._core.device import loadable_device, to_numpy
 from ._fitting import (
-    check_chunk_bounds,
-    check_learning_rate_and_weight_decay,
     fit_flow,
+    fitted_preprocessing,
+    partial_fit_chunk,
     resolve_batch_size,
     resolve_hidden_units,
-    start_stream,
-    stream_pass,
     stream_state,
+    validate_training_data,
 )
 from ._inference import batch_rows, map_in_batches
 from ._persistence import load_estimator, save_estimator
-from ._preprocessing import Preprocessing, fit_preprocessing
-from ._validation import Interval, StrOptions, _fit_context, check_numeric, positive_weights
+from ._preprocessing import Preprocessing
+from ._validation import Interval, StrOptions, _fit_context, check_numeric
 
 
 class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
@@ -259,8 +258,8 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         -------
         self : FlowDensity
         """
-        X, weights = self._validate_training_data(X, sample_weight)
-        preprocessing = self._fit_preprocessing(X, weights)
+        X, weights = validate_training_data(self, X, sample_weight)
+        preprocessing = fitted_preprocessing(self, X, weights)
         flow, result = self._train(X, weights, preprocessing)
         self._assemble(flow, preprocessing, result)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
@@ -270,22 +269,20 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
     def partial_fit(self, X, y=None, sample_weight=None):
         """One pass of mini-batch steps over ``X``: train on data that arrives in chunks.
 
-        The first call on an unfitted estimator validates the chunk and fixes
-        the preprocessing from it, as ``fit`` would: bounds, weighted
-        standardization, which columns are dequantized, constant or get
-        ``asinh`` tails, and ``hidden_units="auto"`` / ``batch_size="auto"``.
-        These are never updated: give it a representative first chunk. Values
-        of a later chunk beyond the first chunk's range are fine (the splines'
-        identity tails and ``asinh`` carry them), values on or outside
-        ``bounds`` raise a ``ValueError``, and so does another number of
-        features. Every call (and a call after ``fit``, which continues from
-        the fitted weights with a fresh optimizer) makes one shuffled pass at
-        the constant rate ``learning_rate`` with the same AdamW moments,
-        weight average and random stream as the calls before: there is no
-        validation split, schedule or early stopping. The model that scores
-        afterwards is the weight average, as after ``fit``; the training
-        state is pickled and saved with the estimator, so an unpickled one
-        continues exactly. A pass that diverges raises and changes nothing.
+        The first call on an unfitted estimator fixes the preprocessing from
+        its chunk, as ``fit`` would (bounds, weighted standardization, which
+        columns are dequantized, constant or get ``asinh`` tails, "auto"
+        sizes), and never updates it: give it a representative chunk. Later
+        values beyond that chunk's range are fine (identity spline tails,
+        ``asinh``); values on or outside ``bounds`` or another number of
+        features raise a ``ValueError``. Each call makes one shuffled pass at
+        the constant rate ``learning_rate`` (no validation split, schedule or
+        early stopping), continuing the AdamW moments, weight average and
+        random stream of the calls before; after ``fit`` it continues from the
+        fitted weights with a fresh optimizer. The weight average scores
+        afterwards, as after ``fit``. The training state (``_trainer_state_``)
+        pickles and saves with the estimator, which then continues exactly.
+        A pass that diverges raises and changes nothing.
 
         Parameters
         ----------
@@ -312,69 +309,16 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         >>> est.n_iter_, len(est.loss_curve_)
         (3, 3)
         """
-        first = not hasattr(self, "flow_")
-        X, weights = self._validate_training_data(X, sample_weight, reset=first)
-        if first:
-            preprocessing = self._fit_preprocessing(X, weights)
-            flow, state = start_stream(self, X, preprocessing)
-            result = TrainResult()
-        else:
-            check_chunk_bounds(self, X)
-            flow, state = self.flow_, self._trainer_state_
-            result = TrainResult([*self.loss_curve_], [*self.validation_scores_], self.n_iter_)
-        flow, loss, state = stream_pass(self, X, weights, flow, state)
-        result.loss_curve.append(loss)
-        result.n_iter = result.best_epoch = result.n_iter + 1
-        if first:
-            self._assemble(flow, preprocessing, result)
-        else:
-            self.flow_, self.loss_curve_, self.n_iter_, self.best_epoch_ = (
-                flow,
-                result.loss_curve,
-                result.n_iter,
-                result.n_iter,
-            )
-        self._trainer_state_ = state
-        return self
-
-    def _validate_training_data(self, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Checked X (float64 or float32) and weights, restricted to the rows with positive weight.
-
-        ``reset=False`` (a later ``partial_fit`` chunk) checks X against the fitted features and takes one row.
-        """
-        check_numeric(X, type(self).__name__)
-        min_rows = 2 if reset else 1
-        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=min_rows, reset=reset)
-        weights = positive_weights(sample_weight, X)
-        if (weights == 0).any():
-            kept = weights > 0
-            if kept.sum() < min_rows:
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
-                )
-            X, weights = X[kept], weights[kept]
-        check_learning_rate_and_weight_decay(self)
-        if reset:
-            self.device_ = resolve_device(self.device)
-        return X, weights
-
-    def _fit_preprocessing(self, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
-        low, high = parse_bounds(self.bounds, X.shape[1])
-        outside = outside_bounds(X, low, high)
-        if outside.any():
-            raise ValueError(
-                f"X has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
-                f"{int(np.argmax(outside))}); bounds must strictly contain the data"
-            )
-        return fit_preprocessing(
-            X,
-            weights,
-            low,
-            high,
-            standardize=self.standardize,
-            dequantize=self.dequantize,
-            tail_bound=self.tail_bound,
+        flow, preprocessing, result, self._trainer_state_ = partial_fit_chunk(self, X, sample_weight)
+        if preprocessing is not None:  # the first call
+            return self._assemble(flow, preprocessing, result)
+        self.flow_, self.loss_curve_, self.n_iter_, self.best_epoch_ = (
+            flow,
+            result.loss_curve,
+            result.n_iter,
+            result.n_iter,
         )
+        return self
 
     def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
         """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""
