@@ -380,8 +380,8 @@ def stream_pass(estimator, X: np.ndarray, weights: np.ndarray, flow: Flow, state
     return training, loss, {**state, "seed": seed, "trainer": trainer_state}
 
 
-def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing | None, TrainResult, dict]:
-    """One ``partial_fit`` call: the new flow, the preprocessing (first call only), the result so far and the state.
+def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing, TrainResult, dict]:
+    """One ``partial_fit`` call: the new flow, the (fixed) preprocessing, the results so far and the new state.
 
     The first call (no ``flow_`` yet) validates ``X``, fixes the preprocessing
     and builds the flow; later ones check ``X`` against them. The estimator's
@@ -390,7 +390,6 @@ def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing 
     """
     first = not hasattr(estimator, "flow_")
     X, weights = validate_training_data(estimator, X, sample_weight, reset=first)
-    preprocessing = None
     if first:
         preprocessing = fitted_preprocessing(estimator, X, weights)
         flow, state = start_stream(estimator, X, preprocessing)
@@ -398,6 +397,7 @@ def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing 
     else:
         check_chunk_bounds(estimator, X)
         flow, state = estimator.flow_, estimator._trainer_state_
+        preprocessing = Preprocessing(**state["preprocessing"])
         result = TrainResult([*estimator.loss_curve_], [*estimator.validation_scores_], estimator.n_iter_)
     flow, loss, state = stream_pass(estimator, X, weights, flow, state)
     result.loss_curve.append(loss)

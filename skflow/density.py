@@ -134,7 +134,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         Epoch whose weights were kept; 0 means no epoch scored better than
         the untrained flow (a Gaussian fitted by the standardization).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, plus one for each ``partial_fit`` pass since.
     location_, scale_ : ndarray of shape (n_features_in_,)
         Weighted standardization statistics (after any bounded-to-real map).
     low_, high_ : ndarray of shape (n_features_in_,)
@@ -310,15 +310,7 @@ class FlowDensity(ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixi
         (3, 3)
         """
         flow, preprocessing, result, self._trainer_state_ = partial_fit_chunk(self, X, sample_weight)
-        if preprocessing is not None:  # the first call
-            return self._assemble(flow, preprocessing, result)
-        self.flow_, self.loss_curve_, self.n_iter_, self.best_epoch_ = (
-            flow,
-            result.loss_curve,
-            result.n_iter,
-            result.n_iter,
-        )
-        return self
+        return self._assemble(flow, preprocessing, result)
 
     def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
         """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""

@@ -115,3 +115,34 @@ def test_zero_weight_rows_are_ignored_and_weights_are_honoured():
         est.partial_fit(both, sample_weight=w)
     np.testing.assert_allclose(est.location_, np.average(both, axis=0, weights=w))
     assert est.score(left) > est.score(right) + 1.0
+
+
+def test_trainer_resumed_from_its_state_dict_continues_bit_for_bit():
+    import torch
+
+    from skflow._core import Rows, TrainConfig, Trainer, build_flow
+
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    rows = Rows(x, torch.ones(300))
+    config = TrainConfig(batch_size=64)
+
+    def trainer():
+        return Trainer(
+            build_flow(2, n_transforms=1, hidden_units=(8,), seed=0), config, torch.Generator().manual_seed(0)
+        )
+
+    straight = trainer()
+    losses = [straight.one_pass(rows, 1e-2)[0] for _ in range(2)]
+    paused = trainer()
+    first_loss, _ = paused.one_pass(rows, 1e-2)
+    state = paused.state_dict()
+    paused.release()
+    resumed = trainer()
+    resumed.load_state_dict(state)
+    assert [first_loss, resumed.one_pass(rows, 1e-2)[0]] == losses
+    for a, b in zip(
+        straight.state_dict()["params"] + straight.state_dict()["average"],
+        resumed.state_dict()["params"] + resumed.state_dict()["average"],
+    ):
+        assert torch.equal(a, b)
+    assert resumed.state_dict()["n_updates"] == 10 and set(state["optimizer"][0]) == {"step", "exp_avg", "exp_avg_sq"}
