@@ -5,11 +5,14 @@ Run from the repository root::
     python -m benchmarks.step_profile            # ~a minute on 2 cores
     python -m benchmarks.step_profile --steps 5  # seconds
 
-Times the parts of ``Trainer``'s step by hand (best of ``--repeats`` runs of
-``--steps`` steps each, one torch thread): the batch gather, each layer's
+Times the parts of ``Trainer``'s step by hand in CPU time of the thread
+(``time.thread_time``: on a loaded machine wall time mostly measures the
+waits for a core), best of ``--repeats`` runs of ``--steps`` steps each, one
+torch thread: the batch gather, each layer's
 forward (LU-linear mixing, coupling: conditioner MLP and spline), the base
 density, the backward, gradient clipping, the fused AdamW step and the weight
-average; then the top operators by self CPU time from ``torch.profiler``.
+average; then the top operators by self time from ``torch.profiler`` (wall
+time: inflated by load, but its proportions and call counts still tell).
 Writes ``benchmarks/results/step_profile.json``.
 """
 
@@ -43,13 +46,13 @@ def _timed_steps(flow, x, trainer, batch: int, steps: int) -> dict[str, float]:
     parts: dict[str, float] = {}
 
     def clock(name, start):
-        now = time.perf_counter()
+        now = time.thread_time()
         parts[name] = parts.get(name, 0.0) + now - start
         return now
 
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        t = time.perf_counter()
+        t = time.thread_time()
         index = torch.randint(0, x.shape[0], (batch,), generator=generator)
         u, w = x.index_select(0, index), torch.ones(batch)
         t = clock("gather batch", t)
@@ -84,13 +87,13 @@ def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
                 if not hasattr(layer, "conditioner"):
                     u = layer(u, None)[0]
                     continue
-                start = time.perf_counter()
+                start = time.thread_time()
                 params = layer.conditioner(u.index_select(1, layer.conditioning))
                 params = params.view(batch, layer.transformed.numel(), layer.params_per_feature)
-                middle = time.perf_counter()
+                middle = time.thread_time()
                 rational_quadratic_spline(u.index_select(1, layer.transformed), params, layer.tail_bound)
                 parts["conditioner MLP (forward)"] += middle - start
-                parts["spline (forward)"] += time.perf_counter() - middle
+                parts["spline (forward)"] += time.thread_time() - middle
     return {name: seconds / steps for name, seconds in parts.items()}
 
 
