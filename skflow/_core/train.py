@@ -289,6 +289,19 @@ class Trainer:
     with the same AdamW moments, the same weight average and the same random
     stream as one long run would. Call :meth:`release` when done: the flow's
     parameters then own their storage again.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skflow._core import Rows, TrainConfig, Trainer, build_flow
+    >>> flow = build_flow(2, n_transforms=1, hidden_units=(8,))
+    >>> x = torch.randn(128, 2, generator=torch.Generator().manual_seed(0))
+    >>> trainer = Trainer(flow, TrainConfig(batch_size=32), torch.Generator().manual_seed(0))
+    >>> loss, diverged = trainer.one_pass(Rows(x, torch.ones(128)), lr=1e-3)
+    >>> state = trainer.state_dict()  # a later Trainer of the same flow resumes with load_state_dict(state)
+    >>> trainer.release()
+    >>> diverged, state["n_updates"]
+    (False, 4)
     """
 
     def __init__(
