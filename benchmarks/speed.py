@@ -24,6 +24,8 @@ machines vary by 2-4x from run to run. Measured quantities (issue 3's targets):
   and ``sample`` on 2,000,000 x 16 float32 rows, as a multiple of the input's
   size, measured in a child process (Linux: the ``VmHWM`` high-water mark is
   reset before each call). Target: at most 2x.
+* ``--fit-memory``: the same for ``fit`` on 3,000,000 x 16 float32 rows
+  (``benchmarks/fit_memory.py``). Target: at most 3x.
 
 Threads: every contender runs with the same torch intra-op thread count
 (``--threads``, default 1). On a machine shared with other work, each of the
@@ -416,8 +418,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/speed.json, full run)")
     parser.add_argument("--skip", nargs="*", default=(), choices=("train", "sample", "score", "memory"))
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for every contender")
+    parser.add_argument("--fit-memory", action="store_true", help="only fit's memory: runs benchmarks.fit_memory")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fit_memory:
+        from benchmarks import fit_memory
+
+        return fit_memory.main([])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

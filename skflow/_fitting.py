@@ -11,22 +11,35 @@ them into a trained flow without importing any estimator.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
-from ._core import Flow, TrainConfig, TrainingDivergedError, TrainResult, build_flow, train_flow
-from ._core.device import single_threaded, to_numpy, to_tensor
+from ._bounds import outside_bounds, parse_bounds
+from ._core import (
+    Flow,
+    Rows,
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+    TrainResult,
+    build_flow,
+    flow_from_config,
+    train_flow,
+)
+from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
-from ._preprocessing import Preprocessing, make_augment
+from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
-from ._validation import Interval, StrOptions
+from ._validation import Interval, StrOptions, check_numeric, positive_weights
 
 # Parameter constraints shared by the estimators that fit one flow (scikit-learn's _parameter_constraints).
 FLOW_PARAMETER_CONSTRAINTS: dict = {
@@ -123,6 +136,48 @@ def check_learning_rate_and_weight_decay(estimator) -> None:
         )
 
 
+def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Checked X (float64 or float32) and weights, restricted to the rows with positive weight.
+
+    ``reset=False`` (a later ``partial_fit`` chunk) checks X against the fitted features and takes one row.
+    """
+    check_numeric(X, type(estimator).__name__)
+    min_rows = 2 if reset else 1
+    X = validate_data(estimator, X, dtype=(np.float64, np.float32), ensure_min_samples=min_rows, reset=reset)
+    weights = positive_weights(sample_weight, X)
+    if (weights == 0).any():
+        kept = weights > 0
+        if kept.sum() < min_rows:
+            raise ValueError(
+                f"{type(estimator).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
+            )
+        X, weights = X[kept], weights[kept]
+    check_learning_rate_and_weight_decay(estimator)
+    if reset:
+        estimator.device_ = resolve_device(estimator.device)
+    return X, weights
+
+
+def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
+    """The fixed preprocessing from the training rows, for the estimator's ``bounds``, ``standardize``, ..."""
+    low, high = parse_bounds(estimator.bounds, X.shape[1])
+    outside = outside_bounds(X, low, high)
+    if outside.any():
+        raise ValueError(
+            f"X has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
+            f"{int(np.argmax(outside))}); bounds must strictly contain the data"
+        )
+    return fit_preprocessing(
+        X,
+        weights,
+        low,
+        high,
+        standardize=estimator.standardize,
+        dequantize=estimator.dequantize,
+        tail_bound=estimator.tail_bound,
+    )
+
+
 def train_config(estimator) -> TrainConfig:
     return TrainConfig(
         learning_rate=estimator.learning_rate,
@@ -151,23 +206,10 @@ def fit_flow(
     turns the arguments of the callback's ``log_density`` (a regressor's
     ``(X, y)``) into the flow's ``(rows, context)``.
     """
-    n_samples, n_features = X.shape
-    seed = int(check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max))
+    seed = draw_seed(estimator)
     device = estimator.device_
-    flow = build_flow(
-        n_features,
-        flow=estimator.flow,
-        n_transforms=estimator.n_transforms,
-        hidden_units=estimator.hidden_units_,
-        n_bins=estimator.n_bins,
-        tail_bound=estimator.tail_bound,
-        context_features=0 if context is None else context.shape[1],
-        seed=seed,
-        **preprocessing.flow_arguments(),
-    ).to(device)
-    rows = map_in_batches(lambda x: flow.preprocess(x)[0], X, batch_rows(n_features, (1,), 1), device, np.float32)
-    train_x = to_tensor(rows, device, torch.float32)
-    train_w = to_tensor(weights * (n_samples / weights.sum()), device, torch.float32)
+    flow = new_flow(estimator, X.shape[1], preprocessing, seed, 0 if context is None else context.shape[1])
+    train_x, train_w = training_rows(flow, X, weights, device)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     augment = make_augment(preprocessing, device)
     callback = _epoch_callback(estimator, flow, callback_arguments)
@@ -193,6 +235,37 @@ def fit_flow(
     check_finite_weights(estimator, flow)
     warn_about_training(estimator, result)
     return flow.double().eval(), result
+
+
+def draw_seed(estimator) -> int:
+    """The seed of a fit's weights and random stream, from the estimator's ``random_state``."""
+    return int(check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max))
+
+
+def new_flow(estimator, n_features: int, preprocessing: Preprocessing, seed: int, context_features: int = 0) -> Flow:
+    """The untrained flow (learned part in float32, fixed part in float64) on ``estimator.device_``."""
+    return build_flow(
+        n_features,
+        flow=estimator.flow,
+        n_transforms=estimator.n_transforms,
+        hidden_units=estimator.hidden_units_,
+        n_bins=estimator.n_bins,
+        tail_bound=estimator.tail_bound,
+        context_features=context_features,
+        seed=seed,
+        **preprocessing.flow_arguments(),
+    ).to(estimator.device_)
+
+
+def training_rows(flow: Flow, X: np.ndarray, weights: np.ndarray, device: torch.device):
+    """The float32 rows the learned part trains on (the fixed part run in float64 batches), and their weights.
+
+    The rows are the one full-size array that training adds (float32, filled
+    in place); the weights are scaled to a mean of 1.
+    """
+    rows = map_in_batches(lambda x: flow.preprocess(x)[0], X, batch_rows(X.shape[1], (1,), 1), device, np.float32)
+    train_w = to_tensor(weights * (X.shape[0] / weights.sum()), device, torch.float32)
+    return to_tensor(rows, device, torch.float32), train_w
 
 
 def _epoch_callback(estimator, flow: Flow, arguments=None):
@@ -260,3 +333,102 @@ def still_improving(result: TrainResult, n_iter_no_change: int, tol: float) -> b
         return False
     window = min(n_iter_no_change, len(scores) - 1)
     return scores[-1] - scores[-1 - window] > window * tol
+
+
+# ------------------------------------------------------------------ partial_fit
+#
+# An estimator that supports ``partial_fit`` keeps ``_trainer_state_``: a dict of
+# plain values (arrays, CPU tensors, ints, None; string keys) that pickles and
+# saves like any fitted attribute:
+#   "preprocessing": the fields of the fixed Preprocessing (for the training noise);
+#   "seed": the random stream's seed before the first pass (None after ``fit``: drawn then);
+#   "trainer": ``Trainer.state_dict()`` after the last pass (raw weights, AdamW
+#              moments, weight average, generator), or None: start from ``flow_``'s
+#              weights with a fresh AdamW and weight average.
+
+
+def stream_state(preprocessing: Preprocessing, seed: int | None) -> dict:
+    """The ``_trainer_state_`` of a flow that no pass has trained yet (just built, or just ``fit``)."""
+    return {"preprocessing": asdict(preprocessing), "seed": seed, "trainer": None}
+
+
+def start_stream(estimator, X: np.ndarray, preprocessing: Preprocessing) -> tuple[Flow, dict]:
+    """First ``partial_fit`` call: the untrained flow in float64 and its state; sizes resolved on this chunk."""
+    estimator.hidden_units_ = resolve_hidden_units(estimator.hidden_units, *X.shape)
+    estimator.batch_size_ = resolve_batch_size(estimator.batch_size, X.shape[0])
+    seed = draw_seed(estimator)
+    flow = new_flow(estimator, X.shape[1], preprocessing, seed)
+    return flow.double().eval(), stream_state(preprocessing, seed)
+
+
+def check_chunk_bounds(estimator, X: np.ndarray) -> None:
+    outside = outside_bounds(X, estimator.low_, estimator.high_)
+    if outside.any():
+        raise ValueError(
+            f"X has {int(outside.sum())} row(s) on or outside the bounds (first: row {int(np.argmax(outside))}); "
+            "every training row must lie strictly inside them"
+        )
+
+
+def stream_pass(estimator, X: np.ndarray, weights: np.ndarray, flow: Flow, state: dict) -> tuple[Flow, float, dict]:
+    """One pass of mini-batch steps over ``X`` that continues ``flow`` (float64) and ``state``.
+
+    Returns the new flow (float64, the weight average's weights), the pass's
+    mean training loss and the new state; the estimator is left as it was, so
+    that a pass that fails changes nothing.
+    """
+    device = estimator.device_
+    training = flow_from_config(flow.config)  # float32 learned part, float64 fixed part
+    training.load_state_dict(flow.state_dict())
+    training = training.to(device)
+    x, w = training_rows(training, X, weights, device)
+    seed = state["seed"] if state["seed"] is not None else draw_seed(estimator)
+    augment = make_augment(Preprocessing(**state["preprocessing"]), device)
+    trainer = Trainer(training, train_config(estimator), torch.Generator().manual_seed(seed), augment)
+    try:
+        if state["trainer"] is not None:
+            trainer.load_state_dict(state["trainer"])
+        with single_threaded() if device.type == "cpu" else contextlib.nullcontext():
+            loss, diverged = trainer.one_pass(Rows(x, w), estimator.learning_rate)
+        if diverged or not math.isfinite(loss):
+            raise ValueError(
+                f"{type(estimator).__name__}.partial_fit diverged (non-finite loss or gradient); the estimator is "
+                "unchanged. Lower learning_rate; if that does not help, look for extreme values in the data"
+            )
+        trainer_state = trainer.state_dict()
+        if trainer.average is not None:
+            trainer.average.swap_in()
+    finally:
+        trainer.release()
+    check_finite_weights(estimator, training)
+    training = training.double().eval()
+    callback = _epoch_callback(estimator, training)
+    loss /= float(w.sum())
+    if callback is not None:
+        callback(estimator.n_iter_ + 1 if hasattr(estimator, "n_iter_") else 1, loss, None)
+    return training, loss, {**state, "seed": seed, "trainer": trainer_state}
+
+
+def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing, TrainResult, dict]:
+    """One ``partial_fit`` call: the new flow, the (fixed) preprocessing, the results so far and the new state.
+
+    The first call (no ``flow_`` yet) validates ``X``, fixes the preprocessing
+    and builds the flow; later ones check ``X`` against them. The estimator's
+    fitted attributes are left for the caller to set, so a failing call
+    changes none of them.
+    """
+    first = not hasattr(estimator, "flow_")
+    X, weights = validate_training_data(estimator, X, sample_weight, reset=first)
+    if first:
+        preprocessing = fitted_preprocessing(estimator, X, weights)
+        flow, state = start_stream(estimator, X, preprocessing)
+        result = TrainResult()
+    else:
+        check_chunk_bounds(estimator, X)
+        flow, state = estimator.flow_, estimator._trainer_state_
+        preprocessing = Preprocessing(**state["preprocessing"])
+        result = TrainResult([*estimator.loss_curve_], [*estimator.validation_scores_], estimator.n_iter_)
+    flow, loss, state = stream_pass(estimator, X, weights, flow, state)
+    result.loss_curve.append(loss)
+    result.n_iter = result.best_epoch = result.n_iter + 1
+    return flow, preprocessing, result, state

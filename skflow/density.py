@@ -10,20 +10,23 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Density
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._bounds import clip_to_support, outside_bounds, parse_bounds
+from ._bounds import clip_to_support, outside_bounds
 from ._core import Flow, FlowSpec, TrainConfig
-from ._core.device import resolve_device, to_numpy
+from ._core.device import to_numpy
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
-    check_learning_rate_and_weight_decay,
     fit_flow,
+    fitted_preprocessing,
+    partial_fit_chunk,
     resolve_batch_size,
     resolve_hidden_units,
+    stream_state,
+    validate_training_data,
 )
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
-from ._preprocessing import Preprocessing, fit_preprocessing
-from ._validation import _fit_context, check_numeric, positive_weights
+from ._preprocessing import Preprocessing
+from ._validation import _fit_context, check_numeric
 
 
 @register_safe_class
@@ -132,7 +135,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Epoch whose weights were kept; 0 means no epoch scored better than
         the untrained flow (a Gaussian fitted by the standardization).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run, plus one for each ``partial_fit`` pass since.
     location_, scale_ : ndarray of shape (n_features_in_,)
         Weighted standardization statistics (after any bounded-to-real map).
     low_, high_ : ndarray of shape (n_features_in_,)
@@ -252,44 +255,59 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         -------
         self : FlowDensity
         """
-        X, weights = self._validate_training_data(X, sample_weight)
-        preprocessing = self._fit_preprocessing(X, weights)
+        X, weights = validate_training_data(self, X, sample_weight)
+        preprocessing = fitted_preprocessing(self, X, weights)
         flow, result = self._train(X, weights, preprocessing)
+        self._assemble(flow, preprocessing, result)
+        self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One pass of mini-batch steps over ``X``: train on data that arrives in chunks.
+
+        The first call on an unfitted estimator fixes the preprocessing from
+        its chunk, as ``fit`` would (bounds, weighted standardization, which
+        columns are dequantized, constant or get ``asinh`` tails, "auto"
+        sizes), and never updates it: give it a representative chunk. Later
+        values beyond that chunk's range are fine (identity spline tails,
+        ``asinh``); values on or outside ``bounds`` or another number of
+        features raise a ``ValueError``. Each call makes one shuffled pass at
+        the constant rate ``learning_rate`` (no validation split, schedule or
+        early stopping), continuing the AdamW moments, weight average and
+        random stream of the calls before; after ``fit`` it continues from the
+        fitted weights with a fresh optimizer. The weight average scores
+        afterwards, as after ``fit``. The training state (``_trainer_state_``)
+        pickles and saves with the estimator, which then continues exactly.
+        A pass that diverges raises and changes nothing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            At least 2 rows in the first call.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``; rows of weight zero are ignored.
+
+        Returns
+        -------
+        self : FlowDensity
+            ``n_iter_`` counts the passes (after those of ``fit``, if any);
+            ``loss_curve_`` gets the pass's mean training loss.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowDensity
+        >>> X = np.random.default_rng(0).normal(size=(600, 2))
+        >>> est = FlowDensity(n_transforms=2, random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     est = est.partial_fit(chunk)
+        >>> est.n_iter_, len(est.loss_curve_)
+        (3, 3)
+        """
+        flow, preprocessing, result, self._trainer_state_ = partial_fit_chunk(self, X, sample_weight)
         return self._assemble(flow, preprocessing, result)
-
-    def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray]:
-        """Checked X (float64 or float32) and weights, restricted to the rows with positive weight."""
-        check_numeric(X, type(self).__name__)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=2)
-        weights = positive_weights(sample_weight, X)
-        if (weights == 0).any():
-            kept = weights > 0
-            if kept.sum() < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
-                )
-            X, weights = X[kept], weights[kept]
-        check_learning_rate_and_weight_decay(self)
-        self.device_ = resolve_device(self.device)
-        return X, weights
-
-    def _fit_preprocessing(self, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
-        low, high = parse_bounds(self.bounds, X.shape[1])
-        outside = outside_bounds(X, low, high)
-        if outside.any():
-            raise ValueError(
-                f"X has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
-                f"{int(np.argmax(outside))}); bounds must strictly contain the data"
-            )
-        return fit_preprocessing(
-            X,
-            weights,
-            low,
-            high,
-            standardize=self.standardize,
-            dequantize=self.dequantize,
-            tail_bound=self.tail_bound,
-        )
 
     def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
         """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""

@@ -150,3 +150,12 @@ def test_single_threaded_restores_the_thread_setting_after_nested_and_failing_bl
             assert torch.get_num_threads() == 1  # the outer block still holds it
             raise RuntimeError("fit failed")
     assert torch.get_num_threads() == before
+
+
+def test_evaluation_batches_are_bounded_by_the_flows_size():
+    from skflow._core.train import EVALUATION_MEMORY, evaluation_rows
+
+    big = evaluation_rows(build_flow(16, n_transforms=5, hidden_units=(128, 128), n_bins=8))
+    small = evaluation_rows(build_flow(2, n_transforms=1, hidden_units=(8,), n_bins=4))
+    assert 256 <= big < small <= 65536
+    assert big * 4 * (6 * 16 * 28 + 4 * 128) <= EVALUATION_MEMORY

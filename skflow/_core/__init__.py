@@ -4,7 +4,7 @@ from .base import StandardNormal, standard_normal_log_prob
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded
 from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
-from .train import TrainConfig, TrainingDivergedError, TrainResult, train_flow
+from .train import Rows, TrainConfig, Trainer, TrainingDivergedError, TrainResult, train_flow
 from .transforms import LULinear, Permutation, Transform
 
 __all__ = [
@@ -18,7 +18,9 @@ __all__ = [
     "StandardNormal",
     "Standardize",
     "ToUnbounded",
+    "Rows",
     "TrainConfig",
+    "Trainer",
     "TrainResult",
     "TrainingDivergedError",
     "Transform",
