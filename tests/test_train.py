@@ -159,3 +159,45 @@ def test_evaluation_batches_are_bounded_by_the_flows_size():
     small = evaluation_rows(build_flow(2, n_transforms=1, hidden_units=(8,), n_bins=4))
     assert 256 <= big < small <= 65536
     assert big * 4 * (6 * 16 * 28 + 4 * 128) <= EVALUATION_MEMORY
+
+
+def test_fused_adamw_matches_torch_optim_adamw_bit_for_bit():
+    from skflow._core.optim import FusedAdamW
+
+    if not FusedAdamW.supports([torch.nn.Parameter(torch.zeros(1))]):
+        pytest.skip("this torch has no fused AdamW kernel")
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(50, generator=generator)
+    grads = [torch.randn(50, generator=generator) for _ in range(6)]
+    results = []
+    makers = (
+        lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=1e-4, fused=True),
+        lambda p: FusedAdamW(p, 1e-2, 1e-4),
+    )
+    for make in makers:
+        param = torch.nn.Parameter(start.clone())
+        optimizer = make([param])
+        for i, grad in enumerate(grads):
+            if i == 3:  # a changed learning rate and a resumed state behave the same too
+                optimizer.param_groups[0]["lr"] = 5e-3
+                state = optimizer.state_dict()
+                optimizer = make([param])
+                optimizer.load_state_dict(state)
+            param.grad = grad.clone()
+            optimizer.step()
+        results.append(param.detach().clone())
+    assert torch.equal(results[0], results[1])
+
+
+def test_training_does_not_import_torch_dynamo():
+    """torch.optim imports torch._dynamo (~2.7 s of CPU in every fresh worker process); the trainer avoids it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from skflow import FlowDensity; "
+        "FlowDensity(n_transforms=1, hidden_units=(4,), max_epochs=2, random_state=0)"
+        ".fit(np.random.RandomState(0).normal(size=(64, 2))); print('torch._dynamo' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
