@@ -96,10 +96,10 @@ class EpochInfo:
 def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
     """Conditioner width: grows with the dimension, capped on small data, wide on large data.
 
-    Measured (docs/benchmarks.md): below 2,000 rows the sets we tried already
-    overfit within 10-30 epochs at width 64 (breast_cancer, digits, wine); from
-    5,000 rows even 2-dimensional data gains from width 128 (make_moons held-out
-    log-likelihood -1.157 at width 32, -1.139 at 128, -1.120 with the cosine schedule).
+    Chosen from the density benchmark (docs/benchmarks.md, figures in
+    benchmarks/results/): below 2,000 rows the sets tried overfit within
+    10-30 epochs at width 64; from 5,000 rows even 2-dimensional data gains
+    from width 128.
     """
     width = int(np.clip(8 * n_features, 32, 128))
     if n_samples < 2000:

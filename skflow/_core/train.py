@@ -47,7 +47,7 @@ class TrainConfig:
     tol: float = 1e-4
     weight_decay: float = 1e-4
     # Cosine decay over max_epochs: the last epochs take small steps, which
-    # gained 0.02 nats on make_moons over a constant rate stopped by patience.
+    # gained on make_moons over a constant rate stopped by patience (docs/benchmarks.md).
     lr_schedule: str = "cosine"
     # Evaluate and keep an exponential moving average of the weights (0.0: the raw weights),
     # per optimizer step, warmed up as min(ema_decay, (1 + n) / (10 + n)) over steps n. It gained
