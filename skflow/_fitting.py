@@ -3,7 +3,8 @@
 The estimators hold the parameters (read here by name: ``flow``,
 ``n_transforms``, ``n_bins``, ``tail_bound``, ``learning_rate``,
 ``max_epochs``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
-``weight_decay``, ``callback``, ``verbose``, ``random_state``) and their
+``weight_decay``, ``callback``, ``verbose``, ``random_state``, and ``base``
+where it has one) and their
 resolved ``hidden_units_``, ``batch_size_`` and ``device_``; this module turns
 them into a trained flow without importing any estimator.
 """
@@ -24,6 +25,7 @@ from sklearn.utils import check_random_state
 from ._core import Flow, TrainConfig, TrainingDivergedError, TrainResult, build_flow, train_flow
 from ._core.device import single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
+from ._mixture_init import Mixture, fit_mixture, mixture_rows
 from ._preprocessing import Preprocessing, make_augment
 from ._progress import EpochProgress
 
@@ -121,27 +123,39 @@ def fit_flow(
 
     The fixed part runs once, in float64 batches, into the float32 rows the
     learned part trains on. ``context`` (already scaled, one row per row of
-    ``X``) makes the flow conditional.
+    ``X``) makes the flow conditional. An estimator with ``base="mixture"``
+    gets a Gaussian-mixture base fitted to those rows (``_mixture_init``)
+    before training.
     """
     n_samples, n_features = X.shape
     seed = int(check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max))
     device = estimator.device_
-    flow = build_flow(
-        n_features,
-        flow=estimator.flow,
-        n_transforms=estimator.n_transforms,
-        hidden_units=estimator.hidden_units_,
-        n_bins=estimator.n_bins,
-        tail_bound=estimator.tail_bound,
-        context_features=0 if context is None else context.shape[1],
-        seed=seed,
-        **preprocessing.flow_arguments(),
-    ).to(device)
+
+    def build(mixture: Mixture | None) -> Flow:
+        return build_flow(
+            n_features,
+            flow=estimator.flow,
+            n_transforms=estimator.n_transforms,
+            hidden_units=estimator.hidden_units_,
+            n_bins=estimator.n_bins,
+            tail_bound=estimator.tail_bound,
+            context_features=0 if context is None else context.shape[1],
+            seed=seed,
+            mixture=mixture,
+            **preprocessing.flow_arguments(),
+        ).to(device)
+
+    flow = build(None)
     rows = map_in_batches(lambda x: flow.preprocess(x)[0], X, batch_rows(n_features, (1,), 1), device, np.float32)
     train_x = to_tensor(rows, device, torch.float32)
     train_w = to_tensor(weights * (n_samples / weights.sum()), device, torch.float32)
-    train_context = None if context is None else to_tensor(context, device, torch.float32)
     augment = make_augment(preprocessing, device)
+    mixture = None
+    if getattr(estimator, "base", "normal") == "mixture":
+        # Fitted in the preprocessed space: the untrained flow is this mixture after the fixed maps.
+        mixture = fit_mixture(mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment), seed)
+        flow = build(mixture)  # the same seed: the same learned layers, now over the mixture
+    train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = _epoch_callback(estimator, flow)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
     with EpochProgress(estimator.max_epochs, estimator.verbose) as progress, training_threads:
@@ -164,7 +178,11 @@ def fit_flow(
             ) from None
     check_finite_weights(estimator, flow)
     warn_about_training(estimator, result)
-    return flow.double().eval(), result
+    flow = flow.double().eval()
+    if mixture is not None and result.best_epoch == 0:
+        # The initial flow was kept: its base is the fitted mixture itself, not its float32 copy.
+        flow.base.set_mixture(*mixture)
+    return flow, result
 
 
 def _epoch_callback(estimator, flow: Flow):
