@@ -219,9 +219,12 @@ def warn_about_training(estimator, result: TrainResult) -> None:
             stacklevel=4,
         )
     if result.best_epoch == 0 and result.n_iter > 0:
+        if getattr(estimator, "base", "normal") == "mixture":
+            start, advice = "the Gaussian mixture fitted to the standardized data", "the flow is that mixture"
+        else:
+            start, advice = "its base density after the fixed preprocessing", "lower learning_rate or check the data"
         warnings.warn(
-            "no epoch improved the validation score of the initial flow (its base density after the fixed "
-            "preprocessing), which was kept; lower learning_rate or check the data",
+            f"no epoch improved the validation score of the initial flow ({start}), which was kept; {advice}",
             ConvergenceWarning,
             stacklevel=4,
         )
