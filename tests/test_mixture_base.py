@@ -210,3 +210,17 @@ def test_normal_base_keeps_the_standard_normal(blobs):
     np.testing.assert_allclose(est.score_samples(blobs), expected, rtol=1e-10)
     Z = est.transform(blobs)
     np.testing.assert_allclose(Z, (blobs - blobs.mean(0)) / blobs.std(0), atol=1e-10)
+
+
+def test_persisted_config_bounds_the_mixture_before_building_it():
+    from skflow._persisted_flow import MAX_N_COMPONENTS, _check_flow_config
+
+    flow = flow_with_mixture()
+    state = flow.state_dict()
+    _check_flow_config(flow.config, state)
+    for bad in ({"kind": "mixture", "n_components": MAX_N_COMPONENTS + 1}, {"kind": "flows"}, ["mixture"]):
+        with pytest.raises(ValueError, match="base="):
+            _check_flow_config({**flow.config, "base": bad}, state)
+    # More components than the file stores weights for: refused before anything is built.
+    with pytest.raises(ValueError, match="implies at least"):
+        _check_flow_config({**flow.config, "base": {"kind": "mixture", "n_components": 500}}, state)
