@@ -30,6 +30,7 @@ from skflow import FlowDensity
 
 X, y = make_moons(1500, noise=0.05, random_state=0)
 est = FlowDensity(
+    base="normal",  # the classic flow: the latent is a standard normal (the default base is a Gaussian mixture)
     n_transforms=4, hidden_units=(32, 32), learning_rate=2e-3, batch_size=64, max_epochs=300, random_state=0
 ).fit(X)
 Z = est.transform(X)

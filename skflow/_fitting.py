@@ -3,7 +3,8 @@
 The estimators hold the parameters (read here by name: ``flow``,
 ``n_transforms``, ``n_bins``, ``tail_bound``, ``learning_rate``,
 ``max_epochs``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
-``weight_decay``, ``callback``, ``verbose``, ``random_state``) and their
+``weight_decay``, ``callback``, ``verbose``, ``random_state``, and ``base``
+where it has one) and their
 resolved ``hidden_units_``, ``batch_size_`` and ``device_``; this module turns
 them into a trained flow without importing any estimator.
 """
@@ -37,6 +38,7 @@ from ._core import (
 )
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
+from ._mixture_init import Mixture, fit_mixture, mixture_rows
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, check_numeric, positive_weights
@@ -204,14 +206,23 @@ def fit_flow(
     learned part trains on. ``context`` (already scaled, one row per row of
     ``X``) makes the flow conditional. ``callback_arguments``, when given,
     turns the arguments of the callback's ``log_density`` (a regressor's
-    ``(X, y)``) into the flow's ``(rows, context)``.
+    ``(X, y)``) into the flow's ``(rows, context)``. An estimator with
+    ``base="mixture"`` gets a Gaussian-mixture base fitted to those rows
+    (``_mixture_init``) before training.
     """
     seed = draw_seed(estimator)
     device = estimator.device_
-    flow = new_flow(estimator, X.shape[1], preprocessing, seed, 0 if context is None else context.shape[1])
+    context_features = 0 if context is None else context.shape[1]
+    flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
     train_x, train_w = training_rows(flow, X, weights, device)
-    train_context = None if context is None else to_tensor(context, device, torch.float32)
     augment = make_augment(preprocessing, device)
+    mixture = None
+    if getattr(estimator, "base", "normal") == "mixture":
+        # Fitted in the preprocessed space: the untrained flow is this mixture after the fixed maps.
+        mixture = fit_mixture(mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment), seed)
+        # The same seed: the same learned layers, now over the mixture.
+        flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
+    train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = _epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
     with EpochProgress(estimator.max_epochs, estimator.verbose) as progress, training_threads:
@@ -234,7 +245,11 @@ def fit_flow(
             ) from None
     check_finite_weights(estimator, flow)
     warn_about_training(estimator, result)
-    return flow.double().eval(), result
+    flow = flow.double().eval()
+    if mixture is not None and result.best_epoch == 0:
+        # The initial flow was kept: its base is the fitted mixture itself, not its float32 copy.
+        flow.base.set_mixture(*mixture)
+    return flow, result
 
 
 def draw_seed(estimator) -> int:
@@ -242,7 +257,14 @@ def draw_seed(estimator) -> int:
     return int(check_random_state(estimator.random_state).randint(np.iinfo(np.int32).max))
 
 
-def new_flow(estimator, n_features: int, preprocessing: Preprocessing, seed: int, context_features: int = 0) -> Flow:
+def new_flow(
+    estimator,
+    n_features: int,
+    preprocessing: Preprocessing,
+    seed: int,
+    context_features: int = 0,
+    mixture: Mixture | None = None,
+) -> Flow:
     """The untrained flow (learned part in float32, fixed part in float64) on ``estimator.device_``."""
     return build_flow(
         n_features,
@@ -253,6 +275,7 @@ def new_flow(estimator, n_features: int, preprocessing: Preprocessing, seed: int
         tail_bound=estimator.tail_bound,
         context_features=context_features,
         seed=seed,
+        mixture=mixture,
         **preprocessing.flow_arguments(),
     ).to(estimator.device_)
 
@@ -304,9 +327,12 @@ def warn_about_training(estimator, result: TrainResult) -> None:
             stacklevel=4,
         )
     if result.best_epoch == 0 and result.n_iter > 0:
+        if getattr(estimator, "base", "normal") == "mixture":
+            start, advice = "the Gaussian mixture fitted to the standardized data", "the flow is that mixture"
+        else:
+            start, advice = "its base density after the fixed preprocessing", "lower learning_rate or check the data"
         warnings.warn(
-            "no epoch improved the validation score of the initial flow (its base density after the fixed "
-            "preprocessing), which was kept; lower learning_rate or check the data",
+            f"no epoch improved the validation score of the initial flow ({start}), which was kept; {advice}",
             ConvergenceWarning,
             stacklevel=4,
         )

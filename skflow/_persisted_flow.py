@@ -17,12 +17,29 @@ MAX_N_TRANSFORMS = 512
 MAX_HIDDEN_LAYERS = 32
 MAX_HIDDEN_UNITS = 65_536
 MAX_N_BINS = 333
+MAX_N_COMPONENTS = 1024  # of a Gaussian-mixture base
+
+
+def _check_base(base: Any) -> int:
+    """The number of mixture components the config's ``base`` asks for (0 for the standard normal)."""
+    if base is None or base == {"kind": "normal"}:  # no "base": written before the mixture base existed
+        return 0
+    is_mixture = isinstance(base, dict) and set(base) == {"kind", "n_components"} and base["kind"] == "mixture"
+    k = base["n_components"] if is_mixture else None
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_N_COMPONENTS:
+        raise ValueError(
+            f"the flow config has base={base!r}; expected {{'kind': 'normal'}} or "
+            f"{{'kind': 'mixture', 'n_components': <int in [1, {MAX_N_COMPONENTS}]>}}"
+        )
+    return k
+
 
 def _check_flow_config(config: Any, state_dict: dict[str, torch.Tensor]) -> None:
     """Bound the config's sizes and check them against the stored weights, before anything is built.
 
     The stored weights must hold at least the elements the config implies (the
-    conditioners' hidden-to-hidden weights and the LU mixing matrices), so a
+    conditioners' hidden-to-hidden weights, the LU mixing matrices and a
+    mixture base's parameters: a lower bound on what the flow holds), so a
     config that asks for more than the file carries is refused without building it.
     """
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
@@ -52,7 +69,10 @@ def _check_flow_config(config: Any, state_dict: dict[str, torch.Tensor]) -> None
     if n > 1:
         per_transform += hidden[0] + sum(a * b for a, b in zip(hidden[:-1], hidden[1:])) + hidden[-1]
         per_transform += 2 * n * n if config.get("mixing", "lu") == "lu" else 0
-    implied, stored = n_transforms * per_transform, sum(t.numel() for t in state_dict.values())
+    # A mixture base stores logits, means and a precision Cholesky factor (d x d) per component.
+    n_components = _check_base(config.get("base"))
+    implied = n_transforms * per_transform + n_components * (1 + 2 * n + n * n)
+    stored = sum(t.numel() for t in state_dict.values())
     if implied > stored:
         raise ValueError(
             f"the flow config implies at least {implied} weights but the file stores {stored}: "
@@ -114,3 +134,21 @@ def _is_persisted_flow(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"config", "state_dict"}
 
 
+def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A ``FlowDensity`` state (pickled or from a model file) of an older skflow, in today's layout.
+
+    Fitted by skflow 0.1 (format version 1): no ``hidden_units_``. Fitted
+    before the mixture base: the flow's config has no ``"base"`` and the state
+    no ``base`` parameter (or, from the safe format, the new default filled
+    in); such a model has a standard-normal base, so ``base`` is "normal"
+    and ``n_components_`` 1.
+    """
+    state = dict(state)
+    stored_flow = state.get("flow_")
+    if _is_persisted_flow(stored_flow) and "hidden_units_" not in state:
+        state["hidden_units_"] = tuple(stored_flow["config"]["hidden_units"])
+    if "base" not in state or (_is_persisted_flow(stored_flow) and "base" not in stored_flow["config"]):
+        state["base"] = "normal"
+    if stored_flow is not None and "n_components_" not in state:
+        state["n_components_"] = 1
+    return state

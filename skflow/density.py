@@ -24,22 +24,29 @@ from ._fitting import (
     validate_training_data,
 )
 from ._inference import batch_rows, map_in_batches
+from ._persisted_flow import upgrade_density_state
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
-from ._validation import _fit_context, check_numeric
+from ._validation import StrOptions, _fit_context, check_numeric
 
 
 @register_safe_class
 class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DensityMixin, BaseEstimator):
     """Normalizing-flow density estimator.
 
-    Learns an invertible map ``f`` from the data to a standard normal latent
-    space by maximum likelihood, so that ``log p(x) = log N(f(x); 0, I) +
-    log|det J_f(x)|`` is exact. ``f`` is a chain of coupling layers (rational-
-    quadratic splines or affine maps) interleaved with learned invertible linear
-    layers, preceded by fixed standardization whose log-determinant is included:
-    ``score_samples`` is the log-density of ``X`` in its own units, comparable
-    with :meth:`sklearn.mixture.GaussianMixture.score_samples`.
+    Learns an invertible map ``f`` from the data to a latent space with a
+    base density ``p_z`` by maximum likelihood, so that ``log p(x) = log
+    p_z(f(x)) + log|det J_f(x)|`` is exact. ``f`` is a chain of coupling layers
+    (rational-quadratic splines or affine maps) interleaved with learned
+    invertible linear layers, preceded by fixed standardization whose
+    log-determinant is included: ``score_samples`` is the log-density of ``X``
+    in its own units, comparable with
+    :meth:`sklearn.mixture.GaussianMixture.score_samples`. ``p_z`` is a
+    learnable full-covariance Gaussian mixture (``base="mixture"``, started
+    from a ``GaussianMixture`` fitted to the standardized data, so the
+    untrained flow is that mixture) or ``N(0, I)`` (``base="normal"``).
+    ``transform`` maps data to the latent, which follows ``p_z``: a
+    Gaussianization (standard normal output) only with ``base="normal"``.
 
     Parameters
     ----------
@@ -51,6 +58,16 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     hidden_units : "auto" or tuple of int, default="auto"
         Hidden layer sizes of each conditioner MLP. "auto" scales the width
         with the number of features, capped on small data.
+    base : {"mixture", "normal"}, default="mixture"
+        Base density of the latent. "mixture": a Gaussian mixture with full
+        covariances, learned with the flow, started from
+        ``GaussianMixture(covariance_type="full", reg_covar=1e-6)`` fitted to
+        the standardized training rows (after one draw of the dequantization
+        noise; at most 20,000 rows, resampled by ``sample_weight``), its
+        number of components chosen by BIC among 1 to 16 with at least
+        max(10, parameters per component) rows each (``n_components_``).
+        "normal": ``N(0, I)``, so that ``transform`` Gaussianizes the data.
+        Models saved before this parameter existed load with "normal".
     n_bins : int, default=8
         Spline bins per feature (``flow="spline"`` only).
     tail_bound : float in [0.1, 1000], default=5.0
@@ -133,7 +150,10 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         steps. Empty without a validation set.
     best_epoch_ : int
         Epoch whose weights were kept; 0 means no epoch scored better than
-        the untrained flow (a Gaussian fitted by the standardization).
+        the untrained flow (the initial mixture, or with ``base="normal"`` a
+        Gaussian fitted by the standardization), which was kept.
+    n_components_ : int
+        Components of the base mixture; 1 with ``base="normal"``.
     n_iter_ : int
         Number of epochs run, plus one for each ``partial_fit`` pass since.
     location_, scale_ : ndarray of shape (n_features_in_,)
@@ -172,9 +192,13 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     (2, 2)
     """
 
-    _parameter_constraints: dict = {**FLOW_PARAMETER_CONSTRAINTS, "standardize": ["boolean"]}
+    _parameter_constraints: dict = {
+        **FLOW_PARAMETER_CONSTRAINTS,
+        "base": [StrOptions({"mixture", "normal"})],
+        "standardize": ["boolean"],
+    }
     # Checked when a model file is loaded (see SafePersistenceMixin).
-    _parameters_added_since_format_1 = ("callback",)
+    _parameters_added_since_format_1 = ("callback", "base")
     _fitted_attributes: dict = {
         "n_features_in_": "int",
         "device_": "device",
@@ -190,6 +214,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "best_epoch_": "int",
         "n_iter_": "int",
         "hidden_units_": tuple,
+        "n_components_": "int",
     }
 
     def __init__(
@@ -198,6 +223,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         flow=FlowSpec.flow,
         n_transforms=FlowSpec.n_transforms,
         hidden_units="auto",
+        base="mixture",
         n_bins=FlowSpec.n_bins,
         tail_bound=FlowSpec.tail_bound,
         learning_rate=TrainConfig.learning_rate,
@@ -218,6 +244,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self.flow = flow
         self.n_transforms = n_transforms
         self.hidden_units = hidden_units
+        self.base = base
         self.n_bins = n_bins
         self.tail_bound = tail_bound
         self.learning_rate = learning_rate
@@ -324,6 +351,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self.loss_curve_ = result.loss_curve
         self.validation_scores_ = result.validation_scores
         self.best_epoch_ = result.best_epoch
+        self.n_components_ = int(flow.config["base"].get("n_components", 1))
         self.n_iter_ = result.n_iter
         return self
 
@@ -379,7 +407,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return float(np.mean(self.score_samples(X)))
 
     def transform(self, X):
-        """Map data to the standard-normal latent space.
+        """Map data to the latent space, whose density is the base: ``N(0, I)`` with ``base="normal"``,
+        the fitted mixture (``flow_.base``) with ``base="mixture"``.
 
         Parameters
         ----------
@@ -464,6 +493,4 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return tags
 
     def __setstate__(self, state):
-        if "flow_" in state and "hidden_units_" not in state:  # fitted by skflow 0.1 (model-file format 1)
-            state = {**state, "hidden_units_": tuple(state["flow_"]["config"]["hidden_units"])}
-        super().__setstate__(state)
+        super().__setstate__(upgrade_density_state(state))

@@ -343,6 +343,9 @@ def test_format_version_1_file_still_loads_and_scores_identically():
         assert json.loads(archive.read(METADATA_MEMBER))["format_version"] == 1
     restored = FlowDensity.load(DATA / "flowdensity_v1.skflow")
     assert restored.bounds == [None, (-1.0, None)] and np.isfinite(restored.low_).sum() == 1
+    # Fitted before the mixture base existed: it loads with the standard normal it was fitted with.
+    assert restored.base == "normal" and restored.n_components_ == 1
+    assert type(restored.flow_.base).__name__ == "StandardNormal"
     np.testing.assert_allclose(
         restored.score_samples(expected["points"]), expected["score_samples"], rtol=0, atol=1e-12
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,3 +28,106 @@ class StandardNormal(nn.Module):
         self, n_samples: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device
     ) -> torch.Tensor:
         return torch.randn(n_samples, self.n_features, generator=generator, device=device, dtype=dtype)
+
+
+class GaussianMixtureBase(nn.Module):
+    """A learnable Gaussian mixture with full covariances on ``n_features`` dimensions.
+
+    Parameters: ``logits`` (K,) of the weights (``softmax``), ``means`` (K, d),
+    and per component the lower-triangular Cholesky factor ``L_k`` of the
+    *precision*, ``Sigma_k^{-1} = L_k^T L_k``, unconstrained: its strictly
+    lower part is ``tril(precision_tril, -1)`` and its diagonal
+    ``exp(precision_log_diag)``. So ``log N(z; mu_k, Sigma_k) = -|L_k (z -
+    mu_k)|^2 / 2 + sum log diag L_k - d/2 log(2 pi)``: a matrix product per
+    batch, no solve. ``L_k^T`` is scikit-learn's ``precisions_cholesky_[k]``
+    (``covariance_type="full"``). A new module is a placeholder (equal weights,
+    zero means, identity covariances): :meth:`set_mixture` or a state dict
+    gives it its numbers.
+    """
+
+    # Above this many elements in the (K, n, d) intermediate, log_prob loops over the components.
+    _BATCHED_ELEMENTS = 1 << 22
+
+    def __init__(self, n_components: int, n_features: int):
+        super().__init__()
+        self.n_components, self.n_features = int(n_components), int(n_features)
+        k, d = self.n_components, self.n_features
+        self.logits = nn.Parameter(torch.zeros(k))
+        self.means = nn.Parameter(torch.zeros(k, d))
+        self.precision_log_diag = nn.Parameter(torch.zeros(k, d))
+        self.precision_tril = nn.Parameter(torch.zeros(k, d, d))
+
+    @classmethod
+    def from_mixture(cls, weights, means, precisions_cholesky, dtype: torch.dtype | None = None) -> GaussianMixtureBase:
+        """A mixture with scikit-learn's ``weights_``, ``means_`` and ``precisions_cholesky_`` (full
+        covariances), its parameters in ``dtype`` (torch's default dtype if None)."""
+        means_array = np.asarray(means, dtype=np.float64)
+        base = cls(*means_array.shape).to(dtype or torch.get_default_dtype())
+        base.set_mixture(weights, means_array, precisions_cholesky)
+        return base
+
+    @torch.no_grad()
+    def set_mixture(self, weights, means, precisions_cholesky) -> None:
+        """Set the numbers (in the parameters' dtype) from weights (K,), means (K, d) and upper-triangular
+        precision Cholesky factors (K, d, d), as ``GaussianMixture(covariance_type="full")`` fits them."""
+        weights = np.asarray(weights, dtype=np.float64)
+        means = np.asarray(means, dtype=np.float64)
+        upper = np.asarray(precisions_cholesky, dtype=np.float64)
+        k, d = self.n_components, self.n_features
+        if weights.shape != (k,) or means.shape != (k, d) or upper.shape != (k, d, d):
+            raise ValueError(
+                f"a mixture of {k} component(s) on {d} feature(s) takes weights ({k},), means ({k}, {d}) and "
+                f"precisions_cholesky ({k}, {d}, {d}); got {weights.shape}, {means.shape}, {upper.shape}"
+            )
+        lower = np.swapaxes(upper, 1, 2)
+        diagonal = np.diagonal(lower, axis1=1, axis2=2)
+        if not (np.all(weights > 0) and np.all(diagonal > 0) and np.isfinite(lower).all() and np.isfinite(means).all()):
+            raise ValueError("the mixture needs positive weights and finite, positive-diagonal Cholesky factors")
+        for parameter, value in (
+            (self.logits, np.log(weights / weights.sum())),
+            (self.means, means),
+            (self.precision_log_diag, np.log(diagonal)),
+            (self.precision_tril, np.tril(lower, -1)),
+        ):
+            parameter.copy_(torch.as_tensor(value, dtype=parameter.dtype))
+
+    @staticmethod
+    def precisions_cholesky_from_covariances(covariances) -> np.ndarray:
+        """scikit-learn's ``precisions_cholesky_`` (upper triangular) of full covariance matrices (K, d, d)."""
+        lower_cov = np.linalg.cholesky(np.asarray(covariances, dtype=np.float64))
+        return np.swapaxes(np.linalg.inv(lower_cov), 1, 2)
+
+    def precision_cholesky(self) -> torch.Tensor:
+        """The lower-triangular ``L_k`` (K, d, d) with ``Sigma_k^{-1} = L_k^T L_k``."""
+        return torch.tril(self.precision_tril, -1) + torch.diag_embed(self.precision_log_diag.exp())
+
+    def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """(n, K): ``log w_k + log N(z; mu_k, Sigma_k)``."""
+        lower = self.precision_cholesky()
+        shift = (lower @ self.means.unsqueeze(-1)).squeeze(-1)  # (K, d): L_k mu_k
+        constant = torch.log_softmax(self.logits, 0) + self.precision_log_diag.sum(-1)
+        constant = constant - 0.5 * self.n_features * math.log(2.0 * math.pi)
+        if z.shape[0] * self.n_components * self.n_features <= self._BATCHED_ELEMENTS:
+            whitened = torch.matmul(z.unsqueeze(0), lower.transpose(1, 2)) - shift.unsqueeze(1)  # (K, n, d)
+            mahalanobis = whitened.square().sum(-1).T
+        else:  # bounded memory for large inference batches
+            mahalanobis = torch.stack(
+                [(z @ lower[k].T - shift[k]).square().sum(-1) for k in range(self.n_components)], dim=1
+            )
+        return constant - 0.5 * mahalanobis
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """``log sum_k w_k N(z; mu_k, Sigma_k)`` per row (log-sum-exp over the components)."""
+        return torch.logsumexp(self.component_log_prob(z), dim=1)
+
+    @torch.no_grad()
+    def sample(
+        self, n_samples: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """Components drawn with ``torch.multinomial``, then ``mu_k + L_k^{-1} eps``; all from ``generator``."""
+        probs = torch.softmax(self.logits.to(device=device, dtype=torch.float64), 0)
+        component = torch.multinomial(probs, n_samples, replacement=True, generator=generator)
+        eps = torch.randn(n_samples, self.n_features, generator=generator, device=device, dtype=dtype)
+        lower = self.precision_cholesky().to(device=device, dtype=dtype)[component]  # (n, d, d)
+        offset = torch.linalg.solve_triangular(lower, eps.unsqueeze(-1), upper=False).squeeze(-1)
+        return self.means.to(device=device, dtype=dtype)[component] + offset

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import StandardNormal
+from .base import GaussianMixtureBase, StandardNormal
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded
 from .transforms import Context, LULinear, Permutation, Transform
@@ -177,6 +177,7 @@ def build_flow(
     lower_tails=None,
     upper_tails=None,
     seed: int = 0,
+    mixture: tuple[Any, Any, Any] | None = None,
     **spec: Any,
 ) -> Flow:
     """Build a flow whose learned layers start at the identity.
@@ -197,8 +198,15 @@ def build_flow(
         (torch's global generator, shared by all threads, is left alone).
     **spec
         :class:`FlowSpec` fields (``flow``, ``n_transforms``, ...).
+    mixture : (weights, means, precisions_cholesky) or None, default=None
+        A learnable Gaussian-mixture base (:class:`GaussianMixtureBase`) with
+        these numbers, as ``sklearn.mixture.GaussianMixture(covariance_type=
+        "full")`` fits them in the preprocessed space: weights (K,), means
+        (K, n_features), upper-triangular precision Cholesky factors (K,
+        n_features, n_features). None: the standard normal.
 
     The untrained flow is the preprocessing followed by the base density.
+    ``config["base"]`` records the base's kind (and its number of components).
     """
     spec_ = FlowSpec(**{**spec, "hidden_units": tuple(int(h) for h in spec.get("hidden_units", FlowSpec.hidden_units))})
     generator = torch.Generator().manual_seed(int(seed))
@@ -211,7 +219,21 @@ def build_flow(
         bounded=any(isinstance(layer, ToUnbounded) for layer in preprocessing),
         tails=any(isinstance(layer, AsinhTails) for layer in preprocessing),
     )
-    return Flow(preprocessing, learned, StandardNormal(n_features), config)
+    if mixture is None:
+        base: nn.Module = StandardNormal(n_features)
+        config["base"] = {"kind": "normal"}
+    else:
+        base = GaussianMixtureBase.from_mixture(*mixture)
+        if base.n_features != n_features:
+            raise ValueError(f"the mixture has {base.n_features} feature(s), the flow {n_features}")
+        config["base"] = {"kind": "mixture", "n_components": base.n_components}
+    return Flow(preprocessing, learned, base, config)
+
+
+def placeholder_mixture(n_components: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equal weights, zero means, identity precisions: a mixture's shape, for a state dict to fill."""
+    k, d = int(n_components), int(n_features)
+    return np.full(k, 1.0 / k), np.zeros((k, d)), np.broadcast_to(np.eye(d), (k, d, d)).copy()
 
 
 def flow_from_config(config: dict[str, Any]) -> Flow:
@@ -222,7 +244,12 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     bounded, tails = kwargs.pop("bounded", False), kwargs.pop("tails", False)
     low = np.where(np.arange(n_features) == 0, 0.0, -np.inf) if bounded else None
     flags = np.ones(n_features, dtype=bool) if tails else None
-    return build_flow(n_features, low=low, lower_tails=flags, upper_tails=flags, **kwargs)
+    # No "base" (configs written before the mixture base existed): the standard normal.
+    base = kwargs.pop("base", None) or {"kind": "normal"}
+    if not isinstance(base, dict) or base.get("kind") not in ("normal", "mixture"):
+        raise ValueError(f"unknown base {base!r}")
+    mixture = placeholder_mixture(base["n_components"], n_features) if base["kind"] == "mixture" else None
+    return build_flow(n_features, low=low, lower_tails=flags, upper_tails=flags, mixture=mixture, **kwargs)
 
 
 def upgrade_version_1(config: dict[str, Any], state_dict: dict[str, torch.Tensor]):

@@ -69,7 +69,7 @@ class TrainResult:
     final_learning_rate: float = 0.0
 
 
-def _split(
+def validation_split(
     n: int, fraction: float, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Training and validation row indices; (None, None): every row trains and none validates."""
@@ -172,7 +172,7 @@ def train_flow(
     epoch, and once with epoch 0 (train_loss None) for the initial weights.
     """
     weights = weights.to(dtype=x.dtype, device=x.device)
-    train_idx, val_idx = _split(x.shape[0], config.validation_fraction, generator, x.device)
+    train_idx, val_idx = validation_split(x.shape[0], config.validation_fraction, generator, x.device)
     train = Rows(x, weights, context, train_idx)
     validation = None
     if val_idx is not None:

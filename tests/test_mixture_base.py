@@ -1,0 +1,226 @@
+"""The Gaussian-mixture base: its density and sampling, in a flow, in FlowDensity, and persisted."""
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.mixture import GaussianMixture
+
+import skflow._fitting
+from skflow import FlowDensity
+from skflow._core import GaussianMixtureBase, build_flow, flow_from_config
+from skflow._mixture_init import candidate_components, mixture_rows
+
+from .conftest import autograd_log_abs_det, perturb_parameters
+
+
+def random_mixture(k: int, d: int, seed: int = 0):
+    rng = np.random.RandomState(seed)
+    weights = rng.dirichlet(np.ones(k) * 2)
+    means = rng.normal(scale=2.0, size=(k, d))
+    factors = rng.normal(size=(k, d, d))
+    covariances = factors @ np.swapaxes(factors, 1, 2) + 0.3 * np.eye(d)
+    return weights, means, covariances
+
+
+def closed_form_log_density(x, weights, means, covariances):
+    densities = [w * stats.multivariate_normal(m, c).pdf(x) for w, m, c in zip(weights, means, covariances)]
+    return np.log(np.sum(densities, axis=0))
+
+
+@pytest.fixture
+def mixture_base():
+    weights, means, covariances = random_mixture(3, 3)
+    precisions = GaussianMixtureBase.precisions_cholesky_from_covariances(covariances)
+    return GaussianMixtureBase.from_mixture(weights, means, precisions, torch.float64), (weights, means, covariances)
+
+
+def test_log_prob_is_the_closed_form_mixture_density(mixture_base, monkeypatch):
+    base, (weights, means, covariances) = mixture_base
+    x = np.random.RandomState(1).normal(scale=3.0, size=(200, 3))
+    expected = closed_form_log_density(x, weights, means, covariances)
+    np.testing.assert_allclose(base.log_prob(torch.from_numpy(x)).detach().numpy(), expected, rtol=0, atol=1e-10)
+    # The memory-bounded path (one component at a time) for large batches gives the same numbers.
+    monkeypatch.setattr(GaussianMixtureBase, "_BATCHED_ELEMENTS", 1)
+    np.testing.assert_allclose(base.log_prob(torch.from_numpy(x)).detach().numpy(), expected, rtol=0, atol=1e-10)
+
+
+def test_log_prob_stays_finite_far_from_every_component(mixture_base):
+    base, _ = mixture_base
+    far = torch.full((2, 3), 1e3, dtype=torch.float64)
+    assert torch.isfinite(base.log_prob(far)).all()
+
+
+def test_set_mixture_takes_sklearns_fit_and_matches_its_density():
+    x = np.random.RandomState(0).normal(size=(300, 2)) * [1.0, 3.0]
+    gmm = GaussianMixture(2, covariance_type="full", random_state=0).fit(x)
+    base = GaussianMixtureBase.from_mixture(gmm.weights_, gmm.means_, gmm.precisions_cholesky_, torch.float64)
+    np.testing.assert_allclose(
+        base.log_prob(torch.from_numpy(x)).detach().numpy(), gmm.score_samples(x), rtol=0, atol=1e-10
+    )
+    with pytest.raises(ValueError, match="positive weights"):
+        base.set_mixture(-gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
+
+
+def test_sampling_is_reproducible_from_the_generator_and_matches_the_moments(mixture_base):
+    base, (weights, means, covariances) = mixture_base
+
+    def draw(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return base.sample(40_000, generator, torch.float64, torch.device("cpu")).numpy()
+
+    torch.manual_seed(123)  # the global generator plays no part
+    first = draw(5)
+    torch.manual_seed(456)
+    np.testing.assert_array_equal(first, draw(5))
+    assert not np.array_equal(first, draw(6))
+    mean = weights @ means
+    centred = means - mean
+    covariance = np.einsum("k,kij->ij", weights, covariances) + np.einsum("k,ki,kj->ij", weights, centred, centred)
+    np.testing.assert_allclose(first.mean(0), mean, atol=0.05)
+    np.testing.assert_allclose(np.cov(first.T), covariance, atol=0.15 * np.abs(covariance).max())
+
+
+def flow_with_mixture(seed=0):
+    weights, means, covariances = random_mixture(3, 2, seed)
+    precisions = GaussianMixtureBase.precisions_cholesky_from_covariances(covariances)
+    flow = build_flow(
+        2, n_transforms=2, hidden_units=(8,), loc=[1.0, -2.0], scale=[2.0, 0.5], mixture=(weights, means, precisions)
+    )
+    perturb_parameters(flow.transforms, scale=0.3, seed=seed)
+    perturb_parameters(flow.base, scale=0.3, seed=seed + 1)
+    return flow.double()
+
+
+def test_flow_density_with_a_mixture_base_integrates_to_one_on_a_grid():
+    flow = flow_with_mixture()
+    axis_0, axis_1 = np.linspace(-25.0, 27.0, 501), np.linspace(-9.0, 5.0, 501)
+    grid = np.stack(np.meshgrid(axis_0, axis_1, indexing="ij"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        density = flow.log_prob(torch.from_numpy(grid)).exp().numpy().reshape(501, 501)
+    mass = np.trapezoid(np.trapezoid(density, axis_1, axis=1), axis_0)
+    assert mass == pytest.approx(1.0, abs=2e-3)
+
+
+def test_mixture_base_leaves_the_maps_and_log_dets_as_they_are():
+    flow = flow_with_mixture(seed=3)
+    x = torch.randn(20, 2, dtype=torch.float64) * 2
+    z, log_det = flow(x)
+    torch.testing.assert_close(log_det, autograd_log_abs_det(flow, x), atol=1e-8, rtol=1e-8)
+    x_back, log_det_inverse = flow.inverse(z)
+    torch.testing.assert_close(x_back, x, atol=1e-8, rtol=1e-8)
+    torch.testing.assert_close(log_det_inverse, -log_det, atol=1e-8, rtol=1e-8)
+    torch.testing.assert_close(flow.log_prob(x), flow.base.log_prob(z) + log_det)
+
+
+def test_flow_config_rebuilds_the_mixture_base_and_old_configs_mean_the_standard_normal():
+    flow = flow_with_mixture()
+    assert flow.config["base"] == {"kind": "mixture", "n_components": 3}
+    rebuilt = flow_from_config(flow.config).double()
+    rebuilt.load_state_dict(flow.state_dict())
+    x = torch.randn(10, 2, dtype=torch.float64)
+    torch.testing.assert_close(rebuilt.log_prob(x), flow.log_prob(x), atol=0, rtol=0)
+    old_config = {k: v for k, v in build_flow(2).config.items() if k != "base"}
+    assert type(flow_from_config(old_config).base).__name__ == "StandardNormal"
+
+
+def test_candidates_leave_enough_rows_per_component():
+    assert candidate_components(1437, 64) == [1]  # digits' training part: K=1
+    assert candidate_components(455, 30) == [1]  # breast_cancer's
+    assert candidate_components(8000, 2) == [1, 2, 3, 4, 6, 8, 12, 16]
+    assert candidate_components(45, 2) == [1, 2, 3, 4]
+
+
+def test_mixture_rows_leave_out_validation_resample_by_weight_and_add_the_noise():
+    rows = torch.arange(100, dtype=torch.float32).reshape(50, 2)
+    kept = mixture_rows(rows, np.ones(50), 0.2, seed=0, augment=None)
+    assert kept.shape == (40, 2) and kept.dtype == np.float64
+    weights = np.r_[np.zeros(25) + 1e-9, np.ones(25)]
+    resampled = mixture_rows(rows, weights, 0.0, seed=0, augment=None)
+    assert resampled.shape == (50, 2) and (resampled[:, 0] >= 50).all()
+    noisy = mixture_rows(rows, np.ones(50), 0.0, seed=0, augment=lambda b, g: b + torch.rand(b.shape, generator=g))
+    assert not np.array_equal(noisy, rows.numpy()) and np.abs(noisy - rows.numpy()).max() < 1
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.RandomState(0)
+    return np.concatenate([rng.normal(size=(150, 2)) * [1.0, 0.3] + [0, 3], rng.normal(size=(150, 2)) + [4, 0]])
+
+
+def test_untrained_fit_is_sklearns_mixture_of_the_standardized_data(blobs, monkeypatch):
+    """Epoch 0 kept: score_samples is GaussianMixture's density of the standardized rows plus their log-det."""
+    calls = []
+    original = skflow._fitting.fit_mixture
+
+    def spy(x, seed):
+        calls.append((x, seed))
+        return original(x, seed)
+
+    monkeypatch.setattr(skflow._fitting, "fit_mixture", spy)
+    est = FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=1, tol=1e6, random_state=0)
+    with pytest.warns(Warning, match="no epoch improved"):
+        est.fit(blobs)
+    assert est.best_epoch_ == 0 and est.base == "mixture"
+    ((x, seed),) = calls
+    assert x.shape == (270, 2)  # the training part: the validation rows are not seen
+    gmm = GaussianMixture(est.n_components_, covariance_type="full", reg_covar=1e-6, random_state=seed).fit(x)
+    assert est.n_components_ >= 2
+    standardized = (blobs - est.location_) / est.scale_
+    expected = gmm.score_samples(standardized) - np.log(est.scale_).sum()
+    np.testing.assert_allclose(est.score_samples(blobs), expected, rtol=0, atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    return FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=3, random_state=0).fit(blobs)
+
+
+def test_transform_gives_the_mixture_latent_and_inverse_transform_inverts_it(fitted, blobs):
+    assert fitted.flow_.config["base"]["kind"] == "mixture"
+    Z = fitted.transform(blobs)
+    np.testing.assert_allclose(fitted.inverse_transform(Z), blobs, rtol=1e-6, atol=1e-8)
+    latent_density = fitted.flow_.base.log_prob(torch.from_numpy(Z)).detach().numpy()
+    log_det = fitted.flow_(torch.from_numpy(blobs))[1].detach().numpy()
+    np.testing.assert_allclose(fitted.score_samples(blobs), latent_density + log_det, rtol=1e-10)
+    samples = fitted.sample(2000, random_state=0)
+    np.testing.assert_array_equal(samples, fitted.sample(2000, random_state=0))
+    np.testing.assert_allclose(samples.mean(0), blobs.mean(0), atol=0.3)
+
+
+def test_mixture_model_survives_save_load_and_pickle(fitted, blobs):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    buffer.seek(0)
+    for restored in (FlowDensity.load(buffer), pickle.loads(pickle.dumps(fitted))):
+        assert restored.base == "mixture" and restored.n_components_ == fitted.n_components_
+        np.testing.assert_array_equal(restored.score_samples(blobs), fitted.score_samples(blobs))
+        np.testing.assert_array_equal(restored.sample(5, random_state=1), fitted.sample(5, random_state=1))
+
+
+def test_normal_base_keeps_the_standard_normal(blobs):
+    est = FlowDensity(base="normal", n_transforms=2, hidden_units=(8,), max_epochs=1, tol=1e6, random_state=0)
+    with pytest.warns(Warning, match="no epoch improved"):
+        est.fit(blobs)
+    assert est.flow_.config["base"] == {"kind": "normal"} and est.n_components_ == 1
+    expected = stats.norm.logpdf(blobs, blobs.mean(0), blobs.std(0)).sum(1)
+    np.testing.assert_allclose(est.score_samples(blobs), expected, rtol=1e-10)
+    Z = est.transform(blobs)
+    np.testing.assert_allclose(Z, (blobs - blobs.mean(0)) / blobs.std(0), atol=1e-10)
+
+
+def test_persisted_config_bounds_the_mixture_before_building_it():
+    from skflow._persisted_flow import MAX_N_COMPONENTS, _check_flow_config
+
+    flow = flow_with_mixture()
+    state = flow.state_dict()
+    _check_flow_config(flow.config, state)
+    for bad in ({"kind": "mixture", "n_components": MAX_N_COMPONENTS + 1}, {"kind": "flows"}, ["mixture"]):
+        with pytest.raises(ValueError, match="base="):
+            _check_flow_config({**flow.config, "base": bad}, state)
+    # More components than the file stores weights for: refused before anything is built.
+    with pytest.raises(ValueError, match="implies at least"):
+        _check_flow_config({**flow.config, "base": {"kind": "mixture", "n_components": 500}}, state)
