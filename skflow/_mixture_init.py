@@ -46,8 +46,10 @@ def mixture_rows(
     """The float64 rows the mixture is fitted on: the training part (not the validation rows
     ``train_flow`` will hold out with the same seed), resampled by weight or subsampled to at most
     ``MAX_ROWS``, with one draw of the training noise (dequantization), all seeded by ``seed``."""
-    train_idx, _ = validation_split(rows.shape[0], validation_fraction, torch.Generator().manual_seed(seed), rows.device)
-    train_idx = train_idx.cpu().numpy()
+    generator = torch.Generator().manual_seed(seed)
+    train_idx, _ = validation_split(rows.shape[0], validation_fraction, generator, rows.device)
+    # None: nothing is held out, every row trains.
+    train_idx = np.arange(rows.shape[0]) if train_idx is None else train_idx.cpu().numpy()
     rng = np.random.RandomState(seed)
     w = weights[train_idx]
     if not np.allclose(w, w[0], rtol=1e-12, atol=0.0):
