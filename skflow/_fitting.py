@@ -378,12 +378,18 @@ def stream_state(preprocessing: Preprocessing, seed: int | None) -> dict:
     return {"preprocessing": asdict(preprocessing), "seed": seed, "trainer": None}
 
 
-def start_stream(estimator, X: np.ndarray, preprocessing: Preprocessing) -> tuple[Flow, dict]:
+def start_stream(estimator, X: np.ndarray, preprocessing: Preprocessing, weights: np.ndarray) -> tuple[Flow, dict]:
     """First ``partial_fit`` call: the untrained flow in float64 and its state; sizes resolved on this chunk."""
     estimator.hidden_units_ = resolve_hidden_units(estimator.hidden_units, *X.shape)
     estimator.batch_size_ = resolve_batch_size(estimator.batch_size, X.shape[0])
     seed = draw_seed(estimator)
     flow = new_flow(estimator, X.shape[1], preprocessing, seed)
+    if getattr(estimator, "base", "normal") == "mixture":
+        # As in fit: the untrained flow is a mixture fitted to this chunk's rows (none held out here).
+        train_x, _ = training_rows(flow, X, weights, estimator.device_)
+        augment = make_augment(preprocessing, estimator.device_)
+        mixture = fit_mixture(mixture_rows(train_x, weights, 0.0, seed, augment), seed)
+        flow = new_flow(estimator, X.shape[1], preprocessing, seed, mixture=mixture)
     return flow.double().eval(), stream_state(preprocessing, seed)
 
 
@@ -447,7 +453,7 @@ def partial_fit_chunk(estimator, X, sample_weight) -> tuple[Flow, Preprocessing,
     X, weights = validate_training_data(estimator, X, sample_weight, reset=first)
     if first:
         preprocessing = fitted_preprocessing(estimator, X, weights)
-        flow, state = start_stream(estimator, X, preprocessing)
+        flow, state = start_stream(estimator, X, preprocessing, weights)
         result = TrainResult()
     else:
         check_chunk_bounds(estimator, X)
