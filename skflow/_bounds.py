@@ -41,6 +41,9 @@ def parse_bounds(bounds, n_features: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"bounds must be None, a (low, high) pair or one pair per feature, got {bounds!r}")
     # One (low, high) pair of scalars applies to every feature; anything else lists one entry per feature.
     pairs = [tuple(bounds)] * n_features if _is_pair(bounds) else list(bounds)
+    for j, pair in enumerate(pairs):
+        if pair is not None and (isinstance(pair, str) or not hasattr(pair, "__len__") or len(pair) != 2):
+            raise ValueError(f"bounds[{j}] must be a (low, high) pair or None, got {pair!r}")
     if len(pairs) != n_features:
         raise ValueError(
             "bounds must be one (low, high) pair or one pair per feature; "
@@ -49,8 +52,6 @@ def parse_bounds(bounds, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     for j, pair in enumerate(pairs):
         if pair is None:
             continue
-        if isinstance(pair, str) or not hasattr(pair, "__len__") or len(pair) != 2:
-            raise ValueError(f"bounds[{j}] must be a (low, high) pair or None, got {pair!r}")
         low[j], high[j] = _bound(pair[0], j, "low"), _bound(pair[1], j, "high")
         if not low[j] < high[j]:
             raise ValueError(f"bounds[{j}] = {tuple(pair)!r}: low must be below high")
