@@ -160,24 +160,41 @@ def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> t
     return X, weights
 
 
-def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray) -> Preprocessing:
-    """The fixed preprocessing from the training rows, for the estimator's ``bounds``, ``standardize``, ..."""
+def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, what: str = "X") -> Preprocessing:
+    """The fixed preprocessing of the rows the flow models (``X``, or a regressor's ``y``).
+
+    Reads the estimator's ``bounds``, ``standardize`` (True where it has none),
+    ``dequantize`` and ``tail_bound``.
+    """
     low, high = parse_bounds(estimator.bounds, X.shape[1])
     outside = outside_bounds(X, low, high)
     if outside.any():
         raise ValueError(
-            f"X has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
-            f"{int(np.argmax(outside))}); bounds must strictly contain the data"
+            f"{what} has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
+            f"{int(np.argmax(outside))}); bounds must strictly contain the training values"
         )
     return fit_preprocessing(
         X,
         weights,
         low,
         high,
-        standardize=estimator.standardize,
+        standardize=getattr(estimator, "standardize", True),
         dequantize=estimator.dequantize,
         tail_bound=estimator.tail_bound,
     )
+
+
+def assign_fitted(estimator, flow: Flow, preprocessing: Preprocessing, result: TrainResult) -> None:
+    """The fitted attributes every flow estimator shares."""
+    estimator.flow_ = flow
+    estimator.location_, estimator.scale_ = preprocessing.loc, preprocessing.scale
+    estimator.low_, estimator.high_ = preprocessing.low, preprocessing.high
+    estimator.dequantized_ = preprocessing.dequantized
+    estimator.asinh_columns_ = preprocessing.lower_tails | preprocessing.upper_tails
+    estimator.loss_curve_ = result.loss_curve
+    estimator.validation_scores_ = result.validation_scores
+    estimator.best_epoch_ = result.best_epoch
+    estimator.n_iter_ = result.n_iter
 
 
 def train_config(estimator) -> TrainConfig:

@@ -15,6 +15,7 @@ from ._core import Flow, FlowSpec, TrainConfig
 from ._core.device import to_numpy
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
+    assign_fitted,
     fit_flow,
     fitted_preprocessing,
     partial_fit_chunk,
@@ -343,16 +344,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return fit_flow(self, X, weights, preprocessing)
 
     def _assemble(self, flow: Flow, preprocessing: Preprocessing, result) -> FlowDensity:
-        self.flow_ = flow
-        self.location_, self.scale_ = preprocessing.loc, preprocessing.scale
-        self.low_, self.high_ = preprocessing.low, preprocessing.high
-        self.dequantized_ = preprocessing.dequantized
-        self.asinh_columns_ = preprocessing.lower_tails | preprocessing.upper_tails
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores
-        self.best_epoch_ = result.best_epoch
+        assign_fitted(self, flow, preprocessing, result)
         self.n_components_ = int(flow.config["base"].get("n_components", 1))
-        self.n_iter_ = result.n_iter
         return self
 
     # ------------------------------------------------------------ inference

@@ -11,20 +11,22 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._bounds import clip_to_support, outside_bounds, parse_bounds
+from ._bounds import clip_to_support, outside_bounds
 from ._conditional import check_numeric_target, mean_rule
 from ._core import Flow, FlowSpec, TrainConfig
 from ._core.device import resolve_device, to_tensor
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
+    assign_fitted,
     check_learning_rate_and_weight_decay,
     fit_flow,
+    fitted_preprocessing,
     resolve_batch_size,
     resolve_hidden_units,
 )
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
-from ._preprocessing import Preprocessing, fit_preprocessing
+from ._preprocessing import Preprocessing
 from ._validation import _fit_context, check_numeric, positive_weights
 
 
@@ -208,15 +210,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
         self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
         flow, result = fit_flow(self, Y, weights, preprocessing, self._context(X), self._callback_arguments)
-        self.flow_ = flow
-        self.location_, self.scale_ = preprocessing.loc, preprocessing.scale
-        self.low_, self.high_ = preprocessing.low, preprocessing.high
-        self.dequantized_ = preprocessing.dequantized
-        self.asinh_columns_ = preprocessing.lower_tails | preprocessing.upper_tails
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores
-        self.best_epoch_ = result.best_epoch
-        self.n_iter_ = result.n_iter
+        assign_fitted(self, flow, preprocessing, result)
         return self
 
     def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,16 +233,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         return X, Y, weights
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
-        low, high = parse_bounds(self.bounds, Y.shape[1])
-        outside = outside_bounds(Y, low, high)
-        if outside.any():
-            raise ValueError(
-                f"y has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
-                f"{int(np.argmax(outside))}); bounds must strictly contain the targets"
-            )
-        return fit_preprocessing(
-            Y, weights, low, high, standardize=True, dequantize=self.dequantize, tail_bound=self.tail_bound
-        )
+        return fitted_preprocessing(self, Y, weights, what="y")
 
     def _context(self, X: np.ndarray) -> np.ndarray:
         return (X - self.x_location_) / self.x_scale_
