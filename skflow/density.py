@@ -18,16 +18,15 @@ from ._fitting import (
     assign_fitted,
     fit_flow,
     fitted_preprocessing,
-    partial_fit_chunk,
     resolve_batch_size,
     resolve_hidden_units,
-    stream_state,
     validate_training_data,
 )
 from ._inference import batch_rows, map_in_batches
 from ._persisted_flow import upgrade_density_state
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
+from ._streaming import partial_fit_chunk, stream_state
 from ._validation import StrOptions, _fit_context, check_numeric
 
 
