@@ -37,7 +37,7 @@ from ._inference import batch_rows, map_in_batches
 from ._mixture_init import Mixture, fit_mixture, mixture_rows
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
-from ._validation import Interval, StrOptions, check_numeric, positive_weights
+from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_rows, positive_weights
 
 # Parameter constraints shared by the estimators that fit one flow (scikit-learn's _parameter_constraints).
 FLOW_PARAMETER_CONSTRAINTS: dict = {
@@ -142,14 +142,9 @@ def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> t
     check_numeric(X, type(estimator).__name__)
     min_rows = 2 if reset else 1
     X = validate_data(estimator, X, dtype=(np.float64, np.float32), ensure_min_samples=min_rows, reset=reset)
-    weights = positive_weights(sample_weight, X)
-    if (weights == 0).any():
-        kept = weights > 0
-        if kept.sum() < min_rows:
-            raise ValueError(
-                f"{type(estimator).__name__} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}"
-            )
-        X, weights = X[kept], weights[kept]
+    weights, X = drop_zero_weight_rows(
+        positive_weights(sample_weight, X), X, estimator_name=type(estimator).__name__, min_rows=min_rows
+    )
     check_learning_rate_and_weight_decay(estimator)
     if reset:
         estimator.device_ = resolve_device(estimator.device)

@@ -7,7 +7,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
 
-__all__ = ["Interval", "StrOptions", "_fit_context", "check_numeric", "positive_weights"]
+__all__ = ["Interval", "StrOptions", "_fit_context", "check_numeric", "drop_zero_weight_rows", "positive_weights"]
 
 
 def non_numeric_columns(X) -> list[tuple[object, str]]:
@@ -77,3 +77,20 @@ def positive_weights(sample_weight, X: np.ndarray) -> np.ndarray:
     if weights.max() <= 0:
         raise ValueError("sample_weight must have a positive sum")
     return weights / weights.max()
+
+
+def drop_zero_weight_rows(weights: np.ndarray, *arrays: np.ndarray, estimator_name: str, min_rows: int = 2):
+    """``weights`` and ``arrays`` restricted to the rows of positive weight, which shape nothing otherwise.
+
+    Raises a ``ValueError`` when fewer than ``min_rows`` such rows remain.
+    Returns the arrays unchanged (no copy) when every weight is positive.
+    """
+    if not (weights == 0).any():
+        return (weights, *arrays)
+    kept = weights > 0
+    if kept.sum() < min_rows:
+        raise ValueError(
+            f"{estimator_name} needs at least {min_rows} row{'s' if min_rows != 1 else ''} with positive "
+            f"sample_weight, got {int(kept.sum())}"
+        )
+    return (weights[kept], *(array[kept] for array in arrays))

@@ -27,7 +27,7 @@ from ._fitting import (
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
-from ._validation import _fit_context, check_numeric, positive_weights
+from ._validation import _fit_context, check_numeric, drop_zero_weight_rows, positive_weights
 
 
 @register_safe_class
@@ -222,12 +222,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self._y_ndim = y.ndim
         Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
         self.n_targets_ = Y.shape[1]
-        weights = positive_weights(sample_weight, X)
-        if (weights == 0).any():
-            kept = weights > 0
-            if kept.sum() < 2:
-                raise ValueError(f"{name} needs at least 2 rows with positive sample_weight, got {int(kept.sum())}")
-            X, Y, weights = X[kept], Y[kept], weights[kept]
+        weights, X, Y = drop_zero_weight_rows(positive_weights(sample_weight, X), X, Y, estimator_name=name)
         check_learning_rate_and_weight_decay(self)
         self.device_ = resolve_device(self.device)
         return X, Y, weights
