@@ -227,7 +227,13 @@ def fit_flow(
     mixture = None
     if getattr(estimator, "base", "normal") == "mixture":
         # Fitted in the preprocessed space: the untrained flow is this mixture after the fixed maps.
-        mixture = fit_mixture(mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment), seed)
+        # Chosen by cross-validation on every training row (a steadier choice on small data), fitted on
+        # the rows training uses: the validation rows stay unseen, so epoch 0's validation score is fair.
+        mixture = fit_mixture(
+            mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment),
+            seed,
+            selection_rows=mixture_rows(train_x, weights, 0.0, seed, augment),
+        )
         # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
     train_context = None if context is None else to_tensor(context, device, torch.float32)

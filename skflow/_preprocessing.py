@@ -22,6 +22,8 @@ from ._core import AsinhTails, ToUnbounded
 CONSTANT_COLUMN_SCALE = 1e-3
 # Beyond 2**53 every float64 is an integer: such columns are not counts.
 LARGEST_EXACT_INTEGER = 2.0**53
+# A non-integer column is discrete when each of its values appears this many times on average.
+MIN_REPEATS = 5
 # Rows per batch for the column statistics.
 BATCH_ROWS = 65536
 
@@ -36,8 +38,15 @@ class Preprocessing:
     scale: np.ndarray
     lower_tails: np.ndarray  # bool: standardized values reach below -tail_bound (asinh on that side)
     upper_tails: np.ndarray  # bool: ... above +tail_bound
-    dequantized: np.ndarray  # bool: integer-valued columns that get uniform noise in training
+    dequantized: np.ndarray  # bool: discrete columns that get uniform noise in training
     constant: np.ndarray  # bool: zero-variance columns
+    # Width of each dequantized column's noise cell in data units (1 for integers); None: 1 everywhere.
+    cell_width: np.ndarray | None = None
+
+    def noise_width(self) -> np.ndarray:
+        """The uniform noise's width per column in data units, 0 where a column is not dequantized."""
+        width = np.ones(self.dequantized.shape) if self.cell_width is None else self.cell_width
+        return np.where(self.dequantized, width, 0.0)
 
     def flow_arguments(self) -> dict[str, np.ndarray]:
         """The fitted numbers ``skflow._core.build_flow`` takes."""
@@ -102,12 +111,29 @@ def integer_columns(X: np.ndarray) -> np.ndarray:
     return integer
 
 
-def _dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> np.ndarray:
+def discrete_cells(X: np.ndarray, integer: np.ndarray) -> np.ndarray:
+    """Per column, the width of the cells that dequantize it, or 0 for a continuous column.
+
+    Integer columns get unit cells (the estimate of each integer's probability).
+    Other columns whose values repeat, at most ``len(X) / MIN_REPEATS`` distinct
+    values (a two-valued column, rating levels, rounded measurements), get cells
+    as wide as the smallest gap between their values: the cells around the
+    values never overlap, and a continuous density can no longer pile up on them.
+    """
+    widths = np.where(integer, 1.0, 0.0)
+    for j in np.flatnonzero(~integer):
+        values = np.unique(X[:, j])
+        if 2 <= values.size <= X.shape[0] / MIN_REPEATS:
+            widths[j] = np.diff(values).min()
+    return widths
+
+
+def _dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns get training noise, and the width of its cells."""
     if dequantize == "auto":
-        return integer_columns(X) & ~bounded
-    if dequantize:
-        return ~bounded
-    return np.zeros(X.shape[1], dtype=bool)
+        widths = discrete_cells(X, integer_columns(X))
+        return (widths > 0) & ~bounded, np.where(widths > 0, widths, 1.0)
+    return np.full(X.shape[1], bool(dequantize)) & ~bounded, np.ones(X.shape[1])
 
 
 def fit_preprocessing(
@@ -123,14 +149,14 @@ def fit_preprocessing(
     """Statistics of the training rows ``X`` (all with positive ``weights``) for bounds ``low``/``high``."""
     n_features = X.shape[1]
     bounded = np.isfinite(low) | np.isfinite(high)
-    dequantized = _dequantized_columns(X, bounded, dequantize)
+    dequantized, cell_width = _dequantized_columns(X, bounded, dequantize)
     minimum, maximum, mean, std = _weighted_moments(_Unbounded(X, low, high), weights, n_features)
     # A constant integer column that is dequantized is not degenerate: its
-    # training values are spread uniformly over one unit around the integer.
+    # training values are spread uniformly over one cell around the integer.
     constant = (maximum == minimum) & ~dequantized
     if standardize:
         # Dequantized columns are standardized with the spread of the noisy values.
-        loc, scale = mean, np.where(dequantized, np.hypot(std, np.sqrt(1.0 / 12.0)), std)
+        loc, scale = mean, np.where(dequantized, np.hypot(std, cell_width / np.sqrt(12.0)), std)
     else:
         loc, scale = np.zeros(n_features), np.ones(n_features)
     if constant.any():
@@ -158,6 +184,7 @@ def fit_preprocessing(
         upper_tails=(standardized_max > tail_bound) & ~constant,
         dequantized=dequantized,
         constant=constant,
+        cell_width=cell_width,
     )
 
 
@@ -182,8 +209,8 @@ def _check_float32_range(standardized_min: np.ndarray, standardized_max: np.ndar
 def make_augment(preprocessing: Preprocessing, device: torch.device):
     """Training-time noise on the preprocessed float32 rows, or None.
 
-    Dequantized columns get U[-0.5, 0.5) in data units (1 / scale in
-    standardized units); constant columns get N(0, 1) in standardized units,
+    Dequantized columns get U[-w/2, w/2) in data units, ``w`` their cell
+    width (w / scale in standardized units); constant columns get N(0, 1) in standardized units,
     i.e. N(0, CONSTANT_COLUMN_SCALE^2) in data units. Where a dequantized
     column also has an asinh tail, the noise is added before that map, as it
     would be to the data.
@@ -191,7 +218,7 @@ def make_augment(preprocessing: Preprocessing, device: torch.device):
     dequantized, constant = preprocessing.dequantized, preprocessing.constant
     if not (dequantized.any() or constant.any()):
         return None
-    uniform_scale = torch.as_tensor(np.where(dequantized, 1.0 / preprocessing.scale, 0.0), dtype=torch.float32)
+    uniform_scale = torch.as_tensor(preprocessing.noise_width() / preprocessing.scale, dtype=torch.float32)
     normal_scale = torch.as_tensor(constant.astype(np.float32))
     uniform_scale, normal_scale = uniform_scale.to(device), normal_scale.to(device)
     tails = None

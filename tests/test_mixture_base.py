@@ -8,11 +8,19 @@ import pytest
 import torch
 from scipy import stats
 from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import KFold
 
 import skflow._fitting
 from skflow import FlowDensity
 from skflow._core import GaussianMixtureBase, build_flow, flow_from_config
-from skflow._mixture_init import candidate_components, mixture_rows
+from skflow._mixture_init import (
+    Candidate,
+    candidate_components,
+    full_precisions_cholesky,
+    held_out_score,
+    mixture_rows,
+    select_candidate,
+)
 
 from .conftest import autograd_log_abs_det, perturb_parameters
 
@@ -128,10 +136,33 @@ def test_flow_config_rebuilds_the_mixture_base_and_old_configs_mean_the_standard
 
 
 def test_candidates_leave_enough_rows_per_component():
-    assert candidate_components(1437, 64) == [1]  # digits' training part: K=1
-    assert candidate_components(455, 30) == [1]  # breast_cancer's
-    assert candidate_components(8000, 2) == [1, 2, 3, 4, 6, 8, 12, 16]
+    assert candidate_components(20, 64) == [1]
+    assert candidate_components(958, 64) == [1, 2, 3, 4, 6]  # digits' CV folds: 130 rows a component
+    assert candidate_components(303, 30) == [1, 2, 3, 4]  # breast_cancer's
+    assert candidate_components(8000, 2) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
     assert candidate_components(45, 2) == [1, 2, 3, 4]
+
+
+def test_selection_finds_the_true_number_of_components_by_held_out_likelihood():
+    rng = np.random.RandomState(0)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 3.0]])
+    x = np.concatenate([rng.normal(size=(200, 3)) + c for c in centres])
+    chosen = select_candidate(x, seed=0)
+    assert chosen.n_components == 3
+    # Cross-validation, as a user would tune it: the chosen candidate scores best on held-out folds.
+    splits = list(KFold(3, shuffle=True, random_state=0).split(x))
+    for other in (Candidate(2, "full", 1e-6), Candidate(6, "full", 1e-6), Candidate(3, "diag", 1e-1)):
+        assert held_out_score(chosen, x, splits, 0) >= held_out_score(other, x, splits, 0)
+
+
+def test_a_diagonal_mixture_becomes_the_same_density_in_the_base():
+    rng = np.random.RandomState(1)
+    x = np.concatenate([rng.normal(size=(100, 3)) * [1.0, 0.2, 3.0], rng.normal(size=(100, 3)) + 5])
+    gmm = GaussianMixture(2, covariance_type="diag", random_state=0).fit(x)
+    base = GaussianMixtureBase.from_mixture(gmm.weights_, gmm.means_, full_precisions_cholesky(gmm), torch.float64)
+    with torch.no_grad():
+        log_prob = base.log_prob(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(log_prob, gmm.score_samples(x), rtol=0, atol=1e-10)
 
 
 def test_mixture_rows_leave_out_validation_resample_by_weight_and_add_the_noise():
@@ -167,8 +198,9 @@ def test_untrained_fit_is_sklearns_mixture_of_the_standardized_data(blobs, monke
     assert est.best_epoch_ == 0 and est.base == "mixture"
     ((x, seed),) = calls
     assert x.shape == (270, 2)  # the training part: the validation rows are not seen
-    gmm = GaussianMixture(est.n_components_, covariance_type="full", reg_covar=1e-6, random_state=seed).fit(x)
-    assert est.n_components_ >= 2
+    chosen = select_candidate(x, seed)
+    gmm = chosen.estimator(seed).fit(x)
+    assert est.n_components_ == chosen.n_components >= 2
     standardized = (blobs - est.location_) / est.scale_
     expected = gmm.score_samples(standardized) - np.log(est.scale_).sum()
     np.testing.assert_allclose(est.score_samples(blobs), expected, rtol=0, atol=1e-8)

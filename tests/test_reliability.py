@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skflow import FlowDensity, _fitting
 from skflow._core import flow as flow_module
 from skflow._core.train import TrainResult
+from skflow._preprocessing import discrete_cells
 
 FAST = dict(n_transforms=2, hidden_units=(16,), max_epochs=10, batch_size=64, learning_rate=1e-2, random_state=0)
 
@@ -189,6 +190,28 @@ def test_dequantize_options_pick_columns():
     np.testing.assert_array_equal(FlowDensity(**FAST, dequantize=False).fit(X).dequantized_, [False, False, False])
     bounded = FlowDensity(**FAST, dequantize=True, bounds=[None, None, (0, 1)]).fit(X)
     np.testing.assert_array_equal(bounded.dequantized_, [True, True, False])  # bounded columns are never noised
+
+
+def test_a_two_valued_column_gets_cells_as_wide_as_its_gap_and_no_spikes():
+    """A non-integer two-valued column (like diabetes' scaled sex): density at each value x gap estimates
+    its probability, and the density never piles up on the values."""
+    rng = np.random.RandomState(0)
+    X = np.where(rng.uniform(size=(800, 1)) < 0.3, -0.05, 0.05)
+    est = FlowDensity(**{**FAST, "max_epochs": 30, "learning_rate": 3e-2}).fit(X)
+    assert est.dequantized_.tolist() == [True]
+    probabilities = np.exp(est.score_samples(np.array([[-0.05], [0.05]]))) * 0.1
+    np.testing.assert_allclose(probabilities, [0.3, 0.7], atol=0.07)
+    grid = np.linspace(-0.2, 0.2, 801).reshape(-1, 1)
+    assert np.exp(est.score_samples(grid)).max() < 1.5 * 0.7 / 0.1
+
+
+def test_only_columns_whose_values_repeat_are_discrete():
+    rng = np.random.RandomState(0)
+    levels = rng.choice([0.0, 0.25, 1.0], size=1000)  # uneven levels: cells of the smallest gap, 0.25
+    X = np.c_[levels, rng.normal(size=1000), np.round(rng.normal(size=1000), 1)]
+    widths = discrete_cells(X, np.zeros(3, dtype=bool))
+    np.testing.assert_allclose(widths, [0.25, 0.0, 0.1])
+    np.testing.assert_array_equal(FlowDensity(**FAST).fit(X).dequantized_, [True, False, True])
 
 
 def test_digits_dequantized_log_likelihood_is_a_sensible_bound():

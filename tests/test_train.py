@@ -201,3 +201,22 @@ def test_training_does_not_import_torch_dynamo():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_an_epoch_replaces_the_start_only_when_clearly_better_on_validation():
+    """The margin in standard errors of the paired difference: chance gains on few rows keep the start."""
+    from skflow._core.train import _clearly_better
+
+    weights = torch.ones(50)
+    noise = torch.randn(50, generator=torch.Generator().manual_seed(0))
+    initial = torch.zeros(50)
+    assert not _clearly_better(initial + 0.05 + noise, initial, weights, margin=2.0)  # 0.05 against SE ~0.14
+    assert _clearly_better(initial + 1.0 + noise, initial, weights, margin=2.0)
+    x = gaussian_data(200)
+    for margin, kept_start in ((1e9, True), (0.0, False)):
+        flow = build_flow(2, n_transforms=2, hidden_units=(16,), seed=0)
+        initial = {k: v.clone() for k, v in flow.state_dict().items()}
+        config = TrainConfig(max_epochs=5, batch_size=64, initial_margin=margin)
+        result = train_flow(flow, x, torch.ones(len(x)), config, torch.Generator().manual_seed(0))
+        assert (result.best_epoch == 0) == kept_start
+        assert all(torch.equal(v, initial[k]) for k, v in flow.state_dict().items()) == kept_start

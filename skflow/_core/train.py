@@ -53,6 +53,9 @@ class TrainConfig:
     # per optimizer step, warmed up as min(ema_decay, (1 + n) / (10 + n)) over steps n. It gained
     # most on small data (benchmarks/results/density_2core.json and docs/benchmarks.md).
     ema_decay: float = 0.99
+    # A trained epoch replaces the initial weights only if it beats them on the validation rows by this many
+    # standard errors of the paired difference: a fitted mixture base is kept unless training clearly helps.
+    initial_margin: float = 2.0
     clip_grad_norm: float = 5.0
     max_recoveries: int = 5
     recovery_lr_factor: float = 0.2
@@ -94,14 +97,37 @@ def evaluation_rows(flow: Flow, itemsize: int = 4) -> int:
 
 
 @torch.inference_mode()
-def _mean_log_likelihood(flow: Flow, rows: Rows, batch_size: int | None = None) -> float:
-    """Weighted mean log-likelihood of preprocessed rows under the learned part, gathered a batch at a time."""
+def _row_log_likelihoods(flow: Flow, rows: Rows, batch_size: int | None = None) -> torch.Tensor:
+    """Log-likelihood of each preprocessed row under the learned part, gathered a batch at a time."""
     batch_size = batch_size or evaluation_rows(flow, rows.x.element_size())
-    total = rows.x.new_zeros(())
+    parts = []
     for start in range(0, len(rows), batch_size):
-        x, w, context = rows.batch(rows.positions(start, start + batch_size))
-        total += torch.dot(flow.learned_log_prob(x, context), w)
-    return float(total) / float(rows.total_weight().clamp_min(torch.finfo(rows.w.dtype).tiny))
+        x, _, context = rows.batch(rows.positions(start, start + batch_size))
+        parts.append(flow.learned_log_prob(x, context))
+    return torch.cat(parts) if parts else rows.x.new_zeros(0)
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> float:
+    return float(torch.dot(values, weights)) / float(weights.sum().clamp_min(torch.finfo(weights.dtype).tiny))
+
+
+def _mean_log_likelihood(flow: Flow, rows: Rows, batch_size: int | None = None) -> float:
+    """Weighted mean log-likelihood of preprocessed rows under the learned part."""
+    return _weighted_mean(_row_log_likelihoods(flow, rows, batch_size), rows.weights())
+
+
+def _clearly_better(scores: torch.Tensor, initial: torch.Tensor, weights: torch.Tensor, margin: float) -> bool:
+    """Whether per-row ``scores`` beat ``initial`` by more than ``margin`` standard errors of the mean difference.
+
+    The paired difference on the same validation rows: on a few dozen rows a
+    trained flow can look better than its start by chance alone.
+    """
+    difference = (scores - initial).double()
+    w = weights.double()
+    mean = float(torch.dot(difference, w) / w.sum())
+    variance = float(torch.dot((difference - mean) ** 2, w) / w.sum())
+    effective_rows = float(w.sum() ** 2 / torch.dot(w, w))
+    return mean > margin * math.sqrt(variance / max(effective_rows, 1.0))
 
 
 def _snapshot(flow: Flow) -> dict[str, torch.Tensor]:
@@ -223,8 +249,12 @@ class Rows:
         context = self.context.index_select(0, rows) if self.context is not None else None
         return self.x.index_select(0, rows), self.w.index_select(0, rows), context
 
+    def weights(self) -> torch.Tensor:
+        """The set's weights, in order."""
+        return self.w if self.index is None else self.w.index_select(0, self.index)
+
     def total_weight(self) -> torch.Tensor:
-        return self.w.sum() if self.index is None else self.w.index_select(0, self.index).sum()
+        return self.weights().sum()
 
 
 class _WeightAverage:
@@ -394,17 +424,21 @@ class _Training:
         self.flow, self.config, self.average = trainer.flow, trainer.config, trainer.average
         self.base_lr = self.config.learning_rate
         self.result = TrainResult(final_learning_rate=self.base_lr)
+        self.last_rows: torch.Tensor | None = None  # per-row validation log-likelihoods of the last evaluation
 
     def run(self, train: Rows, validation: Rows | None) -> TrainResult:
         flow, config, result = self.flow, self.config, self.result
         # With a validation set the initial weights are a candidate too (epoch 0):
         # a fit that only gets worse, e.g. at a far too high learning rate, returns
         # its starting point.
-        best_score = -math.inf
+        best_score, initial_rows = -math.inf, None
         if validation is not None:
             flow.eval()
-            initial_score = _mean_log_likelihood(flow, validation)
+            initial_rows = _row_log_likelihoods(flow, validation)
+            initial_score = _weighted_mean(initial_rows, validation.weights())
             best_score = initial_score if math.isfinite(initial_score) else -math.inf
+            if not math.isfinite(initial_score):
+                initial_rows = None
         if self.callback is not None:
             self.callback(0, None, best_score if validation is not None else None)
         best_state = _snapshot(flow)
@@ -441,7 +475,10 @@ class _Training:
             else:
                 last_good = (evaluated_state, None)
 
-            if score > best_score + config.tol:
+            improved = score > best_score + config.tol
+            if improved and result.best_epoch == 0 and initial_rows is not None:
+                improved = _clearly_better(self.last_rows, initial_rows, validation.weights(), config.initial_margin)
+            if improved:
                 best_score, best_state, result.best_epoch = score, evaluated_state, epoch
                 epochs_without_improvement = 0
             else:
@@ -460,7 +497,8 @@ class _Training:
         self.flow.eval()
         if validation is None:
             return -train_loss
-        return _mean_log_likelihood(self.flow, validation)
+        self.last_rows = _row_log_likelihoods(self.flow, validation)
+        return _weighted_mean(self.last_rows, validation.weights())
 
     def _recover(self, last_good, best_state) -> None:
         """Back to the last good epoch (raw weights and average) with a smaller learning rate, or give up."""
