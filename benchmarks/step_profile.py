@@ -77,7 +77,7 @@ def _timed_steps(flow, x, trainer, batch: int, steps: int) -> dict[str, float]:
 
 def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
     """Forward seconds per step of the conditioner MLP and of the spline, summed over the coupling layers."""
-    from skflow._core.splines import rational_quadratic_spline
+    from skflow._core.splines import spline
 
     parts = {"conditioner MLP (forward)": 0.0, "spline (forward)": 0.0}
     u = x[:batch]
@@ -88,10 +88,11 @@ def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
                     u = layer(u, None)[0]
                     continue
                 start = time.thread_time()
-                params = layer.conditioner(u.index_select(1, layer.conditioning))
-                params = params.view(batch, layer.transformed.numel(), layer.params_per_feature)
+                rows = u.T
+                params = layer.conditioner.features_major(rows.index_select(0, layer.conditioning))
+                params = params.view(layer.transformed.numel(), layer.params_per_feature, batch)
                 middle = time.thread_time()
-                rational_quadratic_spline(u.index_select(1, layer.transformed), params, layer.tail_bound)
+                spline(rows.index_select(0, layer.transformed), params, layer.tail_bound)
                 parts["conditioner MLP (forward)"] += middle - start
                 parts["spline (forward)"] += time.thread_time() - middle
     return {name: seconds / steps for name, seconds in parts.items()}
