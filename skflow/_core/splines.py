@@ -120,9 +120,9 @@ def _find_bin(values: torch.Tensor, params: torch.Tensor, bound: float, row: int
 class _ForwardSpline(torch.autograd.Function):
     """The spline's forward map with a hand-written backward, in the features-major layout.
 
-    Training calls this at every step. Autograd on the ~50 operations of the
+    Training calls this at every step. Autograd on the ~60 operations of the
     forward map would trace as many graph nodes and run twice as many in the
-    backward; the closed-form gradient below is one node and ~35 operations.
+    backward; the closed-form gradient below is one node and ~45 operations.
     ``tests/test_splines.py`` checks it against autograd on plain code.
 
     Notation: v input, bin [x0, x0 + w] -> [y0, y0 + h] with derivatives d0, d1 at
