@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.step_profile            # ~a minute on 2 cores
     python -m benchmarks.step_profile --steps 5  # seconds
+    python -m benchmarks.step_profile --before old.json  # keeps a run on older code beside this one
 
 Times the parts of ``Trainer``'s step by hand in CPU time of the thread
 (``time.thread_time``: on a loaded machine wall time mostly measures the
@@ -12,7 +13,9 @@ torch thread: the batch gather, each layer's
 forward (LU-linear mixing, coupling: conditioner MLP and spline), the base
 density, the backward, gradient clipping, the fused AdamW step and the weight
 average; then the top operators by self time from ``torch.profiler`` (wall
-time: inflated by load, but its proportions and call counts still tell).
+time: inflated by load, but its proportions and call counts still tell);
+then whole steps of skflow (LU or permutation mixing) and of zuko's coupling
+NSF at the same size, interleaved.
 Writes ``benchmarks/results/step_profile.json``.
 """
 
@@ -77,7 +80,7 @@ def _timed_steps(flow, x, trainer, batch: int, steps: int) -> dict[str, float]:
 
 def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
     """Forward seconds per step of the conditioner MLP and of the spline, summed over the coupling layers."""
-    from skflow._core.splines import rational_quadratic_spline
+    from skflow._core.splines import spline
 
     parts = {"conditioner MLP (forward)": 0.0, "spline (forward)": 0.0}
     u = x[:batch]
@@ -88,13 +91,72 @@ def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
                     u = layer(u, None)[0]
                     continue
                 start = time.thread_time()
-                params = layer.conditioner(u.index_select(1, layer.conditioning))
-                params = params.view(batch, layer.transformed.numel(), layer.params_per_feature)
+                rows = u.T
+                params = layer.conditioner.features_major(rows.index_select(0, layer.conditioning))
+                params = params.view(layer.transformed.numel(), layer.params_per_feature, batch)
                 middle = time.thread_time()
-                rational_quadratic_spline(u.index_select(1, layer.transformed), params, layer.tail_bound)
+                spline(rows.index_select(0, layer.transformed), params, layer.tail_bound)
                 parts["conditioner MLP (forward)"] += middle - start
                 parts["spline (forward)"] += time.thread_time() - middle
     return {name: seconds / steps for name, seconds in parts.items()}
+
+
+def _zuko_step(d: int, hidden: tuple, n_bins: int):
+    """A training step of zuko's coupling NSF (``passes=2``) at this size, torch's Adam; None without zuko."""
+    try:
+        import zuko
+    except ImportError:  # a benchmark-only dependency
+        return None
+    torch.manual_seed(0)
+    flow = zuko.flows.NSF(d, transforms=5, hidden_features=hidden, bins=n_bins, passes=2)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+
+    def step(u: torch.Tensor) -> None:
+        loss = -flow().log_prob(u).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _skflow_step(d: int, hidden: tuple, n_bins: int, mixing: str):
+    """One step of ``Trainer.one_pass`` (loss, backward, clipping, fused AdamW, weight average) on one batch."""
+    from skflow._core import TrainConfig, Trainer, build_flow
+
+    flow = build_flow(d, flow="spline", n_transforms=5, hidden_units=hidden, n_bins=n_bins, mixing=mixing, seed=0)
+    trainer = Trainer(flow, TrainConfig(), torch.Generator().manual_seed(0))
+
+    def step(u: torch.Tensor) -> None:
+        trainer.one_pass(_rows(u), 1e-3)
+
+    return step
+
+
+def _versus_zuko(d: int, hidden: tuple, n_bins: int, batch: int, steps: int, repeats: int) -> dict[str, float]:
+    """Milliseconds per training step (thread CPU time, best of ``repeats`` interleaved runs of ``steps`` steps).
+
+    ``skflow_permutation`` is zuko's architecture (random permutations between
+    couplings); ``skflow_lu`` adds the learned LU-linear mixing FlowDensity uses.
+    """
+    steppers = {
+        "skflow_lu": _skflow_step(d, hidden, n_bins, "lu"),
+        "skflow_permutation": _skflow_step(d, hidden, n_bins, "permutation"),
+    }
+    zuko_step = _zuko_step(d, hidden, n_bins)
+    if zuko_step is not None:
+        steppers["zuko_coupling"] = zuko_step
+    u = torch.randn(batch, d, generator=torch.Generator().manual_seed(0))
+    best = dict.fromkeys(steppers, float("inf"))
+    for step in steppers.values():  # warm-up
+        step(u)
+    for _ in range(repeats):
+        for name, step in steppers.items():
+            start = time.thread_time()
+            for _ in range(steps):
+                step(u)
+            best[name] = min(best[name], 1e3 * (time.thread_time() - start) / steps)
+    return best
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--before", type=Path, default=None, help="a JSON of this script run on older code, kept under 'before'"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     flow, x, trainer = _setup(args.features, tuple(args.hidden), args.bins, args.batch_size, 8192)
@@ -118,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
             trainer.one_pass(_rows(x[: args.batch_size * args.steps]), 1e-3)
     finally:
         trainer.release()
+    versus = _versus_zuko(args.features, tuple(args.hidden), args.bins, args.batch_size, args.steps, args.repeats)
     table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     total = sum(parts.values())
     print(
@@ -129,13 +195,20 @@ def main(argv: list[str] | None = None) -> dict:
     print("  forward of the coupling layers, split (no grad):")
     for name, seconds in parts_coupling.items():
         print(f"    {name:<26} {1e3 * seconds:7.3f} ms")
+    print("  one training step at this size, ms (thread CPU time):")
+    for name, ms in versus.items():
+        print(f"    {name:<26} {ms:7.2f}")
+    if "zuko_coupling" in versus:
+        print(f"    zuko_coupling / skflow_permutation: {versus['zuko_coupling'] / versus['skflow_permutation']:.2f}x")
     print(table)
     result = {
         "machine": machine(),
-        "settings": vars(args) | {"out": str(args.out)},
+        "settings": vars(args) | {"out": str(args.out), "before": str(args.before) if args.before else None},
         "ms_per_step": 1e3 * total,
         "parts_ms": {k: 1e3 * v for k, v in parts.items()},
         "coupling_forward_ms": {k: 1e3 * v for k, v in parts_coupling.items()},
+        "step_ms_versus_zuko": versus,
+        "before": json.loads(args.before.read_text()) if args.before is not None else None,
         "profiler_top_ops": table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

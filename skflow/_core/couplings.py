@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from .nn import MLP, Constant
-from .splines import n_spline_params, rational_quadratic_spline
+from .splines import n_spline_params, spline
 from .transforms import Context, Transform
 
 # Affine log-scales are squashed into (-SCALE_BOUND, SCALE_BOUND): one layer can
@@ -45,19 +45,24 @@ class Coupling(Transform):
         self.conditioner = MLP(n_in, n_out, hidden_units, generator) if n_in > 0 else Constant(n_out)
 
     def _elementwise(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map the transformed half; return it and its elementwise log-derivatives."""
+        """Map the transformed half, features-major: x (D, N), params (D, params_per_feature, N).
+
+        Return the mapped half and its elementwise log-derivatives, both (D, N).
+        """
         raise NotImplementedError
 
     def _couple(self, x: torch.Tensor, context: Context, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        # index_select rather than x[:, index]: its backward is a plain index_add.
-        conditioning = x.index_select(1, self.conditioning)
+        # The conditioner and the elementwise map work on transposed rows (features, N):
+        # see splines.py for why; the matrix products take x.T without a copy.
+        rows = x.T
+        conditioning = rows.index_select(0, self.conditioning)
         if context is not None:
-            conditioning = torch.cat([conditioning, context], dim=1)
-        params = self.conditioner(conditioning)
-        params = params.view(x.shape[0], self.transformed.numel(), self.params_per_feature)
-        y_part, log_derivatives = self._elementwise(x.index_select(1, self.transformed), params, inverse)
-        y = x.index_copy(1, self.transformed, y_part)
-        return y, log_derivatives.sum(-1)
+            conditioning = torch.cat([conditioning, context.T], dim=0)
+        params = self.conditioner.features_major(conditioning)
+        params = params.view(self.transformed.numel(), self.params_per_feature, x.shape[0])
+        y_part, log_derivatives = self._elementwise(rows.index_select(0, self.transformed), params, inverse)
+        y = x.index_copy(1, self.transformed, y_part.T)
+        return y, log_derivatives.sum(0)
 
     def forward(self, x, context=None):
         return self._couple(x, context, inverse=False)
@@ -72,7 +77,7 @@ class AffineCoupling(Coupling):
     params_per_feature = 2
 
     def _elementwise(self, x, params, inverse):
-        shift, raw_scale = params.unbind(-1)
+        shift, raw_scale = params.unbind(-2)
         log_scale = SCALE_BOUND * torch.tanh(raw_scale / SCALE_BOUND)
         if inverse:
             return (x - shift) * torch.exp(-log_scale), -log_scale
@@ -100,4 +105,4 @@ class SplineCoupling(Coupling):
         self.tail_bound = float(tail_bound)
 
     def _elementwise(self, x, params, inverse):
-        return rational_quadratic_spline(x, params, self.tail_bound, inverse=inverse)
+        return spline(x, params, self.tail_bound, inverse=inverse)

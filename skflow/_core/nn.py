@@ -60,6 +60,19 @@ class MLP(nn.Module):
             x = torch.relu_(F.linear(x, layer.weight, layer.bias))
         return F.linear(x, self.output.weight, self.output.bias)
 
+    def features_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The same map on transposed rows: ``x`` of shape (in_features, N), result (out_features, N).
+
+        Equal to ``self(x.T).T`` up to rounding. The coupling layers use it: the
+        splines run fastest with the rows as the contiguous last axis, and
+        producing that layout here costs nothing (the matrix products take
+        either operand order), where transposing a (N, out_features) result
+        would copy it, and its gradient, at every step.
+        """
+        for layer in self.hidden:
+            x = torch.relu_(torch.addmm(layer.bias.unsqueeze(-1), layer.weight, x))
+        return torch.addmm(self.output.bias.unsqueeze(-1), self.output.weight, x)
+
 
 class Constant(nn.Module):
     """Learned parameters that ignore their input.
@@ -75,3 +88,7 @@ class Constant(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.value.expand(x.shape[0], -1)
+
+    def features_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The value for each of the N columns of ``x`` (in_features, N): shape (out_features, N)."""
+        return self.value.unsqueeze(-1).expand(-1, x.shape[-1])
