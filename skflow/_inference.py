@@ -19,7 +19,7 @@ def batch_rows(n_features: int, hidden_units: Sequence[int], n_bins: int) -> int
     """Rows per batch, so that the flow's intermediates stay near INFERENCE_MEMORY bytes.
 
     A spline layer holds a few float64 tensors of (rows, features, 3 * n_bins)
-    (parameters, knot table); the conditioner holds (rows, width) activations.
+    (its parameters and intermediates); the conditioner holds (rows, width) activations.
     """
     width = max([n_features, *hidden_units])
     per_row = 8 * (6 * n_features * (3 * n_bins + 4) + 4 * width)

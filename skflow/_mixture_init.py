@@ -24,7 +24,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold, ShuffleSplit
 from threadpoolctl import threadpool_limits
 
-from ._core.train import validation_split
+from ._core.rows import validation_split
 
 # Candidate numbers of components, tried in this order for each covariance type and floor.
 CANDIDATE_COMPONENTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)

@@ -153,7 +153,7 @@ def test_single_threaded_restores_the_thread_setting_after_nested_and_failing_bl
 
 
 def test_evaluation_batches_are_bounded_by_the_flows_size():
-    from skflow._core.train import EVALUATION_MEMORY, evaluation_rows
+    from skflow._core.rows import EVALUATION_MEMORY, evaluation_rows
 
     big = evaluation_rows(build_flow(16, n_transforms=5, hidden_units=(128, 128), n_bins=8))
     small = evaluation_rows(build_flow(2, n_transforms=1, hidden_units=(8,), n_bins=4))
@@ -205,13 +205,13 @@ def test_training_does_not_import_torch_dynamo():
 
 def test_an_epoch_replaces_the_start_only_when_clearly_better_on_validation():
     """The margin in standard errors of the paired difference: chance gains on few rows keep the start."""
-    from skflow._core.train import _clearly_better
+    from skflow._core.rows import clearly_better
 
     weights = torch.ones(50)
     noise = torch.randn(50, generator=torch.Generator().manual_seed(0))
     initial = torch.zeros(50)
-    assert not _clearly_better(initial + 0.05 + noise, initial, weights, margin=2.0)  # 0.05 against SE ~0.14
-    assert _clearly_better(initial + 1.0 + noise, initial, weights, margin=2.0)
+    assert not clearly_better(initial + 0.05 + noise, initial, weights, margin=2.0)  # 0.05 against SE ~0.14
+    assert clearly_better(initial + 1.0 + noise, initial, weights, margin=2.0)
     x = gaussian_data(200)
     for margin, kept_start in ((1e9, True), (0.0, False)):
         flow = build_flow(2, n_transforms=2, hidden_units=(16,), seed=0)

@@ -37,7 +37,7 @@ from torch import nn
 import skflow.density
 from skflow import FlowDensity
 from skflow._core import Flow
-from skflow._core.train import _split
+from skflow._core.rows import validation_split as _split
 
 from .. import datasets
 from ..density import Settings, fit_gmm, fit_kde

@@ -19,6 +19,7 @@ import torch
 
 from .flow import Flow
 from .optim import make_adamw
+from .rows import Rows, clearly_better, row_log_likelihoods, validation_split, weighted_mean
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 EpochCallback = Callable[[int, float | None, float | None], None]
@@ -26,9 +27,6 @@ EpochCallback = Callable[[int, float | None, float | None], None]
 
 # Steps between checks for non-finite losses or gradients (each check synchronizes).
 CHECK_EVERY = 32
-# Bytes the learned part's intermediates may take per evaluation batch: on 3,000,000 x 16 rows a
-# fixed 65,536-row batch took ~280 MiB (spline tables of rows x features x 3 x (bins + 1)).
-EVALUATION_MEMORY = 32 * 2**20
 
 
 class TrainingDivergedError(RuntimeError):
@@ -70,64 +68,6 @@ class TrainResult:
     stopped_early: bool = False
     n_recoveries: int = 0
     final_learning_rate: float = 0.0
-
-
-def validation_split(
-    n: int, fraction: float, generator: torch.Generator, device: torch.device
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Training and validation row indices; (None, None): every row trains and none validates."""
-    n_val = int(math.floor(fraction * n))
-    if n_val < 1 or n - n_val < 2:
-        return None, None
-    perm = torch.randperm(n, generator=generator).to(device)
-    return perm[n_val:], perm[:n_val]
-
-
-def evaluation_rows(flow: Flow, itemsize: int = 4) -> int:
-    """Rows per evaluation batch, so that the flow's intermediates stay near ``EVALUATION_MEMORY`` bytes.
-
-    A spline layer holds a few tensors of (rows, features, 3 * n_bins) (parameters,
-    knot table); the conditioner holds (rows, width) activations.
-    """
-    config = flow.config
-    n_features, n_bins = int(config.get("n_features", 1)), int(config.get("n_bins", 8))
-    width = max([n_features, *config.get("hidden_units", [])])
-    per_row = itemsize * (6 * n_features * (3 * n_bins + 4) + 4 * width)
-    return int(min(65536, max(256, EVALUATION_MEMORY // per_row)))
-
-
-@torch.inference_mode()
-def _row_log_likelihoods(flow: Flow, rows: Rows, batch_size: int | None = None) -> torch.Tensor:
-    """Log-likelihood of each preprocessed row under the learned part, gathered a batch at a time."""
-    batch_size = batch_size or evaluation_rows(flow, rows.x.element_size())
-    parts = []
-    for start in range(0, len(rows), batch_size):
-        x, _, context = rows.batch(rows.positions(start, start + batch_size))
-        parts.append(flow.learned_log_prob(x, context))
-    return torch.cat(parts) if parts else rows.x.new_zeros(0)
-
-
-def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> float:
-    return float(torch.dot(values, weights)) / float(weights.sum().clamp_min(torch.finfo(weights.dtype).tiny))
-
-
-def _mean_log_likelihood(flow: Flow, rows: Rows, batch_size: int | None = None) -> float:
-    """Weighted mean log-likelihood of preprocessed rows under the learned part."""
-    return _weighted_mean(_row_log_likelihoods(flow, rows, batch_size), rows.weights())
-
-
-def _clearly_better(scores: torch.Tensor, initial: torch.Tensor, weights: torch.Tensor, margin: float) -> bool:
-    """Whether per-row ``scores`` beat ``initial`` by more than ``margin`` standard errors of the mean difference.
-
-    The paired difference on the same validation rows: on a few dozen rows a
-    trained flow can look better than its start by chance alone.
-    """
-    difference = (scores - initial).double()
-    w = weights.double()
-    mean = float(torch.dot(difference, w) / w.sum())
-    variance = float(torch.dot((difference - mean) ** 2, w) / w.sum())
-    effective_rows = float(w.sum() ** 2 / torch.dot(w, w))
-    return mean > margin * math.sqrt(variance / max(effective_rows, 1.0))
 
 
 def _snapshot(flow: Flow) -> dict[str, torch.Tensor]:
@@ -212,49 +152,6 @@ def train_flow(
         return _Training(trainer, callback).run(train, validation)
     finally:
         trainer.release()
-
-
-@dataclass
-class Rows:
-    """Training or validation rows: preprocessed x, weights, the context when the flow is conditional.
-
-    ``index`` selects the rows of ``x`` (and of ``w``, ``context``) that
-    belong to the set; None means all of them. Batches are gathered through
-    it, so a split of one large tensor copies nothing but its indices.
-    """
-
-    x: torch.Tensor
-    w: torch.Tensor
-    context: torch.Tensor | None = None
-    index: torch.Tensor | None = None
-
-    @classmethod
-    def select(cls, x, w, context, index: torch.Tensor) -> Rows:
-        """A copy of the selected rows (for the few that must be materialized, e.g. augmented once)."""
-        return cls(x[index], w[index], context[index] if context is not None else None)
-
-    def __len__(self) -> int:
-        return self.x.shape[0] if self.index is None else self.index.shape[0]
-
-    def positions(self, start: int, stop: int) -> torch.Tensor:
-        """Positions ``start:stop`` of the set, in order (for evaluation batches)."""
-        return torch.arange(start, min(stop, len(self)), device=self.x.device)
-
-    def rows_of(self, positions: torch.Tensor) -> torch.Tensor:
-        return positions if self.index is None else self.index.index_select(0, positions)
-
-    def batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """x, weights and context of the set's rows at ``positions`` (gathered copies of a batch)."""
-        rows = self.rows_of(positions)
-        context = self.context.index_select(0, rows) if self.context is not None else None
-        return self.x.index_select(0, rows), self.w.index_select(0, rows), context
-
-    def weights(self) -> torch.Tensor:
-        """The set's weights, in order."""
-        return self.w if self.index is None else self.w.index_select(0, self.index)
-
-    def total_weight(self) -> torch.Tensor:
-        return self.weights().sum()
 
 
 class _WeightAverage:
@@ -434,8 +331,8 @@ class _Training:
         best_score, initial_rows = -math.inf, None
         if validation is not None:
             flow.eval()
-            initial_rows = _row_log_likelihoods(flow, validation)
-            initial_score = _weighted_mean(initial_rows, validation.weights())
+            initial_rows = row_log_likelihoods(flow, validation)
+            initial_score = weighted_mean(initial_rows, validation.weights())
             best_score = initial_score if math.isfinite(initial_score) else -math.inf
             if not math.isfinite(initial_score):
                 initial_rows = None
@@ -477,7 +374,7 @@ class _Training:
 
             improved = score > best_score + config.tol
             if improved and result.best_epoch == 0 and initial_rows is not None:
-                improved = _clearly_better(self.last_rows, initial_rows, validation.weights(), config.initial_margin)
+                improved = clearly_better(self.last_rows, initial_rows, validation.weights(), config.initial_margin)
             if improved:
                 best_score, best_state, result.best_epoch = score, evaluated_state, epoch
                 epochs_without_improvement = 0
@@ -497,8 +394,8 @@ class _Training:
         self.flow.eval()
         if validation is None:
             return -train_loss
-        self.last_rows = _row_log_likelihoods(self.flow, validation)
-        return _weighted_mean(self.last_rows, validation.weights())
+        self.last_rows = row_log_likelihoods(self.flow, validation)
+        return weighted_mean(self.last_rows, validation.weights())
 
     def _recover(self, last_good, best_state) -> None:
         """Back to the last good epoch (raw weights and average) with a smaller learning rate, or give up."""
