@@ -9,16 +9,15 @@ import torch
 from scipy.special import ndtri
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds
-from ._conditional import check_numeric_target, mean_rule
+from ._conditional import context_scaling, mean_rule, scored_targets, validate_regression_data
 from ._core import Flow, FlowSpec, TrainConfig
-from ._core.device import resolve_device, to_tensor
+from ._core.device import to_tensor
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
-    check_learning_rate_and_weight_decay,
     fit_flow,
     fitted_preprocessing,
     resolve_batch_size,
@@ -27,7 +26,8 @@ from ._fitting import (
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
-from ._validation import _fit_context, check_numeric, drop_zero_weight_rows, positive_weights
+from ._streaming import Context, stream_chunk, stream_state
+from ._validation import _fit_context, check_numeric
 
 
 @register_safe_class
@@ -202,30 +202,72 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         -------
         self : FlowRegressor
         """
-        X, Y, weights = self._validate_training_data(X, y, sample_weight)
+        X, Y, weights = validate_regression_data(self, X, y, sample_weight)
         preprocessing = self._fit_preprocessing(Y, weights)
-        mean = np.average(X, axis=0, weights=weights)
-        std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
-        self.x_location_, self.x_scale_ = mean, np.where(std > 0, std, 1.0)
+        self.x_location_, self.x_scale_ = context_scaling(X, weights)
         self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
         self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
         flow, result = fit_flow(self, Y, weights, preprocessing, self._context(X), self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
+        self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         return self
 
-    def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight."""
-        name = type(self).__name__
-        check_numeric(X, name)
-        check_numeric_target(y, name)
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
-        self._y_ndim = y.ndim
-        Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
-        self.n_targets_ = Y.shape[1]
-        weights, X, Y = drop_zero_weight_rows(positive_weights(sample_weight, X), X, Y, estimator_name=name)
-        check_learning_rate_and_weight_decay(self)
-        self.device_ = resolve_device(self.device)
-        return X, Y, weights
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One pass of mini-batch steps over ``(X, y)``: train on data that arrives in chunks.
+
+        As :meth:`FlowDensity.partial_fit`, for the conditional density. The
+        first call on an unfitted estimator fixes, from its chunk, the
+        preprocessing of ``y`` (bounds, weighted standardization,
+        dequantization, ``asinh`` tails), the standardization of ``X``
+        (``x_location_``, ``x_scale_``) and the "auto" sizes; none of it is
+        updated later, so give it a representative chunk. Later features or
+        targets beyond that chunk's range are fine (the conditioners
+        extrapolate; targets have identity spline tails and ``asinh``); a
+        target on or outside ``bounds``, NaN, another number of features or of
+        targets raise a ``ValueError`` and change nothing. Each call continues
+        the AdamW moments, weight average and random stream at the constant
+        rate ``learning_rate`` (no validation split, schedule or early
+        stopping); after ``fit`` it continues from the fitted weights with a
+        fresh optimizer. The training state pickles and saves with the
+        estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            At least 2 rows in the first call.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``; rows of weight zero are ignored.
+
+        Returns
+        -------
+        self : FlowRegressor
+            ``n_iter_`` counts the passes (after the epochs of ``fit``, if
+            any); ``loss_curve_`` gets the pass's mean training loss.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-2, 2, (600, 1))
+        >>> y = X[:, 0] + 0.3 * rng.normal(size=600)
+        >>> reg = FlowRegressor(n_transforms=2, random_state=0)
+        >>> for rows in np.array_split(np.arange(600), 3):
+        ...     reg = reg.partial_fit(X[rows], y[rows])
+        >>> reg.n_iter_, reg.predict(X[:2]).shape
+        (3, (2,))
+        """
+        first = not hasattr(self, "flow_")
+        X, Y, weights = validate_regression_data(self, X, y, sample_weight, reset=first)
+        if first:
+            self.x_location_, self.x_scale_ = context_scaling(X, weights)
+        context = Context(self._context(X), self._callback_arguments)
+        flow, preprocessing, result, state = stream_chunk(self, Y, weights, context, self._fit_preprocessing, "y")
+        assign_fitted(self, flow, preprocessing, result)
+        self._trainer_state_ = state
+        return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
         return fitted_preprocessing(self, Y, weights, what="y")
@@ -245,18 +287,6 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         check_numeric(X, type(self).__name__)
         return self._context(validate_data(self, X, dtype=np.float64, reset=False))
-
-    def _validated_targets(self, y, n_rows: int) -> np.ndarray:
-        check_numeric_target(y, type(self).__name__)
-        y = check_array(y, ensure_2d=False, dtype=np.float64, ensure_all_finite=False, input_name="y")
-        Y = y.reshape(y.shape[0], -1)
-        if Y.shape != (n_rows, self.n_targets_):
-            raise ValueError(
-                f"y has shape {y.shape}; expected {n_rows} row(s) (one per row of X) of {self.n_targets_} target(s)"
-            )
-        if np.isnan(Y).any():
-            raise ValueError("y contains NaN")
-        return Y
 
     def _map_rows(self, function, context: np.ndarray, points_per_row: int) -> np.ndarray:
         """``function(context_batch)`` over the context rows, sized for ``points_per_row`` flow rows per row."""
@@ -291,7 +321,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
             infinite or outside ``bounds``; never NaN.
         """
         context = self._validated(X)
-        Y = self._validated_targets(y, context.shape[0])
+        Y = scored_targets(y, context.shape[0], self.n_targets_, type(self).__name__)
         k = self.n_targets_
         rows = np.hstack([np.where(np.isfinite(Y), Y, 0.0), context])
         log_density = self._map_rows(lambda t: self.flow_.log_prob(t[:, :k], t[:, k:]), rows, 1)
