@@ -73,7 +73,8 @@ def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True)
     """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight.
 
     ``reset=True`` (``fit``, a first ``partial_fit``) records the features,
-    ``n_targets_``, the shape of ``y`` and the device; ``reset=False`` (a later
+    ``n_targets_``, ``target_names_in_`` (for a named pandas ``y``), the shape
+    of ``y`` and the device; ``reset=False`` (a later
     ``partial_fit`` chunk) checks X's features and y's number of targets
     against them, sets nothing, and takes a single row.
     """
@@ -81,6 +82,7 @@ def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True)
     check_numeric(X, name)
     check_numeric_target(y, name)
     min_rows = 2 if reset else 1
+    target_names = _target_names(y)
     X, y = validate_data(
         estimator, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=min_rows, reset=reset
     )
@@ -94,7 +96,19 @@ def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True)
     if reset:
         estimator._y_ndim, estimator.n_targets_ = y.ndim, Y.shape[1]
         estimator.device_ = resolve_device(estimator.device)
+        if target_names is None:
+            estimator.__dict__.pop("target_names_in_", None)  # as scikit-learn drops a stale feature_names_in_
+        else:
+            estimator.target_names_in_ = target_names
     return X, Y, weights
+
+
+def _target_names(y) -> np.ndarray | None:
+    """The names of a pandas target (a named Series, or a DataFrame's columns) when all are strings."""
+    names = [y.name] if hasattr(y, "to_frame") else list(getattr(y, "columns", []))
+    if not names or not all(isinstance(name, str) for name in names):
+        return None
+    return np.asarray(names, dtype=object)
 
 
 def context_scaling(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

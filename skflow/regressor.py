@@ -84,6 +84,9 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         Defined when ``X`` has string feature names.
     n_targets_ : int
         Number of target columns.
+    target_names_in_ : ndarray of shape (n_targets_,)
+        Defined when ``y`` is a named pandas Series or a DataFrame with
+        string column names (the command line finds the targets by them).
     x_location_, x_scale_ : ndarray of shape (n_features_in_,)
         Weighted mean and standard deviation of the features, which
         standardize them into the flow's context (scale 1 for a constant one).
