@@ -9,10 +9,10 @@ import torch
 from scipy.special import ndtri
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds
-from ._conditional import context_scaling, mean_rule, scored_targets, validate_regression_data
+from ._conditional import check_numeric_target, mean_rule
 from ._core import Flow, FlowSpec, TrainConfig
 from ._core.device import to_tensor
 from ._fitting import (
@@ -26,6 +26,7 @@ from ._fitting import (
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
+from ._regression_data import context_scaling, validate_regression_data
 from ._streaming import Context, stream_chunk, stream_state
 from ._validation import _fit_context, check_numeric
 
@@ -205,15 +206,21 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         -------
         self : FlowRegressor
         """
-        X, Y, weights = validate_regression_data(self, X, y, sample_weight)
+        X, Y, weights = self._validate_training_data(X, y, sample_weight)
         preprocessing = self._fit_preprocessing(Y, weights)
-        self.x_location_, self.x_scale_ = context_scaling(X, weights)
+        self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
+        mean = np.average(X, axis=0, weights=weights)
+        std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
+        self.x_location_, self.x_scale_ = mean, np.where(std > 0, std, 1.0)
         self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
         self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
         flow, result = fit_flow(self, Y, weights, preprocessing, self._context(X), self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
-        self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         return self
+
+    def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight."""
+        return validate_regression_data(self, X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -291,6 +298,18 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         check_numeric(X, type(self).__name__)
         return self._context(validate_data(self, X, dtype=np.float64, reset=False))
 
+    def _validated_targets(self, y, n_rows: int) -> np.ndarray:
+        check_numeric_target(y, type(self).__name__)
+        y = check_array(y, ensure_2d=False, dtype=np.float64, ensure_all_finite=False, input_name="y")
+        Y = y.reshape(y.shape[0], -1)
+        if Y.shape != (n_rows, self.n_targets_):
+            raise ValueError(
+                f"y has shape {y.shape}; expected {n_rows} row(s) (one per row of X) of {self.n_targets_} target(s)"
+            )
+        if np.isnan(Y).any():
+            raise ValueError("y contains NaN")
+        return Y
+
     def _map_rows(self, function, context: np.ndarray, points_per_row: int) -> np.ndarray:
         """``function(context_batch)`` over the context rows, sized for ``points_per_row`` flow rows per row."""
         config = self.flow_.config
@@ -324,7 +343,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
             infinite or outside ``bounds``; never NaN.
         """
         context = self._validated(X)
-        Y = scored_targets(y, context.shape[0], self.n_targets_, type(self).__name__)
+        Y = self._validated_targets(y, context.shape[0])
         k = self.n_targets_
         rows = np.hstack([np.where(np.isfinite(Y), Y, 0.0), context])
         log_density = self._map_rows(lambda t: self.flow_.log_prob(t[:, :k], t[:, k:]), rows, 1)
