@@ -226,21 +226,14 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     def partial_fit(self, X, y, sample_weight=None):
         """One pass of mini-batch steps over ``(X, y)``: train on data that arrives in chunks.
 
-        As :meth:`FlowDensity.partial_fit`, for the conditional density. The
-        first call on an unfitted estimator fixes, from its chunk, the
-        preprocessing of ``y`` (bounds, weighted standardization,
-        dequantization, ``asinh`` tails), the standardization of ``X``
-        (``x_location_``, ``x_scale_``) and the "auto" sizes; none of it is
-        updated later, so give it a representative chunk. Later features or
-        targets beyond that chunk's range are fine (the conditioners
-        extrapolate; targets have identity spline tails and ``asinh``); a
-        target on or outside ``bounds``, NaN, another number of features or of
-        targets raise a ``ValueError`` and change nothing. Each call continues
-        the AdamW moments, weight average and random stream at the constant
-        rate ``learning_rate`` (no validation split, schedule or early
-        stopping); after ``fit`` it continues from the fitted weights with a
-        fresh optimizer. The training state pickles and saves with the
-        estimator.
+        As :meth:`FlowDensity.partial_fit`, for the conditional density (see
+        the user guide's "Large data" page). The first call fixes, from its
+        chunk, ``y``'s preprocessing, ``X``'s standardization (``x_location_``,
+        ``x_scale_``) and the "auto" sizes: give it a representative chunk.
+        Later values beyond its range are fine; a target on or outside
+        ``bounds``, NaN, or another number of features or targets raise a
+        ``ValueError`` and change nothing. Each call continues the optimizer
+        state at the constant ``learning_rate``, which pickles and saves.
 
         Parameters
         ----------
