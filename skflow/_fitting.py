@@ -239,7 +239,8 @@ def fit_flow(
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
-    with EpochProgress(estimator.max_epochs, estimator.verbose) as progress, training_threads:
+    bar = EpochProgress(estimator.max_epochs, estimator.verbose, desc=type(estimator).__name__)
+    with bar as progress, training_threads:
 
         def on_epoch(epoch, train_loss, score):
             if epoch > 0:

@@ -14,11 +14,10 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._bounds import clip_to_support, outside_bounds
 from ._conditional import check_numeric_target, mean_rule
 from ._core import Flow, FlowSpec, TrainConfig
-from ._core.device import resolve_device, to_tensor
+from ._core.device import to_tensor
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
-    check_learning_rate_and_weight_decay,
     fit_flow,
     fitted_preprocessing,
     resolve_batch_size,
@@ -27,7 +26,9 @@ from ._fitting import (
 from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
-from ._validation import _fit_context, check_numeric, drop_zero_weight_rows, positive_weights
+from ._regression_data import context_scaling, validate_regression_data
+from ._streaming import Context, stream_chunk, stream_state
+from ._validation import _fit_context, check_numeric
 
 
 @register_safe_class
@@ -84,6 +85,9 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         Defined when ``X`` has string feature names.
     n_targets_ : int
         Number of target columns.
+    target_names_in_ : ndarray of shape (n_targets_,)
+        Defined when ``y`` is a named pandas Series or a DataFrame with
+        string column names (the command line finds the targets by them).
     x_location_, x_scale_ : ndarray of shape (n_features_in_,)
         Weighted mean and standard deviation of the features, which
         standardize them into the flow's context (scale 1 for a constant one).
@@ -204,6 +208,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         """
         X, Y, weights = self._validate_training_data(X, y, sample_weight)
         preprocessing = self._fit_preprocessing(Y, weights)
+        self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         mean = np.average(X, axis=0, weights=weights)
         std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
         self.x_location_, self.x_scale_ = mean, np.where(std > 0, std, 1.0)
@@ -215,17 +220,57 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
 
     def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight."""
-        name = type(self).__name__
-        check_numeric(X, name)
-        check_numeric_target(y, name)
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2)
-        self._y_ndim = y.ndim
-        Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
-        self.n_targets_ = Y.shape[1]
-        weights, X, Y = drop_zero_weight_rows(positive_weights(sample_weight, X), X, Y, estimator_name=name)
-        check_learning_rate_and_weight_decay(self)
-        self.device_ = resolve_device(self.device)
-        return X, Y, weights
+        return validate_regression_data(self, X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One pass of mini-batch steps over ``(X, y)``: train on data that arrives in chunks.
+
+        As :meth:`FlowDensity.partial_fit`, for the conditional density (see
+        the user guide's "Large data" page). The first call fixes, from its
+        chunk, ``y``'s preprocessing, ``X``'s standardization (``x_location_``,
+        ``x_scale_``) and the "auto" sizes: give it a representative chunk.
+        Later values beyond its range are fine; a target on or outside
+        ``bounds``, NaN, or another number of features or targets raise a
+        ``ValueError`` and change nothing. Each call continues the optimizer
+        state at the constant ``learning_rate``, which pickles and saves.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            At least 2 rows in the first call.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in ``fit``; rows of weight zero are ignored.
+
+        Returns
+        -------
+        self : FlowRegressor
+            ``n_iter_`` counts the passes (after the epochs of ``fit``, if
+            any); ``loss_curve_`` gets the pass's mean training loss.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skflow import FlowRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-2, 2, (600, 1))
+        >>> y = X[:, 0] + 0.3 * rng.normal(size=600)
+        >>> reg = FlowRegressor(n_transforms=2, random_state=0)
+        >>> for rows in np.array_split(np.arange(600), 3):
+        ...     reg = reg.partial_fit(X[rows], y[rows])
+        >>> reg.n_iter_, reg.predict(X[:2]).shape
+        (3, (2,))
+        """
+        first = not hasattr(self, "flow_")
+        X, Y, weights = validate_regression_data(self, X, y, sample_weight, reset=first)
+        if first:
+            self.x_location_, self.x_scale_ = context_scaling(X, weights)
+        context = Context(self._context(X), self._callback_arguments)
+        flow, preprocessing, result, state = stream_chunk(self, Y, weights, context, self._fit_preprocessing, "y")
+        assign_fitted(self, flow, preprocessing, result)
+        self._trainer_state_ = state
+        return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
         return fitted_preprocessing(self, Y, weights, what="y")

@@ -27,6 +27,17 @@ def autograd_log_abs_det(function, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(values)
 
 
+def pickled_and_saved_copies(est):
+    """Two copies of a fitted estimator: through pickle, and through ``save``/``load`` (skflow's file format)."""
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    est.save(buffer)
+    buffer.seek(0)
+    return pickle.loads(pickle.dumps(est)), type(est).load(buffer)
+
+
 # Fast configurations of every estimator, shared by tests/test_common.py and the per-module tests.
 FAST_FLOW = dict(n_transforms=2, hidden_units=(8,), max_epochs=3, n_bins=4, random_state=0)
 

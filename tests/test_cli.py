@@ -369,11 +369,16 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(command, model, dat
     else:
         pd.concat([data] * 200).to_csv(workdir / "many.csv", index=False)
         args, header = ["score", model, "many.csv"], "log_density"
+    assert_quiet_when_the_reader_leaves(args, header, workdir)
+
+
+def assert_quiet_when_the_reader_leaves(args: list, header: str, cwd: Path) -> None:
+    """``skflow ARGS | head -1`` with a real pipe: the header line, then a quiet exit with status 141."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("SKFLOW_DEBUG", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "skflow", *map(str, args)],
-        cwd=workdir,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""FlowDensity on Dask: searches on a cluster, scoring and transforming dask arrays, Incremental.
+"""FlowDensity on Dask: searches on a cluster, scoring and transforming dask arrays, Incremental (also FlowRegressor).
 
 Needs the ``dask`` extra (``pip install -e ".[dask]"``); skipped without it.
 """
@@ -115,3 +115,26 @@ def test_incremental_fits_chunks_in_order_like_partial_fit(X):
     log_density = fitted.score_samples(X)
     assert np.isfinite(log_density).all()
     np.testing.assert_array_equal(log_density, serial.score_samples(X))
+
+
+def test_incremental_trains_a_regressor_from_dask_arrays():
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    from skflow import FlowRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, (200, 2))
+    y = X[:, 0] - X[:, 1] ** 2 + (0.1 + 0.2 * np.abs(X[:, 0])) * rng.normal(size=200)
+    X_dask, y_dask = da.from_array(X, chunks=(50, 2)), da.from_array(y, chunks=50)
+    incremental = wrappers.Incremental(FlowRegressor(**TINY), shuffle_blocks=False).fit(X_dask, y_dask)
+
+    serial = FlowRegressor(**TINY)
+    for start in range(0, X.shape[0], 50):
+        serial.partial_fit(X[start : start + 50], y[start : start + 50])
+
+    fitted = incremental.estimator_
+    assert fitted.n_iter_ == 4 and fitted.n_features_in_ == 2
+    log_density = fitted.score_samples(X, y)
+    assert np.isfinite(log_density).all()
+    np.testing.assert_array_equal(log_density, serial.score_samples(X, y))
+    # The wrapper predicts block by block: the same conditional means as the estimator.
+    np.testing.assert_array_equal(incremental.predict(X_dask[:20]).compute(), fitted.predict(X[:20]))

@@ -227,3 +227,16 @@ def test_metrics_against_closed_forms():
     assert interval_coverage([0.0, 1.0, 2.0], [[0, 1], [0, 1], [0, 1]]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match=r"\(n, 2\)"):
         interval_coverage([0.0], [[0, 1, 2]])
+
+
+def test_target_names_are_recorded_for_a_named_pandas_target(tmp_path):
+    X, y = heteroscedastic(100, 4)
+    frame = pd.DataFrame({"x": X[:, 0]})
+    reg = FlowRegressor(max_epochs=1, **FAST).fit(frame, pd.Series(y, name="price"))
+    np.testing.assert_array_equal(reg.target_names_in_, ["price"])
+    reg.save(tmp_path / "reg.skflow")
+    np.testing.assert_array_equal(FlowRegressor.load(tmp_path / "reg.skflow").target_names_in_, ["price"])
+    reg.fit(frame, pd.DataFrame({"a": y, "b": -y}))
+    np.testing.assert_array_equal(reg.target_names_in_, ["a", "b"])
+    for unnamed in (y, pd.Series(y), pd.DataFrame(np.c_[y, -y])):  # no name, or integer column labels
+        assert not hasattr(reg.fit(frame, unnamed), "target_names_in_")

@@ -14,7 +14,7 @@ from .parser import build_parser
 def _option_message(exc: Exception) -> str:
     """sklearn's "The 'max_epochs' parameter of FlowDensity must be ..." as "--max-epochs must be ..."."""
     message = one_line(exc)
-    match = re.match(r"The '(\w+)' parameter of FlowDensity (.*)", message)
+    match = re.match(r"The '(\w+)' parameter of Flow(?:Density|Regressor) (.*)", message)
     if match:
         return f"--{match.group(1).replace('_', '-')} {match.group(2)}"
     return message

@@ -1,4 +1,4 @@
-"""The commands: fit, score and sample FlowDensity models on data files, and the demo."""
+"""The commands: fit, score and sample FlowDensity models (fit, score and predict FlowRegressors), and the demo."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ import time
 from pathlib import Path
 
 from ..density import FlowDensity
+from ..regressor import FlowRegressor
 from .errors import CLIError, one_line
 from .options import CLI_DEFAULTS
+from .regression import (
+    check_target_options,
+    fit_summary,
+    predictions,
+    regressor_parameters,
+    score_regressor,
+    split_targets,
+)
 from .tables import (
     check_numeric,
     check_output_path,
@@ -27,10 +36,11 @@ def save_model(model: FlowDensity, path: str) -> None:
     model.save(path)
 
 
-def load_model(path: str) -> FlowDensity:
-    """Read a model written by :func:`save_model`, or raise CLIError saying why not.
+def load_model(path: str) -> FlowDensity | FlowRegressor:
+    """Read a model written by :func:`save_model` (a FlowDensity, or a FlowRegressor from ``fit --target``).
 
-    The format never unpickles, so a model file from elsewhere cannot run code when loaded.
+    Raises CLIError saying why not. The format never unpickles, so a model file from elsewhere cannot run code
+    when loaded.
     """
     file = Path(path)
     if not file.exists():
@@ -38,11 +48,16 @@ def load_model(path: str) -> FlowDensity:
     if file.is_dir():
         raise CLIError(f"{path}: is a directory, not a model file")
     try:
-        model = FlowDensity.load(path)
+        try:
+            model = FlowDensity.load(path)
+        except ValueError as exc:
+            if "FlowRegressor" not in str(exc).split("not a")[0]:  # "... holds a '...FlowRegressor', not a ..."
+                raise
+            model = FlowRegressor.load(path)
     except Exception as exc:
         raise CLIError(f"{path}: not a model written by 'skflow fit' ({one_line(exc)})") from None
-    if not isinstance(model, FlowDensity) or not hasattr(model, "flow_"):
-        raise CLIError(f"{path}: holds a {type(model).__name__}, not a fitted FlowDensity")
+    if not hasattr(model, "flow_"):
+        raise CLIError(f"{path}: holds an unfitted {type(model).__name__}")
     return model
 
 
@@ -72,9 +87,10 @@ def _read_weights(frame, column: str, path: str):
 
 
 def command_fit(args: argparse.Namespace) -> int:
-    """``skflow fit``: fit a FlowDensity to a data file and save it."""
+    """``skflow fit``: fit a FlowDensity (a FlowRegressor with --target) to a data file and save it."""
     params = {**CLI_DEFAULTS, **{k[6:]: v for k, v in vars(args).items() if k.startswith("param_")}}
-    model = FlowDensity(**params)
+    targets = parse_column_list(args.target, "--target") if args.target is not None else None
+    model = FlowDensity(**params) if targets is None else FlowRegressor(**regressor_parameters(params))
     if args.output == "-":
         raise CLIError("fit writes the model to a file, not to stdout: give a file name with -o (e.g. model.skflow)")
     # Before reading and training, so that a long fit never ends in an unwritable path.
@@ -82,25 +98,34 @@ def command_fit(args: argparse.Namespace) -> int:
     columns = parse_column_list(args.columns, "--columns") if args.columns is not None else None
     if columns is not None and args.sample_weight in columns:
         raise CLIError(f"column {args.sample_weight!r} cannot be both a feature (--columns) and the weight")
+    if targets is not None:
+        check_target_options(targets, columns, args.sample_weight)
     frame = read_table(args.data)
     weights = None
     if args.sample_weight is not None:
         weights, frame = _read_weights(frame, args.sample_weight, args.data)
-    if columns is not None:
+    if targets is not None:
+        frame, y = split_targets(frame, targets, columns, args.data)
+    elif columns is not None:
         frame = select_columns(frame, columns, args.data, "named by --columns")
     frame = check_numeric(frame, args.data)
     if frame.shape[0] < 2:
         raise CLIError(f"{args.data}: only {frame.shape[0]} data row; fitting needs at least 2")
     start = time.perf_counter()
-    model.fit(frame, sample_weight=weights)
+    if targets is None:
+        model.fit(frame, sample_weight=weights)
+    else:
+        model.fit(frame, y, sample_weight=weights)
     seconds = time.perf_counter() - start
     save_model(model, args.output)
-    if model.verbose:
+    if model.verbose and targets is None:
         _info(
             f"fitted FlowDensity on {frame.shape[0]} rows x {frame.shape[1]} columns in {seconds:.1f} s "
             f"({model.n_iter_} epochs, weights of epoch {model.best_epoch_}); "
             f"mean log-likelihood of the training rows {model.score(frame):.4f}; saved to {args.output}"
         )
+    elif model.verbose:
+        _info(f"{fit_summary(model, frame, y, seconds)}; saved to {args.output}")
     return 0
 
 
@@ -138,17 +163,22 @@ def command_score(args: argparse.Namespace) -> int:
 
     check_output_path(args.output, inputs=(args.model, args.data))
     model = load_model(args.model)
-    frame = _columns_to_score(model, read_table(args.data), args)
-    frame = check_numeric(frame, args.data, hint="the model needs numbers in every column it was fitted on")
     named = getattr(model, "feature_names_in_", None) is not None
-    # An array for a model without names: FlowDensity would warn that the frame's names were not seen in fit.
-    scores = model.score_samples(frame if named else frame.to_numpy())
+    if isinstance(model, FlowRegressor):
+        scores = score_regressor(model, read_table(args.data), args)
+    else:
+        frame = _columns_to_score(model, read_table(args.data), args)
+        frame = check_numeric(frame, args.data, hint="the model needs numbers in every column it was fitted on")
+        # An array for a model without names: FlowDensity would warn that the frame's names were not seen in fit.
+        scores = model.score_samples(frame if named else frame.to_numpy())
     write_table(pandas_module().DataFrame({"log_density": scores}), args.output)
     finite = scores[np.isfinite(scores)]
     summary = f"scored {len(scores)} rows: mean log-density {finite.mean():.4f}" if len(finite) else "scored"
     if len(finite) < len(scores):
         summary += f"; {len(scores) - len(finite)} row(s) at -inf (outside the model's support)"
-    if not named:
+    if isinstance(model, FlowRegressor):
+        summary += f"; conditional log p({', '.join(model.target_names_in_)} | features)"
+    elif not named:
         summary += f"; columns taken by position: {', '.join(map(str, frame.columns))}"
     if args.output not in (None, "-"):
         summary += f"; written to {args.output}"
@@ -160,10 +190,31 @@ def command_sample(args: argparse.Namespace) -> int:
     """``skflow sample``: draw rows from a saved model."""
     check_output_path(args.output, inputs=(args.model,))
     model = load_model(args.model)
+    if isinstance(model, FlowRegressor):
+        raise CLIError(
+            f"{args.model}: holds a FlowRegressor, whose draws need features: use FlowRegressor.sample(X) in Python, "
+            "or 'skflow predict' for means, intervals and quantiles"
+        )
     samples = model.sample(args.n_samples, random_state=args.random_state)
     write_table(pandas_module().DataFrame(samples, columns=model_columns(model)), args.output)
     if args.output not in (None, "-"):
         _info(f"wrote {args.n_samples} samples to {args.output}")
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    """``skflow predict``: conditional means, intervals and quantiles of a saved FlowRegressor, row by row."""
+    check_output_path(args.output, inputs=(args.model, args.data))
+    model = load_model(args.model)
+    if not isinstance(model, FlowRegressor):
+        raise CLIError(
+            f"{args.model}: holds a FlowDensity, which predicts nothing; fit a regressor with "
+            "'skflow fit DATA --target COLUMN -o MODEL' (skflow score gives a density's log-density)"
+        )
+    table = predictions(model, read_table(args.data), args)
+    write_table(table, args.output)
+    where = f"; written to {args.output}" if args.output not in (None, "-") else ""
+    _info(f"predicted {len(table)} rows: columns {', '.join(table.columns)}{where}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from .commands import command_demo, command_fit, command_sample, command_score
+from .commands import command_demo, command_fit, command_predict, command_sample, command_score
 from .errors import EXIT_USAGE
 from .options import add_parameter_options
 
@@ -19,6 +19,10 @@ examples:
   skflow score model.skflow new.csv -o scores.csv
       log-density of each row of new.csv, in the units of the data (higher = more typical)
   skflow sample model.skflow -n 1000 -o samples.csv --random-state 1
+  skflow fit houses.csv --target price -o price.skflow
+      a FlowRegressor: the conditional density of price given the other columns
+  skflow predict price.skflow new_houses.csv -o predicted.csv
+      conditional mean and 90% interval of price for each row (skflow score: log p(price | x), given prices)
   skflow fit --help
       every FlowDensity parameter, with its default
 
@@ -33,11 +37,18 @@ examples:
   skflow fit survey.csv -o model.skflow --sample-weight weight
   skflow fit data.csv -o model.skflow --n-transforms 8 --hidden-units 128,128 --batch-size 512
   skflow fit counts.parquet -o model.skflow --dequantize true --bounds 0,none --verbose 0
+  skflow fit houses.csv -o price.skflow --target price
+  skflow fit houses.csv -o price.skflow --target price --columns area,rooms --bounds 0,none
 
 Values: ints and floats as usual, tuples with commas (--hidden-units 64,64), true/false, auto, none.
 --bounds takes one pair for every column (--bounds 0,1) or one pair per column separated by ';'
 (--bounds "0,none;none,none;0,1"). Progress and a summary go to stderr; --verbose 0 silences them.
 The model's column names are saved with it: skflow score matches columns by name.
+
+--target COLUMN[,COLUMN...] fits a FlowRegressor instead: the conditional density of the target column(s)
+(jointly, for several) given the feature columns, which are --columns or every other column (but the weight).
+FlowRegressor takes the same options except --base and --standardize; --bounds and --dequantize then apply
+to the target(s), and the features are standardized inside the model.
 """
 
 SCORE_EPILOG = """\
@@ -51,6 +62,20 @@ of the data (the same scale as GaussianMixture.score_samples); rows keep their i
 by name; columns the model was not fitted on are ignored. A model fitted in Python on an array (no column names)
 cannot match by name: pass --by-position to use the file's columns, all of them and in file order, as the
 model's (or refit with names). A summary goes to stderr.
+
+For a regressor (skflow fit --target), log_density is the conditional log-density log p(y | x) of each row's
+target(s) given its features, in the units of the target: the file needs both.
+"""
+
+PREDICT_EPILOG = """\
+examples:
+  skflow predict price.skflow new_houses.csv -o predicted.csv
+  skflow predict price.skflow new_houses.parquet --coverage 0.5 --quantiles 0.1,0.5,0.9 > predicted.csv
+
+For a model fitted with skflow fit --target. The output has, for each row of the input in order, the conditional
+mean TARGET_mean and the ends TARGET_lower, TARGET_upper of the central --coverage interval (exact quantiles of
+the conditional density, not mean +- a spread), plus TARGET_qLEVEL for each level of --quantiles. A model of
+several targets gives their means only. Feature columns are matched by name; other columns are ignored.
 """
 
 SAMPLE_EPILOG = """\
@@ -90,7 +115,7 @@ def _seed(text: str) -> int:
 def _add_fit(commands, formatter) -> None:
     fit = commands.add_parser(
         "fit",
-        help="fit a FlowDensity to a data file and save the model",
+        help="fit a FlowDensity (a FlowRegressor with --target) to a data file and save the model",
         description="Fit a FlowDensity (exact-likelihood normalizing flow) to the numeric columns of a data file "
         "and save the fitted model.",
         epilog=FIT_EPILOG,
@@ -101,6 +126,11 @@ def _add_fit(commands, formatter) -> None:
         "-o", "--output", required=True, metavar="MODEL", help="where to save the model (e.g. model.skflow)"
     )
     fit.add_argument("--columns", metavar="A,B,...", help="fit on these columns only (default: all columns)")
+    fit.add_argument(
+        "--target",
+        metavar="COLUMN[,...]",
+        help="fit a FlowRegressor of these column(s) given the others (or --columns) instead of a FlowDensity",
+    )
     fit.add_argument(
         "--sample-weight",
         metavar="COLUMN",
@@ -113,7 +143,7 @@ def _add_fit(commands, formatter) -> None:
 def _add_score(commands, formatter) -> None:
     score = commands.add_parser(
         "score",
-        help="log-density of each row of a data file under a fitted model",
+        help="log-density of each row of a data file under a fitted model (log p(y | x) for a regressor)",
         description="Write the log-density of each row of a data file under a model saved by 'skflow fit'.",
         epilog=SCORE_EPILOG,
         formatter_class=formatter,
@@ -127,6 +157,35 @@ def _add_score(commands, formatter) -> None:
         help="for a model fitted without column names only: take the file's columns in order as the model's",
     )
     score.set_defaults(handler=command_score)
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text}")
+    return value
+
+
+def _add_predict(commands, formatter) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="conditional mean, interval and quantiles of a fitted regressor for each row of a data file",
+        description="Write the conditional mean, central interval and quantiles of the target(s) of a regressor "
+        "saved by 'skflow fit --target', for each row of a data file.",
+        epilog=PREDICT_EPILOG,
+        formatter_class=formatter,
+    )
+    predict.add_argument("model", help="a model file written by 'skflow fit --target'")
+    predict.add_argument("data", help="rows to predict: .csv, .tsv or .parquet with the model's feature columns")
+    predict.add_argument("-o", "--output", metavar="FILE", help="predictions (.csv, .tsv, .parquet); default: stdout")
+    predict.add_argument(
+        "--coverage", type=_probability, metavar="C", help="probability of the central interval [default: 0.9]"
+    )
+    predict.add_argument("--quantiles", metavar="L,L,...", help="also these quantile levels, e.g. 0.1,0.5,0.9")
+    predict.set_defaults(handler=command_predict)
 
 
 def _add_sample(commands, formatter) -> None:
@@ -169,12 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="skflow",
         description="skflow: normalizing-flow density estimation with scikit-learn's API. "
-        "Fit a FlowDensity to a table of numbers, score new rows by their log-density, draw samples.",
+        "Fit a FlowDensity to a table of numbers, score new rows by their log-density, draw samples; "
+        "or fit a FlowRegressor of a target column (--target) and predict it.",
         epilog=MAIN_EPILOG,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"skflow {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_fit, _add_score, _add_sample, _add_demo):
+    for add in (_add_fit, _add_score, _add_predict, _add_sample, _add_demo):
         add(commands, formatter)
     return parser

@@ -1,0 +1,63 @@
+"""A regressor's training data: checks of X, y and weights (a whole set, or a later ``partial_fit`` chunk).
+
+Also the scaling of the features into the flow's context, and the target names of a pandas ``y``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import validate_data
+
+from ._conditional import check_numeric_target
+from ._core.device import resolve_device
+from ._fitting import check_learning_rate_and_weight_decay
+from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
+
+
+def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True):
+    """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight.
+
+    ``reset=True`` (``fit``, a first ``partial_fit``) records the features,
+    ``n_targets_``, ``target_names_in_`` (for a named pandas ``y``), the shape
+    of ``y`` and the device; ``reset=False`` (a later
+    ``partial_fit`` chunk) checks X's features and y's number of targets
+    against them, sets nothing, and takes a single row.
+    """
+    name = type(estimator).__name__
+    check_numeric(X, name)
+    check_numeric_target(y, name)
+    min_rows = 2 if reset else 1
+    target_names = _target_names(y)
+    X, y = validate_data(
+        estimator, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=min_rows, reset=reset
+    )
+    Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
+    if not reset and Y.shape[1] != estimator.n_targets_:
+        raise ValueError(f"y has {Y.shape[1]} target(s), but {name} was fitted on {estimator.n_targets_}")
+    weights, X, Y = drop_zero_weight_rows(
+        positive_weights(sample_weight, X), X, Y, estimator_name=name, min_rows=min_rows
+    )
+    check_learning_rate_and_weight_decay(estimator)
+    if reset:
+        estimator._y_ndim, estimator.n_targets_ = y.ndim, Y.shape[1]
+        estimator.device_ = resolve_device(estimator.device)
+        if target_names is None:
+            estimator.__dict__.pop("target_names_in_", None)  # as scikit-learn drops a stale feature_names_in_
+        else:
+            estimator.target_names_in_ = target_names
+    return X, Y, weights
+
+
+def _target_names(y) -> np.ndarray | None:
+    """The names of a pandas target (a named Series, or a DataFrame's columns) when all are strings."""
+    names = [y.name] if hasattr(y, "to_frame") else list(getattr(y, "columns", []))
+    if not names or not all(isinstance(name, str) for name in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
+def context_scaling(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of the features (1 for a constant one): their context scaling."""
+    mean = np.average(X, axis=0, weights=weights)
+    std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
+    return mean, np.where(std > 0, std, 1.0)
