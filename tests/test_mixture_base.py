@@ -187,18 +187,19 @@ def test_untrained_fit_is_sklearns_mixture_of_the_standardized_data(blobs, monke
     calls = []
     original = skflow._fitting.fit_mixture
 
-    def spy(x, seed):
-        calls.append((x, seed))
-        return original(x, seed)
+    def spy(x, seed, selection_rows):
+        calls.append((x, seed, selection_rows))
+        return original(x, seed, selection_rows)
 
     monkeypatch.setattr(skflow._fitting, "fit_mixture", spy)
     est = FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=1, tol=1e6, random_state=0)
     with pytest.warns(Warning, match="no epoch improved"):
         est.fit(blobs)
     assert est.best_epoch_ == 0 and est.base == "mixture"
-    ((x, seed),) = calls
-    assert x.shape == (270, 2)  # the training part: the validation rows are not seen
-    chosen = select_candidate(x, seed)
+    ((x, seed, selection_rows),) = calls
+    assert x.shape == (270, 2)  # fitted on the training part: the validation rows are not seen
+    assert selection_rows.shape == (300, 2)  # chosen by cross-validation on every row
+    chosen = select_candidate(selection_rows, seed)
     gmm = chosen.estimator(seed).fit(x)
     assert est.n_components_ == chosen.n_components >= 2
     standardized = (blobs - est.location_) / est.scale_
