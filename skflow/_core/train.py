@@ -67,6 +67,8 @@ class TrainResult:
     stopped_early: bool = False
     n_recoveries: int = 0
     final_learning_rate: float = 0.0
+    # Rows of x that validated (None: none did), for fitting anything else held out on them afterwards.
+    validation_index: torch.Tensor | None = None
 
 
 def validation_split(
@@ -183,9 +185,11 @@ def train_flow(
 
     trainer = Trainer(flow, config, generator, augment)
     try:
-        return _Training(trainer, callback).run(train, validation)
+        result = _Training(trainer, callback).run(train, validation)
     finally:
         trainer.release()
+    result.validation_index = val_idx
+    return result
 
 
 @dataclass
