@@ -236,7 +236,9 @@ class Flow(Contender):
         self.estimator_class = estimator_class or FlowRegressor
 
     def params(self):
-        return {"n_epochs": getattr(self.model_, "n_iter_", None)}
+        scale = getattr(self.model_, "latent_scale_", None)
+        scale = None if scale is None else scale.tolist()
+        return {"n_epochs": getattr(self.model_, "n_iter_", None), "latent_scale": scale}
 
     def fit(self, X, y):
         kwargs = {"max_epochs": 3} if self.quick else {}

@@ -123,6 +123,10 @@ def incomplete(results: list[dict], standard_splits: dict[str, int]) -> list[str
         missing = [name for name in UCI_NAMES if name in standard_splits and (name, method) not in measured]
         if missing:
             lines.append(f"{method}: not measured on {', '.join(missing)}")
+    # Flow rows measured before FlowRegressor fitted its latent scale (calibrate=True) record no scale.
+    stale = [r["dataset"] for r in results if r["method"] == "flow" and "latent_scale" not in r.get("params", {})]
+    if stale:
+        lines.append(f"flow: measured before the latent scale (`calibrate=True`) on {', '.join(stale)}")
     return lines
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 from scipy.special import ndtri
 from scipy.stats import norm, qmc
+from sklearn.utils.validation import check_array
 
 from ._validation import non_numeric_columns
 
@@ -52,3 +55,33 @@ def check_numeric_target(y, name: str) -> None:
     if found:
         listed = ", ".join(f"{column!r} ({reason})" for column, reason in found)
         raise ValueError(f"{name} needs a numeric target, but target column(s) {listed} of y are not numeric")
+
+
+def check_targets(y, n_rows: int, n_targets: int, name: str) -> np.ndarray:
+    """Targets to score against a fitted model: float64 (n_rows, n_targets), infinite values kept, NaN refused."""
+    check_numeric_target(y, name)
+    y = check_array(y, ensure_2d=False, dtype=np.float64, ensure_all_finite=False, input_name="y")
+    Y = y.reshape(y.shape[0], -1)
+    if Y.shape != (n_rows, n_targets):
+        raise ValueError(f"y has shape {y.shape}; expected {n_rows} row(s) (one per row of X) of {n_targets} target(s)")
+    if np.isnan(Y).any():
+        raise ValueError("y contains NaN")
+    return Y
+
+
+def check_levels(quantiles) -> np.ndarray:
+    """Quantile levels as a non-empty 1-D float64 array, each in (0, 1)."""
+    levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    if levels.ndim != 1 or levels.size == 0 or not ((levels > 0) & (levels < 1)).all():
+        raise ValueError(f"quantiles must be a non-empty 1-D list of levels in (0, 1), got {quantiles!r}")
+    return levels
+
+
+def check_coverage(coverage) -> None:
+    if isinstance(coverage, bool) or not isinstance(coverage, Real) or not 0 < coverage < 1:
+        raise ValueError(f"coverage must be a number in (0, 1), got {coverage!r}")
+
+
+def check_n_samples(n_samples) -> None:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")

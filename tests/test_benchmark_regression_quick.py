@@ -203,3 +203,16 @@ def test_cli_writes_json_and_markdown(data_dir, tmp_path):
     regression.main(["--from-json", str(out), "--data-dir", str(data_dir), "--markdown", str(again)])
     assert again.read_text() == text
     assert "yacht / hgb_gaussian: 1 of 3 splits" in text and "qrf: not measured on wine-quality-red," in text
+
+
+def test_report_names_flow_rows_measured_before_the_latent_scale():
+    from benchmarks.regression_report import incomplete
+
+    rows = [
+        {"dataset": "yacht", "method": "flow", "n_splits": 20, "params": {"latent_scale": [1.2]}},
+        {"dataset": "kin8nm", "method": "flow", "n_splits": 20, "params": {"n_epochs": 40}},
+    ]
+    lines = incomplete(rows, {"yacht": 20, "kin8nm": 20})
+    assert [line for line in lines if "latent scale" in line] == [
+        "flow: measured before the latent scale (`calibrate=True`) on kin8nm"
+    ]

@@ -68,6 +68,8 @@ class TrainResult:
     stopped_early: bool = False
     n_recoveries: int = 0
     final_learning_rate: float = 0.0
+    # Rows of x that validated (None: none did), for fitting anything else held out on them afterwards.
+    validation_index: torch.Tensor | None = None
 
 
 def _snapshot(flow: Flow) -> dict[str, torch.Tensor]:
@@ -149,9 +151,11 @@ def train_flow(
 
     trainer = Trainer(flow, config, generator, augment)
     try:
-        return _Training(trainer, callback).run(train, validation)
+        result = _Training(trainer, callback).run(train, validation)
     finally:
         trainer.release()
+    result.validation_index = val_idx
+    return result
 
 
 class _WeightAverage:

@@ -1,0 +1,100 @@
+"""The latent scale of a conditional flow, fitted on its validation rows after training.
+
+A flow trained by maximum likelihood on a few hundred rows is over-confident:
+on its own training rows the latent ``z = f(y; x)`` is narrower than N(0, 1)
+(a root mean square of 0.5 to 0.8 measured on the small UCI sets), and on new
+rows it is wider, so central intervals under-cover and the log-likelihood
+pays for it. The fix is a change of the base density, from N(0, I) to
+N(0, diag(s^2)), with ``s`` fitted by maximum likelihood on the rows that
+early stopping held out: for a Gaussian base that is closed-form,
+``s_k^2 = weighted mean of z_k^2`` over the validation rows. The density stays
+exact and normalized,
+
+    log p(y | x) = log N(z / s; 0, I) - sum_k log s_k + log|det J_f(y; x)|,
+
+and every inverse use of the flow (quantiles, means, draws) maps ``s * u``
+for a standard normal ``u``; with one target the map stays increasing, so
+quantiles stay exact. ``s`` is 1 where no rows validated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._core import Flow, TrainResult, standard_normal_log_prob
+from ._fitting import draw_seed
+from ._inference import batch_rows, map_in_batches
+from ._preprocessing import Preprocessing, make_augment
+
+# A scale outside this range means the flow or the validation rows are broken, not over-confident:
+# clipping keeps the density finite and the inverse within the splines' float range.
+SCALE_RANGE = (1e-2, 1e2)
+
+
+def fitted_latent_scale(
+    estimator, flow: Flow, Y, weights, context, result: TrainResult, preprocessing: Preprocessing
+) -> np.ndarray:
+    """The estimator's ``latent_scale_``: fitted on the validation rows with ``calibrate``, else ones.
+
+    Reads the estimator's ``calibrate``, ``device_`` and ``random_state`` (the
+    seed of the dequantization noise).
+    """
+    if not estimator.calibrate:
+        return np.ones(Y.shape[1])
+    index, seed = result.validation_index, draw_seed(estimator)
+    return fit_latent_scale(flow, Y, weights, context, index, preprocessing, estimator.device_, seed)
+
+
+def fit_latent_scale(
+    flow: Flow,
+    Y: np.ndarray,
+    weights: np.ndarray,
+    context: np.ndarray,
+    validation_index: torch.Tensor | None,
+    preprocessing: Preprocessing,
+    device: torch.device,
+    seed: int = 0,
+) -> np.ndarray:
+    """Maximum-likelihood scale (n_targets,) of the latent on the validation rows of a trained flow.
+
+    The validation rows' targets go through the flow as training scored them:
+    dequantized targets get fresh uniform noise (seeded by ``seed``) between
+    the fixed part and the learned part.
+    """
+    n_targets = Y.shape[1]
+    if validation_index is None or len(validation_index) == 0:
+        return np.ones(n_targets)
+    index = validation_index.cpu().numpy()
+    rows = np.hstack([Y[index], context[index]])
+    augment = make_augment(preprocessing, device)
+    generator = torch.Generator().manual_seed(int(seed))
+
+    def latent(batch: torch.Tensor) -> torch.Tensor:
+        u = flow.preprocess(batch[:, :n_targets])[0]
+        if augment is not None:
+            u = augment(u, generator)
+        for layer in flow.transforms:
+            u = layer(u, batch[:, n_targets:])[0]
+        return u
+
+    config = flow.config
+    z = map_in_batches(latent, rows, batch_rows(rows.shape[1], config["hidden_units"], config["n_bins"]), device)
+    scale = np.sqrt(np.average(np.square(z), axis=0, weights=weights[index]))
+    return np.clip(np.where(np.isfinite(scale), scale, 1.0), *SCALE_RANGE)
+
+
+def scaled_log_prob(flow: Flow, scale: torch.Tensor, y: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """``log p(y | x)`` per row under the flow with base N(0, diag(scale^2))."""
+    z, log_abs_det = flow(y, context)
+    return standard_normal_log_prob(z / scale) - torch.log(scale).sum() + log_abs_det
+
+
+def upgrade_regressor_state(state: dict) -> dict:
+    """A ``FlowRegressor`` state saved before the latent scale existed: its model had scale 1, uncalibrated."""
+    state = dict(state)
+    if "calibrate" not in state:
+        state["calibrate"] = False
+    if "flow_" in state and "latent_scale_" not in state:
+        state["latent_scale_"] = np.ones(int(state["n_targets_"]))
+    return state
