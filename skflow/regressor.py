@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds
 from ._calibration import fitted_latent_scale, scaled_log_prob, upgrade_regressor_state
-from ._conditional import check_coverage, check_levels, check_n_samples, check_numeric_target, check_targets, mean_rule
+from ._conditional import check_coverage, check_levels, check_n_samples, check_targets, mean_rule
 from ._core import Flow, FlowSpec, TrainConfig
 from ._core.device import to_tensor
 from ._fitting import (
@@ -285,6 +285,9 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         flow, preprocessing, result, state = stream_chunk(self, Y, weights, context, self._fit_preprocessing, "y")
         assign_fitted(self, flow, preprocessing, result)
         self._trainer_state_ = state
+        # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
+        # (also after a fit, whose scale would no longer match the flow once training goes on).
+        self.latent_scale_ = np.ones(self.n_targets_)
         return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
