@@ -488,10 +488,11 @@ def run(
     }
 
 
-def merge(paths: list[str], note: str | None = None) -> dict:
+def merge(paths: list[str], note: str | None = None, dataset_names=None, model_names=None) -> dict:
     """One report from several runs (e.g. one process per model), ordered by dataset then model.
 
-    A row measured in more than one run is taken from the last path that has it.
+    A row measured in more than one run is taken from the last path that has it;
+    only rows of ``dataset_names`` and ``model_names`` are kept (all when None).
     Each row's ``source`` names the file it was measured in (kept if already set).
     """
     reports = []
@@ -500,13 +501,20 @@ def merge(paths: list[str], note: str | None = None) -> dict:
             reports.append(json.load(f))
         for r in reports[-1]["results"]:
             r["source"] = r.get("source") or os.path.basename(path)
-    by_key = {(r["dataset"], r["model"]): r for report in reports for r in report["results"]}
+    by_key = {
+        (r["dataset"], r["model"]): r
+        for report in reports
+        for r in report["results"]
+        if (dataset_names is None or r["dataset"] in dataset_names)
+        and (model_names is None or r["model"] in model_names)
+    }
     order = {name: i for i, name in enumerate(datasets.NAMES)}
     keys = sorted(by_key, key=lambda k: (order.get(k[0], len(order)), MODELS.index(k[1])))
     results = [Result(**by_key[k]) for k in keys]
-    optima = {k: v for report in reports for k, v in report["true_optimum"].items()}
+    kept = {dataset for dataset, _ in keys}
+    optima = {k: v for report in reports for k, v in report["true_optimum"].items() if k in kept}
     merged = dict(reports[0])
-    merged["shapes"] = {k: v for report in reports for k, v in report["shapes"].items()}
+    merged["shapes"] = {k: v for report in reports for k, v in report["shapes"].items() if k in kept}
     merged["true_optimum"] = optima
     merged["results"] = [asdict(r) for r in results]
     merged["time_to_reach_zuko"] = time_to_reach_zuko(results)
@@ -540,11 +548,13 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="K",
         help="n_components grid of the tuned GaussianMixture instead of 1, 2, 4, ..., 64 (recorded in the JSON)",
     )
-    parser.add_argument("--note", default=None, help="with --merge: the merged report's note (what it holds)")
+    parser.add_argument(
+        "--note", default=None, help="with --merge: the merged report's note (--datasets and --models filter the rows)"
+    )
     args = parser.parse_args(argv)
 
     if args.merge:
-        report = merge(args.merge, note=args.note)
+        report = merge(args.merge, args.note, args.datasets, args.models)
     else:
         settings = Settings.for_mode(args.quick)
         settings.gmm_components = args.gmm_components

@@ -81,6 +81,9 @@ def test_merge_records_each_rows_source_and_zukos_time(tmp_path, quick_report):
     assert [row["dataset"] for row in merged["zuko_time_to_score"]] == [r["dataset"] for r in zuko]
     for row, r in zip(merged["zuko_time_to_score"], zuko):
         assert row["zuko_seconds"] <= r["fit_seconds"]
+    kept = main(["--merge", str(first), "--datasets", "banana_2d", "--models", "gmm", "kde"])
+    assert {(r["dataset"], r["model"]) for r in kept["results"]} == {("banana_2d", "gmm"), ("banana_2d", "kde")}
+    assert set(kept["shapes"]) == set(kept["true_optimum"]) == {"banana_2d"}
 
 
 def test_gaussian_truth_has_the_analytic_entropy():
