@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -59,6 +60,7 @@ class Settings:
     cv: int = 3
     n_throughput: int = 10_000  # rows scored / sampled for the throughput figures
     seed: int = 0
+    gmm_components: list[int] | None = None  # None: the full grid of gmm_grid
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
@@ -80,6 +82,7 @@ class Result:
     gap_per_dim: float | None = None
     # (fit seconds so far, test log-likelihood of the weights evaluated after that epoch), per epoch.
     trace: list[tuple[float, float]] = field(default_factory=list)
+    source: str | None = None  # set by merge: the JSON file the row was measured in
 
 
 # ------------------------------------------------------------- contenders
@@ -158,6 +161,8 @@ def fit_flow_tuned(X, settings):
 
 def gmm_grid(settings: Settings, n_samples: int) -> dict:
     components = [1, 4] if settings.quick else [1, 2, 4, 8, 16, 32, 64]
+    if settings.gmm_components is not None:  # a smaller grid where the full one is too slow (say so with the figures)
+        components = list(settings.gmm_components)
     # A component needs a few points per fold to be estimable at all.
     components = [k for k in components if k <= max(1, n_samples // 4)]
     return {
@@ -400,6 +405,24 @@ def time_to_reach_zuko(results: list[Result]) -> list[dict]:
     return rows
 
 
+def zuko_time_to_score(results: list[Result]) -> list[dict]:
+    """Per dataset with a zuko row: the fit seconds zuko needed to reach its own final held-out score.
+
+    The zuko half of ``time_to_reach_zuko``, kept on its own so that a baseline run
+    without the flow still records it (the flow's rows can be merged in later).
+    """
+    return [
+        {
+            "dataset": r.dataset,
+            "zuko_test_loglik": r.test_log_likelihood,
+            "zuko_seconds": _first_reaching(r.trace, r.test_log_likelihood - 1e-6),
+            "zuko_fit_seconds": r.fit_seconds,
+        }
+        for r in results
+        if r.model == "zuko" and r.trace
+    ]
+
+
 def format_time_to_reach(rows: list[dict]) -> str:
     lines = ["fit seconds to reach zuko NSF's held-out log-likelihood (target: flow / zuko <= 0.5)"]
     for row in rows:
@@ -460,27 +483,50 @@ def run(
         "true_optimum": optima,
         "results": [asdict(r) for r in results],
         "time_to_reach_zuko": time_to_reach_zuko(results),
+        "zuko_time_to_score": zuko_time_to_score(results),
         "table": format_table(results, optima),
     }
 
 
-def merge(paths: list[str]) -> dict:
-    """One report from several runs (e.g. one process per model), ordered by dataset then model."""
+def merge(paths: list[str], note: str | None = None, dataset_names=None, model_names=None) -> dict:
+    """One report from several runs (e.g. one process per model), ordered by dataset then model.
+
+    A row measured in more than one run is taken from the last path that has it;
+    only rows of ``dataset_names`` and ``model_names`` are kept (all when None).
+    Each row's ``source`` names the file it was measured in (kept if already set).
+    """
     reports = []
     for path in paths:
         with open(path) as f:
             reports.append(json.load(f))
-    by_key = {(r["dataset"], r["model"]): r for report in reports for r in report["results"]}
+        for r in reports[-1]["results"]:
+            r["source"] = r.get("source") or os.path.basename(path)
+    by_key = {
+        (r["dataset"], r["model"]): r
+        for report in reports
+        for r in report["results"]
+        if (dataset_names is None or r["dataset"] in dataset_names)
+        and (model_names is None or r["model"] in model_names)
+    }
     order = {name: i for i, name in enumerate(datasets.NAMES)}
     keys = sorted(by_key, key=lambda k: (order.get(k[0], len(order)), MODELS.index(k[1])))
     results = [Result(**by_key[k]) for k in keys]
-    optima = {k: v for report in reports for k, v in report["true_optimum"].items()}
+    kept = {dataset for dataset, _ in keys}
+    optima = {k: v for report in reports for k, v in report["true_optimum"].items() if k in kept}
     merged = dict(reports[0])
-    merged["shapes"] = {k: v for report in reports for k, v in report["shapes"].items()}
+    merged["shapes"] = {k: v for report in reports for k, v in report["shapes"].items() if k in kept}
     merged["true_optimum"] = optima
     merged["results"] = [asdict(r) for r in results]
     merged["time_to_reach_zuko"] = time_to_reach_zuko(results)
+    merged["zuko_time_to_score"] = zuko_time_to_score(results)
     merged["table"] = format_table(results, optima)
+    # Each input's settings and note: runs may differ (e.g. a smaller GaussianMixture grid).
+    merged["sources"] = {
+        os.path.basename(path): {"settings": report.get("settings"), "note": report.get("note")}
+        for path, report in zip(paths, reports)
+    }
+    if note is not None:
+        merged["note"] = note
     return merged
 
 
@@ -494,12 +540,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--merge", nargs="+", default=None, metavar="JSON", help="combine earlier runs instead of running"
     )
+    parser.add_argument(
+        "--gmm-components",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="K",
+        help="n_components grid of the tuned GaussianMixture instead of 1, 2, 4, ..., 64 (recorded in the JSON)",
+    )
+    parser.add_argument(
+        "--note", default=None, help="with --merge: the merged report's note (--datasets and --models filter the rows)"
+    )
     args = parser.parse_args(argv)
 
     if args.merge:
-        report = merge(args.merge)
+        report = merge(args.merge, args.note, args.datasets, args.models)
     else:
-        report = run(args.datasets, args.models, Settings.for_mode(args.quick))
+        settings = Settings.for_mode(args.quick)
+        settings.gmm_components = args.gmm_components
+        report = run(args.datasets, args.models, settings)
     print()
     print(report["table"])
     if args.markdown:
@@ -509,6 +568,13 @@ def main(argv: list[str] | None = None) -> dict:
     if report.get("time_to_reach_zuko"):
         print()
         print(format_time_to_reach(report["time_to_reach_zuko"]))
+    if report.get("zuko_time_to_score"):
+        print()
+        print("fit seconds zuko NSF needed to reach its own final held-out log-likelihood (of its whole fit)")
+        for row in report["zuko_time_to_score"]:
+            seconds = "?" if row["zuko_seconds"] is None else f"{row['zuko_seconds']:.1f}s"
+            fit = row["zuko_fit_seconds"]
+            print(f"{row['dataset']:<16} {row['zuko_test_loglik']:10.3f} in {seconds:>8}  (fit {fit:.1f}s)")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)

@@ -65,6 +65,27 @@ def test_cli_writes_json(tmp_path):
     assert report["shapes"]["wine"][2] == 13
 
 
+def test_merge_records_each_rows_source_and_zukos_time(tmp_path, quick_report):
+    """Merged rows name the file they were measured in; the last file wins a row measured twice."""
+    first, second = tmp_path / "old.json", tmp_path / "new.json"
+    first.write_text(json.dumps(quick_report))
+    newer = dict(quick_report, results=[dict(r, test_log_likelihood=1.0) for r in quick_report["results"][:1]])
+    second.write_text(json.dumps(newer))
+    merged = main(["--merge", str(first), str(second), "--note", "two runs"])
+    sources = {(r["dataset"], r["model"]): (r["source"], r["test_log_likelihood"]) for r in merged["results"]}
+    row = quick_report["results"][0]
+    assert sources.pop((row["dataset"], row["model"])) == ("new.json", 1.0)
+    assert {source for source, _ in sources.values()} == {"old.json"}
+    assert merged["note"] == "two runs" and set(merged["sources"]) == {"old.json", "new.json"}
+    zuko = [r for r in merged["results"] if r["model"] == "zuko"]
+    assert [row["dataset"] for row in merged["zuko_time_to_score"]] == [r["dataset"] for r in zuko]
+    for row, r in zip(merged["zuko_time_to_score"], zuko):
+        assert row["zuko_seconds"] <= r["fit_seconds"]
+    kept = main(["--merge", str(first), "--datasets", "banana_2d", "--models", "gmm", "kde"])
+    assert {(r["dataset"], r["model"]) for r in kept["results"]} == {("banana_2d", "gmm"), ("banana_2d", "kde")}
+    assert set(kept["shapes"]) == set(kept["true_optimum"]) == {"banana_2d"}
+
+
 def test_gaussian_truth_has_the_analytic_entropy():
     """The closed-form density is right: E[log p] of a Gaussian is minus its entropy."""
     data = datasets.load("gaussian_16d", max_rows=20_000)
