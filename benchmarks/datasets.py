@@ -258,7 +258,6 @@ SPECS: list[Spec] = [
     Spec("moons", _moons, 10_000, "make_moons(10000, noise=0.05)", False),
     Spec("wine", _wine, None, "load_wine, 178 x 13, tiny", False),
     Spec("diabetes", _diabetes, None, "load_diabetes, 442 x 10, one two-valued column", False),
-    Spec("iris", _iris, None, "load_iris, 150 x 4, three clusters, 0.1 cm steps", False),
     Spec("gaussian_16d", _gaussian(16), 25_000, "correlated Gaussian", True),
     Spec("mixture_6d", _mixture(6, 5), 25_000, "5-component Gaussian mixture", True),
     Spec("banana_2d", _banana, 25_000, "x2 | x1 ~ N(x1^2 - 1, 0.25)", True),
@@ -269,6 +268,8 @@ SPECS: list[Spec] = [
     Spec("faithful_like", _faithful_like, 272, "Old-Faithful-like: 2 clusters, waiting in whole minutes", True),
     Spec("compositional_8d", _compositional, 572, "olive-oil-like: 8 parts of 10,000, 5 origins, integers", True),
     Spec("deterministic_7d", _deterministic, 10_000, "4 of 7 columns smooth functions of 3 + noise, rounded", True),
+    # New sets go last: a set's random draw is seeded by its position in this list.
+    Spec("iris", _iris, None, "load_iris, 150 x 4, three clusters, 0.1 cm steps", False),
 ]
 NAMES = [spec.name for spec in SPECS]
 
