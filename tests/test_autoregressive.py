@@ -44,3 +44,15 @@ def test_density_integrates_to_one_in_two_dimensions():
     grid = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
     mass = np.exp(est.score_samples(grid)).sum() * (gx[1] - gx[0]) * (gy[1] - gy[0])
     assert abs(mass - 1.0) < 0.02, mass
+
+
+def test_regressor_takes_the_autoregressive_flow_with_two_targets():
+    """The conditional flow: every target's spline sees the inputs (the context) and the targets before it."""
+    from skflow import FlowRegressor
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 2))
+    Y = np.column_stack([X[:, 0] + 0.1 * rng.normal(size=300), X[:, 1] * X[:, 0] + 0.1 * rng.normal(size=300)])
+    est = FlowRegressor(**AUTOREGRESSIVE).fit(X, Y)
+    assert np.isfinite(est.score_samples(X[:5], Y[:5])).all()
+    assert est.sample(X[:4], n_samples=3, random_state=0).shape[0] == 4
