@@ -41,7 +41,7 @@ from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_r
 
 # Parameter constraints shared by the estimators that fit one flow (scikit-learn's _parameter_constraints).
 FLOW_PARAMETER_CONSTRAINTS: dict = {
-    "flow": [StrOptions({"spline", "affine"})],
+    "flow": [StrOptions({"spline", "affine", "autoregressive"})],
     "n_transforms": [Interval(Integral, 1, None, closed="left")],
     "hidden_units": [StrOptions({"auto"}), "array-like"],
     "n_bins": [Interval(Integral, 2, 333, closed="both")],

@@ -50,9 +50,14 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     Parameters
     ----------
-    flow : {"spline", "affine"}, default="spline"
-        Coupling type: rational-quadratic splines (Durkan et al. 2019) or
-        affine maps (RealNVP, Dinh et al. 2017).
+    flow : {"spline", "affine", "autoregressive"}, default="spline"
+        Layer type: coupling layers with rational-quadratic splines (Durkan
+        et al. 2019) or affine maps (RealNVP, Dinh et al. 2017), or
+        autoregressive splines (MADE conditioners: each feature's spline
+        depends on all the features before it, as in zuko's ``NSF``). An
+        autoregressive flow scores in one pass but inverts in one pass per
+        feature, so ``sample`` and ``inverse_transform`` are about
+        ``n_features`` times slower.
     n_transforms : int, default=5
         Number of coupling layers.
     hidden_units : "auto" or tuple of int, default="auto"
@@ -69,7 +74,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "normal": ``N(0, I)``, so that ``transform`` Gaussianizes the data.
         Models saved before this parameter existed load with "normal".
     n_bins : int, default=8
-        Spline bins per feature (``flow="spline"`` only).
+        Spline bins per feature (not used by ``flow="affine"``).
     tail_bound : float in [0.1, 1000], default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` (standardized units) and
         are the identity outside. Columns whose training values reach beyond

@@ -15,7 +15,13 @@ from skflow import FlowRegressor
 
 from .conftest import EXPECTED_FAILED_CHECKS, REGRESSOR_FAILED_CHECKS, fast_detector, fast_flow, fast_regressor
 
-ESTIMATORS = [fast_flow(), fast_flow(flow="affine"), fast_detector(), fast_regressor()]
+ESTIMATORS = [
+    fast_flow(),
+    fast_flow(flow="affine"),
+    fast_flow(flow="autoregressive"),
+    fast_detector(),
+    fast_regressor(),
+]
 
 
 def expected_failed_checks(estimator):

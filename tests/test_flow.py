@@ -10,7 +10,7 @@ from skflow._core.flow import Flow
 from .conftest import autograd_log_abs_det, perturb_parameters
 
 
-@pytest.mark.parametrize("kind", ["spline", "affine"])
+@pytest.mark.parametrize("kind", ["spline", "affine", "autoregressive"])
 @pytest.mark.parametrize("n_features", [1, 2, 5])
 def test_untrained_flow_is_identity_with_standard_normal_density(kind, n_features):
     flow = build_flow(n_features, flow=kind, n_transforms=3, hidden_units=(16,)).double()
@@ -53,7 +53,7 @@ def inside_support(n=5, seed=0):
 
 
 @pytest.mark.parametrize("context_features", [0, 2])
-@pytest.mark.parametrize("kind", ["spline", "affine"])
+@pytest.mark.parametrize("kind", ["spline", "affine", "autoregressive"])
 def test_flow_log_det_is_sum_of_layers_and_matches_autograd(kind, context_features):
     flow = build_flow(
         3, flow=kind, n_transforms=3, hidden_units=(8,), tail_bound=3.0, context_features=context_features, **FITTED

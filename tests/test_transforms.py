@@ -14,6 +14,7 @@ from skflow._core import (
     Standardize,
     ToUnbounded,
 )
+from skflow._core.autoregressive import AutoregressiveSpline
 from skflow._core.transforms import _LUWeight
 
 from .conftest import autograd_log_abs_det, perturb_parameters
@@ -53,6 +54,12 @@ def make_transforms():
         ),
         "spline_coupling_1d_context": WithContext(
             perturb_parameters(SplineCoupling(ONE, (8,), tail_bound=3.0, context_features=2)), 2
+        ),
+        "autoregressive_spline": perturb_parameters(AutoregressiveSpline(D, (16, 16), tail_bound=3.0)),
+        "autoregressive_spline_reversed": perturb_parameters(AutoregressiveSpline(D, (16,), reverse=True)),
+        "autoregressive_spline_1d": perturb_parameters(AutoregressiveSpline(1, (8,), tail_bound=3.0)),
+        "autoregressive_spline_context": WithContext(
+            perturb_parameters(AutoregressiveSpline(D, (16,), tail_bound=3.0, context_features=2)), 2
         ),
         "lu_linear": perturb_parameters(LULinear(D), scale=0.3),
         "permutation": Permutation(torch.tensor([2, 0, 3, 1])),
@@ -167,3 +174,14 @@ def test_lu_weight_backward_matches_autograd_on_the_plain_product():
         grads.append([weight.detach()] + [p.grad for p in params])
     for ours, reference in zip(*grads):
         torch.testing.assert_close(ours, reference)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_autoregressive_spline_jacobian_is_triangular_in_its_order(reverse):
+    """Feature i's output depends on features before it (after it with ``reverse``) and itself only."""
+    layer = perturb_parameters(AutoregressiveSpline(D, (16, 16), context_features=2, reverse=reverse)).double()
+    x, context = torch.randn(1, D, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
+    jacobian = torch.autograd.functional.jacobian(lambda r: layer(r, context)[0], x)[0, :, 0, :]
+    above = torch.triu(jacobian, 1) if not reverse else torch.tril(jacobian, -1)
+    assert float(above.abs().max()) == 0.0
+    assert float(torch.diagonal(jacobian).abs().min()) > 0.0

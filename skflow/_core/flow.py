@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .autoregressive import AutoregressiveSpline
 from .base import GaussianMixtureBase, StandardNormal
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded
 from .transforms import Context, LULinear, Permutation, Transform
 
-FLOW_KINDS = ("spline", "affine")
+FLOW_KINDS = ("spline", "affine", "autoregressive")
 MIXINGS = ("lu", "permutation")
 
 
@@ -145,7 +146,11 @@ def _preprocessing_layers(n_features: int, low, high, loc, scale, lower_tails, u
 def _learned_layers(
     n_features: int, spec: FlowSpec, context_features: int, generator: torch.Generator
 ) -> list[Transform]:
-    """``(mixing -> coupling) x n_transforms``; coupling masks alternate between the two halves of the features."""
+    """``(mixing -> coupling) x n_transforms``; coupling masks alternate between the two halves of the features.
+
+    ``flow="autoregressive"`` puts an autoregressive spline where the coupling
+    would be, its feature order reversed every other layer.
+    """
     layers: list[Transform] = []
     parity = torch.arange(n_features) % 2
     for i in range(spec.n_transforms):
@@ -155,7 +160,19 @@ def _learned_layers(
             else:
                 layers.append(Permutation(torch.randperm(n_features, generator=generator)))
         mask = parity == (i % 2) if n_features > 1 else torch.ones(1, dtype=torch.bool)
-        if spec.flow == "spline":
+        if spec.flow == "autoregressive":
+            layers.append(
+                AutoregressiveSpline(
+                    n_features,
+                    spec.hidden_units,
+                    spec.n_bins,
+                    spec.tail_bound,
+                    context_features,
+                    reverse=i % 2 == 1,
+                    generator=generator,
+                )
+            )
+        elif spec.flow == "spline":
             layers.append(
                 SplineCoupling(
                     mask, spec.hidden_units, spec.n_bins, spec.tail_bound, context_features, generator=generator
