@@ -119,6 +119,9 @@ def select_candidate(x: np.ndarray, seed: int) -> Candidate:
     ``PATIENCE`` in a row fail to improve: the scores rise, then fall, with K.
     """
     n_rows, n_features = x.shape
+    fallback = Candidate(1, "full", SMALL_DATA_REG_COVARS[-1])
+    if n_rows < 2 * 3:  # fewer than two rows a fold: nothing to choose with
+        return fallback
     if n_rows <= CROSS_VALIDATION_MAX_ROWS:
         splits = list(KFold(3, shuffle=True, random_state=seed).split(x))
         grid = [(cov, reg) for cov in ("full", "diag") for reg in SMALL_DATA_REG_COVARS]
@@ -126,7 +129,7 @@ def select_candidate(x: np.ndarray, seed: int) -> Candidate:
         splits = list(ShuffleSplit(1, test_size=0.2, random_state=seed).split(x))
         grid = [("full", reg) for reg in LARGE_DATA_REG_COVARS]
     fit_rows = min(len(train) for train, _ in splits)
-    best, best_score = Candidate(1, "full", SMALL_DATA_REG_COVARS[-1]), -np.inf
+    best, best_score = fallback, -np.inf
     for covariance_type, reg_covar in grid:
         misses, line_best = 0, -np.inf
         for k in candidate_components(fit_rows, n_features):

@@ -155,6 +155,12 @@ def test_selection_finds_the_true_number_of_components_by_held_out_likelihood():
         assert held_out_score(chosen, x, splits, 0) >= held_out_score(other, x, splits, 0)
 
 
+@pytest.mark.parametrize("n_rows", [2, 5])
+def test_too_few_rows_to_cross_validate_get_one_wide_gaussian(n_rows):
+    x = np.random.RandomState(0).normal(size=(n_rows, 2))
+    assert select_candidate(x, seed=0) == Candidate(1, "full", 0.1)
+
+
 def test_a_diagonal_mixture_becomes_the_same_density_in_the_base():
     rng = np.random.RandomState(1)
     x = np.concatenate([rng.normal(size=(100, 3)) * [1.0, 0.2, 3.0], rng.normal(size=(100, 3)) + 5])
