@@ -34,7 +34,7 @@ from ._core import (
 )
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
-from ._mixture_init import Mixture, fit_mixture, mixture_rows
+from ._mixture_init import Mixture, choose_mixture, fit_candidate, mixture_rows
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_rows, positive_weights
@@ -229,10 +229,10 @@ def fit_flow(
         # Fitted in the preprocessed space: the untrained flow is this mixture after the fixed maps.
         # Chosen by cross-validation on every training row (a steadier choice on small data), fitted on
         # the rows training uses: the validation rows stay unseen, so epoch 0's validation score is fair.
-        mixture = fit_mixture(
-            mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment),
-            seed,
-            selection_rows=mixture_rows(train_x, weights, 0.0, seed, augment),
+        every_row = mixture_rows(train_x, weights, 0.0, seed, augment)
+        candidate = choose_mixture(every_row, seed)
+        mixture = fit_candidate(
+            candidate, mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment), seed
         )
         # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
@@ -262,8 +262,9 @@ def fit_flow(
     warn_about_training(estimator, result)
     flow = flow.double().eval()
     if mixture is not None and result.best_epoch == 0:
-        # The initial flow was kept: its base is the fitted mixture itself, not its float32 copy.
-        flow.base.set_mixture(*mixture)
+        # No epoch clearly beat the start, so the model is the mixture: refitted on every training row, as
+        # GridSearchCV refits its choice (and in float64, not the float32 copy training used).
+        flow.base.set_mixture(*fit_candidate(candidate, every_row, seed))
     return flow, result
 
 

@@ -189,25 +189,26 @@ def blobs():
 
 
 def test_untrained_fit_is_sklearns_mixture_of_the_standardized_data(blobs, monkeypatch):
-    """Epoch 0 kept: score_samples is GaussianMixture's density of the standardized rows plus their log-det."""
+    """Epoch 0 kept: score_samples is GaussianMixture's density of the standardized rows plus their log-det,
+    the chosen mixture refitted on every training row (as GridSearchCV refits)."""
     calls = []
-    original = skflow._fitting.fit_mixture
+    original = skflow._fitting.fit_candidate
 
-    def spy(x, seed, selection_rows):
-        calls.append((x, seed, selection_rows))
-        return original(x, seed, selection_rows)
+    def spy(candidate, x, seed):
+        calls.append((candidate, x, seed))
+        return original(candidate, x, seed)
 
-    monkeypatch.setattr(skflow._fitting, "fit_mixture", spy)
+    monkeypatch.setattr(skflow._fitting, "fit_candidate", spy)
     est = FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=1, tol=1e6, random_state=0)
     with pytest.warns(Warning, match="no epoch improved"):
         est.fit(blobs)
     assert est.best_epoch_ == 0 and est.base == "mixture"
-    ((x, seed, selection_rows),) = calls
-    assert x.shape == (270, 2)  # fitted on the training part: the validation rows are not seen
-    assert selection_rows.shape == (300, 2)  # chosen by cross-validation on every row
-    chosen = select_candidate(selection_rows, seed)
-    gmm = chosen.estimator(seed).fit(x)
+    (chosen, training_part, seed), (refitted, every_row, refit_seed) = calls
+    assert training_part.shape == (270, 2)  # trained from: the validation rows are not seen
+    assert every_row.shape == (300, 2) and refitted == chosen and refit_seed == seed
+    assert chosen == select_candidate(every_row, seed)  # chosen by cross-validation on every row
     assert est.n_components_ == chosen.n_components >= 2
+    gmm = chosen.estimator(seed).fit(every_row)
     standardized = (blobs - est.location_) / est.scale_
     expected = gmm.score_samples(standardized) - np.log(est.scale_).sum()
     np.testing.assert_allclose(est.score_samples(blobs), expected, rtol=0, atol=1e-8)
