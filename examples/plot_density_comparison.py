@@ -14,20 +14,22 @@ held-out points; the panel titles give the held-out mean log-likelihood
   but it blurs sharp edges and its cost grows with the training set.
 * :class:`~sklearn.mixture.GaussianMixture` (number of components chosen by
   cross-validation) approximates curved shapes with a handful of ellipses.
-* :class:`~skflow.FlowDensity` learns one smooth invertible map from the data
-  to a standard normal; its density is exact and its cost does not grow with
-  the training set.
+* :class:`~skflow.FlowDensity` (its defaults) starts from a Gaussian mixture
+  tuned like the one on the right and learns one smooth invertible map that
+  bends the data onto it; a trained map replaces the plain mixture only when
+  it is clearly better on held-out validation rows. Its density is exact and
+  its cost does not grow with the training set.
 
 No model wins everywhere here: a thousand points in two dimensions is
 kernel density's home ground, and the differences are small (tenths of a nat
-at most). Look at the shapes: the flow draws each dataset with one smooth
-invertible map of a single Gaussian, so it cannot tear the Gaussian into fully
-separate pieces and leaves faint bridges between the moons and between the
-squares; the mixture approximates curves with polygons of ellipses; the
-kernel estimate is bumpy where the data is sparse. The
+at most). Look at the shapes: on the moons the flow bends its mixture along
+the curves; on the checkerboard, training did not clearly beat the starting
+mixture on 100 validation points, so the flow kept it and shows its blobs
+(the sharp edges of the squares are where kernel density wins); the mixture
+approximates curves with polygons of ellipses; the kernel estimate is bumpy
+where the data is sparse. The
 :doc:`benchmarks </benchmarks>` compare the three on real, higher-dimensional
-data. The small network and training settings below keep the example under a
-minute on two CPU cores.
+data. The example takes a few minutes on two CPU cores.
 """
 
 # %%
