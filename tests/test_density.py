@@ -131,7 +131,8 @@ def test_score_is_mean_log_likelihood(fitted, moons):
 def test_fitted_attributes(fitted, moons):
     assert fitted.n_features_in_ == 2
     assert fitted.n_iter_ == len(fitted.loss_curve_) == len(fitted.validation_scores_)
-    assert 1 <= fitted.best_epoch_ <= fitted.n_iter_
+    # 0: no epoch beat the starting mixture clearly enough on the validation rows (it is kept).
+    assert 0 <= fitted.best_epoch_ <= fitted.n_iter_
     np.testing.assert_allclose(fitted.location_, moons.mean(0))
     np.testing.assert_allclose(fitted.scale_, moons.std(0))
     assert str(fitted.device_) == "cpu"
