@@ -58,11 +58,6 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> float:
     return float(torch.dot(values, weights)) / float(weights.sum().clamp_min(torch.finfo(weights.dtype).tiny))
 
 
-def mean_log_likelihood(flow: Flow, rows: Rows, batch_size: int | None = None) -> float:
-    """Weighted mean log-likelihood of preprocessed rows under the learned part."""
-    return weighted_mean(row_log_likelihoods(flow, rows, batch_size), rows.weights())
-
-
 def clearly_better(scores: torch.Tensor, initial: torch.Tensor, weights: torch.Tensor, margin: float) -> bool:
     """Whether per-row ``scores`` beat ``initial`` by more than ``margin`` standard errors of the mean difference.
 
