@@ -97,8 +97,8 @@ def test_fit_saves_a_model_with_the_given_parameters(model, data):
     np.testing.assert_allclose(est.score_samples(data), reference.score_samples(data), rtol=1e-6)
 
 
-def test_score_writes_one_log_density_per_row(model, data, workdir):
-    result = skflow("score", model, "train.csv", "-o", "scores.csv", cwd=workdir)
+def test_score_writes_one_log_density_per_row(model, data, workdir, skflow_in_process):
+    result = skflow_in_process("score", model, "train.csv", "-o", "scores.csv", cwd=workdir)
     assert result.returncode == 0, result.stderr
     scores = pd.read_csv(workdir / "scores.csv")
     assert list(scores.columns) == ["log_density"]
@@ -140,7 +140,7 @@ def test_without_pandas_the_message_says_what_to_install(model, workdir, skflow_
 
 
 def test_sample_writes_rows_with_the_model_columns(model, workdir, skflow_in_process):
-    result = skflow("sample", model, "-n", "50", "-o", "samples.csv", "--random-state", "1", cwd=workdir)
+    result = skflow_in_process("sample", model, "-n", "50", "-o", "samples.csv", "--random-state", "1", cwd=workdir)
     assert result.returncode == 0, result.stderr
     samples = pd.read_csv(workdir / "samples.csv")
     assert list(samples.columns) == ["a", "b", "c"] and samples.shape == (50, 3)

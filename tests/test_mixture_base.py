@@ -15,9 +15,9 @@ from skflow import FlowDensity
 from skflow._core import GaussianMixtureBase, build_flow, flow_from_config
 from skflow._mixture_init import (
     Candidate,
+    HeldOutScores,
     candidate_components,
     full_precisions_cholesky,
-    held_out_score,
     mixture_rows,
     select_candidate,
 )
@@ -150,9 +150,31 @@ def test_selection_finds_the_true_number_of_components_by_held_out_likelihood():
     chosen = select_candidate(x, seed=0)
     assert chosen.n_components == 3
     # Cross-validation, as a user would tune it: the chosen candidate scores best on held-out folds.
-    splits = list(KFold(3, shuffle=True, random_state=0).split(x))
+    held_out_score = HeldOutScores(x, list(KFold(3, shuffle=True, random_state=0).split(x)), seed=0)
     for other in (Candidate(2, "full", 1e-6), Candidate(6, "full", 1e-6), Candidate(3, "diag", 1e-1)):
-        assert held_out_score(chosen, x, splits, 0) >= held_out_score(other, x, splits, 0)
+        assert held_out_score(chosen) >= held_out_score(other)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_the_selection_scores_candidates_as_gaussian_mixture_does(covariance_type, n_components):
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.RandomState(0)
+    x = np.concatenate([rng.normal(size=(60, 3)) @ rng.normal(size=(3, 3)) + 4 * rng.normal(size=3) for _ in range(3)])
+    splits = list(KFold(3, shuffle=True, random_state=0).split(x))
+    for reg_covar in (1e-6, 1e-1):
+        candidate = Candidate(n_components, covariance_type, reg_covar)
+        expected = np.mean([candidate.estimator(0).fit(x[tr]).score(x[te]) for tr, te in splits])
+        assert HeldOutScores(x, splits, seed=0)(candidate) == pytest.approx(expected, rel=1e-10)
+    # A collapsed component scores -inf where GaussianMixture raises.
+    collapsed = np.repeat(rng.normal(size=(4, 3)), 30, axis=0)
+    with pytest.raises(ValueError):
+        GaussianMixture(3, covariance_type=covariance_type, reg_covar=0.0, random_state=0).fit(collapsed)
+    assert (
+        HeldOutScores(collapsed, [(np.arange(120), np.arange(120))], seed=0)(Candidate(3, covariance_type, 0.0))
+        == -np.inf
+    )
 
 
 @pytest.mark.parametrize("n_rows", [2, 5])
