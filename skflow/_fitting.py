@@ -34,7 +34,8 @@ from ._core import (
 )
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
-from ._mixture_init import Mixture, choose_mixture, fit_candidate, mixture_rows
+from ._mixture_init import Mixture, fit_candidate, mixture_rows
+from ._mixture_start import choose_start
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_rows, positive_weights
@@ -207,8 +208,10 @@ def fit_flow(
     preprocessing: Preprocessing,
     context: np.ndarray | None = None,
     callback_arguments: Callable[..., tuple[np.ndarray, np.ndarray | None]] | None = None,
-) -> tuple[Flow, TrainResult]:
-    """Build the flow around the fitted ``preprocessing`` and train its learned part; return it in float64.
+) -> tuple[Flow, TrainResult, Preprocessing]:
+    """Build the flow around the fitted ``preprocessing`` and train its learned part; return it in float64,
+    with the training summary and the preprocessing it uses (without asinh tails where the mixture
+    start scored better without them, :mod:`skflow._mixture_start`).
 
     The fixed part runs once, in float64 batches, into the float32 rows the
     learned part trains on. ``context`` (already scaled, one row per row of
@@ -223,19 +226,23 @@ def fit_flow(
     context_features = 0 if context is None else context.shape[1]
     flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
     train_x, train_w = training_rows(flow, X, weights, device)
-    augment = make_augment(preprocessing, device)
-    mixture = None
+    start = None
     if getattr(estimator, "base", "normal") == "mixture":
         # Fitted in the preprocessed space: the untrained flow is this mixture after the fixed maps.
         # Chosen by cross-validation on every training row (a steadier choice on small data), fitted on
         # the rows training uses: the validation rows stay unseen, so epoch 0's validation score is fair.
-        every_row = mixture_rows(train_x, weights, 0.0, seed, augment)
-        candidate = choose_mixture(every_row, seed)
-        mixture = fit_candidate(
-            candidate, mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment), seed
+        start = choose_start(preprocessing, train_x, weights, seed, device)
+        if start.preprocessing is not preprocessing:  # the asinh tails were dropped
+            preprocessing = start.preprocessing
+            flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
+            train_x, train_w = training_rows(flow, X, weights, device)
+        training_part = mixture_rows(
+            train_x, weights, estimator.validation_fraction, seed, make_augment(preprocessing, device)
         )
         # The same seed: the same learned layers, now over the mixture.
+        mixture = fit_candidate(start.candidate, training_part, seed)
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
+    augment = make_augment(preprocessing, device)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
@@ -261,11 +268,11 @@ def fit_flow(
     check_finite_weights(estimator, flow)
     warn_about_training(estimator, result)
     flow = flow.double().eval()
-    if mixture is not None and result.best_epoch == 0:
+    if start is not None and result.best_epoch == 0:
         # No epoch clearly beat the start, so the model is the mixture: refitted on every training row, as
         # GridSearchCV refits its choice (and in float64, not the float32 copy training used).
-        flow.base.set_mixture(*fit_candidate(candidate, every_row, seed))
-    return flow, result
+        flow.base.set_mixture(*fit_candidate(start.candidate, start.every_row, seed))
+    return flow, result, preprocessing
 
 
 def draw_seed(estimator) -> int:

@@ -99,13 +99,14 @@ def mixture_rows(
 
 def fit_mixture(x: np.ndarray, seed: int, selection_rows: np.ndarray | None = None) -> Mixture:
     """A GaussianMixture fitted on ``x``, chosen by held-out log-likelihood on ``selection_rows`` (``x`` if None)."""
-    return fit_candidate(choose_mixture(x if selection_rows is None else selection_rows, seed), x, seed)
+    candidate, _ = choose_mixture(x if selection_rows is None else selection_rows, seed)
+    return fit_candidate(candidate, x, seed)
 
 
-def choose_mixture(x: np.ndarray, seed: int) -> Candidate:
-    """The candidate with the best held-out log-likelihood on ``x`` (see :func:`select_candidate`)."""
+def choose_mixture(x: np.ndarray, seed: int) -> tuple[Candidate, float]:
+    """The candidate with the best held-out log-likelihood on ``x``, and that score (see :func:`select_candidate`)."""
     with _quiet_single_threaded():
-        return select_candidate(x, seed)
+        return scored_candidate(x, seed)
 
 
 def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
@@ -129,7 +130,21 @@ def _quiet_single_threaded():
 
 
 def select_candidate(x: np.ndarray, seed: int) -> Candidate:
-    """The candidate with the best mean held-out log-likelihood over the splits of ``x``.
+    """The candidate with the best mean held-out log-likelihood over the splits of ``x``."""
+    return scored_candidate(x, seed)[0]
+
+
+def selection_splits(n_rows: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, test) row indices candidates are scored on: 3 folds, or one held-out fifth beyond
+    ``CROSS_VALIDATION_MAX_ROWS``."""
+    if n_rows <= CROSS_VALIDATION_MAX_ROWS:
+        return list(KFold(3, shuffle=True, random_state=seed).split(np.empty((n_rows, 0))))
+    return list(ShuffleSplit(1, test_size=0.2, random_state=seed).split(np.empty((n_rows, 0))))
+
+
+def scored_candidate(x: np.ndarray, seed: int) -> tuple[Candidate, float]:
+    """The candidate with the best mean held-out log-likelihood over the splits of ``x``, and that score
+    (-inf for the fallback on too few rows).
 
     For each covariance type and floor, more components are tried until
     ``PATIENCE`` in a row fail to improve: the scores rise, then fall, with K.
@@ -140,12 +155,11 @@ def select_candidate(x: np.ndarray, seed: int) -> Candidate:
     n_rows, n_features = x.shape
     fallback = Candidate(1, "full", SMALL_DATA_REG_COVARS[-1])
     if n_rows < 2 * 3:  # fewer than two rows a fold: nothing to choose with
-        return fallback
+        return fallback, -np.inf
+    splits = selection_splits(n_rows, seed)
     if n_rows <= CROSS_VALIDATION_MAX_ROWS:
-        splits = list(KFold(3, shuffle=True, random_state=seed).split(x))
         grid = [(cov, reg) for cov in ("full", "diag") for reg in SMALL_DATA_REG_COVARS]
     else:
-        splits = list(ShuffleSplit(1, test_size=0.2, random_state=seed).split(x))
         grid = [("full", reg) for reg in LARGE_DATA_REG_COVARS]
     fit_rows = min(len(train) for train, _ in splits)
     held_out = HeldOutScores(x, splits, seed)
@@ -165,7 +179,7 @@ def select_candidate(x: np.ndarray, seed: int) -> Candidate:
     # The best score; on a tie, the first in the grid's order (fewest components).
     ordered = sorted(scores, key=lambda c: (grid.index((c.covariance_type, c.reg_covar)), c.n_components))
     best = max(ordered, key=scores.__getitem__, default=fallback)
-    return best if scores.get(best, -np.inf) > -np.inf else fallback
+    return (best, scores[best]) if scores.get(best, -np.inf) > -np.inf else (fallback, -np.inf)
 
 
 class HeldOutScores:

@@ -7,6 +7,7 @@ a row of weight zero shapes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -47,6 +48,11 @@ class Preprocessing:
         """The uniform noise's width per column in data units, 0 where a column is not dequantized."""
         width = np.ones(self.dequantized.shape) if self.cell_width is None else self.cell_width
         return np.where(self.dequantized, width, 0.0)
+
+    def without_tails(self) -> Preprocessing:
+        """The same statistics with no asinh on any column."""
+        no_tails = np.zeros_like(self.lower_tails)
+        return dataclasses.replace(self, lower_tails=no_tails, upper_tails=no_tails.copy())
 
     def flow_arguments(self) -> dict[str, np.ndarray]:
         """The fitted numbers ``skflow._core.build_flow`` takes."""

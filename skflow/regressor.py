@@ -228,7 +228,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
         self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
         context = self._context(X)
-        flow, result = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
+        flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
         self.latent_scale_ = fitted_latent_scale(self, flow, Y, weights, context, result, preprocessing)
         return self
