@@ -25,6 +25,8 @@ from sklearn.cluster import KMeans
 TOL = 1e-3
 MAX_ITER = 100
 LOG_2PI = np.log(2 * np.pi)
+# Elements of the largest temporary array (32 MB of float64).
+CHUNK_ELEMENTS = 2**22
 
 
 @dataclass
@@ -40,9 +42,12 @@ class GaussianMixtures:
     def component_log_densities(self, x: np.ndarray) -> np.ndarray:
         """log N(x_n; mu_k, Sigma_k) + log pi_k, shape (R, n, K)."""
         if self.covariance_type == "full":
-            # y = L^T (x - mu) with L the precision's Cholesky factor, for every mixture and component.
-            y = np.matmul(x, self.precisions_cholesky) - np.matmul(self.means[:, :, None, :], self.precisions_cholesky)
-            squared = np.swapaxes(np.sum(y**2, axis=-1), 1, 2)
+            # ||L^T (x - mu)||^2 with L the precision's Cholesky factor, for every mixture and component.
+            squared = np.empty((self.weights.shape[0], x.shape[0], self.weights.shape[1]))
+            for k in _component_chunks(*self.means.shape, x.shape[0]):
+                factor = self.precisions_cholesky[:, k]
+                y = np.matmul(x, factor) - np.matmul(self.means[:, k, None, :], factor)
+                squared[:, :, k] = np.swapaxes(np.sum(y**2, axis=-1), 1, 2)
             log_det = np.log(np.diagonal(self.precisions_cholesky, axis1=2, axis2=3)).sum(axis=2)
         else:
             precisions = self.precisions_cholesky**2
@@ -98,6 +103,8 @@ def fit_em(
     mixtures.weights = mixtures.weights / x.shape[0]
     lower_bounds = np.full(running.size, -np.inf)
     for iteration in range(MAX_ITER):
+        if running.size == 0:
+            break
         log_joint = mixtures.component_log_densities(x)
         log_norm = logsumexp(log_joint, axis=2)
         previous, lower_bounds = lower_bounds, np.mean(log_norm, axis=1)
@@ -109,8 +116,6 @@ def fit_em(
             results[running[position]] = mixtures.take([position])
         going = fitted & ~done
         running, mixtures, lower_bounds = running[going], mixtures.take(going), lower_bounds[going]
-        if running.size == 0:
-            break
     return results
 
 
@@ -123,9 +128,11 @@ def _m_step(
     means = np.matmul(np.swapaxes(responsibilities, 1, 2), x) / counts[..., None]
     n_features = x.shape[1]
     if covariance_type == "full":
-        centred = x - means[..., None, :]  # (R, K, n, d)
-        weighted = centred * np.swapaxes(responsibilities, 1, 2)[..., None]
-        covariances = np.matmul(np.swapaxes(weighted, 2, 3), centred) / counts[..., None, None]
+        covariances = np.empty((*means.shape, n_features))
+        for k in _component_chunks(*means.shape, x.shape[0]):
+            centred = x - means[:, k, None, :]  # (R, chunk, n, d)
+            weighted = centred * np.swapaxes(responsibilities[:, :, k], 1, 2)[..., None]
+            covariances[:, k] = np.matmul(np.swapaxes(weighted, 2, 3), centred) / counts[:, k, None, None]
         covariances += floors[:, None, None, None] * np.eye(n_features)
         cholesky, fitted = _cholesky(covariances)
         identity = np.broadcast_to(np.eye(n_features), covariances.shape)
@@ -136,6 +143,14 @@ def _m_step(
         fitted = np.all(variances > 0.0, axis=(1, 2))
         precisions_cholesky = 1.0 / np.sqrt(np.where(fitted[:, None, None], variances, 1.0))
     return GaussianMixtures(counts, means, precisions_cholesky, covariance_type), fitted
+
+
+def _component_chunks(n_mixtures: int, n_components: int, n_features: int, n_rows: int) -> list[slice]:
+    """Slices of the components small enough that a (R, chunk, n, d) temporary stays under
+    ``CHUNK_ELEMENTS``: one slice on small data; on 16,000 rows of 64 columns, 32 components at once
+    would take 0.5 GB per temporary."""
+    chunk = max(1, CHUNK_ELEMENTS // max(1, n_mixtures * n_rows * n_features))
+    return [slice(start, start + chunk) for start in range(0, n_components, chunk)]
 
 
 def _cholesky(covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -180,14 +180,10 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Columns dequantized during training.
     asinh_columns_ : ndarray of bool
         Columns whose standardized training values reach beyond
-        ``tail_bound``; on each side where they do, they pass through a fixed
-        ``asinh`` (its log-det included) before the learned layers, which
-        compresses that tail into the range where the splines act. A short
-        tail is left as it is, so the fitted density's tails follow the data's.
-        With ``base="mixture"`` the asinh is kept only if the starting mixture
-        scores better held-out with it than on the standardized columns (its
-        log-det counted): a skewed small part of a whole fits a mixture better
-        unbent.
+        ``tail_bound``; on each side where they do, a fixed ``asinh`` (its
+        log-det included) compresses that tail into the splines' range; a
+        short tail is left as it is. With ``base="mixture"``, only if the
+        starting mixture scores better held-out with it than without.
     device_ : torch.device
         Where the flow lives.
 

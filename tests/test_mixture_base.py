@@ -155,10 +155,18 @@ def test_selection_finds_the_true_number_of_components_by_held_out_likelihood():
         assert held_out_score(chosen) >= held_out_score(other)
 
 
+@pytest.mark.parametrize("chunk_elements", [2**22, 500], ids=["components-at-once", "components-in-chunks"])
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 @pytest.mark.parametrize("n_components", [1, 3])
-def test_the_selection_scores_candidates_as_gaussian_mixture_does(covariance_type, n_components):
+def test_the_selection_scores_candidates_as_gaussian_mixture_does(
+    covariance_type, n_components, chunk_elements, monkeypatch
+):
     from sklearn.mixture import GaussianMixture
+
+    import skflow._mixture_em
+
+    # Small chunks: the path that bounds the temporaries' memory on large data gives the same numbers.
+    monkeypatch.setattr(skflow._mixture_em, "CHUNK_ELEMENTS", chunk_elements)
 
     rng = np.random.RandomState(0)
     x = np.concatenate([rng.normal(size=(60, 3)) @ rng.normal(size=(3, 3)) + 4 * rng.normal(size=3) for _ in range(3)])
