@@ -219,7 +219,7 @@ def fit_flow(
     turns the arguments of the callback's ``log_density`` (a regressor's
     ``(X, y)``) into the flow's ``(rows, context)``. An estimator with
     ``base="mixture"`` gets a Gaussian-mixture base fitted to those rows
-    (``_mixture_init``) before training.
+    (``_mixture_start``, ``_mixture_init``) before training.
     """
     seed = draw_seed(estimator)
     device = estimator.device_
@@ -239,8 +239,8 @@ def fit_flow(
         training_part = mixture_rows(
             train_x, weights, estimator.validation_fraction, seed, make_augment(preprocessing, device)
         )
-        # The same seed: the same learned layers, now over the mixture.
         mixture = fit_candidate(start.candidate, training_part, seed)
+        # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
     augment = make_augment(preprocessing, device)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
