@@ -236,13 +236,12 @@ def fit_flow(
             preprocessing = start.preprocessing
             flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
             train_x, train_w = training_rows(flow, X, weights, device)
-        training_part = mixture_rows(
-            train_x, weights, estimator.validation_fraction, seed, make_augment(preprocessing, device)
-        )
+    augment = make_augment(preprocessing, device)
+    if start is not None:
+        training_part = mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment)
         mixture = fit_candidate(start.candidate, training_part, seed)
         # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
-    augment = make_augment(preprocessing, device)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()

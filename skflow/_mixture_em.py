@@ -79,6 +79,8 @@ def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
 
 def kmeans_responsibilities(x: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     """GaussianMixture's start: one-hot responsibilities from one run of k-means seeded by ``seed``."""
+    if n_components == 1:  # every row in the one cluster, without running k-means
+        return np.ones((x.shape[0], 1))
     labels = KMeans(n_clusters=n_components, n_init=1, random_state=np.random.RandomState(seed)).fit(x).labels_
     responsibilities = np.zeros((x.shape[0], n_components))
     responsibilities[np.arange(x.shape[0]), labels] = 1.0

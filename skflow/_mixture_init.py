@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import solve_triangular
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold, ShuffleSplit
@@ -104,7 +103,7 @@ def fit_mixture(x: np.ndarray, seed: int, selection_rows: np.ndarray | None = No
 
 
 def choose_mixture(x: np.ndarray, seed: int) -> tuple[Candidate, float]:
-    """The candidate with the best held-out log-likelihood on ``x``, and that score (see :func:`select_candidate`)."""
+    """The candidate with the best held-out log-likelihood on ``x``, and that score (see :func:`scored_candidate`)."""
     with _quiet_single_threaded():
         return scored_candidate(x, seed)
 
@@ -127,11 +126,6 @@ def _quiet_single_threaded():
         # EM that stops at max_iter still gives a good starting point: training goes on from it.
         warnings.simplefilter("ignore", ConvergenceWarning)
         yield
-
-
-def select_candidate(x: np.ndarray, seed: int) -> Candidate:
-    """The candidate with the best mean held-out log-likelihood over the splits of ``x``."""
-    return scored_candidate(x, seed)[0]
 
 
 def selection_splits(n_rows: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -208,35 +202,10 @@ class HeldOutScores:
         return [float(m) if np.isfinite(m) else -np.inf for m in means]
 
     def _fold_scores(self, k, covariance_type, reg_covars, fold, train, test) -> list[float]:
-        if k == 1:
-            return [single_gaussian_score(Candidate(1, covariance_type, reg), train, test) for reg in reg_covars]
         if (fold, k) not in self._starts:
             self._starts[fold, k] = kmeans_responsibilities(train, k, self.seed)
         fits = fit_em(train, self._starts[fold, k], covariance_type, reg_covars)
         return [-np.inf if mixture is None else float(mixture.score(test)[0]) for mixture in fits]
-
-
-def single_gaussian_score(candidate: Candidate, train: np.ndarray, test: np.ndarray) -> float:
-    """Mean log-likelihood on ``test`` of one Gaussian fitted on ``train``, in closed form.
-
-    What GaussianMixture's EM converges to in one step for one component (the
-    mean, the biased covariance, the floor on its diagonal), without the
-    k-means start and input checks that made these fits half of a small fit's time.
-    """
-    mean = train.mean(axis=0)
-    centred = train - mean
-    covariance = centred.T @ centred / train.shape[0]
-    if candidate.covariance_type == "diag":
-        covariance = np.diag(np.diag(covariance))
-    covariance.flat[:: covariance.shape[0] + 1] += candidate.reg_covar
-    try:
-        cholesky = np.linalg.cholesky(covariance)
-    except np.linalg.LinAlgError:
-        return -np.inf
-    z = solve_triangular(cholesky, (test - mean).T, lower=True)
-    log_det = 2.0 * np.sum(np.log(np.diag(cholesky)))
-    n_features = train.shape[1]
-    return float(np.mean(-0.5 * np.sum(z**2, axis=0)) - 0.5 * (log_det + n_features * np.log(2 * np.pi)))
 
 
 def full_precisions_cholesky(gmm: GaussianMixture) -> np.ndarray:

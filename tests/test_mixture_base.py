@@ -19,7 +19,7 @@ from skflow._mixture_init import (
     candidate_components,
     full_precisions_cholesky,
     mixture_rows,
-    select_candidate,
+    scored_candidate,
 )
 
 from .conftest import autograd_log_abs_det, perturb_parameters
@@ -147,7 +147,7 @@ def test_selection_finds_the_true_number_of_components_by_held_out_likelihood():
     rng = np.random.RandomState(0)
     centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 3.0]])
     x = np.concatenate([rng.normal(size=(200, 3)) + c for c in centres])
-    chosen = select_candidate(x, seed=0)
+    chosen = scored_candidate(x, seed=0)[0]
     assert chosen.n_components == 3
     # Cross-validation, as a user would tune it: the chosen candidate scores best on held-out folds.
     held_out_score = HeldOutScores(x, list(KFold(3, shuffle=True, random_state=0).split(x)), seed=0)
@@ -188,7 +188,7 @@ def test_the_selection_scores_candidates_as_gaussian_mixture_does(
 @pytest.mark.parametrize("n_rows", [2, 5])
 def test_too_few_rows_to_cross_validate_get_one_wide_gaussian(n_rows):
     x = np.random.RandomState(0).normal(size=(n_rows, 2))
-    assert select_candidate(x, seed=0) == Candidate(1, "full", 0.1)
+    assert scored_candidate(x, seed=0)[0] == Candidate(1, "full", 0.1)
 
 
 def test_a_diagonal_mixture_becomes_the_same_density_in_the_base():
@@ -236,7 +236,7 @@ def test_untrained_fit_is_sklearns_mixture_of_the_standardized_data(blobs, monke
     (chosen, training_part, seed), (refitted, every_row, refit_seed) = calls
     assert training_part.shape == (270, 2)  # trained from: the validation rows are not seen
     assert every_row.shape == (300, 2) and refitted == chosen and refit_seed == seed
-    assert chosen == select_candidate(every_row, seed)  # chosen by cross-validation on every row
+    assert chosen == scored_candidate(every_row, seed)[0]  # chosen by cross-validation on every row
     assert est.n_components_ == chosen.n_components >= 2
     gmm = chosen.estimator(seed).fit(every_row)
     standardized = (blobs - est.location_) / est.scale_
