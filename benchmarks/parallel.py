@@ -124,7 +124,7 @@ def _child_optimizer() -> dict:
     return out
 
 
-def _child_search(n_jobs: int, rows: int, folds: int) -> dict:
+def _child_search(n_jobs: int, rows: int, folds: int, epochs: int) -> dict:
     start = _clock()
     from sklearn.model_selection import GridSearchCV, KFold
 
@@ -133,7 +133,9 @@ def _child_search(n_jobs: int, rows: int, folds: int) -> dict:
     imports = _since(start)
     X = _data(rows)
     grid = {"learning_rate": [1e-3, 3e-3]}
-    search = GridSearchCV(FlowDensity(**SEARCH), grid, cv=KFold(folds), n_jobs=n_jobs, refit=False)
+    # n_iter_no_change=epochs: every fit runs its epochs, so they set its length.
+    estimator = FlowDensity(**{**SEARCH, "max_epochs": epochs, "n_iter_no_change": epochs})
+    search = GridSearchCV(estimator, grid, cv=KFold(folds), n_jobs=n_jobs, refit=False)
     start = _clock()
     search.fit(X)
     return {
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=1000, help="rows of the fits in the breakdown")
     parser.add_argument("--search-rows", type=int, default=2000)
     parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument(
+        "--search-epochs", type=int, default=SEARCH["max_epochs"], help="epochs per fit (sets the fit length)"
+    )
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         if kind == "optimizer":
             result = _child_optimizer()
         elif kind == "search":
-            result = _child_search(int(rest[0]), int(rest[1]), int(rest[2]))
+            result = _child_search(*(int(value) for value in rest))
         else:
             result = _child_first_fit(int(rest[0]), torch_optim=kind == "torch_optim", profile="profile" in rest)
         print(json.dumps(result))
@@ -177,8 +182,9 @@ def main(argv: list[str] | None = None) -> dict:
     results["optimizer"] = _run_child("optimizer")
     results["torch_optim"] = _run_child("torch_optim", str(args.rows))
     if args.search:
-        serial = _run_child("search", "1", str(args.search_rows), str(args.folds))
-        parallel = _run_child("search", "2", str(args.search_rows), str(args.folds))
+        sizes = (str(args.search_rows), str(args.folds), str(args.search_epochs))
+        serial = _run_child("search", "1", *sizes)
+        parallel = _run_child("search", "2", *sizes)
         results["search"] = {
             "n_jobs=1": serial,
             "n_jobs=2": parallel,
