@@ -236,9 +236,12 @@ class Flow(Contender):
         self.estimator_class = estimator_class or FlowRegressor
 
     def params(self):
-        scale = getattr(self.model_, "latent_scale_", None)
-        scale = None if scale is None else scale.tolist()
-        return {"n_epochs": getattr(self.model_, "n_iter_", None), "latent_scale": scale}
+        flows = [self.model_, *getattr(self.model_, "ensemble_", [])]
+        return {
+            "n_flows": len(flows),
+            "n_epochs": [getattr(flow, "n_iter_", None) for flow in flows],
+            "latent_scale": [flow.latent_scale_.tolist() for flow in flows if hasattr(flow, "latent_scale_")],
+        }
 
     def fit(self, X, y):
         kwargs = {"max_epochs": 3} if self.quick else {}

@@ -91,10 +91,15 @@ def scaled_log_prob(flow: Flow, scale: torch.Tensor, y: torch.Tensor, context: t
 
 
 def upgrade_regressor_state(state: dict) -> dict:
-    """A ``FlowRegressor`` state saved before the latent scale existed: its model had scale 1, uncalibrated."""
+    """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated)
+    or before ensembles (its model is one flow)."""
     state = dict(state)
     if "calibrate" not in state:
         state["calibrate"] = False
     if "flow_" in state and "latent_scale_" not in state:
         state["latent_scale_"] = np.ones(int(state["n_targets_"]))
+    if "n_flows" not in state:
+        state["n_flows"] = 1
+    if "flow_" in state and "ensemble_" not in state:
+        state["n_flows"], state["ensemble_"] = 1, []
     return state

@@ -79,6 +79,10 @@ def _check_attribute(name: str, value: Any, spec: Any, n_features: Any) -> None:
         ok = isinstance(value, list) and all(isinstance(v, Real) and not isinstance(v, bool) for v in value)
     elif spec == "device":
         ok = isinstance(value, torch.device) and value.type in _DEVICE_TYPES
+    elif spec == "estimators":  # the members of an ensemble, each checked when it was restored
+        ok = isinstance(value, list) and all(
+            type(v) in _registry.values() and v.__dict__.get("n_features_in_") == n_features for v in value
+        )
     elif spec == "flow":
         ok = isinstance(value, Flow) and _flow_n_features(value) == n_features
     elif spec in ("bool[n]", "float[n]", "finite[n]"):
@@ -269,8 +273,9 @@ class SafePersistenceMixin:
 
     An estimator using it lists its fitted attributes in ``_fitted_attributes``
     (name -> a type, or one of the kinds "int", "float", "floats", "device",
-    "flow", "bool[n]", "float[n]", "finite[n]"; ``[n]`` means a 1-d array of
-    ``n_features_in_`` values), which loading checks, and registers itself
+    "flow", "estimators", "bool[n]", "float[n]", "finite[n]"; ``[n]`` means a
+    1-d array of ``n_features_in_`` values, "estimators" a list of skflow
+    estimators fitted on as many features), which loading checks, and registers itself
     with :func:`register_safe_class`. A fitted attribute that is a flow is
     pickled and saved as its config plus a CPU state_dict, and ``device_`` as
     a string.

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import torch
-from scipy.special import ndtri
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._bounds import clip_to_support, outside_bounds
-from ._calibration import fitted_latent_scale, scaled_log_prob, upgrade_regressor_state
-from ._conditional import check_coverage, check_levels, check_n_samples, check_targets, mean_rule
+from ._calibration import fitted_latent_scale, upgrade_regressor_state
+from ._conditional import check_coverage, check_levels, check_n_samples, check_targets
+from ._conditional_flow import cdf_and_density, conditional_mean, draws, exact_quantiles, log_density
 from ._core import Flow, FlowSpec, TrainConfig
-from ._core.device import to_tensor
+from ._ensemble import member_seeds, mixture_log_density, mixture_quantiles, pick_draws
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
+    draw_seed,
     fit_flow,
     fitted_preprocessing,
     resolve_batch_size,
     resolve_hidden_units,
 )
-from ._inference import batch_rows, map_in_batches
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._regression_data import context_scaling, validate_regression_data
 from ._streaming import Context, stream_chunk, stream_state
-from ._validation import _fit_context, check_numeric
+from ._validation import Interval, _fit_context, check_numeric
 
 
 @register_safe_class
@@ -38,14 +39,17 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     conditioner fed the (standardized) features ``x``, so that
     ``log p(y | x) = log N(f(y; x); 0, diag(s^2)) + log|det J_f(y; x)|`` is
     exact, in the units of ``y``; the latent scale ``s`` is fitted on the
-    validation rows after training (``calibrate``). From that one model come the conditional mean
+    validation rows after training (``calibrate``). ``n_flows`` such flows,
+    each from its own seed, make an ensemble: the model is the equal-weight
+    mixture of their densities. From that one model come the conditional mean
     (:meth:`predict`), exact quantiles and central intervals of a single
     target (:meth:`predict_quantiles`, :meth:`predict_interval`), draws
     (:meth:`sample`) and the log-likelihood of observed targets
     (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets
     are modelled as they are: no Gaussian noise is assumed.
 
-    ``predict`` is the mean of the conditional distribution. With one
+    ``predict`` is the mean of the conditional distribution: for an
+    ensemble, the average of its flows' means, each computed as follows. With one
     target it is ``E[y | x] = E[f^-1(Z; x)]``, ``Z ~ N(0, 1)`` (the integral
     of the exact quantile function over its levels), by composite 2-point
     Gauss-Legendre quadrature in the latent: 128 points on ``[-7, 7]``,
@@ -53,7 +57,10 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     rule on a bimodal fit. With several targets it averages the inverse map
     over 512 fixed scrambled-Sobol latent points (measured within 3e-3
     conditional standard deviations of 65,536 points). Both use the same
-    points on every call: ``predict`` is deterministic.
+    points on every call: ``predict`` is deterministic. The quantiles of an
+    ensemble solve ``F(y) = tau`` for the mixture's distribution function,
+    by Newton steps safeguarded by bisection between its flows' exact
+    quantiles, to 1e-12 in ``F`` or float64 resolution in ``y``.
 
     Parameters
     ----------
@@ -77,19 +84,36 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         validation rows. A flow fitted to a few hundred rows is over-confident
         on new ones; this widens (or narrows) its distributions to what the
         held-out rows show, and the density stays exact. No effect without
-        validation rows (``validation_fraction=0`` or too few rows).
+        validation rows (``validation_fraction=0`` or too few rows). Each flow
+        of an ensemble fits its own.
+    n_flows : int, default=5
+        Flows in the ensemble. Each is fitted as a single flow from its own
+        seed: its own initial weights, batch order and validation rows (so
+        each trains on a different 90% of the rows, by default).
+        ``predict``, ``score_samples`` and the rest use their equal-weight
+        mixture. Fitting and predicting take ``n_flows``
+        times as long as one flow. Five flows scored 0.1 nats a row better
+        than one on the small UCI sets, with better-calibrated intervals
+        (docs/regression.md); ``n_flows=1`` is a single flow.
     callback : callable or None, default=None
-        Called with an :class:`EpochInfo` per epoch; its ``log_density(X, y)``
-        is ``score_samples`` under that epoch's weights (before calibration).
+        Called with an :class:`EpochInfo` per epoch of each flow in turn; its
+        ``log_density(X, y)`` is that flow's ``score_samples`` under that
+        epoch's weights (before calibration).
     device, random_state, verbose : see :class:`FlowDensity`
 
     Attributes
     ----------
     flow_ : skflow._core.Flow
-        The fitted conditional flow, target to latent, in float64.
+        The (first) fitted conditional flow, target to latent, in float64.
     latent_scale_ : ndarray of shape (n_targets_,)
-        Standard deviations of the latent normal (1 without ``calibrate``):
-        ``log p(y | x) = log N(f(y; x); 0, diag(latent_scale_^2)) + log|det J_f|``.
+        Standard deviations of its latent normal (1 without ``calibrate``):
+        ``log p(y | x) = log N(f(y; x); 0, diag(latent_scale_^2)) + log|det J_f|``
+        for a single flow.
+    ensemble_ : list of FlowRegressor
+        The other ``n_flows - 1`` flows of the ensemble, each a fitted
+        ``FlowRegressor(n_flows=1)`` (empty for a single flow). ``flow_``,
+        ``latent_scale_`` and the training attributes below are the first
+        flow's.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when ``X`` has string feature names.
@@ -131,8 +155,13 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     (3, 5)
     """
 
-    _parameter_constraints: dict = {**FLOW_PARAMETER_CONSTRAINTS, "calibrate": ["boolean"]}
+    _parameter_constraints: dict = {
+        **FLOW_PARAMETER_CONSTRAINTS,
+        "calibrate": ["boolean"],
+        "n_flows": [Interval(Integral, 1, None, closed="left")],
+    }
 
+    _parameters_added_since_format_1 = ("n_flows",)
     # Per-target arrays and the flow (over the targets) are checked by type; per-feature ones by shape too.
     _fitted_attributes: dict = {
         "n_features_in_": "int",
@@ -140,6 +169,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         "device_": "device",
         "flow_": Flow,
         "latent_scale_": np.ndarray,
+        "ensemble_": "estimators",
         "x_location_": "finite[n]",
         "x_scale_": "finite[n]",
         "location_": np.ndarray,
@@ -174,6 +204,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         dequantize="auto",
         bounds=None,
         calibrate=True,
+        n_flows=5,
         device="auto",
         callback=None,
         random_state=None,
@@ -194,6 +225,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self.dequantize = dequantize
         self.bounds = bounds
         self.calibrate = calibrate
+        self.n_flows = n_flows
         self.device = device
         self.callback = callback
         self.random_state = random_state
@@ -220,6 +252,15 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self : FlowRegressor
         """
         X, Y, weights = self._validate_training_data(X, y, sample_weight)
+        seeds = member_seeds(draw_seed(self), self.n_flows)
+        self._fit_one_flow(X, Y, weights)
+        self.ensemble_ = [self._new_member(seed) for seed in seeds]
+        for member in self.ensemble_:
+            member._fit_one_flow(X, Y, weights)
+        return self
+
+    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> None:
+        """Fit this estimator's own flow (the first of an ensemble) to validated data."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         mean = np.average(X, axis=0, weights=weights)
@@ -231,7 +272,17 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
         self.latent_scale_ = fitted_latent_scale(self, flow, Y, weights, context, result, preprocessing)
-        return self
+
+    def _new_member(self, seed: int) -> FlowRegressor:
+        """An unfitted flow of the ensemble: these parameters, one flow, its own seed, this data's shape."""
+        # Not clone(): a callback object must stay the user's own, not a copy.
+        member = type(self)(**{**self.get_params(deep=False), "n_flows": 1, "random_state": seed})
+        member.n_features_in_, member.n_targets_, member._y_ndim = self.n_features_in_, self.n_targets_, self._y_ndim
+        member.device_, member.ensemble_ = self.device_, []
+        return member
+
+    def _members(self) -> list[FlowRegressor]:
+        return [self, *self.ensemble_]
 
     def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight."""
@@ -245,6 +296,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         the user guide's "Large data" page). The first call fixes, from its
         chunk, ``y``'s preprocessing, ``X``'s standardization (``x_location_``,
         ``x_scale_``) and the "auto" sizes: give it a representative chunk.
+        Each flow of an ensemble takes the same steps over the chunk, in its
+        own batch order.
         Later values beyond its range are fine; a target on or outside
         ``bounds``, NaN, or another number of features or targets raise a
         ``ValueError`` and change nothing. Each call continues the optimizer
@@ -288,6 +341,10 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
         # (also after a fit, whose scale would no longer match the flow once training goes on).
         self.latent_scale_ = np.ones(self.n_targets_)
+        if first:
+            self.ensemble_ = [self._new_member(seed) for seed in member_seeds(draw_seed(self), self.n_flows)]
+        for member in self.ensemble_:
+            member.partial_fit(X, Y if self._y_ndim == 2 else Y[:, 0], weights)
         return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
@@ -309,24 +366,6 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         check_numeric(X, type(self).__name__)
         return self._context(validate_data(self, X, dtype=np.float64, reset=False))
 
-    def _map_rows(self, function, context: np.ndarray, points_per_row: int) -> np.ndarray:
-        """``function(context_batch)`` over the context rows, sized for ``points_per_row`` flow rows per row."""
-        config = self.flow_.config
-        flow_rows = batch_rows(self.n_targets_ + self.n_features_in_, config["hidden_units"], config["n_bins"])
-        return map_in_batches(function, context, max(1, flow_rows // points_per_row), self.device_)
-
-    def _inverse_at(self, latent: np.ndarray, context: np.ndarray) -> np.ndarray:
-        """``f^-1(z; x)`` for every context row and every latent point: shape (n_rows, n_points, n_targets)."""
-        points = to_tensor(latent * self.latent_scale_, self.device_)
-        n_points = points.shape[0]
-
-        def inverse(rows: torch.Tensor) -> torch.Tensor:
-            tiled = rows.repeat_interleave(n_points, dim=0)
-            values = self.flow_.inverse(points.repeat(rows.shape[0], 1), tiled)[0]
-            return values.view(rows.shape[0], n_points, -1)
-
-        return self._map_rows(inverse, context, n_points)
-
     def score_samples(self, X, y) -> np.ndarray:
         """Conditional log-density ``log p(y | x)`` of each row, in the units of ``y``.
 
@@ -343,12 +382,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         """
         context = self._validated(X)
         Y = check_targets(y, context.shape[0], self.n_targets_, type(self).__name__)
-        k, scale = self.n_targets_, to_tensor(self.latent_scale_, self.device_)
-        rows = np.hstack([np.where(np.isfinite(Y), Y, 0.0), context])
-        log_density = self._map_rows(lambda t: scaled_log_prob(self.flow_, scale, t[:, :k], t[:, k:]), rows, 1)
-        log_density[outside_bounds(Y, self.low_, self.high_) | ~np.isfinite(Y).all(axis=1)] = -np.inf
-        log_density[~np.isfinite(log_density)] = -np.inf
-        return log_density
+        return mixture_log_density([log_density(member, context, Y) for member in self._members()])
 
     def predict(self, X) -> np.ndarray:
         """Conditional mean ``E[y | x]``.
@@ -369,8 +403,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
             The shape of the ``y`` the model was fitted on.
         """
         context = self._validated(X)
-        latent, weights = mean_rule(self.n_targets_)
-        mean = np.einsum("rpk,p->rk", self._inverse_at(latent, context), weights)
+        mean = np.mean([conditional_mean(member, context) for member in self._members()], axis=0)
         return mean[:, 0] if self._y_ndim == 1 else mean
 
     def predict_quantiles(self, X, quantiles) -> np.ndarray:
@@ -402,8 +435,15 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
                 f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
                 "marginal quantiles from sample(X, n_samples) instead"
             )
-        values = self._inverse_at(ndtri(levels)[:, None], context)[:, :, 0]
-        return clip_to_support(values, self.low_, self.high_)
+        quantiles = np.stack([exact_quantiles(member, context, levels) for member in self._members()])
+        if len(quantiles) == 1:
+            return quantiles[0]
+
+        def mixture_cdf_and_density(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            values = [cdf_and_density(member, context[rows], points) for member in self._members()]
+            return tuple(np.mean(parts, axis=0) for parts in zip(*values, strict=True))
+
+        return mixture_quantiles(mixture_cdf_and_density, quantiles, levels)
 
     def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
         """Central prediction interval of a single target: its quantiles ``(1 -+ coverage) / 2``.
@@ -441,16 +481,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         context = self._validated(X)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        scale = to_tensor(self.latent_scale_, self.device_)
-
-        def draw(rows: torch.Tensor) -> torch.Tensor:
-            tiled = rows.repeat_interleave(n_samples, dim=0)
-            latent = torch.randn(tiled.shape[0], self.n_targets_, generator=generator, dtype=torch.float64)
-            values = self.flow_.inverse(latent.to(rows.device) * scale, tiled)[0]
-            return values.view(rows.shape[0], n_samples, self.n_targets_)
-
-        samples = self._map_rows(draw, context, n_samples)
-        clip_to_support(samples.reshape(-1, self.n_targets_), self.low_, self.high_)
+        samples = pick_draws([draws(member, context, n_samples, generator) for member in self._members()], generator)
         return samples[:, :, 0] if self._y_ndim == 1 else samples
 
     def __sklearn_tags__(self):

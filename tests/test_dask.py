@@ -39,15 +39,16 @@ def serial_search(X):
     return _search(X, n_jobs=1)
 
 
-def assert_same_scores(parallel, serial):
-    """Every test score of two searches, bit for bit (fit and score times differ, of course)."""
+def assert_same_scores(parallel, serial, tolerance=0.0):
+    """Every test score of two searches, bit for bit unless ``tolerance`` (relative and absolute; fit and score
+    times differ, of course)."""
     keys = [k for k in serial.cv_results_ if k.endswith("_test_score")]
     assert {"mean_test_score", "split0_test_score", "split1_test_score"} <= set(keys)
     assert [k for k in parallel.cv_results_ if k.endswith("_test_score")] == keys
     for key in keys:
         scores = np.asarray(serial.cv_results_[key], dtype=np.float64)
         assert np.isfinite(scores).all(), key
-        np.testing.assert_array_equal(parallel.cv_results_[key], scores, err_msg=key)
+        np.testing.assert_allclose(parallel.cv_results_[key], scores, rtol=tolerance, atol=tolerance, err_msg=key)
     assert parallel.cv_results_["params"] == serial.cv_results_["params"]
     assert parallel.best_params_ == serial.best_params_
 
@@ -78,7 +79,11 @@ def test_grid_search_on_a_dask_cluster_equals_serial(X, serial_search):
 def test_grid_search_with_threads_equals_serial(X, serial_search):
     with parallel_backend("threading", n_jobs=2):
         parallel = _search(X, n_jobs=2)
-    assert_same_scores(parallel, serial_search)
+    # Training is single-threaded in every thread, but torch's thread count is process-wide: a fold
+    # scored while another thread trains runs its matrix products on one thread instead of two, which
+    # sums in another order (measured: 3e-9 relative, 2e-9 absolute on a standard deviation of the
+    # scores, only when the threads overlap so).
+    assert_same_scores(parallel, serial_search, tolerance=1e-7)
 
 
 def test_score_samples_of_a_dask_array(X, fitted):

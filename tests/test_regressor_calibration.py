@@ -10,7 +10,7 @@ from skflow import FlowRegressor
 from skflow._core.train import validation_split
 from skflow._fitting import draw_seed
 
-FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, random_state=0)
+FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, random_state=0, n_flows=1)
 
 
 def noisy(n, seed, n_targets=1):

@@ -11,7 +11,7 @@ from skflow import FlowRegressor
 
 from .conftest import pickled_and_saved_copies
 
-SMALL = dict(n_transforms=2, hidden_units=(16,), learning_rate=1e-2, random_state=0)
+SMALL = dict(n_transforms=2, hidden_units=(16,), learning_rate=1e-2, random_state=0, n_flows=1)
 
 
 def heteroscedastic(n, seed):

@@ -1,0 +1,94 @@
+"""What one fitted conditional flow gives: log-density, mean, exact quantiles, distribution function, draws.
+
+Each function takes a fitted single-flow ``model`` (a ``FlowRegressor`` or a
+member of its ensemble; read here by its fitted attributes ``flow_``,
+``latent_scale_``, ``n_targets_``, ``n_features_in_``, ``low_``, ``high_`` and
+``device_``) and context rows already standardized by it. The estimator
+validates its input and combines its flows (:mod:`skflow._ensemble`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.special import ndtri
+
+from ._bounds import clip_to_support, outside_bounds
+from ._calibration import scaled_log_prob
+from ._conditional import mean_rule
+from ._core import standard_normal_log_prob
+from ._core.device import to_tensor
+from ._inference import batch_rows, map_in_batches
+
+
+def map_rows(model, function: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray, points_per_row: int):
+    """``function(batch)`` over ``rows``, batches sized for ``points_per_row`` flow rows per row."""
+    config = model.flow_.config
+    flow_rows = batch_rows(model.n_targets_ + model.n_features_in_, config["hidden_units"], config["n_bins"])
+    return map_in_batches(function, rows, max(1, flow_rows // points_per_row), model.device_)
+
+
+def inverse_at(model, latent: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """``f^-1(s z; x)`` for every context row and every latent point ``z``: (n_rows, n_points, n_targets)."""
+    points = to_tensor(latent * model.latent_scale_, model.device_)
+    n_points = points.shape[0]
+
+    def inverse(rows: torch.Tensor) -> torch.Tensor:
+        tiled = rows.repeat_interleave(n_points, dim=0)
+        values = model.flow_.inverse(points.repeat(rows.shape[0], 1), tiled)[0]
+        return values.view(rows.shape[0], n_points, -1)
+
+    return map_rows(model, inverse, context, n_points)
+
+
+def log_density(model, context: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """``log p(y | x)`` per row: finite, or ``-inf`` where it underflows or ``y`` is infinite or out of bounds."""
+    k, scale = model.n_targets_, to_tensor(model.latent_scale_, model.device_)
+    rows = np.hstack([np.where(np.isfinite(Y), Y, 0.0), context])
+    values = map_rows(model, lambda t: scaled_log_prob(model.flow_, scale, t[:, :k], t[:, k:]), rows, 1)
+    values[outside_bounds(Y, model.low_, model.high_) | ~np.isfinite(Y).all(axis=1)] = -np.inf
+    values[~np.isfinite(values)] = -np.inf
+    return values
+
+
+def conditional_mean(model, context: np.ndarray) -> np.ndarray:
+    """``E[y | x]`` (n_rows, n_targets) by the fixed latent rule of :func:`skflow._conditional.mean_rule`."""
+    latent, weights = mean_rule(model.n_targets_)
+    return np.einsum("rpk,p->rk", inverse_at(model, latent, context), weights)
+
+
+def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles (n_rows, n_levels) of a single target: ``f^-1(s Phi^-1(tau); x)``, the map being increasing."""
+    values = inverse_at(model, ndtri(levels)[:, None], context)[:, :, 0]
+    return clip_to_support(values, model.low_, model.high_)
+
+
+def cdf_and_density(model, context: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution function and density of a single target at ``y[i]`` given context row ``i``."""
+    scale = to_tensor(model.latent_scale_, model.device_)
+
+    def evaluate(rows: torch.Tensor) -> torch.Tensor:
+        z, log_abs_det = model.flow_(rows[:, :1], rows[:, 1:])
+        u = z / scale
+        density = (standard_normal_log_prob(u) - torch.log(scale).sum() + log_abs_det).exp()
+        return torch.stack([torch.special.ndtr(u[:, 0]), density], dim=1)
+
+    values = map_rows(model, evaluate, np.hstack([y[:, None], context]), 1)
+    return values[:, 0], values[:, 1]
+
+
+def draws(model, context: np.ndarray, n_samples: int, generator: torch.Generator) -> np.ndarray:
+    """``n_samples`` draws per context row: (n_rows, n_samples, n_targets), inside the support."""
+    scale = to_tensor(model.latent_scale_, model.device_)
+
+    def draw(rows: torch.Tensor) -> torch.Tensor:
+        tiled = rows.repeat_interleave(n_samples, dim=0)
+        latent = torch.randn(tiled.shape[0], model.n_targets_, generator=generator, dtype=torch.float64)
+        values = model.flow_.inverse(latent.to(rows.device) * scale, tiled)[0]
+        return values.view(rows.shape[0], n_samples, model.n_targets_)
+
+    samples = map_rows(model, draw, context, n_samples)
+    clip_to_support(samples.reshape(-1, model.n_targets_), model.low_, model.high_)
+    return samples

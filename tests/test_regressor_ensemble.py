@@ -1,0 +1,140 @@
+"""FlowRegressor(n_flows > 1): the equal-weight mixture of its flows, exact and consistent in every output."""
+
+import copy
+import io
+import pickle
+
+import numpy as np
+import pytest
+from scipy.integrate import cumulative_trapezoid
+
+from skflow import FlowRegressor
+
+FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, max_epochs=6, random_state=0)
+
+
+def skewed(n, seed):
+    """A skewed, heteroscedastic target: the flows disagree where data is thin."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, (n, 2))
+    y = np.sin(X[:, 0]) + (0.2 + 0.2 * np.abs(X[:, 0])) * rng.gamma(2.0, size=n)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return skewed(300, 0)
+
+
+@pytest.fixture(scope="module")
+def ensemble(data):
+    return FlowRegressor(n_flows=3, **FAST).fit(*data)
+
+
+def members(reg):
+    return [reg, *reg.ensemble_]
+
+
+def first_flow(reg):
+    """The ensemble's first flow as a model of its own."""
+    single = copy.copy(reg)
+    single.n_flows, single.ensemble_ = 1, []
+    return single
+
+
+def grid_density(reg, x_row, grid):
+    """The ensemble's density of y on ``grid`` for one feature row."""
+    return np.exp(reg.score_samples(np.repeat(x_row[None], grid.size, axis=0), grid))
+
+
+def test_members_are_single_flows_of_their_own_seeds(data, ensemble):
+    X, y = data
+    assert len(ensemble.ensemble_) == 2
+    seeds = [m.random_state for m in ensemble.ensemble_]
+    assert len(set(seeds)) == 2 and all(m.n_flows == 1 and m.ensemble_ == [] for m in ensemble.ensemble_)
+    # The first flow is exactly the single flow of the same random_state.
+    single = FlowRegressor(n_flows=1, **FAST).fit(X, y)
+    single_density = single.score_samples(X[:20], y[:20])
+    np.testing.assert_array_equal(first_flow(ensemble).score_samples(X[:20], y[:20]), single_density)
+    # Each flow holds out its own validation rows and fits its own latent scale.
+    scales = [float(m.latent_scale_[0]) for m in members(ensemble)]
+    assert len(set(scales)) == 3
+
+
+def test_density_is_the_mean_of_the_flows_densities(data, ensemble):
+    X, y = data
+    single = [first_flow(ensemble), *ensemble.ensemble_]
+    densities = np.exp([m.score_samples(X, y) for m in single])
+    np.testing.assert_allclose(np.exp(ensemble.score_samples(X, y)), densities.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(ensemble.predict(X), np.mean([m.predict(X) for m in single], axis=0), rtol=1e-12)
+
+
+def test_density_integrates_to_one_and_quantiles_solve_its_distribution_function(data, ensemble):
+    X, _ = data
+    levels = np.array([0.02, 0.1, 0.5, 0.9, 0.98])
+    quantiles = ensemble.predict_quantiles(X[:4], levels)
+    assert np.all(np.diff(quantiles, axis=1) > 0)
+    for row, q in zip(X[:4], quantiles, strict=True):
+        grid = np.linspace(q[0] - 8.0, q[-1] + 8.0, 20001)
+        cdf = cumulative_trapezoid(grid_density(ensemble, row, grid), grid, initial=0.0)
+        assert abs(cdf[-1] - 1.0) < 2e-3
+        np.testing.assert_allclose(np.interp(q, grid, cdf), levels, atol=2e-3)
+    # The interval is the pair of quantiles (solved as a batch of their own: equal to rounding).
+    np.testing.assert_allclose(ensemble.predict_interval(X[:4], 0.8), quantiles[:, [1, 3]], rtol=1e-12)
+
+
+def test_draws_follow_the_mixture(data, ensemble):
+    X, _ = data
+    draws = ensemble.sample(X[:2], n_samples=4000, random_state=1)
+    assert draws.shape == (2, 4000)
+    np.testing.assert_array_equal(draws, ensemble.sample(X[:2], n_samples=4000, random_state=1))
+    quantiles = ensemble.predict_quantiles(X[:2], [0.1, 0.5, 0.9])
+    below = (draws[:, :, None] < quantiles[:, None, :]).mean(axis=1)
+    # Binomial standard error at 4000 draws: at most 0.008.
+    np.testing.assert_allclose(below, np.broadcast_to([0.1, 0.5, 0.9], below.shape), atol=0.035)
+
+
+def test_fits_reproduce_and_survive_save_load_and_pickle(data, ensemble):
+    X, y = data
+    again = FlowRegressor(n_flows=3, **FAST).fit(X, y)
+    np.testing.assert_array_equal(again.score_samples(X, y), ensemble.score_samples(X, y))
+    buffer = io.BytesIO()
+    ensemble.save(buffer)
+    buffer.seek(0)
+    loaded = FlowRegressor.load(buffer)
+    copied = pickle.loads(pickle.dumps(ensemble))
+    for other in (loaded, copied):
+        assert len(other.ensemble_) == 2
+        np.testing.assert_array_equal(other.score_samples(X, y), ensemble.score_samples(X, y))
+        np.testing.assert_array_equal(other.predict_quantiles(X[:5], [0.3]), ensemble.predict_quantiles(X[:5], [0.3]))
+
+
+def test_a_file_whose_member_has_other_features_is_refused(data, ensemble):
+    X, y = data
+    state = ensemble.__getstate__()
+    state["ensemble_"] = [FlowRegressor(n_flows=1, **FAST).fit(X[:, :1], y)]
+    broken = FlowRegressor.__new__(FlowRegressor)
+    broken.__setstate__(state)
+    buffer = io.BytesIO()
+    with pytest.raises(ValueError, match="ensemble_"):
+        broken.save(buffer)
+
+
+def test_states_from_before_ensembles_load_as_one_flow(data, ensemble):
+    X, y = data
+    state = ensemble.__getstate__()
+    del state["n_flows"], state["ensemble_"]
+    old = FlowRegressor.__new__(FlowRegressor)
+    old.__setstate__(state)
+    assert old.n_flows == 1 and old.ensemble_ == []
+    assert np.isfinite(old.score_samples(X, y)).all()
+
+
+def test_partial_fit_trains_every_flow(data):
+    X, y = data
+    reg = FlowRegressor(n_flows=2, **FAST)
+    for rows in np.array_split(np.arange(len(X)), 3):
+        reg.partial_fit(X[rows], y[rows])
+    assert [m.n_iter_ for m in members(reg)] == [3, 3]
+    assert all(np.array_equal(m.latent_scale_, [1.0]) for m in members(reg))
+    assert np.isfinite(reg.score_samples(X, y)).all()
