@@ -216,3 +216,16 @@ def test_report_names_flow_rows_measured_before_the_latent_scale():
     assert [line for line in lines if "latent scale" in line] == [
         "flow: measured before the latent scale (`calibrate=True`) on kin8nm"
     ]
+
+
+def test_report_names_flow_rows_measured_with_one_flow():
+    from benchmarks.regression_report import incomplete
+
+    rows = [
+        {"dataset": "yacht", "method": "flow", "n_splits": 20, "params": {"n_flows": 5, "latent_scale": [[1.2]]}},
+        {"dataset": "kin8nm", "method": "flow", "n_splits": 20, "params": {"latent_scale": [1.1]}},
+    ]
+    lines = incomplete(rows, {"yacht": 20, "kin8nm": 20})
+    assert [line for line in lines if "previous defaults" in line] == [
+        "flow: measured with the previous defaults (one flow, learning_rate=1e-3) on kin8nm"
+    ]
