@@ -128,6 +128,92 @@ def _find_bin(values: torch.Tensor, params: torch.Tensor, bound: float, row: int
     )
 
 
+def _spline_forward(
+    inputs: torch.Tensor, params: torch.Tensor, bound: float
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Outputs, log-derivatives and what :func:`_spline_backward` needs; see :class:`_ForwardSpline`."""
+    c = _constants((params.shape[-2] + 1) // 3, bound, params.dtype, params.device)
+    # Outside [-B, B] the spline branch sees the nearest bound: finite, never NaN.
+    v = inputs.clamp(-bound, bound)
+    inside = v == inputs
+    b = _find_bin(v, params, bound, row=0)
+    x0, y0 = b.lower.unbind(-2)
+    w, h = b.widths.unbind(-2)
+    d0, d1 = b.derivatives.unbind(-2)
+    s = h / w
+    slope_sum = torch.add(d0 + d1, s, alpha=-2.0)
+    # The bin's ends are sums that may round differently from the searched knots:
+    # the clamp keeps xi in [0, 1] (the map is continuous, so this moves it by an ulp).
+    xi = ((v - x0) / w).clamp_(0.0, 1.0)
+    one_minus = torch.sub(c.one, xi)
+    t = xi * one_minus
+    xi_square, one_minus_square = xi * xi, one_minus * one_minus
+    den = torch.addcmul(s, slope_sum, t)
+    q = torch.addcmul(s * xi_square, d0, t)
+    ratio = h * q / den
+    inner = torch.addcmul(torch.addcmul(d1 * xi_square, s, t, value=2.0), d0, one_minus_square)
+    # s^2 inner / den^2 as inner (s / den)^2: one logarithm (the slowest operation here) of a product in range.
+    s_den = s / den
+    log_derivative = torch.log(inner * (s_den * s_den))
+
+    outputs = torch.where(inside, y0 + ratio, inputs)
+    log_abs_det = torch.where(inside, log_derivative, c.zero)
+    saved = (s, slope_sum, xi, one_minus, t, xi_square, one_minus_square, den, q, ratio, inner)
+    return outputs, log_abs_det, (inside, *saved, *b)
+
+
+def _spline_backward(
+    saved: tuple[torch.Tensor, ...], bound: float, grad_outputs: torch.Tensor, grad_log_abs_det: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of the inputs and of the parameters; ``grad_log_abs_det`` may broadcast (e.g. one per row)."""
+    inside, s, slope_sum, xi, one_minus, t, xi_square, one_minus_square, den, q, ratio, inner, *saved = saved
+    b = _Bin(*saved)
+    n_bins = b.probabilities.shape[-2]
+    zero = _constants(n_bins, bound, s.dtype, s.device).zero
+    w, h = b.widths.unbind(-2)
+    d0, d1 = b.derivatives.unbind(-2)
+    g_out = torch.where(inside, grad_outputs, zero)
+    g_log = torch.where(inside, grad_log_abs_det, zero)
+
+    # Written with few operations; the plain forms:
+    # g_s = a h xi^2 + 2 g_log / s + 2 c t - e (1 - 2t)
+    # g_xi = a h (2 s xi + d0 (1 - 2 xi)) + 2 c (d1 xi + s (1 - 2 xi) - d0 (1 - xi)) - e slope_sum (1 - 2 xi)
+    a = g_out / den  # d out / d num
+    c = g_log / inner  # d log_det / d inner
+    e = torch.add(a * ratio, g_log / den, alpha=2.0)  # -(d / d den) of both outputs
+    ah = a * h
+    one_minus_2xi = one_minus - xi
+    # Gradients with respect to s, xi, d0, d1 and (through num = h q) h, holding the others fixed.
+    g_s = torch.add(ah * xi_square, g_log / s, alpha=2.0)
+    g_s = torch.addcmul(g_s, t, c + e, value=2.0).sub_(e)
+    g_xi = ah * torch.addcmul(d0 * one_minus_2xi, s, xi, value=2.0)
+    g_xi.addcmul_(c, torch.addcmul(d1 * xi, s, one_minus_2xi).addcmul_(d0, one_minus, value=-1.0), value=2.0)
+    g_xi.addcmul_(e * slope_sum, one_minus_2xi, value=-1.0)
+    g_d0 = torch.addcmul((ah - e) * t, c, one_minus_square)
+    g_d1 = torch.addcmul(c * xi_square, e, t, value=-1.0)
+    g_h = torch.addcmul(g_s / w, a, q)  # through num and through s = h / w
+    g_xi_w = g_xi / w  # = -(d / d x0), through xi = (v - x0) / w
+    g_w = torch.addcmul(g_s * s, g_xi, xi).div_(w).neg_()  # through s and xi
+    grad_inputs = torch.where(inside, g_xi_w, grad_outputs)
+
+    # Knot k is -B + 2B (m k + scale' * (sum of p before k)) and the bin's size
+    # 2B (m + scale' p_k): p_i gets the left end's gradient for i < k, the size's at i = k.
+    # Softmax: d logit_i = p_i (G_i - <G, p>).
+    scale = 2.0 * bound * (1.0 - MIN_BIN_SIZE * n_bins)
+    g_lower = torch.stack([g_xi_w.neg_(), g_out], dim=-2).mul_(scale)
+    g_size = torch.stack([g_w, g_h], dim=-2).mul_(scale)
+    dot = torch.addcmul(g_lower * b.before, g_size, b.size)
+    g_p = torch.addcmul(dot.neg_().unsqueeze(-2), b.below.unsqueeze(-3), g_lower.unsqueeze(-2))
+    index = b.index.unsqueeze(-3).expand(*b.index.shape[:-2], 2, 1, b.index.shape[-1])
+    g_p.scatter_add_(-2, index, g_size.unsqueeze(-2))
+    grad_params = g_p.new_empty((*g_p.shape[:-3], 3 * n_bins - 1, g_p.shape[-1]))
+    torch.mul(b.probabilities, g_p, out=grad_params[..., : 2 * n_bins, :].unflatten(-2, (2, n_bins)))
+    g_ends = torch.stack([g_d0, g_d1], dim=-2).mul_(torch.sigmoid(b.shifted)).mul_(b.interior)
+    grad_derivatives = grad_params[..., 2 * n_bins :, :]
+    grad_derivatives.zero_().scatter_add_(-2, b.derivative_index, g_ends)
+    return grad_inputs, grad_params
+
+
 class _ForwardSpline(torch.autograd.Function):
     """The spline's forward map with a hand-written backward, in the features-major layout.
 
@@ -148,88 +234,51 @@ class _ForwardSpline(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, params: torch.Tensor, bound: float):
-        c = _constants((params.shape[-2] + 1) // 3, bound, params.dtype, params.device)
-        # Outside [-B, B] the spline branch sees the nearest bound: finite, never NaN.
-        v = inputs.clamp(-bound, bound)
-        inside = v == inputs
-        b = _find_bin(v, params, bound, row=0)
-        x0, y0 = b.lower.unbind(-2)
-        w, h = b.widths.unbind(-2)
-        d0, d1 = b.derivatives.unbind(-2)
-        s = h / w
-        slope_sum = torch.add(d0 + d1, s, alpha=-2.0)
-        # The bin's ends are sums that may round differently from the searched knots:
-        # the clamp keeps xi in [0, 1] (the map is continuous, so this moves it by an ulp).
-        xi = ((v - x0) / w).clamp_(0.0, 1.0)
-        one_minus = torch.sub(c.one, xi)
-        t = xi * one_minus
-        xi_square, one_minus_square = xi * xi, one_minus * one_minus
-        den = torch.addcmul(s, slope_sum, t)
-        q = torch.addcmul(s * xi_square, d0, t)
-        ratio = h * q / den
-        inner = torch.addcmul(torch.addcmul(d1 * xi_square, s, t, value=2.0), d0, one_minus_square)
-        # s^2 inner / den^2 as inner (s / den)^2: one logarithm (the slowest operation here) of a product in range.
-        s_den = s / den
-        log_derivative = torch.log(inner * (s_den * s_den))
-
-        outputs = torch.where(inside, y0 + ratio, inputs)
-        log_abs_det = torch.where(inside, log_derivative, c.zero)
-        saved = (s, slope_sum, xi, one_minus, t, xi_square, one_minus_square, den, q, ratio, inner)
-        ctx.save_for_backward(inside, *saved, *b)
+        outputs, log_abs_det, saved = _spline_forward(inputs, params, bound)
+        ctx.save_for_backward(*saved)
         ctx.bound = bound
         return outputs, log_abs_det
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: torch.Tensor, grad_log_abs_det: torch.Tensor):
-        inside, s, slope_sum, xi, one_minus, t, xi_square, one_minus_square, den, q, ratio, inner, *saved = (
-            ctx.saved_tensors
-        )
-        b = _Bin(*saved)
-        n_bins = b.probabilities.shape[-2]
-        zero = _constants(n_bins, ctx.bound, s.dtype, s.device).zero
-        w, h = b.widths.unbind(-2)
-        d0, d1 = b.derivatives.unbind(-2)
-        g_out = torch.where(inside, grad_outputs, zero)
-        g_log = torch.where(inside, grad_log_abs_det, zero)
+        return (*_spline_backward(ctx.saved_tensors, ctx.bound, grad_outputs, grad_log_abs_det), None)
 
-        # Written with few operations; the plain forms:
-        # g_s = a h xi^2 + 2 g_log / s + 2 c t - e (1 - 2t)
-        # g_xi = a h (2 s xi + d0 (1 - 2 xi)) + 2 c (d1 xi + s (1 - 2 xi) - d0 (1 - xi)) - e slope_sum (1 - 2 xi)
-        a = g_out / den  # d out / d num
-        c = g_log / inner  # d log_det / d inner
-        e = torch.add(a * ratio, g_log / den, alpha=2.0)  # -(d / d den) of both outputs
-        ah = a * h
-        one_minus_2xi = one_minus - xi
-        # Gradients with respect to s, xi, d0, d1 and (through num = h q) h, holding the others fixed.
-        g_s = torch.add(ah * xi_square, g_log / s, alpha=2.0)
-        g_s = torch.addcmul(g_s, t, c + e, value=2.0).sub_(e)
-        g_xi = ah * torch.addcmul(d0 * one_minus_2xi, s, xi, value=2.0)
-        g_xi.addcmul_(c, torch.addcmul(d1 * xi, s, one_minus_2xi).addcmul_(d0, one_minus, value=-1.0), value=2.0)
-        g_xi.addcmul_(e * slope_sum, one_minus_2xi, value=-1.0)
-        g_d0 = torch.addcmul((ah - e) * t, c, one_minus_square)
-        g_d1 = torch.addcmul(c * xi_square, e, t, value=-1.0)
-        g_h = torch.addcmul(g_s / w, a, q)  # through num and through s = h / w
-        g_xi_w = g_xi / w  # = -(d / d x0), through xi = (v - x0) / w
-        g_w = torch.addcmul(g_s * s, g_xi, xi).div_(w).neg_()  # through s and xi
-        grad_inputs = torch.where(inside, g_xi_w, grad_outputs)
 
-        # Knot k is -B + 2B (m k + scale' * (sum of p before k)) and the bin's size
-        # 2B (m + scale' p_k): p_i gets the left end's gradient for i < k, the size's at i = k.
-        # Softmax: d logit_i = p_i (G_i - <G, p>).
-        scale = 2.0 * ctx.bound * (1.0 - MIN_BIN_SIZE * n_bins)
-        g_lower = torch.stack([g_xi_w.neg_(), g_out], dim=-2).mul_(scale)
-        g_size = torch.stack([g_w, g_h], dim=-2).mul_(scale)
-        dot = torch.addcmul(g_lower * b.before, g_size, b.size)
-        g_p = torch.addcmul(dot.neg_().unsqueeze(-2), b.below.unsqueeze(-3), g_lower.unsqueeze(-2))
-        index = b.index.unsqueeze(-3).expand(*b.index.shape[:-2], 2, 1, b.index.shape[-1])
-        g_p.scatter_add_(-2, index, g_size.unsqueeze(-2))
-        grad_params = g_p.new_empty((*g_p.shape[:-3], 3 * n_bins - 1, g_p.shape[-1]))
-        torch.mul(b.probabilities, g_p, out=grad_params[..., : 2 * n_bins, :].unflatten(-2, (2, n_bins)))
-        g_ends = torch.stack([g_d0, g_d1], dim=-2).mul_(torch.sigmoid(b.shifted)).mul_(b.interior)
-        grad_derivatives = grad_params[..., 2 * n_bins :, :]
-        grad_derivatives.zero_().scatter_add_(-2, b.derivative_index, g_ends)
-        return grad_inputs, grad_params, None
+class _CouplingSpline(torch.autograd.Function):
+    """A coupling layer's spline with its gather, scatter and sum over the features, as one graph node.
+
+    ``x`` (N, D) rows; the features ``transformed`` go through the spline with
+    ``params`` (len(transformed), 3K - 1, N); the others pass unchanged.
+    Returns the new rows and the log-determinant per row. Traced by autograd,
+    the gather, the scatter back and the sum would add three nodes and ~6
+    operations to every step's backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, params: torch.Tensor, transformed: torch.Tensor, bound: float):
+        outputs, log_abs_det, saved = _spline_forward(x.T.index_select(0, transformed), params, bound)
+        ctx.save_for_backward(transformed, *saved)
+        ctx.bound = bound
+        return x.index_copy(1, transformed, outputs.T), log_abs_det.sum(0)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: torch.Tensor, grad_log_det: torch.Tensor):
+        transformed, *saved = ctx.saved_tensors
+        grad_outputs = grad_y.T.index_select(0, transformed)
+        grad_inputs, grad_params = _spline_backward(saved, ctx.bound, grad_outputs, grad_log_det)
+        return grad_y.index_copy(1, transformed, grad_inputs.T), grad_params, None, None
+
+
+def coupling_spline(
+    x: torch.Tensor, params: torch.Tensor, transformed: torch.Tensor, bound: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows ``x`` (N, D) with the features ``transformed`` through the spline, and the log-det per row.
+
+    ``params`` (len(transformed), 3K - 1, N), features-major as :func:`spline`'s.
+    """
+    return _CouplingSpline.apply(x, params, transformed, float(bound))
 
 
 def _inverse_spline(inputs: torch.Tensor, params: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:
