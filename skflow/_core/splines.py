@@ -53,6 +53,7 @@ class _Constants(NamedTuple):
     shift: torch.Tensor
     zero: torch.Tensor
     one: torch.Tensor
+    scale: torch.Tensor
 
 
 @functools.lru_cache(maxsize=64)
@@ -62,7 +63,8 @@ def _constants(n_bins: int, bound: float, dtype: torch.dtype, device: torch.devi
         j = torch.arange(1, n_bins, dtype=torch.float64, device=device)
         knot_offsets = (2.0 * bound * MIN_BIN_SIZE * j - bound).to(dtype).unsqueeze(-1)
         ends = torch.tensor([[-1], [0]], device=device)
-        numbers = (-bound, 2.0 * bound * MIN_BIN_SIZE, MIN_DERIVATIVE, DERIVATIVE_SHIFT, 0.0, 1.0)
+        scale = 2.0 * bound * (1.0 - MIN_BIN_SIZE * n_bins)
+        numbers = (-bound, 2.0 * bound * MIN_BIN_SIZE, MIN_DERIVATIVE, DERIVATIVE_SHIFT, 0.0, 1.0, scale)
         scalars = [torch.tensor(value, dtype=dtype, device=device) for value in numbers]
     return _Constants(knot_offsets, ends, *scalars)
 
@@ -169,11 +171,11 @@ def _spline_backward(
     inside, s, slope_sum, xi, one_minus, t, xi_square, one_minus_square, den, q, ratio, inner, *saved = saved
     b = _Bin(*saved)
     n_bins = b.probabilities.shape[-2]
-    zero = _constants(n_bins, bound, s.dtype, s.device).zero
+    constants = _constants(n_bins, bound, s.dtype, s.device)
     w, h = b.widths.unbind(-2)
     d0, d1 = b.derivatives.unbind(-2)
-    g_out = torch.where(inside, grad_outputs, zero)
-    g_log = torch.where(inside, grad_log_abs_det, zero)
+    g_out = torch.where(inside, grad_outputs, constants.zero)
+    g_log = torch.where(inside, grad_log_abs_det, constants.zero)
 
     # Written with few operations; the plain forms:
     # g_s = a h xi^2 + 2 g_log / s + 2 c t - e (1 - 2t)
@@ -199,9 +201,8 @@ def _spline_backward(
     # Knot k is -B + 2B (m k + scale' * (sum of p before k)) and the bin's size
     # 2B (m + scale' p_k): p_i gets the left end's gradient for i < k, the size's at i = k.
     # Softmax: d logit_i = p_i (G_i - <G, p>).
-    scale = 2.0 * bound * (1.0 - MIN_BIN_SIZE * n_bins)
-    g_lower = torch.stack([g_xi_w.neg_(), g_out], dim=-2).mul_(scale)
-    g_size = torch.stack([g_w, g_h], dim=-2).mul_(scale)
+    g_bin = torch.stack([g_xi_w.neg_(), g_out, g_w, g_h], dim=-2).mul_(constants.scale)
+    g_lower, g_size = g_bin.unflatten(-2, (2, 2)).unbind(-3)
     dot = torch.addcmul(g_lower * b.before, g_size, b.size)
     g_p = torch.addcmul(dot.neg_().unsqueeze(-2), b.below.unsqueeze(-3), g_lower.unsqueeze(-2))
     index = b.index.unsqueeze(-3).expand(*b.index.shape[:-2], 2, 1, b.index.shape[-1])
