@@ -42,7 +42,8 @@ class _Constants(NamedTuple):
 
     knot_offsets (K - 1, 1): the floors' part ``-B + 2 B m j`` of the interior knots; ends (2, 1): [[-1], [0]],
     from a bin to the interior derivatives at its ends; the rest are 0-dim: -B, 2 B m, the derivative floor and
-    shift, 0 and 1. A tensor operand costs half of what a Python scalar does (the scalar becomes a tensor).
+    shift, 0, 1 and the knots' scale 2 B (1 - m K). A tensor operand costs half of what a Python number does
+    (the number is first made into a tensor and cast).
     """
 
     knot_offsets: torch.Tensor
