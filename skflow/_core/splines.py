@@ -237,14 +237,15 @@ class _ForwardSpline(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, params: torch.Tensor, bound: float):
         outputs, log_abs_det, saved = _spline_forward(inputs, params, bound)
-        ctx.save_for_backward(*saved)
-        ctx.bound = bound
+        # Intermediates, neither inputs nor outputs: kept on ctx (freed with the graph), without
+        # save_for_backward's packing (~8 us for these ~27 tensors).
+        ctx.saved, ctx.bound = saved, bound
         return outputs, log_abs_det
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: torch.Tensor, grad_log_abs_det: torch.Tensor):
-        return (*_spline_backward(ctx.saved_tensors, ctx.bound, grad_outputs, grad_log_abs_det), None)
+        return (*_spline_backward(ctx.saved, ctx.bound, grad_outputs, grad_log_abs_det), None)
 
 
 class _CouplingSpline(torch.autograd.Function):
@@ -260,16 +261,16 @@ class _CouplingSpline(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, params: torch.Tensor, transformed: torch.Tensor, bound: float):
         outputs, log_abs_det, saved = _spline_forward(x.T.index_select(0, transformed), params, bound)
-        ctx.save_for_backward(transformed, *saved)
-        ctx.bound = bound
+        # Intermediates (and a buffer), as in _ForwardSpline: kept on ctx.
+        ctx.saved, ctx.transformed, ctx.bound = saved, transformed, bound
         return x.index_copy(1, transformed, outputs.T), log_abs_det.sum(0)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y: torch.Tensor, grad_log_det: torch.Tensor):
-        transformed, *saved = ctx.saved_tensors
+        transformed = ctx.transformed
         grad_outputs = grad_y.T.index_select(0, transformed)
-        grad_inputs, grad_params = _spline_backward(saved, ctx.bound, grad_outputs, grad_log_det)
+        grad_inputs, grad_params = _spline_backward(ctx.saved, ctx.bound, grad_outputs, grad_log_det)
         return grad_y.index_copy(1, transformed, grad_inputs.T), grad_params, None, None
 
 
