@@ -69,7 +69,7 @@ def _timed_steps(flow, x, trainer, batch: int, steps: int) -> dict[str, float]:
         trainer.flat.zero_grad()
         loss.backward()
         t = clock("backward", t)
-        torch.nn.utils.clip_grad_norm_(trainer.params, trainer.config.clip_grad_norm)
+        trainer.clip_gradients()
         t = clock("clip grad norm", t)
         trainer.optimizer.step()
         t = clock("AdamW step (fused)", t)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from .nn import MLP, Constant
-from .splines import n_spline_params, spline
+from .splines import coupling_spline, n_spline_params, spline
 from .transforms import Context, Transform
 
 # Affine log-scales are squashed into (-SCALE_BOUND, SCALE_BOUND): one layer can
@@ -51,16 +51,19 @@ class Coupling(Transform):
         """
         raise NotImplementedError
 
-    def _couple(self, x: torch.Tensor, context: Context, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _params(self, x: torch.Tensor, context: Context) -> torch.Tensor:
+        """The conditioner's output for rows ``x`` (N, D), features-major: (len(transformed), params_per_feature, N)."""
         # The conditioner and the elementwise map work on transposed rows (features, N):
         # see splines.py for why; the matrix products take x.T without a copy.
-        rows = x.T
-        conditioning = rows.index_select(0, self.conditioning)
+        conditioning = x.T.index_select(0, self.conditioning)
         if context is not None:
             conditioning = torch.cat([conditioning, context.T], dim=0)
         params = self.conditioner.features_major(conditioning)
-        params = params.view(self.transformed.numel(), self.params_per_feature, x.shape[0])
-        y_part, log_derivatives = self._elementwise(rows.index_select(0, self.transformed), params, inverse)
+        return params.view(self.transformed.numel(), self.params_per_feature, x.shape[0])
+
+    def _couple(self, x: torch.Tensor, context: Context, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self._params(x, context)
+        y_part, log_derivatives = self._elementwise(x.T.index_select(0, self.transformed), params, inverse)
         y = x.index_copy(1, self.transformed, y_part.T)
         return y, log_derivatives.sum(0)
 
@@ -106,3 +109,7 @@ class SplineCoupling(Coupling):
 
     def _elementwise(self, x, params, inverse):
         return spline(x, params, self.tail_bound, inverse=inverse)
+
+    def forward(self, x, context=None):
+        # One graph node for the spline, its gather and scatter of the features and the sum of the log-derivatives.
+        return coupling_spline(x, self._params(x, context), self.transformed, self.tail_bound)

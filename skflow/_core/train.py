@@ -243,6 +243,19 @@ class Trainer:
             self.flat.release()
             self.flat = None
 
+    def clip_gradients(self) -> torch.Tensor:
+        """Scale the gradients down to norm ``config.clip_grad_norm`` at most; return their norm before.
+
+        As ``torch.nn.utils.clip_grad_norm_``, which on the one flat gradient
+        still costs twice these three operations (a dot product for the norm).
+        """
+        if self.flat is None:
+            return torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_grad_norm)
+        grad = self.flat.flat.grad
+        norm = torch.dot(grad, grad).sqrt()
+        grad.mul_((self.config.clip_grad_norm / (norm + 1e-6)).clamp_(max=1.0))
+        return norm
+
     def one_pass(self, train: Rows, lr: float) -> tuple[float, bool]:
         """One pass over ``train`` in shuffled mini-batches at learning rate ``lr``.
 
@@ -273,7 +286,7 @@ class Trainer:
             else:
                 self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, config.clip_grad_norm)
+            grad_norm = self.clip_gradients()
             epoch_loss -= weighted_log_prob.detach()
             health += grad_norm
             if step % check_every == 0 and not bool(torch.isfinite(epoch_loss + health)):

@@ -37,38 +37,73 @@ class Permutation(Transform):
         self.register_buffer("order", order.clone())
         self.register_buffer("inverse_order", torch.argsort(order))
 
+    # index_select rather than x[:, order]: half the cost, forward and backward.
     def forward(self, x, context=None):
-        return x[:, self.order], x.new_zeros(x.shape[0])
+        return x.index_select(1, self.order), x.new_zeros(x.shape[0])
 
     def inverse(self, z, context=None):
-        return z[:, self.inverse_order], z.new_zeros(z.shape[0])
+        return z.index_select(1, self.inverse_order), z.new_zeros(z.shape[0])
+
+
+def _lu_weight(lower: torch.Tensor, upper: torch.Tensor, log_diag: torch.Tensor):
+    """W = L U and the factors its backward needs: L = I + strict_lower(lower), U = strict_upper(upper) + diag(exp)."""
+    unit_lower = torch.tril(lower, -1)
+    unit_lower.diagonal().fill_(1.0)
+    diag = log_diag.exp()
+    upper_diag = torch.triu(upper, 1)
+    upper_diag.diagonal().copy_(diag)
+    return unit_lower @ upper_diag, (unit_lower, upper_diag, diag)
+
+
+def _lu_weight_backward(factors, grad_weight: torch.Tensor):
+    """Gradients of ``lower``, ``upper`` and ``log_diag`` from that of W = L U."""
+    unit_lower, upper_diag, diag = factors
+    grad_lower = grad_weight @ upper_diag.T
+    grad_upper = unit_lower.T @ grad_weight
+    return torch.tril(grad_lower, -1), torch.triu(grad_upper, 1), grad_upper.diagonal() * diag
 
 
 class _LUWeight(torch.autograd.Function):
     """W = L U from the unconstrained factors, with a hand-written backward.
 
     L = I + strict_lower(lower), U = strict_upper(upper) + diag(exp(log_diag)).
-    Built at every training step; as a single graph node its forward and backward
-    take ~16 tensor operations instead of ~40 traced ones.
+    As a single graph node its forward and backward take ~16 tensor
+    operations instead of ~40 traced ones.
     """
 
     @staticmethod
     def forward(ctx, lower: torch.Tensor, upper: torch.Tensor, log_diag: torch.Tensor) -> torch.Tensor:
-        unit_lower = torch.tril(lower, -1)
-        unit_lower.diagonal().fill_(1.0)
-        diag = log_diag.exp()
-        upper_diag = torch.triu(upper, 1)
-        upper_diag.diagonal().copy_(diag)
-        ctx.save_for_backward(unit_lower, upper_diag, diag)
-        return unit_lower @ upper_diag
+        weight, factors = _lu_weight(lower, upper, log_diag)
+        ctx.save_for_backward(*factors)
+        return weight
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_weight: torch.Tensor):
-        unit_lower, upper_diag, diag = ctx.saved_tensors
-        grad_lower = grad_weight @ upper_diag.T
-        grad_upper = unit_lower.T @ grad_weight
-        return torch.tril(grad_lower, -1), torch.triu(grad_upper, 1), grad_upper.diagonal() * diag
+        return _lu_weight_backward(ctx.saved_tensors, grad_weight)
+
+
+class _LUForward(torch.autograd.Function):
+    """The whole forward map of :class:`LULinear`, z = x W^T + b and its log-det per row, as one graph node.
+
+    At training sizes the map's cost is the operations' and the graph nodes'
+    (W is 16 x 16 in the step benchmark): traced, the weight, its transpose,
+    the product and the log-det's sum and broadcast are five nodes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, lower, upper, log_diag, bias):
+        weight, factors = _lu_weight(lower, upper, log_diag)
+        ctx.save_for_backward(x, weight, *factors)
+        return torch.addmm(bias, x, weight.T), log_diag.sum().expand(x.shape[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_z: torch.Tensor, grad_log_det: torch.Tensor):
+        x, weight, *factors = ctx.saved_tensors
+        grad_x = grad_z @ weight if ctx.needs_input_grad[0] else None
+        grad_lower, grad_upper, grad_log_diag = _lu_weight_backward(factors, grad_z.T @ x)
+        return grad_x, grad_lower, grad_upper, grad_log_diag.add_(grad_log_det.sum()), grad_z.sum(0)
 
 
 class LULinear(Transform):
@@ -98,8 +133,7 @@ class LULinear(Transform):
         return _LUWeight.apply(self.lower, self.upper, self.log_diag)
 
     def forward(self, x, context=None):
-        z = torch.addmm(self.bias, x, self.weight().T)
-        return z, self.log_diag.sum().expand(x.shape[0])
+        return _LUForward.apply(x, self.lower, self.upper, self.log_diag, self.bias)
 
     def inverse(self, z, context=None):
         lower, upper = self._factors()
