@@ -150,7 +150,7 @@ def uci_splits(name: str, settings: Settings) -> Iterator[Split]:
 def synthetic_splits(name: str, settings: Settings) -> Iterator[Split]:
     """Independent draws of synthetic set ``name``, with the true test log-likelihood."""
     n_train, n_test = settings.synthetic_rows
-    for k in range(settings.synthetic_splits):
+    for k in range(min(settings.synthetic_splits, settings.max_splits or settings.synthetic_splits)):
         X, y, log_density = conditional_datasets.make(name, n_train + n_test, seed=1000 * settings.seed + k)
         truth = float(np.mean(log_density(X[n_train:], y[n_train:])))
         yield Split(X[:n_train], y[:n_train], X[n_train:], y[n_train:], truth)
@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--synthetic", action="store_true", help="the synthetic sets with a known p(y | x)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="the UCI folders (../shared/data/uci)")
-    parser.add_argument("--splits", type=int, default=None, help="use only the first N splits of each set")
+    parser.add_argument(
+        "--splits", type=int, default=None, help="use only the first N splits of each set (draws of a synthetic one)"
+    )
     parser.add_argument(
         "--out", default=None, help=f"JSON to merge the results into (default {DEFAULT_OUT}; none in --quick mode)"
     )
