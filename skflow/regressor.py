@@ -255,7 +255,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self : FlowRegressor
         """
         X, Y, weights = self._validate_training_data(X, y, sample_weight)
-        seeds = member_seeds(draw_seed(self), self.n_flows)
+        seeds = self._member_seeds()
         self._fit_one_flow(X, Y, weights)
         self.ensemble_ = [self._new_member(seed) for seed in seeds]
         for member in self.ensemble_:
@@ -266,15 +266,17 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         """Fit this estimator's own flow (the first of an ensemble) to validated data."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
-        mean = np.average(X, axis=0, weights=weights)
-        std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
-        self.x_location_, self.x_scale_ = mean, np.where(std > 0, std, 1.0)
+        self.x_location_, self.x_scale_ = context_scaling(X, weights)
         self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
         self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
         self.latent_scale_ = fitted_latent_scale(self, flow, Y, weights, context, result, preprocessing)
+
+    def _member_seeds(self) -> list[int]:
+        """The other flows' seeds; a single flow draws none, so its fit is what it was before ensembles."""
+        return member_seeds(draw_seed(self), self.n_flows) if self.n_flows > 1 else []
 
     def _new_member(self, seed: int) -> FlowRegressor:
         """An unfitted flow of the ensemble: these parameters, one flow, its own seed, this data's shape."""
@@ -345,7 +347,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         # (also after a fit, whose scale would no longer match the flow once training goes on).
         self.latent_scale_ = np.ones(self.n_targets_)
         if first:
-            self.ensemble_ = [self._new_member(seed) for seed in member_seeds(draw_seed(self), self.n_flows)]
+            self.ensemble_ = [self._new_member(seed) for seed in self._member_seeds()]
         for member in self.ensemble_:
             member.partial_fit(X, Y if self._y_ndim == 2 else Y[:, 0], weights)
         return self
