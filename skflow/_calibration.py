@@ -100,6 +100,7 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["latent_scale_"] = np.ones(int(state["n_targets_"]))
     if "n_flows" not in state:
         state["n_flows"] = 1
+    state.setdefault("n_jobs", None)
     if "flow_" in state and "ensemble_" not in state:
         state["n_flows"], state["ensemble_"] = 1, []
     return state

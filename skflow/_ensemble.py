@@ -17,7 +17,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
+
+from ._fitting import draw_seed
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
 # narrow as float64 resolves around y.
@@ -25,10 +28,45 @@ QUANTILE_TOLERANCE = 1e-12
 MAX_QUANTILE_STEPS = 100
 
 
-def member_seeds(seed: int, n_members: int) -> list[int]:
-    """Seeds of the members after the first (which keeps the estimator's own ``seed``)."""
-    rng = np.random.RandomState(seed)
-    return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n_members - 1)]
+def new_members(estimator) -> list:
+    """The unfitted flows of ``estimator``'s ensemble after its own (none for ``n_flows=1``, whose
+    ``random_state`` is then left as a single flow leaves it): its parameters, one flow each, each its
+    own seed, the shape of the data validated by ``estimator``."""
+    if estimator.n_flows == 1:
+        return []
+    rng = np.random.RandomState(draw_seed(estimator))
+    members = []
+    for seed in rng.randint(np.iinfo(np.int32).max, size=estimator.n_flows - 1):
+        # Not clone(): a callback object must stay the user's own, not a copy.
+        params = {**estimator.get_params(deep=False), "n_flows": 1, "random_state": int(seed)}
+        member = type(estimator)(**params)
+        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_"):
+            setattr(member, name, getattr(estimator, name))
+        member.ensemble_ = []
+        members.append(member)
+    return members
+
+
+def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> list:
+    """Fit ``estimator``'s own flow and the other flows of its ensemble (returned: its ``ensemble_``).
+
+    With ``n_jobs`` other than 1 the flows train at once in joblib workers,
+    and the first flow's fitted state is copied back into ``estimator``.
+    """
+    members = new_members(estimator)
+    if not members or effective_n_jobs(estimator.n_jobs) == 1:
+        for flow in (estimator, *members):
+            flow._fit_one_flow(X, Y, weights)
+        return members
+    fitted = Parallel(n_jobs=estimator.n_jobs)(delayed(_fitted)(flow, X, Y, weights) for flow in (estimator, *members))
+    parameters = estimator.get_params(deep=False)
+    estimator.__dict__.update({k: v for k, v in fitted[0].__dict__.items() if k not in parameters})
+    return fitted[1:]
+
+
+def _fitted(flow, X: np.ndarray, Y: np.ndarray, weights: np.ndarray):
+    flow._fit_one_flow(X, Y, weights)
+    return flow
 
 
 def mixture_log_density(log_densities: list[np.ndarray]) -> np.ndarray:

@@ -14,11 +14,10 @@ from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_n_samples, check_targets
 from ._conditional_flow import cdf_and_density, conditional_mean, draws, exact_quantiles, log_density
 from ._core import Flow, FlowSpec, TrainConfig
-from ._ensemble import member_seeds, mixture_log_density, mixture_quantiles, pick_draws
+from ._ensemble import fit_flows, mixture_log_density, mixture_quantiles, new_members, pick_draws
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
-    draw_seed,
     fit_flow,
     fitted_preprocessing,
     resolve_batch_size,
@@ -98,6 +97,11 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         times as long as one flow. Five flows scored 0.1 nats a row better
         than one on the small UCI sets, with better-calibrated intervals
         (docs/regression.md); ``n_flows=1`` is a single flow.
+    n_jobs : int or None, default=None
+        Flows of the ensemble trained at once, in joblib worker processes
+        (None: 1, unless in a :func:`joblib.parallel_backend` context; -1:
+        every core). Each trains on one thread either way; a ``callback``
+        then runs in the workers.
     callback : callable or None, default=None
         Called with an :class:`EpochInfo` per epoch of each flow in turn; its
         ``log_density(X, y)`` is that flow's ``score_samples`` under that
@@ -162,9 +166,10 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         **FLOW_PARAMETER_CONSTRAINTS,
         "calibrate": ["boolean"],
         "n_flows": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [None, Integral],
     }
 
-    _parameters_added_since_format_1 = ("n_flows",)
+    _parameters_added_since_format_1 = ("n_flows", "n_jobs")
     # Per-target arrays and the flow (over the targets) are checked by type; per-feature ones by shape too.
     _fitted_attributes: dict = {
         "n_features_in_": "int",
@@ -208,6 +213,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         bounds=None,
         calibrate=True,
         n_flows=5,
+        n_jobs=None,
         device="auto",
         callback=None,
         random_state=None,
@@ -229,6 +235,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self.bounds = bounds
         self.calibrate = calibrate
         self.n_flows = n_flows
+        self.n_jobs = n_jobs
         self.device = device
         self.callback = callback
         self.random_state = random_state
@@ -255,11 +262,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self : FlowRegressor
         """
         X, Y, weights = self._validate_training_data(X, y, sample_weight)
-        seeds = self._member_seeds()
-        self._fit_one_flow(X, Y, weights)
-        self.ensemble_ = [self._new_member(seed) for seed in seeds]
-        for member in self.ensemble_:
-            member._fit_one_flow(X, Y, weights)
+        self.ensemble_ = fit_flows(self, X, Y, weights)
         return self
 
     def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> None:
@@ -273,18 +276,6 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
         self.latent_scale_ = fitted_latent_scale(self, flow, Y, weights, context, result, preprocessing)
-
-    def _member_seeds(self) -> list[int]:
-        """The other flows' seeds; a single flow draws none, so its fit is what it was before ensembles."""
-        return member_seeds(draw_seed(self), self.n_flows) if self.n_flows > 1 else []
-
-    def _new_member(self, seed: int) -> FlowRegressor:
-        """An unfitted flow of the ensemble: these parameters, one flow, its own seed, this data's shape."""
-        # Not clone(): a callback object must stay the user's own, not a copy.
-        member = type(self)(**{**self.get_params(deep=False), "n_flows": 1, "random_state": seed})
-        member.n_features_in_, member.n_targets_, member._y_ndim = self.n_features_in_, self.n_targets_, self._y_ndim
-        member.device_, member.ensemble_ = self.device_, []
-        return member
 
     def _members(self) -> list[FlowRegressor]:
         return [self, *self.ensemble_]
@@ -347,7 +338,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         # (also after a fit, whose scale would no longer match the flow once training goes on).
         self.latent_scale_ = np.ones(self.n_targets_)
         if first:
-            self.ensemble_ = [self._new_member(seed) for seed in self._member_seeds()]
+            self.ensemble_ = new_members(self)
         for member in self.ensemble_:
             member.partial_fit(X, Y if self._y_ndim == 2 else Y[:, 0], weights)
         return self

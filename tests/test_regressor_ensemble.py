@@ -138,3 +138,13 @@ def test_partial_fit_trains_every_flow(data):
     assert [m.n_iter_ for m in members(reg)] == [3, 3]
     assert all(np.array_equal(m.latent_scale_, [1.0]) for m in members(reg))
     assert np.isfinite(reg.score_samples(X, y)).all()
+
+
+def test_flows_trained_in_parallel_workers_are_the_same_flows(data, ensemble):
+    X, y = data
+    parallel = FlowRegressor(n_flows=3, n_jobs=2, **FAST).fit(X, y)
+    assert len(parallel.ensemble_) == 2 and parallel.n_iter_ == ensemble.n_iter_
+    # The same seeds and single-threaded training; only the workers' thread count for the calibration's
+    # matrix products may sum in another order.
+    np.testing.assert_allclose(parallel.score_samples(X, y), ensemble.score_samples(X, y), rtol=1e-10)
+    np.testing.assert_allclose(parallel.latent_scale_, ensemble.latent_scale_, rtol=1e-10)
