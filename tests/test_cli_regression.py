@@ -88,13 +88,15 @@ def test_predict_writes_means_intervals_and_quantiles(model, houses, workdir, sk
 
 def test_several_targets_with_columns_and_a_weight(houses, workdir, skflow_in_process):
     houses.assign(w=np.linspace(0.5, 1.5, len(houses))).to_csv(workdir / "weighted.csv", index=False)
-    args = ["--target", "price,tax", "--columns", "area", "--sample-weight", "w", "--verbose", "0", *FAST]
+    args = ["--target", "price,tax", "--columns", "area", "--sample-weight", "w", "--verbose", "0", "--n-flows", "2"]
+    args += FAST
     result = skflow_in_process("fit", "weighted.csv", "-o", "joint.skflow", *args, cwd=workdir)
     assert result.returncode == 0, result.stderr
     reg = FlowRegressor.load(str(workdir / "joint.skflow"))
     assert list(reg.feature_names_in_) == ["area"] and list(reg.target_names_in_) == ["price", "tax"]
     weights = np.linspace(0.5, 1.5, len(houses))
-    reference = FlowRegressor(**{**PYTHON_FAST, "verbose": 0})
+    assert len(reg.ensemble_) == 1
+    reference = FlowRegressor(**{**PYTHON_FAST, "verbose": 0, "n_flows": 2})
     reference.fit(houses[["area"]], houses[["price", "tax"]], sample_weight=weights)
     np.testing.assert_allclose(
         reg.score_samples(houses[["area"]], houses[["price", "tax"]]),
@@ -122,6 +124,7 @@ def density_model(workdir, houses) -> Path:
         (["fit", "houses.csv", "-o", "m.skflow", "--target", "price", "--sample-weight", "price"], ["'price'", "both"]),
         (["fit", "houses.csv", "-o", "m.skflow", "--target", ","], ["--target", "names no column"]),
         (["fit", "houses.csv", "-o", "m.skflow", "--target", "price", "--base", "normal"], ["--base", "FlowRegressor"]),
+        (["fit", "houses.csv", "-o", "m.skflow", "--n-flows", "2"], ["--n-flows", "FlowRegressor", "--target"]),
         (["fit", "labels.csv", "-o", "m.skflow", "--target", "label"], ["'label'", "'cheap'", "--target"]),
         (["fit", "holes.csv", "-o", "m.skflow", "--target", "price"], ["'price'", "missing values", "row 2"]),
         (["fit", "only_target.csv", "-o", "m.skflow", "--target", "price"], ["no feature columns", "'price'"]),

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..density import FlowDensity
 from ..regressor import FlowRegressor
 from .errors import CLIError, one_line
-from .options import CLI_DEFAULTS
+from .options import CLI_DEFAULTS, regressor_only_parameters
 from .regression import (
     check_target_options,
     fit_summary,
@@ -90,6 +90,9 @@ def command_fit(args: argparse.Namespace) -> int:
     """``skflow fit``: fit a FlowDensity (a FlowRegressor with --target) to a data file and save it."""
     params = {**CLI_DEFAULTS, **{k[6:]: v for k, v in vars(args).items() if k.startswith("param_")}}
     targets = parse_column_list(args.target, "--target") if args.target is not None else None
+    regressor_only = [f"--{name.replace('_', '-')}" for name in regressor_only_parameters() if name in params]
+    if targets is None and regressor_only:
+        raise CLIError(f"{', '.join(regressor_only)}: a FlowRegressor parameter; fit a regressor with --target")
     model = FlowDensity(**params) if targets is None else FlowRegressor(**regressor_parameters(params))
     if args.output == "-":
         raise CLIError("fit writes the model to a file, not to stdout: give a file name with -o (e.g. model.skflow)")

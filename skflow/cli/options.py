@@ -1,4 +1,4 @@
-"""FlowDensity's parameters as command-line options, from its ``_parameter_constraints`` and docstring."""
+"""The estimators' parameters as command-line options, from their ``_parameter_constraints`` and docstrings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from .._validation import Interval, StrOptions
 from ..density import FlowDensity
+from ..regressor import FlowRegressor
 
 # Metavars clearer than the ones derived from the parameter constraints.
 METAVARS = {"hidden_units": "auto|INT,INT,...", "bounds": "none|LOW,HIGH[;LOW,HIGH...]", "device": "auto|cpu|cuda[:N]"}
@@ -18,9 +19,9 @@ METAVARS = {"hidden_units": "auto|INT,INT,...", "bounds": "none|LOW,HIGH[;LOW,HI
 CLI_DEFAULTS = {"verbose": 1}
 
 
-def _parameter_docs() -> dict[str, str]:
-    """Parameter descriptions from FlowDensity's numpydoc docstring, one line each."""
-    doc = inspect.cleandoc(FlowDensity.__doc__ or "")
+def _parameter_docs(estimator: type = FlowDensity) -> dict[str, str]:
+    """Parameter descriptions from an estimator's numpydoc docstring, one line each."""
+    doc = inspect.cleandoc(estimator.__doc__ or "")
     section = re.search(r"^Parameters\n-+\n(.*?)(?:^\S[^\n]*\n-+\n|\Z)", doc, flags=re.M | re.S)
     docs: dict[str, str] = {}
     if section is None:
@@ -114,20 +115,36 @@ def _value_parser(constraints: list, metavar: str):
 
 
 def add_parameter_options(parser: argparse.ArgumentParser) -> None:
-    """Add one option per FlowDensity parameter to ``parser``, with its docstring, metavar and default.
+    """Add one option per FlowDensity parameter, and per FlowRegressor parameter that FlowDensity lacks
+    (valid with ``--target`` only), to ``parser``, with its docstring, metavar and default.
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
         The ``skflow fit`` parser; each option stores its parsed value as ``param_<name>``.
     """
-    group = parser.add_argument_group("FlowDensity parameters (see the FlowDensity docstring)")
-    docs = _parameter_docs()
+    density = _keyword_defaults(FlowDensity) | CLI_DEFAULTS
+    _add_group(parser, "FlowDensity parameters (see the FlowDensity docstring)", FlowDensity, density)
+    regressor_only = {k: v for k, v in _keyword_defaults(FlowRegressor).items() if k not in density}
+    _add_group(parser, "FlowRegressor parameters (with --target; see its docstring)", FlowRegressor, regressor_only)
+
+
+def regressor_only_parameters() -> list[str]:
+    """The FlowRegressor parameters that FlowDensity does not have (options valid only with --target)."""
+    return [name for name in _keyword_defaults(FlowRegressor) if name not in _keyword_defaults(FlowDensity)]
+
+
+def _keyword_defaults(estimator: type) -> dict[str, Any]:
     # In the signature's order, which groups related parameters, rather than get_params' alphabetical one.
-    signature = inspect.signature(FlowDensity.__init__).parameters
-    defaults = {name: p.default for name, p in signature.items() if p.kind is p.KEYWORD_ONLY} | CLI_DEFAULTS
+    signature = inspect.signature(estimator.__init__).parameters
+    return {name: p.default for name, p in signature.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def _add_group(parser: argparse.ArgumentParser, title: str, estimator: type, defaults: dict[str, Any]) -> None:
+    group = parser.add_argument_group(title)
+    docs = _parameter_docs(estimator)
     for name, default in defaults.items():
-        constraints = FlowDensity._parameter_constraints.get(name, [str])
+        constraints = estimator._parameter_constraints.get(name, [str])
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         text = docs.get(name, "").replace("%", "%%")
         metavar = METAVARS.get(name, _describe(constraints))
