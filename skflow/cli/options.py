@@ -125,13 +125,15 @@ def add_parameter_options(parser: argparse.ArgumentParser) -> None:
     """
     density = _keyword_defaults(FlowDensity) | CLI_DEFAULTS
     _add_group(parser, "FlowDensity parameters (see the FlowDensity docstring)", FlowDensity, density)
-    regressor_only = {k: v for k, v in _keyword_defaults(FlowRegressor).items() if k not in density}
+    regressor = _keyword_defaults(FlowRegressor)
+    regressor_only = {name: regressor[name] for name in regressor_only_parameters()}
     _add_group(parser, "FlowRegressor parameters (with --target; see its docstring)", FlowRegressor, regressor_only)
 
 
 def regressor_only_parameters() -> list[str]:
     """The FlowRegressor parameters that FlowDensity does not have (options valid only with --target)."""
-    return [name for name in _keyword_defaults(FlowRegressor) if name not in _keyword_defaults(FlowDensity)]
+    density = _keyword_defaults(FlowDensity)
+    return [name for name in _keyword_defaults(FlowRegressor) if name not in density]
 
 
 def _keyword_defaults(estimator: type) -> dict[str, Any]:
