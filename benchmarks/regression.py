@@ -38,7 +38,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,7 @@ class Settings:
     quick: bool = False
     data_dir: str = str(DEFAULT_DATA_DIR)
     max_splits: int | None = None  # None: all the set's standard splits
+    first_split: int = 0  # start here: a later run adds splits to an earlier one's (see ``save``)
     max_train_rows: int | None = None
     max_test_rows: int | None = None
     synthetic_rows: tuple[int, int] = (2000, 2000)  # train, test rows per synthetic split
@@ -97,6 +98,7 @@ class Split:
     X_test: np.ndarray
     y_test: np.ndarray
     true_log_likelihood: float | None = None  # mean true log p(y | x) on the test rows, when known
+    index: int = 0  # the standard split's number (a synthetic set's draw)
 
 
 @dataclass
@@ -141,19 +143,21 @@ def uci_splits(name: str, settings: Settings) -> Iterator[Split]:
     if name.endswith("-dequantized"):
         y = y + np.random.default_rng(settings.dequantize_seed).uniform(size=y.shape)
     folder = Path(settings.data_dir) / name.removesuffix("-dequantized")
-    for k in range(min(n_splits, settings.max_splits or n_splits)):
+    for k in range(settings.first_split, min(n_splits, settings.max_splits or n_splits)):
         train = np.loadtxt(folder / f"index_train_{k}.txt", dtype=int)[: settings.max_train_rows]
         test = np.loadtxt(folder / f"index_test_{k}.txt", dtype=int)[: settings.max_test_rows]
-        yield Split(X[train], y[train], X[test], y[test])
+        yield Split(X[train], y[train], X[test], y[test], index=k)
 
 
 def synthetic_splits(name: str, settings: Settings) -> Iterator[Split]:
     """Independent draws of synthetic set ``name``, with the true test log-likelihood."""
     n_train, n_test = settings.synthetic_rows
-    for k in range(min(settings.synthetic_splits, settings.max_splits or settings.synthetic_splits)):
+    for k in range(
+        settings.first_split, min(settings.synthetic_splits, settings.max_splits or settings.synthetic_splits)
+    ):
         X, y, log_density = conditional_datasets.make(name, n_train + n_test, seed=1000 * settings.seed + k)
         truth = float(np.mean(log_density(X[n_train:], y[n_train:])))
-        yield Split(X[:n_train], y[:n_train], X[n_train:], y[n_train:], truth)
+        yield Split(X[:n_train], y[:n_train], X[n_train:], y[n_train:], truth, index=k)
 
 
 def splits_of(name: str, settings: Settings) -> Iterator[Split]:
@@ -196,6 +200,7 @@ def evaluate_split(contender: Contender, split: Split) -> dict[str, float | None
         metrics["crps"] = float(np.mean(contender.crps(X_test, y_test)) * y_scale)
     metrics["fit_seconds"] = fitted - started
     metrics["predict_seconds"] = time.perf_counter() - fitted
+    metrics["split"] = split.index
     return metrics
 
 
@@ -236,17 +241,29 @@ def run_one(
             per_split.append(evaluate_split(contender, split))
         params = contender.params()
         y_dim = 1 if split.y_test.ndim == 1 else split.y_test.shape[1]
-    return Result(
-        dataset=dataset,
-        method=method,
+    return with_splits(Result(dataset, method, len(per_split), y_dim, {}, 0.0, 0.0, params), per_split)
+
+
+def with_splits(result: Result, per_split: list[dict]) -> Result:
+    """``result`` over ``per_split``: its summary, split count and summed seconds recomputed."""
+    return replace(
+        result,
         n_splits=len(per_split),
-        y_dim=y_dim,
         summary=summarize(per_split),
         fit_seconds=float(sum(s["fit_seconds"] for s in per_split)),
         predict_seconds=float(sum(s["predict_seconds"] for s in per_split)),
-        params=params,
         per_split=per_split,
     )
+
+
+def added_splits(earlier: dict, result: Result) -> Result:
+    """``result``'s splits added to those of an ``earlier`` saved run of the same (dataset, method); a split
+    measured in both keeps ``result``'s figures. Entries saved without a split number were splits 0, 1, ..."""
+    splits = {
+        entry.get("split", k): {**entry, "split": entry.get("split", k)} for k, entry in enumerate(earlier["per_split"])
+    }
+    splits.update({entry["split"]: entry for entry in result.per_split})
+    return with_splits(result, [splits[k] for k in sorted(splits)])
 
 
 def machine_info() -> dict:
@@ -273,19 +290,24 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def save(results: list[Result], settings: Settings, path: Path, merge: bool = True) -> dict:
-    """Write ``results`` into the JSON at ``path``, replacing the same (dataset, method) entries of earlier runs."""
+    """Write ``results`` into the JSON at ``path``, replacing the same (dataset, method) entries of earlier runs;
+    a run from a later ``first_split`` adds its splits to theirs instead."""
     with _locked(path):
         report = json.loads(path.read_text()) if merge and path.exists() else {"results": []}
-        new = {(r.dataset, r.method): asdict(r) for r in results}
-        for r in report["results"]:
-            key = (r["dataset"], r["method"])
+        new = {(r.dataset, r.method): r for r in results}
+        earlier = {(r["dataset"], r["method"]): r for r in report["results"]}
+        if settings.first_split > 0:
+            new = {key: added_splits(earlier[key], r) if key in earlier else r for key, r in new.items()}
+        new = {key: asdict(r) for key, r in new.items()}
+        for key, r in earlier.items():
             if key not in new:
                 new[key] = r
         report["results"] = list(new.values())
         report["published_test_log_likelihood"] = PUBLISHED
         report.setdefault("runs", {})
-        for r in results:  # the settings and machine each column was measured with
-            report["runs"][f"{r.dataset}/{r.method}"] = {"settings": asdict(settings), "machine": machine_info()}
+        for r in results:  # the settings and machine each column was measured with (each part, when added to)
+            part = f" from split {settings.first_split}" if settings.first_split else ""
+            report["runs"][f"{r.dataset}/{r.method}{part}"] = {"settings": asdict(settings), "machine": machine_info()}
         report["machine"] = machine_info()
         report["table"] = format_table(report["results"])
         tmp = path.with_suffix(".json.tmp")
@@ -340,13 +362,18 @@ def main(argv: list[str] | None = None) -> dict:
         "--splits", type=int, default=None, help="use only the first N splits of each set (draws of a synthetic one)"
     )
     parser.add_argument(
+        "--first-split", type=int, default=0, help="start at split K, and add these splits to those already in --out"
+    )
+    parser.add_argument(
         "--out", default=None, help=f"JSON to merge the results into (default {DEFAULT_OUT}; none in --quick mode)"
     )
     parser.add_argument("--from-json", default=None, metavar="JSON", help="run nothing: tables of this report")
     parser.add_argument("--markdown", default=None, metavar="PATH", help="write the (merged) table as Markdown")
     args = parser.parse_args(argv)
 
-    settings = Settings.for_mode(args.quick, data_dir=args.data_dir, max_splits=args.splits)
+    settings = Settings.for_mode(
+        args.quick, data_dir=args.data_dir, max_splits=args.splits, first_split=args.first_split
+    )
     if args.datasets:
         datasets = args.datasets
     elif args.synthetic:

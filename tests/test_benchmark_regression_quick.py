@@ -190,6 +190,22 @@ def test_one_method_at_a_time_merges_into_the_json(data_dir, tmp_path):
     assert len(json.loads(out.read_text())["results"]) == 2
 
 
+def test_a_run_from_a_later_split_adds_its_splits(data_dir, tmp_path):
+    out = tmp_path / "regression.json"
+    settings = quick_settings(data_dir)
+    quiet = {"log": lambda line: None, "contenders": CONTENDERS_HERE}
+    settings.max_splits = 1
+    regression.run(["yacht"], ["hgb_gaussian"], settings, out, **quiet)
+    settings.first_split, settings.max_splits = 1, 2
+    regression.run(["yacht"], ["hgb_gaussian"], settings, out, **quiet)
+    (added,) = json.loads(out.read_text())["results"]
+    both = regression.run(["yacht"], ["hgb_gaussian"], quick_settings(data_dir), **quiet)["results"][0]
+    assert added["n_splits"] == 2 and [s["split"] for s in added["per_split"]] == [0, 1]
+    for metric in ("log_likelihood", "rmse", "coverage90"):
+        assert added["summary"][metric] == pytest.approx(both["summary"][metric], rel=1e-9)
+    assert set(json.loads(out.read_text())["runs"]) == {"yacht/hgb_gaussian", "yacht/hgb_gaussian from split 1"}
+
+
 def test_cli_writes_json_and_markdown(data_dir, tmp_path):
     out, markdown = tmp_path / "r.json", tmp_path / "docs" / "r.md"
     argv = ["--quick", "--data-dir", str(data_dir), "--datasets", "yacht", "--methods", "hgb_gaussian"]
