@@ -118,11 +118,15 @@ def mixture_quantiles(
     return y.reshape(member_quantiles.shape[1:])
 
 
-def pick_draws(draws: list[np.ndarray], generator: torch.Generator) -> np.ndarray:
-    """A draw of the mixture from each member's draws (n_rows, n_samples, ...): for each row and draw,
-    the draw of a member chosen uniformly."""
-    if len(draws) == 1:
-        return draws[0]
-    stacked = np.stack(draws)
-    member = torch.randint(len(draws), stacked.shape[1:3], generator=generator).numpy()
-    return np.take_along_axis(stacked, member.reshape(1, *member.shape, *(1,) * (stacked.ndim - 3)), axis=0)[0]
+def mixture_draws(members: list, context: np.ndarray, n_samples: int, generator: torch.Generator, draw) -> np.ndarray:
+    """``n_samples`` draws of the mixture per context row (n_rows, n_samples, n_targets): each draw's member
+    is chosen uniformly, and only that member draws it (``draw(member, context, 1, generator)``)."""
+    if len(members) == 1:
+        return draw(members[0], context, n_samples, generator)
+    chosen = torch.randint(len(members), (context.shape[0], n_samples), generator=generator).numpy()
+    samples = np.empty((context.shape[0], n_samples, members[0].n_targets_))
+    for index, member in enumerate(members):
+        rows, columns = np.nonzero(chosen == index)
+        if len(rows):
+            samples[rows, columns] = draw(member, context[rows], 1, generator)[:, 0]
+    return samples

@@ -14,7 +14,7 @@ from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_n_samples, check_targets
 from ._conditional_flow import cdf_and_density, conditional_mean, draws, exact_quantiles, log_density
 from ._core import Flow, FlowSpec, TrainConfig
-from ._ensemble import fit_flows, mixture_log_density, mixture_quantiles, new_members, pick_draws
+from ._ensemble import fit_flows, mixture_draws, mixture_log_density, mixture_quantiles, new_members
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
@@ -478,7 +478,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         context = self._validated(X)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        samples = pick_draws([draws(member, context, n_samples, generator) for member in self._members()], generator)
+        samples = mixture_draws(self._members(), context, n_samples, generator, draws)
         return samples[:, :, 0] if self._y_ndim == 1 else samples
 
     def __sklearn_tags__(self):
