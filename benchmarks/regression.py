@@ -137,13 +137,18 @@ def standard_splits(data_dir: str) -> dict[str, int]:
     return counts
 
 
+def split_numbers(n_splits: int, settings: Settings) -> range:
+    """The numbers of the splits (of ``n_splits``) that ``settings`` runs: ``first_split`` up to ``max_splits``."""
+    return range(settings.first_split, min(n_splits, settings.max_splits or n_splits))
+
+
 def uci_splits(name: str, settings: Settings) -> Iterator[Split]:
     """The standard train/test splits of ``name`` (dequantized with ``U(0, 1)`` for the ``-dequantized`` wine)."""
     X, y, n_splits = load_uci(name, settings.data_dir)
     if name.endswith("-dequantized"):
         y = y + np.random.default_rng(settings.dequantize_seed).uniform(size=y.shape)
     folder = Path(settings.data_dir) / name.removesuffix("-dequantized")
-    for k in range(settings.first_split, min(n_splits, settings.max_splits or n_splits)):
+    for k in split_numbers(n_splits, settings):
         train = np.loadtxt(folder / f"index_train_{k}.txt", dtype=int)[: settings.max_train_rows]
         test = np.loadtxt(folder / f"index_test_{k}.txt", dtype=int)[: settings.max_test_rows]
         yield Split(X[train], y[train], X[test], y[test], index=k)
@@ -152,9 +157,7 @@ def uci_splits(name: str, settings: Settings) -> Iterator[Split]:
 def synthetic_splits(name: str, settings: Settings) -> Iterator[Split]:
     """Independent draws of synthetic set ``name``, with the true test log-likelihood."""
     n_train, n_test = settings.synthetic_rows
-    for k in range(
-        settings.first_split, min(settings.synthetic_splits, settings.max_splits or settings.synthetic_splits)
-    ):
+    for k in split_numbers(settings.synthetic_splits, settings):
         X, y, log_density = conditional_datasets.make(name, n_train + n_test, seed=1000 * settings.seed + k)
         truth = float(np.mean(log_density(X[n_train:], y[n_train:])))
         yield Split(X[:n_train], y[:n_train], X[n_train:], y[n_train:], truth, index=k)
@@ -241,7 +244,9 @@ def run_one(
             per_split.append(evaluate_split(contender, split))
         params = contender.params()
         y_dim = 1 if split.y_test.ndim == 1 else split.y_test.shape[1]
-    return with_splits(Result(dataset, method, len(per_split), y_dim, {}, 0.0, 0.0, params), per_split)
+    # The summary, split count and seconds are filled in from per_split.
+    result = Result(dataset, method, 0, y_dim, summary={}, fit_seconds=0.0, predict_seconds=0.0, params=params)
+    return with_splits(result, per_split)
 
 
 def with_splits(result: Result, per_split: list[dict]) -> Result:
@@ -259,9 +264,8 @@ def with_splits(result: Result, per_split: list[dict]) -> Result:
 def added_splits(earlier: dict, result: Result) -> Result:
     """``result``'s splits added to those of an ``earlier`` saved run of the same (dataset, method); a split
     measured in both keeps ``result``'s figures. Entries saved without a split number were splits 0, 1, ..."""
-    splits = {
-        entry.get("split", k): {**entry, "split": entry.get("split", k)} for k, entry in enumerate(earlier["per_split"])
-    }
+    numbered = [{"split": k, **entry} for k, entry in enumerate(earlier["per_split"])]
+    splits = {entry["split"]: entry for entry in numbered}
     splits.update({entry["split"]: entry for entry in result.per_split})
     return with_splits(result, [splits[k] for k in sorted(splits)])
 
