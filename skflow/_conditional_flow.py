@@ -18,7 +18,7 @@ from scipy.special import ndtri
 from ._bounds import clip_to_support, outside_bounds
 from ._calibration import scaled_log_prob
 from ._conditional import mean_rule
-from ._core import standard_normal_log_prob
+from ._core import IndexedContext, standard_normal_log_prob
 from ._core.device import to_tensor
 from ._inference import batch_rows, map_in_batches
 
@@ -36,8 +36,7 @@ def inverse_at(model, latent: np.ndarray, context: np.ndarray) -> np.ndarray:
     n_points = points.shape[0]
 
     def inverse(rows: torch.Tensor) -> torch.Tensor:
-        tiled = rows.repeat_interleave(n_points, dim=0)
-        values = model.flow_.inverse(points.repeat(rows.shape[0], 1), tiled)[0]
+        values = model.flow_.inverse(points.repeat(rows.shape[0], 1), IndexedContext.repeated(rows, n_points))[0]
         return values.view(rows.shape[0], n_points, -1)
 
     return map_rows(model, inverse, context, n_points)
@@ -65,17 +64,20 @@ def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarra
     return clip_to_support(values, model.low_, model.high_)
 
 
-def cdf_and_density(model, context: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distribution function and density of a single target at ``y[i]`` given context row ``i``."""
+def cdf_and_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution function and density of a single target at ``y[i]`` given context row ``rows[i]``."""
     scale = to_tensor(model.latent_scale_, model.device_)
+    context = to_tensor(context, model.device_)
 
-    def evaluate(rows: torch.Tensor) -> torch.Tensor:
-        z, log_abs_det = model.flow_(rows[:, :1], rows[:, 1:])
+    def evaluate(batch: torch.Tensor) -> torch.Tensor:
+        # Each batch's distinct context rows go through the conditioners once, whatever the points per row.
+        distinct, index = torch.unique(batch[:, 1].long(), return_inverse=True)
+        z, log_abs_det = model.flow_(batch[:, :1], IndexedContext(context.index_select(0, distinct), index))
         u = z / scale
         density = (standard_normal_log_prob(u) - torch.log(scale).sum() + log_abs_det).exp()
         return torch.stack([torch.special.ndtr(u[:, 0]), density], dim=1)
 
-    values = map_rows(model, evaluate, np.hstack([y[:, None], context]), 1)
+    values = map_rows(model, evaluate, np.stack([y, rows.astype(np.float64)], axis=1), 1)
     return values[:, 0], values[:, 1]
 
 
@@ -84,9 +86,9 @@ def draws(model, context: np.ndarray, n_samples: int, generator: torch.Generator
     scale = to_tensor(model.latent_scale_, model.device_)
 
     def draw(rows: torch.Tensor) -> torch.Tensor:
-        tiled = rows.repeat_interleave(n_samples, dim=0)
-        latent = torch.randn(tiled.shape[0], model.n_targets_, generator=generator, dtype=torch.float64)
-        values = model.flow_.inverse(latent.to(rows.device) * scale, tiled)[0]
+        shape = (rows.shape[0] * n_samples, model.n_targets_)
+        latent = torch.randn(shape, generator=generator, dtype=torch.float64).to(rows.device)
+        values = model.flow_.inverse(latent * scale, IndexedContext.repeated(rows, n_samples))[0]
         return values.view(rows.shape[0], n_samples, model.n_targets_)
 
     samples = map_rows(model, draw, context, n_samples)

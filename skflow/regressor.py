@@ -436,8 +436,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
             return quantiles[0]
 
         def mixture_cdf_and_density(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            rows_context = context[rows]
-            values = [cdf_and_density(member, rows_context, points) for member in self._members()]
+            values = [cdf_and_density(member, context, points, rows) for member in self._members()]
             return tuple(np.mean(parts, axis=0) for parts in zip(*values, strict=True))
 
         return mixture_quantiles(mixture_cdf_and_density, quantiles, levels)

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from skflow._core import LULinear, StandardNormal, build_flow, flow_from_config, standard_normal_log_prob
+from skflow._core import (
+    IndexedContext,
+    LULinear,
+    StandardNormal,
+    build_flow,
+    flow_from_config,
+    standard_normal_log_prob,
+)
 from skflow._core.flow import Flow
 
 from .conftest import autograd_log_abs_det, perturb_parameters
@@ -75,6 +82,28 @@ def test_flow_log_det_is_sum_of_layers_and_matches_autograd(kind, context_featur
     torch.testing.assert_close(log_det_inverse, -log_det, atol=1e-8, rtol=1e-8)
 
 
+@pytest.mark.parametrize("n_features", [1, 3])
+@pytest.mark.parametrize("kind", ["spline", "affine", "autoregressive"])
+def test_indexed_context_maps_as_the_materialized_one(kind, n_features):
+    # One feature: the conditioners see only the context and run once per distinct row (the fast
+    # path); three: they also see features, and the context is materialized.
+    flow = build_flow(n_features, flow=kind, n_transforms=3, hidden_units=(8,), tail_bound=3.0, context_features=2)
+    flow = perturb_parameters(flow, 0.3).double()
+    rows, repeats = torch.randn(4, 2, dtype=torch.float64), 5
+    repeated = IndexedContext.repeated(rows, repeats)
+    torch.testing.assert_close(repeated.expanded(), rows.repeat_interleave(repeats, dim=0), rtol=0, atol=0)
+    shuffled = IndexedContext(rows, torch.randint(rows.shape[0], (rows.shape[0] * repeats,)))
+    x = torch.randn(rows.shape[0] * repeats, n_features, dtype=torch.float64)
+    for context in (repeated, shuffled):
+        materialized = context.expanded()
+        assert context.shape == materialized.shape
+        for a, b in zip(flow(x, context), flow(x, materialized)):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+        for a, b in zip(flow.inverse(x, context), flow.inverse(x, materialized)):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    assert not torch.allclose(flow(x, repeated)[0], x)  # the layers are not the identity
+
+
 def test_untrained_flow_is_its_fitted_preprocessing_under_a_standard_normal():
     """log p(x) of the untrained flow is the closed-form density of the fixed maps' preimage of N(0, I)."""
     fitted = dict(low=[0.0, -np.inf], high=[np.inf, 2.0], loc=[0.5, -1.0], scale=[2.0, 0.5])
@@ -83,8 +112,12 @@ def test_untrained_flow_is_its_fitted_preprocessing_under_a_standard_normal():
     u0, u1 = (torch.log(x[:, 0]) - 0.5) / 2.0, (-torch.log(2.0 - x[:, 1]) + 1.0) / 0.5
     normal = torch.distributions.Normal(0.0, 1.0)
     expected = (
-        normal.log_prob(u0) - math.log(2.0) - torch.log(x[:, 0])
-        + normal.log_prob(u1) - math.log(0.5) - torch.log(2.0 - x[:, 1])
+        normal.log_prob(u0)
+        - math.log(2.0)
+        - torch.log(x[:, 0])
+        + normal.log_prob(u1)
+        - math.log(0.5)
+        - torch.log(2.0 - x[:, 1])
     )
     torch.testing.assert_close(flow.log_prob(x), expected, atol=1e-12, rtol=1e-12)
 

@@ -5,7 +5,7 @@ from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded
 from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
 from .train import Rows, TrainConfig, Trainer, TrainingDivergedError, TrainResult, train_flow
-from .transforms import LULinear, Permutation, Transform
+from .transforms import IndexedContext, LULinear, Permutation, Transform
 
 __all__ = [
     "AsinhTails",
@@ -19,6 +19,7 @@ __all__ = [
     "StandardNormal",
     "Standardize",
     "ToUnbounded",
+    "IndexedContext",
     "Rows",
     "TrainConfig",
     "Trainer",

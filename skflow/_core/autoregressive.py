@@ -18,7 +18,7 @@ from torch import nn
 
 from .nn import _initialized_linear
 from .splines import n_spline_params, rational_quadratic_spline
-from .transforms import Context, Transform
+from .transforms import Context, Transform, expanded_context
 
 
 class MADE(nn.Module):
@@ -97,7 +97,7 @@ class AutoregressiveSpline(Transform):
         self.tail_bound = float(tail_bound)
 
     def _params(self, x: torch.Tensor, context: Context) -> torch.Tensor:
-        inputs = x if context is None else torch.cat([x, context], dim=1)
+        inputs = x if context is None else torch.cat([x, expanded_context(context)], dim=1)
         return self.conditioner(inputs).view(x.shape[0], x.shape[1], self.params_per_feature)
 
     def forward(self, x, context=None):
@@ -108,6 +108,7 @@ class AutoregressiveSpline(Transform):
         # Pass k fixes the feature of degree k for good (its inputs were fixed in the passes
         # before), so after n passes every feature is exact, and so is the last log-det.
         x = torch.zeros_like(z)
+        context = expanded_context(context)  # once, not once per pass
         for _ in range(z.shape[1]):
             x, log_derivatives = rational_quadratic_spline(z, self._params(x, context), self.tail_bound, inverse=True)
         return x, log_derivatives.sum(-1)

@@ -11,7 +11,7 @@ import torch
 
 from .nn import MLP, Constant
 from .splines import coupling_spline, n_spline_params, spline
-from .transforms import Context, Transform
+from .transforms import Context, IndexedContext, Transform, expanded_context
 
 # Affine log-scales are squashed into (-SCALE_BOUND, SCALE_BOUND): one layer can
 # stretch by at most e^3, so training cannot blow up through exp().
@@ -55,6 +55,10 @@ class Coupling(Transform):
         """The conditioner's output for rows ``x`` (N, D), features-major: (len(transformed), params_per_feature, N)."""
         # The conditioner and the elementwise map work on transposed rows (features, N):
         # see splines.py for why; the matrix products take x.T without a copy.
+        if isinstance(context, IndexedContext) and self.conditioning.numel() == 0:
+            params = self.conditioner.features_major(context.rows.T).index_select(-1, context.index)
+            return params.view(self.transformed.numel(), self.params_per_feature, x.shape[0])
+        context = expanded_context(context)
         conditioning = x.T.index_select(0, self.conditioning)
         if context is not None:
             conditioning = torch.cat([conditioning, context.T], dim=0)

@@ -13,10 +13,48 @@ the preprocessing in ``fixed.py``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-Context = torch.Tensor | None
+
+@dataclass(frozen=True)
+class IndexedContext:
+    """Context given as distinct rows and, per row of the flow's input, the index of its context row.
+
+    Means ``rows[index]`` without building it: a conditioner that sees only
+    the context (every coupling layer of a single-target conditional flow)
+    then runs once per distinct row rather than once per flow row. Quantiles,
+    means and draws evaluate many points per context row, and the
+    conditioners were most of their cost.
+    """
+
+    rows: torch.Tensor
+    index: torch.Tensor
+
+    @classmethod
+    def repeated(cls, rows: torch.Tensor, repeats: int) -> IndexedContext:
+        """Each row for ``repeats`` consecutive flow rows: ``rows.repeat_interleave(repeats, dim=0)``."""
+        return cls(rows, torch.arange(rows.shape[0], device=rows.device).repeat_interleave(repeats))
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.index.shape[0], *self.rows.shape[1:]))
+
+    def to(self, *args, **kwargs) -> IndexedContext:
+        return IndexedContext(self.rows.to(*args, **kwargs), self.index)
+
+    def expanded(self) -> torch.Tensor:
+        return self.rows.index_select(0, self.index)
+
+
+Context = torch.Tensor | IndexedContext | None
+
+
+def expanded_context(context: Context) -> torch.Tensor | None:
+    """``context`` as one row per flow row."""
+    return context.expanded() if isinstance(context, IndexedContext) else context
 
 
 class Transform(nn.Module):
