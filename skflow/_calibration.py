@@ -91,8 +91,8 @@ def scaled_log_prob(flow: Flow, scale: torch.Tensor, y: torch.Tensor, context: t
 
 
 def upgrade_regressor_state(state: dict) -> dict:
-    """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated)
-    or before ensembles (its model is one flow)."""
+    """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated),
+    before ensembles (its model is one flow) or before the linear start (its flow started at the normal)."""
     state = dict(state)
     if "calibrate" not in state:
         state["calibrate"] = False
@@ -103,4 +103,9 @@ def upgrade_regressor_state(state: dict) -> dict:
     state.setdefault("n_jobs", None)
     if "flow_" in state and "ensemble_" not in state:
         state["n_flows"], state["ensemble_"] = 1, []
+    # Before the linear start (a flow config without "linear_shift"; the safe format fills in today's default).
+    flow = state.get("flow_")
+    config = flow.get("config") if isinstance(flow, dict) else getattr(flow, "config", None)
+    if "base" not in state or (config is not None and "linear_shift" not in config):
+        state["base"] = "normal"
     return state

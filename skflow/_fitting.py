@@ -34,6 +34,7 @@ from ._core import (
 )
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._inference import batch_rows, map_in_batches
+from ._linear_start import fit_ridge_gaussian, validation_log_likelihood
 from ._mixture_init import Mixture, fit_candidate, mixture_rows
 from ._mixture_start import choose_start
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
@@ -219,7 +220,9 @@ def fit_flow(
     turns the arguments of the callback's ``log_density`` (a regressor's
     ``(X, y)``) into the flow's ``(rows, context)``. An estimator with
     ``base="mixture"`` gets a Gaussian-mixture base fitted to those rows
-    (``_mixture_start``, ``_mixture_init``) before training.
+    (``_mixture_start``, ``_mixture_init``) before training; one with
+    ``base="linear"`` and a context is, after training, replaced by a ridge
+    regression that scores better on the validation rows (``_linear_start``).
     """
     seed = draw_seed(estimator)
     device = estimator.device_
@@ -265,6 +268,8 @@ def fit_flow(
                 "help, look for extreme values in the data"
             ) from None
     check_finite_weights(estimator, flow)
+    if getattr(estimator, "base", "normal") == "linear" and context is not None:
+        flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
     warn_about_training(estimator, result)
     flow = flow.double().eval()
     if start is not None and result.best_epoch == 0:
@@ -272,6 +277,28 @@ def fit_flow(
         # GridSearchCV refits its choice (and in float64, not the float32 copy training used).
         flow.base.set_mixture(*fit_candidate(start.candidate, start.every_row, seed))
     return flow, result, preprocessing
+
+
+def better_of_flow_and_ridge(
+    estimator, flow: Flow, result: TrainResult, preprocessing: Preprocessing, train_x, train_w, context, seed: int
+) -> Flow:
+    """The trained conditional ``flow``, or the ridge-regression flow if it scores better on the validation rows.
+
+    Both are scored on the same validation rows (one seeded draw of any
+    dequantization noise); without validation rows the trained flow stays.
+    A kept ridge flow is reported as epoch 0: no epoch beat it.
+    """
+    if result.validation_index is None:
+        return flow
+    augment = make_augment(preprocessing, estimator.device_)
+    shift = fit_ridge_gaussian(train_x, context, train_w, result.validation_index, seed, augment)
+    ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
+    rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
+    scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in (flow, ridge)]
+    if scores[1] < scores[0]:
+        return flow
+    result.best_epoch = 0
+    return ridge
 
 
 def draw_seed(estimator) -> int:
@@ -286,6 +313,7 @@ def new_flow(
     seed: int,
     context_features: int = 0,
     mixture: Mixture | None = None,
+    linear_shift: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Flow:
     """The untrained flow (learned part in float32, fixed part in float64) on ``estimator.device_``."""
     return build_flow(
@@ -298,6 +326,7 @@ def new_flow(
         context_features=context_features,
         seed=seed,
         mixture=mixture,
+        linear_shift=linear_shift,
         **preprocessing.flow_arguments(),
     ).to(estimator.device_)
 
@@ -349,15 +378,7 @@ def warn_about_training(estimator, result: TrainResult) -> None:
             stacklevel=4,
         )
     if result.best_epoch == 0 and result.n_iter > 0:
-        if getattr(estimator, "base", "normal") == "mixture":
-            start, advice = "the Gaussian mixture fitted to the standardized data", "the flow is that mixture"
-        else:
-            start, advice = "its base density after the fixed preprocessing", "lower learning_rate or check the data"
-        warnings.warn(
-            f"no epoch improved the validation score of the initial flow ({start}), which was kept; {advice}",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
+        warnings.warn(kept_start_message(getattr(estimator, "base", "normal")), ConvergenceWarning, stacklevel=4)
     if still_improving(result, estimator.n_iter_no_change, estimator.tol):
         warnings.warn(
             f"max_epochs={estimator.max_epochs} reached before early stopping; the flow may be underfitted. "
@@ -365,6 +386,20 @@ def warn_about_training(estimator, result: TrainResult) -> None:
             ConvergenceWarning,
             stacklevel=4,
         )
+
+
+def kept_start_message(base: str) -> str:
+    """Why a fit returned its untrained flow (or, with ``base="linear"``, the ridge regression)."""
+    if base == "linear":
+        return (
+            "no epoch scored better on the validation rows than a ridge regression with Gaussian noise, which is "
+            "the model (few rows, or a nearly linear target)"
+        )
+    if base == "mixture":
+        start, advice = "the Gaussian mixture fitted to the standardized data", "the flow is that mixture"
+    else:
+        start, advice = "its base density after the fixed preprocessing", "lower learning_rate or check the data"
+    return f"no epoch improved the validation score of the initial flow ({start}), which was kept; {advice}"
 
 
 def still_improving(result: TrainResult, n_iter_no_change: int, tol: float) -> bool:

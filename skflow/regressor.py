@@ -27,7 +27,7 @@ from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._regression_data import context_scaling, validate_regression_data
 from ._streaming import Context, stream_chunk, stream_state
-from ._validation import Interval, _fit_context, check_numeric
+from ._validation import Interval, StrOptions, _fit_context, check_numeric
 
 
 @register_safe_class
@@ -80,6 +80,17 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``.
         Quantiles, means and samples then stay inside; targets on or outside
         score ``-inf``.
+    base : {"linear", "normal"}, default="linear"
+        Where training starts. "linear": the flow's last layer is a shift
+        linear in ``x`` and a scale, fitted as a ridge regression (penalty and
+        noise scale by leave-one-out error) on the training rows, and the
+        layers before it start at the identity, so the untrained flow is that
+        linear-Gaussian model, and it is kept (``best_epoch_ == 0``) when no
+        epoch scores better on the validation rows. So a flow is never worse
+        than a linear regression on its own validation rows; on a hundred
+        rows of a nearly linear target that model is what it keeps
+        (docs/regression.md). "normal": the flow starts as the
+        unconditional Gaussian of the standardized target.
     calibrate : bool, default=True
         After training, fit the scale ``s`` of the latent normal (one per
         target: the base becomes N(0, diag(s^2))) by maximum likelihood on the
@@ -164,12 +175,13 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         **FLOW_PARAMETER_CONSTRAINTS,
+        "base": [StrOptions({"linear", "normal"})],
         "calibrate": ["boolean"],
         "n_flows": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [None, Integral],
     }
 
-    _parameters_added_since_format_1 = ("n_flows", "n_jobs")
+    _parameters_added_since_format_1 = ("n_flows", "n_jobs", "base")
     # Per-target arrays and the flow (over the targets) are checked by type; per-feature ones by shape too.
     _fitted_attributes: dict = {
         "n_features_in_": "int",
@@ -211,6 +223,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         weight_decay=TrainConfig.weight_decay,
         dequantize="auto",
         bounds=None,
+        base="linear",
         calibrate=True,
         n_flows=5,
         n_jobs=None,
@@ -233,6 +246,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.dequantize = dequantize
         self.bounds = bounds
+        self.base = base
         self.calibrate = calibrate
         self.n_flows = n_flows
         self.n_jobs = n_jobs
@@ -261,7 +275,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         -------
         self : FlowRegressor
         """
-        X, Y, weights = self._validate_training_data(X, y, sample_weight)
+        X, Y, weights = validate_regression_data(self, X, y, sample_weight)
         self.ensemble_ = fit_flows(self, X, Y, weights)
         return self
 
@@ -279,10 +293,6 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
 
     def _members(self) -> list[FlowRegressor]:
         return [self, *self.ensemble_]
-
-    def _validate_training_data(self, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight."""
-        return validate_regression_data(self, X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):

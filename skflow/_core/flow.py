@@ -17,7 +17,7 @@ from .autoregressive import AutoregressiveSpline
 from .base import GaussianMixtureBase, StandardNormal
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded
-from .transforms import Context, LULinear, Permutation, Transform
+from .transforms import Context, LinearShift, LULinear, Permutation, Transform
 
 FLOW_KINDS = ("spline", "affine", "autoregressive")
 MIXINGS = ("lu", "permutation")
@@ -197,6 +197,7 @@ def build_flow(
     upper_tails=None,
     seed: int = 0,
     mixture: tuple[Any, Any, Any] | None = None,
+    linear_shift: tuple[Any, Any, Any] | None = None,
     **spec: Any,
 ) -> Flow:
     """Build a flow whose learned layers start at the identity.
@@ -223,6 +224,10 @@ def build_flow(
         "full")`` fits them in the preprocessed space: weights (K,), means
         (K, n_features), upper-triangular precision Cholesky factors (K,
         n_features, n_features). None: the standard normal.
+    linear_shift : (weight, bias, log_scale) or None, default=None
+        A conditional flow's last learned layer, a :class:`LinearShift` with
+        these numbers: weight (n_features, context_features), bias and
+        log_scale (n_features,). None: no such layer.
 
     The untrained flow is the preprocessing followed by the base density.
     ``config["base"]`` records the base's kind (and its number of components).
@@ -231,12 +236,20 @@ def build_flow(
     generator = torch.Generator().manual_seed(int(seed))
     preprocessing = _preprocessing_layers(n_features, low, high, loc, scale, lower_tails, upper_tails)
     learned = _learned_layers(n_features, spec_, int(context_features), generator)
+    if linear_shift is not None:
+        if not context_features:
+            raise ValueError("a linear shift needs a context")
+        learned.append(LinearShift(n_features, int(context_features)))
+        with torch.no_grad():
+            for parameter, value in zip(learned[-1].parameters(), linear_shift, strict=True):
+                parameter.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(parameter.shape))
     config = dict(
         n_features=int(n_features),
         context_features=int(context_features),
         **{**asdict(spec_), "hidden_units": list(spec_.hidden_units)},
         bounded=any(isinstance(layer, ToUnbounded) for layer in preprocessing),
         tails=any(isinstance(layer, AsinhTails) for layer in preprocessing),
+        linear_shift=linear_shift is not None,
     )
     if mixture is None:
         base: nn.Module = StandardNormal(n_features)
@@ -268,7 +281,13 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     if not isinstance(base, dict) or base.get("kind") not in ("normal", "mixture"):
         raise ValueError(f"unknown base {base!r}")
     mixture = placeholder_mixture(base["n_components"], n_features) if base["kind"] == "mixture" else None
-    return build_flow(n_features, low=low, lower_tails=flags, upper_tails=flags, mixture=mixture, **kwargs)
+    linear_shift = None
+    if kwargs.pop("linear_shift", False):
+        context_features = int(kwargs.get("context_features", 0))
+        linear_shift = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
+    return build_flow(
+        n_features, low=low, lower_tails=flags, upper_tails=flags, mixture=mixture, linear_shift=linear_shift, **kwargs
+    )
 
 
 def upgrade_version_1(config: dict[str, Any], state_dict: dict[str, torch.Tensor]):

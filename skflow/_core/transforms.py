@@ -180,3 +180,32 @@ class LULinear(Transform):
         y = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
         x = torch.linalg.solve_triangular(upper, y, upper=True).T
         return x, (-self.log_diag.sum()).expand(z.shape[0])
+
+
+class LinearShift(Transform):
+    """z = (x - (W c + b)) / exp(log_scale): a shift linear in the context c, then a fixed scale.
+
+    log|det dz/dx| = -sum(log_scale). As the last learned layer of a
+    conditional flow whose other layers are at the identity, the flow is the
+    linear-Gaussian regression N(x; W c + b, diag(exp(2 log_scale))): the
+    estimators start it from a ridge fit (:mod:`skflow._linear_start`).
+    """
+
+    def __init__(self, n_features: int, context_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_features, context_features))
+        self.bias = nn.Parameter(torch.zeros(n_features))
+        self.log_scale = nn.Parameter(torch.zeros(n_features))
+
+    def _shift(self, context: Context) -> torch.Tensor:
+        if isinstance(context, IndexedContext):  # once per distinct row
+            return torch.addmm(self.bias, context.rows, self.weight.T).index_select(0, context.index)
+        return torch.addmm(self.bias, context, self.weight.T)
+
+    def forward(self, x, context=None):
+        z = (x - self._shift(context)) * torch.exp(-self.log_scale)
+        return z, (-self.log_scale.sum()).expand(x.shape[0])
+
+    def inverse(self, z, context=None):
+        x = z * torch.exp(self.log_scale) + self._shift(context)
+        return x, self.log_scale.sum().expand(z.shape[0])

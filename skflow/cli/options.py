@@ -63,9 +63,10 @@ def _parse_sequence(text: str) -> tuple:
 def _describe(constraints: list) -> str:
     """Metavar for an option, from FlowDensity's parameter constraints."""
     parts = []
+    words = sorted({word for c in constraints if isinstance(c, StrOptions) for word in c.options})
     for constraint in constraints:
         if isinstance(constraint, StrOptions):
-            parts.append("|".join(sorted(constraint.options)))
+            parts.append("|".join(words))  # every estimator's words at once (--base)
         elif isinstance(constraint, Interval):
             parts.append("INT" if constraint.type is Integral else "FLOAT")
         elif constraint == "boolean":
@@ -124,7 +125,13 @@ def add_parameter_options(parser: argparse.ArgumentParser) -> None:
         The ``skflow fit`` parser; each option stores its parsed value as ``param_<name>``.
     """
     density = _keyword_defaults(FlowDensity) | CLI_DEFAULTS
-    _add_group(parser, "FlowDensity parameters (see the FlowDensity docstring)", FlowDensity, density)
+    # A shared parameter with other values for the regressor (--base): the option takes both estimators'.
+    regressor_values = {
+        name: constraints
+        for name, constraints in FlowRegressor._parameter_constraints.items()
+        if name in density and constraints != FlowDensity._parameter_constraints.get(name)
+    }
+    _add_group(parser, "FlowDensity parameters (see the FlowDensity docstring)", FlowDensity, density, regressor_values)
     regressor = _keyword_defaults(FlowRegressor)
     regressor_only = {name: regressor[name] for name in regressor_only_parameters()}
     _add_group(parser, "FlowRegressor parameters (with --target; see its docstring)", FlowRegressor, regressor_only)
@@ -142,13 +149,22 @@ def _keyword_defaults(estimator: type) -> dict[str, Any]:
     return {name: p.default for name, p in signature.items() if p.kind is p.KEYWORD_ONLY}
 
 
-def _add_group(parser: argparse.ArgumentParser, title: str, estimator: type, defaults: dict[str, Any]) -> None:
+def _add_group(
+    parser: argparse.ArgumentParser,
+    title: str,
+    estimator: type,
+    defaults: dict[str, Any],
+    regressor_values: dict[str, list] | None = None,
+) -> None:
     group = parser.add_argument_group(title)
     docs = _parameter_docs(estimator)
+    regressor_values = regressor_values or {}
     for name, default in defaults.items():
-        constraints = estimator._parameter_constraints.get(name, [str])
+        constraints = [*estimator._parameter_constraints.get(name, [str]), *regressor_values.get(name, [])]
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         text = docs.get(name, "").replace("%", "%%")
+        if name in regressor_values:
+            text += f" With --target: {_parameter_docs(FlowRegressor).get(name, '')}".replace("%", "%%")
         metavar = METAVARS.get(name, _describe(constraints))
         group.add_argument(
             f"--{name.replace('_', '-')}",
