@@ -33,6 +33,7 @@ from ._core import (
     train_flow,
 )
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
+from ._core.rows import MIN_VALIDATION_ROWS
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import fit_ridge_gaussian, validation_log_likelihood
 from ._mixture_init import Mixture, fit_candidate, mixture_rows
@@ -285,7 +286,8 @@ def better_of_flow_and_ridge(
     """The trained conditional ``flow``, or the ridge-regression flow if it scores better on the validation rows.
 
     Both are scored on the same validation rows (one seeded draw of any
-    dequantization noise); without validation rows the trained flow stays.
+    dequantization noise); without validation rows the trained flow stays,
+    with fewer than ``MIN_VALIDATION_ROWS`` the simpler ridge flow does.
     A kept ridge flow is reported as epoch 0: no epoch beat it.
     """
     if result.validation_index is None:
@@ -295,7 +297,7 @@ def better_of_flow_and_ridge(
     ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
     rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
     scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in (flow, ridge)]
-    if scores[1] < scores[0]:
+    if scores[1] < scores[0] and len(result.validation_index) >= MIN_VALIDATION_ROWS:
         return flow
     result.best_epoch = 0
     return ridge

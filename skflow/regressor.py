@@ -81,16 +81,15 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         Quantiles, means and samples then stay inside; targets on or outside
         score ``-inf``.
     base : {"linear", "normal"}, default="linear"
-        Where training starts. "linear": the flow's last layer is a shift
-        linear in ``x`` and a scale, fitted as a ridge regression (penalty and
-        noise scale by leave-one-out error) on the training rows, and the
-        layers before it start at the identity, so the untrained flow is that
-        linear-Gaussian model, and it is kept (``best_epoch_ == 0``) when no
-        epoch scores better on the validation rows. So a flow is never worse
-        than a linear regression on its own validation rows; on a hundred
-        rows of a nearly linear target that model is what it keeps
-        (docs/regression.md). "normal": the flow starts as the
-        unconditional Gaussian of the standardized target.
+        The flow starts as the Gaussian of the standardized target. With
+        "linear", the trained flow is then compared on its validation rows
+        with a ridge regression with Gaussian noise (penalty and noise by
+        leave-one-out error) fitted on its training rows, and the better is
+        kept: a flow whose last layer shifts by a linear function of ``x``
+        and scales, the others the identity (``best_epoch_`` 0). On a hundred
+        rows of a nearly linear target the linear model wins
+        (docs/regression.md). No comparison without validation rows
+        (``validation_fraction=0``, too few rows, ``partial_fit``).
     calibrate : bool, default=True
         After training, fit the scale ``s`` of the latent normal (one per
         target: the base becomes N(0, diag(s^2))) by maximum likelihood on the

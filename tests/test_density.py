@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import loguniform, multivariate_normal
 from sklearn.base import clone
 from sklearn.datasets import make_moons
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
@@ -206,3 +207,17 @@ def test_one_feature():
     grid = np.linspace(-5, 15, 4001).reshape(-1, 1)
     mass = np.exp(est.score_samples(grid)).sum() * (grid[1, 0] - grid[0, 0])
     assert abs(mass - 1) < 0.02
+
+
+def test_tiny_data_keeps_the_mixture_start():
+    """16 rows leave one validation row: a trained epoch must not replace the start on it alone."""
+    from sklearn.datasets import load_linnerud
+
+    data = load_linnerud()
+    X = np.hstack([data.data, data.target]).astype(float)[:16]
+    with pytest.warns(ConvergenceWarning, match="no epoch improved"):
+        est = FlowDensity(random_state=0).fit(X)
+    assert est.best_epoch_ == 0 and est.n_components_ == 1
+    # The start is a full Gaussian (with the chosen variance floor): within the floor of the MLE Gaussian.
+    gaussian = GaussianMixture(1, reg_covar=1e-6).fit(X)
+    assert abs(est.score(X) - gaussian.score(X)) < 0.5

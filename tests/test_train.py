@@ -212,6 +212,9 @@ def test_an_epoch_replaces_the_start_only_when_clearly_better_on_validation():
     initial = torch.zeros(50)
     assert not clearly_better(initial + 0.05 + noise, initial, weights, margin=2.0)  # 0.05 against SE ~0.14
     assert clearly_better(initial + 1.0 + noise, initial, weights, margin=2.0)
+    # Fewer than MIN_VALIDATION_ROWS (here 9, or one with zero variance): never clearly better.
+    assert not clearly_better(initial[:9] + 1.0 + noise[:9], initial[:9], weights[:9], margin=2.0)
+    assert not clearly_better(initial[:1] + 1.0, initial[:1], weights[:1], margin=0.0)
     x = gaussian_data(200)
     for margin, kept_start in ((1e9, True), (0.0, False)):
         flow = build_flow(2, n_transforms=2, hidden_units=(16,), seed=0)
