@@ -57,7 +57,14 @@ def _target_names(y) -> np.ndarray | None:
 
 
 def context_scaling(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of the features (1 for a constant one): their context scaling."""
-    mean = np.average(X, axis=0, weights=weights)
-    std = np.sqrt(np.average(np.square(X - mean), axis=0, weights=weights))
-    return mean, np.where(std > 0, std, 1.0)
+    """Weighted mean and standard deviation of the features (1 for a constant one): their context scaling.
+
+    Each column is divided by its largest magnitude first: the sum and the squares of values near
+    1e300 would overflow to inf, and a context scaled by inf is zero, a model that ignores X.
+    """
+    magnitude = np.abs(X).max(axis=0, initial=0.0)
+    magnitude = np.where(magnitude > 0, magnitude, 1.0)
+    scaled = X / magnitude
+    mean = np.average(scaled, axis=0, weights=weights)
+    std = np.sqrt(np.average(np.square(scaled - mean), axis=0, weights=weights))
+    return mean * magnitude, np.where(std > 0, std * magnitude, 1.0)

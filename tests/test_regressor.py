@@ -194,6 +194,20 @@ def test_bad_arguments_after_fit(fitted):
     assert fitted.score_samples([[0.0], [0.0]], [np.inf, 50.0])[0] == -np.inf
 
 
+@pytest.mark.parametrize("factor", [1e-300, 1e300])
+def test_features_near_the_float64_limits_give_the_same_model(factor):
+    """The context is X standardized: scaling X by any factor changes nothing (at 1e300 the naive
+    variance overflowed to inf, the context became zero and the model ignored X)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 2))
+    y = 2 * X[:, 0] + 0.1 * rng.normal(size=120)
+    reference = FlowRegressor(**{**FAST, "max_epochs": 3}).fit(X, y)
+    scaled = FlowRegressor(**{**FAST, "max_epochs": 3}).fit(X * factor, y)
+    np.testing.assert_allclose(scaled.x_scale_, reference.x_scale_ * factor, rtol=1e-12)
+    np.testing.assert_allclose(scaled.score_samples(X * factor, y), reference.score_samples(X, y), atol=1e-6)
+    np.testing.assert_allclose(scaled.predict(X[:5] * factor), reference.predict(X[:5]), atol=1e-6)
+
+
 def test_bounded_target_stays_inside_and_zero_weights_drop_rows():
     rng = np.random.default_rng(7)
     X = rng.uniform(0, 1, (200, 1))
