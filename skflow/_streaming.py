@@ -35,8 +35,7 @@ from ._fitting import (
     epoch_callback,
     fitted_preprocessing,
     new_flow,
-    resolve_batch_size,
-    resolve_hidden_units,
+    resolve_training_sizes,
     train_config,
     training_rows,
     validate_training_data,
@@ -69,8 +68,7 @@ def start_stream(
 
     As in ``fit``, "auto" conditioners are sized by the modelled columns plus the context's.
     """
-    estimator.hidden_units_ = resolve_hidden_units(estimator.hidden_units, X.shape[0], X.shape[1] + context_features)
-    estimator.batch_size_ = resolve_batch_size(estimator.batch_size, X.shape[0])
+    resolve_training_sizes(estimator, X.shape[0], X.shape[1] + context_features)
     seed = draw_seed(estimator)
     flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
     if getattr(estimator, "base", "normal") == "mixture":

@@ -18,8 +18,7 @@ from ._fitting import (
     assign_fitted,
     fit_flow,
     fitted_preprocessing,
-    resolve_batch_size,
-    resolve_hidden_units,
+    resolve_training_sizes,
     validate_training_data,
 )
 from ._inference import batch_rows, map_in_batches
@@ -86,10 +85,10 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         AdamW step size.
     batch_size : "auto" or int, default="auto"
         Mini-batch size. "auto" uses ``clip(n_samples // 32, 32, 256)``.
-    max_epochs : int, default=100
-        Upper limit on passes over the training data. The learning rate
-        decays from ``learning_rate`` to zero over them (cosine schedule), so
-        large data sets train to the end and small ones stop early.
+    max_epochs : "auto" or int, default="auto"
+        Upper limit on passes over the training data; the learning rate
+        decays to zero over them (cosine schedule). "auto": 100, and from
+        5,000 rows as many as take 10,000 optimizer steps (``max_epochs_``).
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping. With 0, or
         too few samples to hold out, the training loss decides.
@@ -176,6 +175,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         The conditioners' hidden layer sizes used (``hidden_units`` resolved).
     batch_size_ : int
         The mini-batch size used (``batch_size`` resolved).
+    max_epochs_ : int
+        The epochs training could run (``max_epochs`` resolved).
     dequantized_ : ndarray of bool
         Columns dequantized during training.
     asinh_columns_ : ndarray of bool
@@ -239,7 +240,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         tail_bound=FlowSpec.tail_bound,
         learning_rate=TrainConfig.learning_rate,
         batch_size="auto",
-        max_epochs=TrainConfig.max_epochs,
+        max_epochs="auto",
         validation_fraction=TrainConfig.validation_fraction,
         n_iter_no_change=TrainConfig.n_iter_no_change,
         tol=TrainConfig.tol,
@@ -349,8 +350,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
         """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""
-        self.hidden_units_ = resolve_hidden_units(self.hidden_units, *X.shape)
-        self.batch_size_ = resolve_batch_size(self.batch_size, X.shape[0])
+        resolve_training_sizes(self, *X.shape)
         return fit_flow(self, X, weights, preprocessing)
 
     def _assemble(self, flow: Flow, preprocessing: Preprocessing, result) -> FlowDensity:

@@ -20,8 +20,7 @@ from ._fitting import (
     assign_fitted,
     fit_flow,
     fitted_preprocessing,
-    resolve_batch_size,
-    resolve_hidden_units,
+    resolve_training_sizes,
 )
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
@@ -148,7 +147,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         The parsed ``bounds`` of the targets.
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
-    loss_curve_, validation_scores_, best_epoch_, n_iter_, hidden_units_, batch_size_, device_
+    loss_curve_, validation_scores_, best_epoch_, n_iter_, hidden_units_, batch_size_, max_epochs_, device_
         As in :class:`FlowDensity`.
 
     See Also
@@ -283,8 +282,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         self.x_location_, self.x_scale_ = context_scaling(X, weights)
-        self.hidden_units_ = resolve_hidden_units(self.hidden_units, Y.shape[0], Y.shape[1] + X.shape[1])
-        self.batch_size_ = resolve_batch_size(self.batch_size, Y.shape[0])
+        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1])
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)

@@ -221,3 +221,27 @@ def test_tiny_data_keeps_the_mixture_start():
     # The start is a full Gaussian (with the chosen variance floor): within the floor of the MLE Gaussian.
     gaussian = GaussianMixture(1, reg_covar=1e-6).fit(X)
     assert abs(est.score(X) - gaussian.score(X)) < 0.5
+
+
+@pytest.mark.parametrize(
+    "n_samples, expected",
+    [(300, 100), (4999, 100), (8000, 345), (20000, 141), (200000, 100)],
+)
+def test_auto_max_epochs_gives_mid_sized_data_ten_thousand_steps(n_samples, expected):
+    """From 5,000 rows "auto" plans at least 10,000 optimizer steps (and never fewer than 100 epochs)."""
+    from skflow._fitting import auto_batch_size, resolve_max_epochs
+
+    batch = auto_batch_size(n_samples)
+    epochs = resolve_max_epochs("auto", n_samples, batch, 0.1)
+    assert epochs == expected
+    steps_per_epoch = -(-(n_samples - int(0.1 * n_samples)) // batch)
+    if n_samples >= 5000:
+        assert epochs * steps_per_epoch >= 10_000 > (epochs - 1) * steps_per_epoch or epochs == 100
+    assert resolve_max_epochs(7, n_samples, batch, 0.1) == 7
+
+
+def test_max_epochs_is_resolved_and_limits_training():
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    est = FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=3, n_iter_no_change=10, random_state=0).fit(X)
+    assert est.max_epochs_ == 3 and est.n_iter_ <= 3
+    assert FlowDensity().max_epochs == "auto"
