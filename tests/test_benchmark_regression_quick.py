@@ -245,3 +245,39 @@ def test_report_names_flow_rows_measured_with_one_flow():
     assert [line for line in lines if "previous defaults" in line] == [
         "flow: measured with the previous defaults (one flow, learning_rate=1e-3) on kin8nm"
     ]
+
+
+def test_grid_step_finds_the_spacing_of_repeated_grid_values():
+    rng = np.random.default_rng(0)
+    naval_like = 0.95 + 0.001 * rng.integers(0, 51, size=2000)
+    assert regression.grid_step(naval_like) == pytest.approx(0.001, rel=1e-6)
+    assert regression.grid_step(rng.integers(3, 9, size=500).astype(float)) == 1.0
+    assert regression.grid_step(rng.normal(size=500)) is None  # continuous
+    assert regression.grid_step(np.round(rng.normal(size=300), 2)) is None  # a grid, but values rarely repeat
+    assert regression.grid_step(np.repeat([0.0, 1.0, np.sqrt(2)], 50)) is None  # repeated, not on a grid
+
+
+def test_cell_coverage_is_the_share_of_each_cell_inside_its_interval():
+    y = np.array([0.0, 0.0, 0.0, 0.0])
+    low = np.array([-1.0, 0.25, -0.25, 2.0])
+    high = np.array([1.0, 1.0, 0.25, 3.0])
+    # Cells [-0.5, 0.5]: whole, a quarter, half, none.
+    assert regression.cell_coverage(low, high, y, 1.0) == pytest.approx((1 + 0.25 + 0.5 + 0) / 4)
+    # Against a calibrated continuous interval of the dequantized value, it is the expected coverage.
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 3, size=100_000) + rng.uniform(-0.5, 0.5, size=100_000)
+    low, high = np.full(3, np.quantile(values, 0.05)), np.full(3, np.quantile(values, 0.95))
+    assert regression.cell_coverage(low, high, np.arange(3.0), 1.0) == pytest.approx(0.9, abs=0.01)
+
+
+def test_wine_flow_rows_report_the_cell_coverage(data_dir):
+    split = next(regression.uci_splits(regression.WINE, quick_settings(data_dir)))
+    metrics = regression.evaluate_split(StandInFlow(quick=True), split)
+    assert 0 <= metrics["coverage90_cells"] <= 1
+    noisy = next(regression.uci_splits(regression.WINE_DEQUANTIZED, quick_settings(data_dir)))
+    assert regression.evaluate_split(StandInFlow(quick=True), noisy)["coverage90_cells"] is None
+    result = regression.with_splits(
+        regression.Result("w", "flow", 0, 1, {}, 0.0, 0.0), [metrics, {**metrics, "coverage90_cells": None}]
+    )
+    assert result.summary["coverage90_cells"]["n_splits"] == 1
+    assert result.summary["coverage90"]["mean"] == metrics["coverage90"]
