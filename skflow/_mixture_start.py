@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import minimize_scalar
 
-from ._core import AsinhTails
+from ._core import AsinhTails, YeoJohnson
 from ._mixture_init import Candidate, choose_mixture, mixture_rows, selection_splits
 from ._preprocessing import Preprocessing, make_augment
 
@@ -29,28 +30,73 @@ class MixtureStart:
     every_row: np.ndarray  # the rows ``candidate`` was chosen on: every training row, preprocessed
 
 
+# Lambdas this close to 1 (the identity) leave the columns as they are: no power candidate.
+MIN_POWER_CHANGE = 0.05
+
+
 def choose_start(
     preprocessing: Preprocessing, train_x: torch.Tensor, weights: np.ndarray, seed: int, device: torch.device
 ) -> MixtureStart:
-    """The mixture chosen on every training row ``train_x`` (preprocessed by ``preprocessing``), with or
-    without its asinh tails, whichever scores better held-out in the standardized units."""
+    """The mixture chosen on every training row ``train_x`` (preprocessed by ``preprocessing``): with its
+    asinh tails, without them, or with a Yeo-Johnson map instead, whichever scores best held-out in the
+    standardized units."""
     every_row = mixture_rows(train_x, weights, 0.0, seed, make_augment(preprocessing, device))
     candidate, score = choose_mixture(every_row, seed)
-    if not (preprocessing.lower_tails | preprocessing.upper_tails).any() or not np.isfinite(score):
+    if not np.isfinite(score):
         return MixtureStart(preprocessing, candidate, every_row)
-    tails = AsinhTails(torch.from_numpy(preprocessing.lower_tails), torch.from_numpy(preprocessing.upper_tails))
-    tails = tails.double().to(device)
-    plain = preprocessing.without_tails()
+    starts = [(score, MixtureStart(preprocessing, candidate, every_row))]
+    plain, plain_every_row = preprocessing, every_row
+    if (preprocessing.lower_tails | preprocessing.upper_tails).any():
+        tails = AsinhTails(torch.from_numpy(preprocessing.lower_tails), torch.from_numpy(preprocessing.upper_tails))
+        tails = tails.double().to(device)
+        plain = preprocessing.without_tails()
+        with torch.no_grad():
+            plain_rows = tails.inverse(train_x.double())[0].float()
+        plain_every_row = mixture_rows(plain_rows, weights, 0.0, seed, make_augment(plain, device))
+        # The same rows in both: row i of every_row is asinh(plain_every_row[i]), so its log-det converts
+        # the asinh'd score to standardized units.
+        starts[0] = (score + _held_out_log_det(tails, plain_every_row, seed, device), starts[0][1])
+        plain_candidate, plain_score = choose_mixture(plain_every_row, seed)
+        starts.append((plain_score, MixtureStart(plain, plain_candidate, plain_every_row)))
+    continuous = ~(preprocessing.constant | preprocessing.dequantized)
+    lambdas = yeo_johnson_lambdas(plain_every_row, continuous)
+    if np.abs(lambdas - 1.0).max() > MIN_POWER_CHANGE:
+        # The training noise only touches columns the map leaves alone, so the same rows map across.
+        power = YeoJohnson(torch.from_numpy(lambdas)).to(device)
+        with torch.no_grad():
+            power_every_row = power(torch.from_numpy(plain_every_row).to(device))[0].cpu().numpy()
+        power_candidate, power_score = choose_mixture(power_every_row, seed)
+        # The lambdas were fitted on the held-out rows too: AIC's correction, one nat over the rows for each.
+        n_fitted = int(continuous.sum())
+        power_score += _held_out_log_det(power, plain_every_row, seed, device) - n_fitted / len(plain_every_row)
+        starts.append((power_score, MixtureStart(plain.with_power(lambdas), power_candidate, power_every_row)))
+    # The first of equal scores: the fitted preprocessing before the others.
+    return max(starts, key=lambda scored: scored[0] if np.isfinite(scored[0]) else -np.inf)[1]
+
+
+def _held_out_log_det(transform, plain_rows: np.ndarray, seed: int, device: torch.device) -> float:
+    """``transform``'s log-det at ``plain_rows`` averaged over the held-out rows of the mixture's selection."""
     with torch.no_grad():
-        plain_rows = tails.inverse(train_x.double())[0].float()
-    plain_every_row = mixture_rows(plain_rows, weights, 0.0, seed, make_augment(plain, device))
-    plain_candidate, plain_score = choose_mixture(plain_every_row, seed)
-    # The same rows in both: row i of every_row is asinh(plain_every_row[i]), so its log-det converts
-    # the asinh'd score to standardized units, averaged over the held-out rows as the score was.
-    with torch.no_grad():
-        log_det = tails(torch.from_numpy(plain_every_row).to(device))[1].cpu().numpy()
-    splits = selection_splits(len(log_det), seed)
-    score += float(np.mean([log_det[test].mean() for _, test in splits]))
-    if plain_score > score:
-        return MixtureStart(plain, plain_candidate, plain_every_row)
-    return MixtureStart(preprocessing, candidate, every_row)
+        log_det = transform(torch.from_numpy(plain_rows).to(device))[1].cpu().numpy()
+    return float(np.mean([log_det[test].mean() for _, test in selection_splits(len(log_det), seed)]))
+
+
+def yeo_johnson_lambdas(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Per column of ``rows`` (an unweighted sample), the Yeo-Johnson lambda in [0, 2] under which the
+    mapped column is most likely as a normal (profile likelihood, as ``PowerTransformer``); 1 (the
+    identity) for the columns not selected by the boolean mask ``columns``."""
+    lambdas = np.ones(rows.shape[1])
+    for j in np.flatnonzero(columns):
+        column = torch.from_numpy(np.ascontiguousarray(rows[:, j : j + 1]))
+        # d log|z'(x)| / d lambda, averaged: sign(x) log(1 + |x|).
+        slope = float(np.mean(np.sign(rows[:, j]) * np.log1p(np.abs(rows[:, j]))))
+        found = minimize_scalar(_power_profile, bounds=(0.0, 2.0), args=(column, slope), method="bounded")
+        lambdas[j] = found.x
+    return lambdas
+
+
+def _power_profile(lam: float, column: torch.Tensor, slope: float) -> float:
+    """Negative mean log-likelihood of ``column`` as a normal after the map of ``lam`` (its variance
+    profiled out, constants dropped)."""
+    variance = float(YeoJohnson(torch.tensor([lam], dtype=torch.float64))(column)[0].var(correction=0))
+    return 0.5 * np.log(variance) - (lam - 1.0) * slope if variance > 0 else np.inf

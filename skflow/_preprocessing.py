@@ -43,6 +43,8 @@ class Preprocessing:
     constant: np.ndarray  # bool: zero-variance columns
     # Width of each dequantized column's noise cell in data units (1 for integers); None: 1 everywhere.
     cell_width: np.ndarray | None = None
+    # Yeo-Johnson lambdas of a power map after the standardization (1: identity); None: no such map.
+    power: np.ndarray | None = None
 
     def noise_width(self) -> np.ndarray:
         """The uniform noise's width per column in data units, 0 where a column is not dequantized."""
@@ -54,6 +56,10 @@ class Preprocessing:
         no_tails = np.zeros_like(self.lower_tails)
         return dataclasses.replace(self, lower_tails=no_tails, upper_tails=no_tails.copy())
 
+    def with_power(self, lambdas: np.ndarray) -> Preprocessing:
+        """The same statistics with no asinh tails and a Yeo-Johnson map of these lambdas instead."""
+        return dataclasses.replace(self.without_tails(), power=np.asarray(lambdas, dtype=np.float64))
+
     def flow_arguments(self) -> dict[str, np.ndarray]:
         """The fitted numbers ``skflow._core.build_flow`` takes."""
         return dict(
@@ -63,6 +69,7 @@ class Preprocessing:
             scale=self.scale,
             lower_tails=self.lower_tails,
             upper_tails=self.upper_tails,
+            power=self.power,
         )
 
 

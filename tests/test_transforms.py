@@ -13,6 +13,7 @@ from skflow._core import (
     SplineCoupling,
     Standardize,
     ToUnbounded,
+    YeoJohnson,
 )
 from skflow._core.autoregressive import AutoregressiveSpline
 from skflow._core.transforms import _LUWeight
@@ -64,6 +65,8 @@ def make_transforms():
         "lu_linear": perturb_parameters(LULinear(D), scale=0.3),
         "permutation": Permutation(torch.tensor([2, 0, 3, 1])),
         "asinh_tails": AsinhTails(torch.tensor([True, False, True, False]), torch.tensor([True, False, False, True])),
+        "yeo_johnson": YeoJohnson(torch.tensor([0.0, 0.4, 1.0, 2.0])),
+        "yeo_johnson_near_zero": YeoJohnson(torch.tensor([1e-9, 1.7, 2.0 - 1e-9, 0.9])),
         "standardize": Standardize(torch.tensor([1.0, -2.0, 0.5, 3.0]), torch.tensor([0.5, 2.0, 1.5, 1e-3])),
         "to_unbounded": ToUnbounded(
             torch.tensor([-10.0, -200.0, -math.inf, -math.inf]), torch.tensor([10.0, math.inf, 100.0, math.inf])
@@ -185,3 +188,20 @@ def test_autoregressive_spline_jacobian_is_triangular_in_its_order(reverse):
     above = torch.triu(jacobian, 1) if not reverse else torch.tril(jacobian, -1)
     assert float(above.abs().max()) == 0.0
     assert float(torch.diagonal(jacobian).abs().min()) > 0.0
+
+
+def test_yeo_johnson_matches_its_definition_and_reaches_every_latent_value():
+    x = torch.tensor([[3.0, 3.0, -3.0, -3.0], [-0.5, 0.5, 0.5, -0.5]], dtype=torch.float64)
+    transform = YeoJohnson(torch.tensor([0.0, 0.5, 2.0, 1.5], dtype=torch.float64))
+    z, _ = transform(x)
+    expected = [
+        [math.log(4.0), (4.0**0.5 - 1) / 0.5, -math.log(4.0), -((4.0**0.5) - 1) / 0.5],
+        [-((1.5**2) - 1) / 2, (1.5**0.5 - 1) / 0.5, (1.5**2 - 1) / 2, -(1.5**0.5 - 1) / 0.5],
+    ]
+    torch.testing.assert_close(z, torch.tensor(expected, dtype=torch.float64))
+    # lambda = 1 is the identity; at the ends of [0, 2] every latent value still has a preimage.
+    torch.testing.assert_close(YeoJohnson(torch.ones(4, dtype=torch.float64))(x)[0], x)
+    far = torch.tensor([[-30.0, 30.0, -30.0, 30.0]], dtype=torch.float64)
+    x_far, _ = transform.inverse(far)
+    assert torch.isfinite(x_far).all()
+    torch.testing.assert_close(transform(x_far)[0], far)

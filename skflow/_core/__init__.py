@@ -2,7 +2,7 @@
 
 from .base import GaussianMixtureBase, StandardNormal, standard_normal_log_prob
 from .couplings import AffineCoupling, SplineCoupling
-from .fixed import AsinhTails, Standardize, ToUnbounded
+from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
 from .train import Rows, TrainConfig, Trainer, TrainingDivergedError, TrainResult, train_flow
 from .transforms import IndexedContext, LULinear, Permutation, Transform
@@ -19,6 +19,7 @@ __all__ = [
     "StandardNormal",
     "Standardize",
     "ToUnbounded",
+    "YeoJohnson",
     "IndexedContext",
     "Rows",
     "TrainConfig",

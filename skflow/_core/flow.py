@@ -16,7 +16,7 @@ from torch import nn
 from .autoregressive import AutoregressiveSpline
 from .base import GaussianMixtureBase, StandardNormal
 from .couplings import AffineCoupling, SplineCoupling
-from .fixed import AsinhTails, Standardize, ToUnbounded
+from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .transforms import Context, LinearShift, LULinear, Permutation, Transform
 
 FLOW_KINDS = ("spline", "affine", "autoregressive")
@@ -131,8 +131,11 @@ def _tensor(values, n_features: int, fill: float) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float64))
 
 
-def _preprocessing_layers(n_features: int, low, high, loc, scale, lower_tails, upper_tails) -> list[Transform]:
-    """``[ToUnbounded] -> Standardize -> [AsinhTails]``; the bracketed ones only where some column needs them."""
+def _preprocessing_layers(
+    n_features: int, low, high, loc, scale, lower_tails, upper_tails, power=None
+) -> list[Transform]:
+    """``[ToUnbounded] -> Standardize -> [AsinhTails] -> [YeoJohnson]``; the bracketed ones only where some
+    column needs them (``power``: the Yeo-Johnson lambdas, None for none)."""
     low_t, high_t = _tensor(low, n_features, -np.inf), _tensor(high, n_features, np.inf)
     layers: list[Transform] = []
     if bool(torch.isfinite(low_t).any() or torch.isfinite(high_t).any()):
@@ -142,6 +145,8 @@ def _preprocessing_layers(n_features: int, low, high, loc, scale, lower_tails, u
     upper_t = _tensor(upper_tails, n_features, 0.0).bool()
     if bool(lower_t.any() or upper_t.any()):
         layers.append(AsinhTails(lower_t, upper_t))
+    if power is not None:
+        layers.append(YeoJohnson(_tensor(power, n_features, 1.0)))
     return layers
 
 
@@ -195,6 +200,7 @@ def build_flow(
     scale=None,
     lower_tails=None,
     upper_tails=None,
+    power=None,
     seed: int = 0,
     mixture: tuple[Any, Any, Any] | None = None,
     linear_shift: tuple[Any, Any, Any] | None = None,
@@ -213,6 +219,9 @@ def build_flow(
         Fitted standardization (after the bounds map).
     lower_tails, upper_tails : bool array of shape (n_features,) or None
         Columns whose standardized lower / upper tail goes through ``asinh``.
+    power : array of shape (n_features,) or None
+        Yeo-Johnson lambdas in [0, 2] of a fixed power map after the
+        standardization (1: the identity); None: no such layer.
     seed : int
         Seeds the initial weights through a local ``torch.Generator``
         (torch's global generator, shared by all threads, is left alone).
@@ -234,7 +243,7 @@ def build_flow(
     """
     spec_ = FlowSpec(**{**spec, "hidden_units": tuple(int(h) for h in spec.get("hidden_units", FlowSpec.hidden_units))})
     generator = torch.Generator().manual_seed(int(seed))
-    preprocessing = _preprocessing_layers(n_features, low, high, loc, scale, lower_tails, upper_tails)
+    preprocessing = _preprocessing_layers(n_features, low, high, loc, scale, lower_tails, upper_tails, power)
     learned = _learned_layers(n_features, spec_, int(context_features), generator)
     if linear_shift is not None:
         if not context_features:
@@ -249,6 +258,7 @@ def build_flow(
         **{**asdict(spec_), "hidden_units": list(spec_.hidden_units)},
         bounded=any(isinstance(layer, ToUnbounded) for layer in preprocessing),
         tails=any(isinstance(layer, AsinhTails) for layer in preprocessing),
+        power=any(isinstance(layer, YeoJohnson) for layer in preprocessing),
         linear_shift=linear_shift is not None,
     )
     if mixture is None:
@@ -276,6 +286,7 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     bounded, tails = kwargs.pop("bounded", False), kwargs.pop("tails", False)
     low = np.where(np.arange(n_features) == 0, 0.0, -np.inf) if bounded else None
     flags = np.ones(n_features, dtype=bool) if tails else None
+    power = np.ones(n_features) if kwargs.pop("power", False) else None
     # No "base" (configs written before the mixture base existed): the standard normal.
     base = kwargs.pop("base", None) or {"kind": "normal"}
     if not isinstance(base, dict) or base.get("kind") not in ("normal", "mixture"):
@@ -285,9 +296,8 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     if kwargs.pop("linear_shift", False):
         context_features = int(kwargs.get("context_features", 0))
         linear_shift = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
-    return build_flow(
-        n_features, low=low, lower_tails=flags, upper_tails=flags, mixture=mixture, linear_shift=linear_shift, **kwargs
-    )
+    fixed_layers = dict(low=low, lower_tails=flags, upper_tails=flags, power=power)
+    return build_flow(n_features, **fixed_layers, mixture=mixture, linear_shift=linear_shift, **kwargs)
 
 
 def upgrade_version_1(config: dict[str, Any], state_dict: dict[str, torch.Tensor]):
