@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold, ShuffleSplit
@@ -104,14 +105,14 @@ def fit_mixture(x: np.ndarray, seed: int, selection_rows: np.ndarray | None = No
 
 def choose_mixture(x: np.ndarray, seed: int) -> tuple[Candidate, float]:
     """The candidate with the best held-out log-likelihood on ``x``, and that score (see :func:`scored_candidate`)."""
-    with _quiet_single_threaded():
+    with quiet_single_threaded():
         return scored_candidate(x, seed)
 
 
 def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
     """``candidate`` fitted on ``x``: weights (K,), means (K, d) and the upper-triangular precision
     Cholesky factors (K, d, d) (diagonal ones for a diagonal mixture)."""
-    with _quiet_single_threaded():
+    with quiet_single_threaded():
         gmm = candidate.estimator(seed).fit(x)
         if not np.all(np.isfinite(gmm.precisions_cholesky_)):
             gmm = Candidate(1, "full", SMALL_DATA_REG_COVARS[-1]).estimator(seed).fit(x)
@@ -119,7 +120,7 @@ def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
 
 
 @contextmanager
-def _quiet_single_threaded():
+def quiet_single_threaded():
     # One BLAS/OpenMP thread, as training: on 2 shared cores more threads made the selection on
     # make_moons (10,000 x 2) 5x slower (8.6 s against 1.8 s).
     with warnings.catch_warnings(), threadpool_limits(limits=1):
@@ -206,6 +207,16 @@ class HeldOutScores:
             self._starts[fold, k] = kmeans_responsibilities(train, k, self.seed)
         fits = fit_em(train, self._starts[fold, k], covariance_type, reg_covars)
         return [-np.inf if mixture is None else float(mixture.score(test)[0]) for mixture in fits]
+
+
+def held_out_rows(candidate: Candidate, train: np.ndarray, test: np.ndarray, seed: int) -> np.ndarray:
+    """The log-likelihood of each ``test`` row under ``candidate`` fitted on ``train`` as the selection fits
+    it (-inf everywhere if the fit fails)."""
+    start = kmeans_responsibilities(train, candidate.n_components, seed)
+    (mixture,) = fit_em(train, start, candidate.covariance_type, [candidate.reg_covar])
+    if mixture is None:
+        return np.full(len(test), -np.inf)
+    return logsumexp(mixture.component_log_densities(test), axis=2)[0]
 
 
 def full_precisions_cholesky(gmm: GaussianMixture) -> np.ndarray:

@@ -19,7 +19,14 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from ._core import AsinhTails, YeoJohnson
-from ._mixture_init import Candidate, choose_mixture, mixture_rows, selection_splits
+from ._mixture_init import (
+    Candidate,
+    choose_mixture,
+    held_out_rows,
+    mixture_rows,
+    quiet_single_threaded,
+    selection_splits,
+)
 from ._preprocessing import Preprocessing, make_augment
 
 
@@ -58,20 +65,20 @@ def choose_start(
         starts[0] = (score + _held_out_log_det(tails, plain_every_row, seed, device), starts[0][1])
         plain_candidate, plain_score = choose_mixture(plain_every_row, seed)
         starts.append((plain_score, MixtureStart(plain, plain_candidate, plain_every_row)))
+    best_score, best = max(starts, key=lambda scored: scored[0] if np.isfinite(scored[0]) else -np.inf)
     continuous = ~(preprocessing.constant | preprocessing.dequantized)
     lambdas = yeo_johnson_lambdas(plain_every_row, continuous)
-    if np.abs(lambdas - 1.0).max() > MIN_POWER_CHANGE:
-        # The training noise only touches columns the map leaves alone, so the same rows map across.
-        power = YeoJohnson(torch.from_numpy(lambdas)).to(device)
-        with torch.no_grad():
-            power_every_row = power(torch.from_numpy(plain_every_row).to(device))[0].cpu().numpy()
-        power_candidate, power_score = choose_mixture(power_every_row, seed)
-        # The lambdas were fitted on the held-out rows too: AIC's correction, one nat over the rows for each.
-        n_fitted = int(continuous.sum())
-        power_score += _held_out_log_det(power, plain_every_row, seed, device) - n_fitted / len(plain_every_row)
-        starts.append((power_score, MixtureStart(plain.with_power(lambdas), power_candidate, power_every_row)))
-    # The first of equal scores: the fitted preprocessing before the others.
-    return max(starts, key=lambda scored: scored[0] if np.isfinite(scored[0]) else -np.inf)[1]
+    if np.abs(lambdas - 1.0).max() <= MIN_POWER_CHANGE or not np.isfinite(best_score):
+        return best
+    # The training noise only touches columns the map leaves alone, so the same rows map across.
+    power = YeoJohnson(torch.from_numpy(lambdas))
+    with torch.no_grad():
+        power_every_row = power(torch.from_numpy(plain_every_row))[0].numpy()
+    power_candidate, _ = choose_mixture(power_every_row, seed)
+    gain = power_gain(plain_every_row, continuous, power_candidate, best, seed)
+    if gain.mean() > 2 * gain.std() / np.sqrt(len(gain)):
+        return MixtureStart(plain.with_power(lambdas), power_candidate, power_every_row)
+    return best
 
 
 def _held_out_log_det(transform, plain_rows: np.ndarray, seed: int, device: torch.device) -> float:
@@ -79,6 +86,40 @@ def _held_out_log_det(transform, plain_rows: np.ndarray, seed: int, device: torc
     with torch.no_grad():
         log_det = transform(torch.from_numpy(plain_rows).to(device))[1].cpu().numpy()
     return float(np.mean([log_det[test].mean() for _, test in selection_splits(len(log_det), seed)]))
+
+
+def power_gain(
+    plain_rows: np.ndarray, columns: np.ndarray, candidate: Candidate, other: MixtureStart, seed: int
+) -> np.ndarray:
+    """Per held-out row of the mixture's selection, in standardized units: the log-likelihood of
+    ``candidate`` after a Yeo-Johnson map of ``columns`` minus that of the ``other`` start.
+
+    The lambdas are refitted on each split's training rows, so the held-out
+    rows judge them too: fitted on every row, on 16 rows of 6 columns the map
+    looked 0.4 nats a row better than none, and the flow that kept it scored
+    2.3 nats worse on new rows. And the map must win by two standard errors of
+    the paired difference, the rule a trained epoch meets to replace the start:
+    on 217 rows of 2 columns it won the cross-validation by 0.006 and lost 0.04
+    on new rows.
+    """
+    other_log_det = np.zeros(len(plain_rows))
+    if (other.preprocessing.lower_tails | other.preprocessing.upper_tails).any():
+        tails = AsinhTails(
+            torch.from_numpy(other.preprocessing.lower_tails), torch.from_numpy(other.preprocessing.upper_tails)
+        )
+        with torch.no_grad():
+            other_log_det = tails.double()(torch.from_numpy(plain_rows))[1].numpy()
+    gains = []
+    for train, test in selection_splits(len(plain_rows), seed):
+        power = YeoJohnson(torch.from_numpy(yeo_johnson_lambdas(plain_rows[train], columns)))
+        with torch.no_grad():
+            mapped_train = power(torch.from_numpy(plain_rows[train]))[0].numpy()
+            mapped_test, log_det = (t.numpy() for t in power(torch.from_numpy(plain_rows[test])))
+        with quiet_single_threaded():
+            mapped = held_out_rows(candidate, mapped_train, mapped_test, seed) + log_det
+            kept = held_out_rows(other.candidate, other.every_row[train], other.every_row[test], seed)
+        gains.append(mapped - kept - other_log_det[test])
+    return np.concatenate(gains)
 
 
 def yeo_johnson_lambdas(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
