@@ -8,6 +8,15 @@ standardized columns scores 0.2 nats a row better held-out than one on the
 asinh'd columns, and the flow keeps that start. So the mixture is chosen both
 ways, by the same cross-validation on the same rows, and the asinh is kept
 only where it scores better, its log-determinant counted on each held-out row.
+
+A third start replaces the asinh by a Yeo-Johnson power map of every
+continuous column (:class:`~skflow._core.YeoJohnson`; lambdas fitted per column
+by maximum likelihood of a normal, as scikit-learn's ``PowerTransformer`` fits
+them, kept in [0, 2] where the map is onto the real line), so that skewed
+columns reach the mixture nearly symmetric: on breast_cancer's 30 skewed
+measurements a mixture after the map scores 4.8 nats a row better held-out
+than the best start without it. It is kept only where it clearly beats the
+best other start on the same held-out rows (:func:`power_gain`).
 """
 
 from __future__ import annotations
