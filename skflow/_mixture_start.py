@@ -15,8 +15,12 @@ by maximum likelihood of a normal, as scikit-learn's ``PowerTransformer`` fits
 them, kept in [0, 2] where the map is onto the real line), so that skewed
 columns reach the mixture nearly symmetric: on breast_cancer's 30 skewed
 measurements a mixture after the map scores 4.8 nats a row better held-out
-than the best start without it. It is kept only where it clearly beats the
-best other start on the same held-out rows (:func:`power_gain`).
+than the best start without it. Two such maps are tried, each column's map
+about its mean, and each column's most likely map including those from a
+threshold beyond the data (:mod:`skflow._power_map`: a log-normal column
+becomes exactly normal); a map is kept only where it clearly beats the best
+start without one on the same held-out rows (:func:`power_gain`), and of
+two that do, the one that beats it by more.
 """
 
 from __future__ import annotations
@@ -25,9 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
 
-from ._core import AsinhTails, YeoJohnson
+from ._core import AsinhTails
 from ._mixture_init import (
     Candidate,
     choose_mixture,
@@ -36,6 +39,7 @@ from ._mixture_init import (
     quiet_single_threaded,
     selection_splits,
 )
+from ._power_map import MEAN, PowerMap, fit_power_map, most_likely_families
 from ._preprocessing import Preprocessing, make_augment
 
 
@@ -44,10 +48,6 @@ class MixtureStart:
     preprocessing: Preprocessing  # the fitted one, or the same without asinh tails
     candidate: Candidate
     every_row: np.ndarray  # the rows ``candidate`` was chosen on: every training row, preprocessed
-
-
-# Lambdas this close to 1 (the identity) leave the columns as they are: no power candidate.
-MIN_POWER_CHANGE = 0.05
 
 
 def choose_start(
@@ -76,18 +76,30 @@ def choose_start(
         starts.append((plain_score, MixtureStart(plain, plain_candidate, plain_every_row)))
     best_score, best = max(starts, key=lambda scored: scored[0] if np.isfinite(scored[0]) else -np.inf)
     continuous = ~(preprocessing.constant | preprocessing.dequantized)
-    lambdas = yeo_johnson_lambdas(plain_every_row, continuous)
-    if np.abs(lambdas - 1.0).max() <= MIN_POWER_CHANGE or not np.isfinite(best_score):
+    if not np.isfinite(best_score):
         return best
+    # Each map is judged against the best start without one; the better of those that clearly win is kept.
+    about_the_mean = [MEAN if column else None for column in continuous]
+    kept, kept_gain = best, -np.inf
+    for families in _unique([about_the_mean, most_likely_families(plain_every_row, continuous)]):
+        power = fit_power_map(plain_every_row, families)
+        if power.changes_anything():
+            start = _power_start(plain, plain_every_row, power, seed)
+            gain = power_gain(plain_every_row, families, start.candidate, best, seed)
+            if gain.mean() > max(2 * gain.std() / np.sqrt(len(gain)), kept_gain):
+                kept, kept_gain = start, gain.mean()
+    return kept
+
+
+def _power_start(plain: Preprocessing, plain_every_row: np.ndarray, power: PowerMap, seed: int) -> MixtureStart:
     # The training noise only touches columns the map leaves alone, so the same rows map across.
-    power = YeoJohnson(torch.from_numpy(lambdas))
-    with torch.no_grad():
-        power_every_row = power(torch.from_numpy(plain_every_row))[0].numpy()
-    power_candidate, _ = choose_mixture(power_every_row, seed)
-    gain = power_gain(plain_every_row, continuous, power_candidate, best, seed)
-    if gain.mean() > 2 * gain.std() / np.sqrt(len(gain)):
-        return MixtureStart(plain.with_power(lambdas), power_candidate, power_every_row)
-    return best
+    power_every_row = power(plain_every_row)[0]
+    candidate, _ = choose_mixture(power_every_row, seed)
+    return MixtureStart(plain.with_power(power), candidate, power_every_row)
+
+
+def _unique(items: list) -> list:
+    return [item for i, item in enumerate(items) if item not in items[:i]]
 
 
 def _held_out_log_det(transform, plain_rows: np.ndarray, seed: int, device: torch.device) -> float:
@@ -98,12 +110,12 @@ def _held_out_log_det(transform, plain_rows: np.ndarray, seed: int, device: torc
 
 
 def power_gain(
-    plain_rows: np.ndarray, columns: np.ndarray, candidate: Candidate, other: MixtureStart, seed: int
+    plain_rows: np.ndarray, families: list[str | None], candidate: Candidate, other: MixtureStart, seed: int
 ) -> np.ndarray:
     """Per held-out row of the mixture's selection, in standardized units: the log-likelihood of
-    ``candidate`` after a Yeo-Johnson map of ``columns`` minus that of the ``other`` start.
+    ``candidate`` after the Yeo-Johnson map of the columns' ``families`` minus that of the ``other`` start.
 
-    The lambdas are refitted on each split's training rows, so the held-out
+    The maps are refitted on each split's training rows, so the held-out
     rows judge them too: fitted on every row, on 16 rows of 6 columns the map
     looked 0.4 nats a row better than none, and the flow that kept it scored
     2.3 nats worse on new rows. And the map must win by two standard errors of
@@ -120,10 +132,9 @@ def power_gain(
             other_log_det = tails.double()(torch.from_numpy(plain_rows))[1].numpy()
     gains = []
     for train, test in selection_splits(len(plain_rows), seed):
-        power = YeoJohnson(torch.from_numpy(yeo_johnson_lambdas(plain_rows[train], columns)))
-        with torch.no_grad():
-            mapped_train = power(torch.from_numpy(plain_rows[train]))[0].numpy()
-            mapped_test, log_det = (t.numpy() for t in power(torch.from_numpy(plain_rows[test])))
+        power = fit_power_map(plain_rows[train], families)
+        mapped_train = power(plain_rows[train])[0]
+        mapped_test, log_det = power(plain_rows[test])
         with quiet_single_threaded():
             mapped = held_out_rows(candidate, mapped_train, mapped_test, seed) + log_det
             kept = held_out_rows(other.candidate, other.every_row[train], other.every_row[test], seed)
@@ -131,22 +142,3 @@ def power_gain(
     return np.concatenate(gains)
 
 
-def yeo_johnson_lambdas(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Per column of ``rows`` (an unweighted sample), the Yeo-Johnson lambda in [0, 2] under which the
-    mapped column is most likely as a normal (profile likelihood, as ``PowerTransformer``); 1 (the
-    identity) for the columns not selected by the boolean mask ``columns``."""
-    lambdas = np.ones(rows.shape[1])
-    for j in np.flatnonzero(columns):
-        column = torch.from_numpy(np.ascontiguousarray(rows[:, j : j + 1]))
-        # d log|z'(x)| / d lambda, averaged: sign(x) log(1 + |x|).
-        slope = float(np.mean(np.sign(rows[:, j]) * np.log1p(np.abs(rows[:, j]))))
-        found = minimize_scalar(_power_profile, bounds=(0.0, 2.0), args=(column, slope), method="bounded")
-        lambdas[j] = found.x
-    return lambdas
-
-
-def _power_profile(lam: float, column: torch.Tensor, slope: float) -> float:
-    """Negative mean log-likelihood of ``column`` as a normal after the map of ``lam`` (its variance
-    profiled out, constants dropped)."""
-    variance = float(YeoJohnson(torch.tensor([lam], dtype=torch.float64))(column)[0].var(correction=0))
-    return 0.5 * np.log(variance) - (lam - 1.0) * slope if variance > 0 else np.inf

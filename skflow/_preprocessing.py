@@ -44,7 +44,11 @@ class Preprocessing:
     # Width of each dequantized column's noise cell in data units (1 for integers); None: 1 everywhere.
     cell_width: np.ndarray | None = None
     # Yeo-Johnson lambdas of a power map after the standardization (1: identity); None: no such map.
+    # Under such a map, ``loc`` and ``scale`` also carry the map's origin and scale (``with_power``).
     power: np.ndarray | None = None
+    # The standardization of the power map's output; None: none (models fitted before it existed).
+    power_loc: np.ndarray | None = None
+    power_scale: np.ndarray | None = None
 
     def noise_width(self) -> np.ndarray:
         """The uniform noise's width per column in data units, 0 where a column is not dequantized."""
@@ -56,9 +60,18 @@ class Preprocessing:
         no_tails = np.zeros_like(self.lower_tails)
         return dataclasses.replace(self, lower_tails=no_tails, upper_tails=no_tails.copy())
 
-    def with_power(self, lambdas: np.ndarray) -> Preprocessing:
-        """The same statistics with no asinh tails and a Yeo-Johnson map of these lambdas instead."""
-        return dataclasses.replace(self.without_tails(), power=np.asarray(lambdas, dtype=np.float64))
+    def with_power(self, power) -> Preprocessing:
+        """No asinh tails; instead ``power`` (a :class:`skflow._power_map.PowerMap`): the Yeo-Johnson map
+        of ``(z - shift) / scale``, ``z`` the standardized column, then standardized again. The shift and
+        scale are folded into the standardization, which then places the map's origin."""
+        return dataclasses.replace(
+            self.without_tails(),
+            loc=self.loc + power.shift * self.scale,
+            scale=self.scale * power.scale,
+            power=np.asarray(power.lambdas, dtype=np.float64),
+            power_loc=power.out_loc,
+            power_scale=power.out_scale,
+        )
 
     def flow_arguments(self) -> dict[str, np.ndarray]:
         """The fitted numbers ``skflow._core.build_flow`` takes."""
@@ -70,6 +83,8 @@ class Preprocessing:
             lower_tails=self.lower_tails,
             upper_tails=self.upper_tails,
             power=self.power,
+            power_loc=self.power_loc,
+            power_scale=self.power_scale,
         )
 
 

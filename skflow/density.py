@@ -167,7 +167,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     n_iter_ : int
         Number of epochs run, plus one for each ``partial_fit`` pass since.
     location_, scale_ : ndarray of shape (n_features_in_,)
-        Weighted standardization statistics (after any bounded-to-real map).
+        Weighted standardization statistics (after any bounded-to-real map),
+        or under the start's Yeo-Johnson map its origin and scale (user guide).
     low_, high_ : ndarray of shape (n_features_in_,)
         The parsed ``bounds``: lower and upper bound of each feature,
         ``-inf``/``inf`` where it has none.

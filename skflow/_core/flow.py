@@ -132,10 +132,11 @@ def _tensor(values, n_features: int, fill: float) -> torch.Tensor:
 
 
 def _preprocessing_layers(
-    n_features: int, low, high, loc, scale, lower_tails, upper_tails, power=None
+    n_features: int, low, high, loc, scale, lower_tails, upper_tails, power=None, power_loc=None, power_scale=None
 ) -> list[Transform]:
-    """``[ToUnbounded] -> Standardize -> [AsinhTails] -> [YeoJohnson]``; the bracketed ones only where some
-    column needs them (``power``: the Yeo-Johnson lambdas, None for none)."""
+    """``[ToUnbounded] -> Standardize -> [AsinhTails] -> [YeoJohnson -> [Standardize]]``; the bracketed ones
+    only where some column needs them (``power``: the Yeo-Johnson lambdas, None for none; ``power_loc``,
+    ``power_scale``: the standardization of its output, None for none)."""
     low_t, high_t = _tensor(low, n_features, -np.inf), _tensor(high, n_features, np.inf)
     layers: list[Transform] = []
     if bool(torch.isfinite(low_t).any() or torch.isfinite(high_t).any()):
@@ -147,6 +148,8 @@ def _preprocessing_layers(
         layers.append(AsinhTails(lower_t, upper_t))
     if power is not None:
         layers.append(YeoJohnson(_tensor(power, n_features, 1.0)))
+        if power_loc is not None:
+            layers.append(Standardize(_tensor(power_loc, n_features, 0.0), _tensor(power_scale, n_features, 1.0)))
     return layers
 
 
@@ -201,6 +204,8 @@ def build_flow(
     lower_tails=None,
     upper_tails=None,
     power=None,
+    power_loc=None,
+    power_scale=None,
     seed: int = 0,
     mixture: tuple[Any, Any, Any] | None = None,
     linear_shift: tuple[Any, Any, Any] | None = None,
@@ -222,6 +227,9 @@ def build_flow(
     power : array of shape (n_features,) or None
         Yeo-Johnson lambdas in [0, 2] of a fixed power map after the
         standardization (1: the identity); None: no such layer.
+    power_loc, power_scale : array of shape (n_features,) or None
+        Standardization of the power map's output (so that the splines'
+        ``[-tail_bound, tail_bound]`` covers it); None: no such layer.
     seed : int
         Seeds the initial weights through a local ``torch.Generator``
         (torch's global generator, shared by all threads, is left alone).
@@ -243,7 +251,9 @@ def build_flow(
     """
     spec_ = FlowSpec(**{**spec, "hidden_units": tuple(int(h) for h in spec.get("hidden_units", FlowSpec.hidden_units))})
     generator = torch.Generator().manual_seed(int(seed))
-    preprocessing = _preprocessing_layers(n_features, low, high, loc, scale, lower_tails, upper_tails, power)
+    preprocessing = _preprocessing_layers(
+        n_features, low, high, loc, scale, lower_tails, upper_tails, power, power_loc, power_scale
+    )
     learned = _learned_layers(n_features, spec_, int(context_features), generator)
     if linear_shift is not None:
         if not context_features:
@@ -259,6 +269,7 @@ def build_flow(
         bounded=any(isinstance(layer, ToUnbounded) for layer in preprocessing),
         tails=any(isinstance(layer, AsinhTails) for layer in preprocessing),
         power=any(isinstance(layer, YeoJohnson) for layer in preprocessing),
+        power_standardized=power is not None and power_loc is not None,
         linear_shift=linear_shift is not None,
     )
     if mixture is None:
@@ -287,6 +298,9 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     low = np.where(np.arange(n_features) == 0, 0.0, -np.inf) if bounded else None
     flags = np.ones(n_features, dtype=bool) if tails else None
     power = np.ones(n_features) if kwargs.pop("power", False) else None
+    # Flows saved before the power map's output was standardized have no such layer.
+    power_standardized = kwargs.pop("power_standardized", False)
+    power_loc, power_scale = (np.zeros(n_features), np.ones(n_features)) if power_standardized else (None, None)
     # No "base" (configs written before the mixture base existed): the standard normal.
     base = kwargs.pop("base", None) or {"kind": "normal"}
     if not isinstance(base, dict) or base.get("kind") not in ("normal", "mixture"):
@@ -296,7 +310,9 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     if kwargs.pop("linear_shift", False):
         context_features = int(kwargs.get("context_features", 0))
         linear_shift = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
-    fixed_layers = dict(low=low, lower_tails=flags, upper_tails=flags, power=power)
+    fixed_layers = dict(
+        low=low, lower_tails=flags, upper_tails=flags, power=power, power_loc=power_loc, power_scale=power_scale
+    )
     return build_flow(n_features, **fixed_layers, mixture=mixture, linear_shift=linear_shift, **kwargs)
 
 
