@@ -24,8 +24,9 @@ No model wins everywhere here: a thousand points in two dimensions is
 kernel density's home ground, and the differences are small (tenths of a nat
 at most). Look at the shapes: on the moons the flow bends its mixture along
 the curves; on the checkerboard, training did not clearly beat the starting
-mixture on 100 validation points, so the flow kept it and shows its blobs
-(the sharp edges of the squares are where kernel density wins); the mixture
+mixture (after a fixed power map of each column) on 100 validation points, so
+the flow kept it and shows its blobs (the sharp edges of the squares are where
+kernel density wins); the mixture
 approximates curves with polygons of ellipses; the kernel estimate is bumpy
 where the data is sparse. The
 :doc:`benchmarks </benchmarks>` compare the three on real, higher-dimensional
