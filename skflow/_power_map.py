@@ -100,7 +100,7 @@ def most_likely_families(rows: np.ndarray, columns: np.ndarray) -> list[str | No
                 fitted = _fit_column(rows[:, j], family)
                 if fitted is not None:
                     costs[family] = _map_cost(rows[:, j], *fitted)
-            families[j] = min(costs, key=costs.get)
+            families[j] = min(costs, key=costs.get) if costs else None
     return families
 
 
@@ -130,10 +130,13 @@ def _map_cost(values: np.ndarray, lam: float, shift: float, scale: float) -> flo
 
 
 def _fit_column(values: np.ndarray, family: str) -> tuple[float, float, float] | None:
-    """(lambda, shift, scale) of ``family``'s most likely map of one column's ``values``; None for a
-    threshold at an extreme value several rows share: a log from just beyond it would pile them onto
-    one point far out in the normal's tail (breast_cancer's concavity columns are 0 on 13 rows)."""
+    """(lambda, shift, scale) of ``family``'s most likely map of one column's ``values``; None for
+    constant values, and for a threshold at an extreme value several rows share: a log from just
+    beyond it would pile them onto one point far out in the normal's tail (breast_cancer's concavity
+    columns are 0 on 13 rows)."""
     column = torch.from_numpy(np.ascontiguousarray(values[:: -(-len(values) // MAX_FIT_ROWS)]))
+    if not np.ptp(column.numpy()) > 0:  # constant here (a rare value left out of these rows): nothing to map
+        return None
     if family == MEAN:
         found = minimize_scalar(lambda lam: _power_cost(column, lam, 0.0, 1.0), bounds=(0.0, 2.0), method="bounded")
         return float(found.x), 0.0, 1.0

@@ -77,3 +77,17 @@ def test_flows_with_and_without_the_maps_output_standardization_rebuild_from_the
         torch.testing.assert_close(rebuilt.double().log_prob(x), flow.double().log_prob(x))
     old_config = {key: value for key, value in flow.config.items() if key != "power_standardized"}
     assert len(flow_from_config(old_config).preprocessing) == len(flow.preprocessing) - 1
+
+
+def test_a_column_constant_in_the_fitted_rows_is_left_alone_without_warnings():
+    import warnings
+
+    rows = np.zeros((900, 2))
+    rows[:, 1] = np.random.default_rng(3).lognormal(size=900)
+    rows[5, 0] = 30.0  # one rare value: the evenly spaced rows a map is fitted on never see it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        families = most_likely_families(rows[::3], np.ones(2, dtype=bool))
+        power = fit_power_map(rows[::3], families)
+    assert families[0] is None and (power.lambdas[0], power.shift[0], power.scale[0]) == (1.0, 0.0, 1.0)
+    assert families[1] is not None and power.lambdas[1] != 1.0
