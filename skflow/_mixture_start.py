@@ -39,7 +39,7 @@ from ._mixture_init import (
     quiet_single_threaded,
     selection_splits,
 )
-from ._power_map import MEAN, PowerMap, fit_power_map, most_likely_families
+from ._power_map import MEAN, PowerMap, fit_most_likely_map, fit_power_map
 from ._preprocessing import Preprocessing, make_augment
 
 
@@ -80,9 +80,12 @@ def choose_start(
         return best
     # Each map is judged against the best start without one; the better of those that clearly win is kept.
     about_the_mean = [MEAN if column else None for column in continuous]
+    maps = [(about_the_mean, fit_power_map(plain_every_row, about_the_mean))]
+    likely_families, likely_map = fit_most_likely_map(plain_every_row, continuous)
+    if likely_families != about_the_mean:
+        maps.append((likely_families, likely_map))
     kept, kept_gain = best, -np.inf
-    for families in _unique([about_the_mean, most_likely_families(plain_every_row, continuous)]):
-        power = fit_power_map(plain_every_row, families)
+    for families, power in maps:
         if power.changes_anything():
             start = _power_start(plain, plain_every_row, power, seed)
             gain = power_gain(plain_every_row, families, start.candidate, best, seed)
@@ -96,10 +99,6 @@ def _power_start(plain: Preprocessing, plain_every_row: np.ndarray, power: Power
     power_every_row = power(plain_every_row)[0]
     candidate, _ = choose_mixture(power_every_row, seed)
     return MixtureStart(plain.with_power(power), candidate, power_every_row)
-
-
-def _unique(items: list) -> list:
-    return [item for i, item in enumerate(items) if item not in items[:i]]
 
 
 def _held_out_log_det(transform, plain_rows: np.ndarray, seed: int, device: torch.device) -> float:

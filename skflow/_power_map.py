@@ -88,45 +88,45 @@ class PowerMap:
         return bool((self.lambdas != 1.0).any())
 
 
-def most_likely_families(rows: np.ndarray, columns: np.ndarray) -> list[str | None]:
-    """Per column of ``rows`` (an unweighted sample, standardized) selected by the boolean mask
-    ``columns``, the family whose fitted map makes it most likely as a normal (profile likelihood, the
-    log-det counted); None for the other columns."""
-    families: list[str | None] = [None] * rows.shape[1]
-    with single_threaded():  # hundreds of tiny operations: 8x faster on one thread
-        for j in np.flatnonzero(columns):
-            costs = {}
-            for family in (MEAN, LOWER, UPPER):
-                fitted = _fit_column(rows[:, j], family)
-                if fitted is not None:
-                    costs[family] = _map_cost(rows[:, j], *fitted)
-            families[j] = min(costs, key=costs.get) if costs else None
-    return families
-
-
 def fit_power_map(rows: np.ndarray, families: list[str | None]) -> PowerMap:
     """Per column of ``rows`` (an unweighted sample, standardized), the map of its family under which it is
     most likely as a normal (profile likelihood); the identity where the family is None or the map is
     nearly affine over the column's rows."""
+    with single_threaded():  # hundreds of tiny operations: 8x faster on one thread
+        fitted = [None if family is None else _fit_column(rows[:, j], family) for j, family in enumerate(families)]
+    return _standardized_map(rows, fitted)
+
+
+def fit_most_likely_map(rows: np.ndarray, columns: np.ndarray) -> tuple[list[str | None], PowerMap]:
+    """Per column of ``rows`` (an unweighted sample, standardized) selected by the boolean mask
+    ``columns``, the family whose fitted map makes it most likely as a normal (profile likelihood, the
+    log-det counted; None for the other columns), and the map of those families (:func:`fit_power_map`)."""
+    families: list[str | None] = [None] * rows.shape[1]
+    fitted: list[tuple[float, float, float] | None] = [None] * rows.shape[1]
+    with single_threaded():
+        for j in np.flatnonzero(columns):
+            column = torch.from_numpy(np.ascontiguousarray(rows[:, j]))
+            fits = {family: _fit_column(rows[:, j], family) for family in (MEAN, LOWER, UPPER)}
+            costs = {family: _power_cost(column, *fit) for family, fit in fits.items() if fit is not None}
+            if costs:
+                families[j] = min(costs, key=costs.get)
+                fitted[j] = fits[families[j]]
+    return families, _standardized_map(rows, fitted)
+
+
+def _standardized_map(rows: np.ndarray, fitted: list[tuple[float, float, float] | None]) -> PowerMap:
+    """The map of each column's fitted (lambda, shift, scale), the identity where there is none or it is
+    nearly affine over the column's rows, its output standardized over ``rows``."""
     n_features = rows.shape[1]
     lambdas, shift, scale = np.ones(n_features), np.zeros(n_features), np.ones(n_features)
-    with single_threaded():
-        for j, family in enumerate(families):
-            if family is not None:
-                fitted = _fit_column(rows[:, j], family)
-                if fitted is not None and not _nearly_affine(rows[:, j], *fitted):
-                    lambdas[j], shift[j], scale[j] = fitted
+    for j, column_map in enumerate(fitted):
+        if column_map is not None and not _nearly_affine(rows[:, j], *column_map):
+            lambdas[j], shift[j], scale[j] = column_map
     mapped, _ = PowerMap(lambdas, shift, scale, np.zeros(n_features), np.ones(n_features))(rows)
     mapped_columns = lambdas != 1.0
     out_loc = np.where(mapped_columns, mapped.mean(0), 0.0)
     out_scale = np.where(mapped_columns, mapped.std(0), 1.0)
     return PowerMap(lambdas, shift, scale, out_loc, np.where(out_scale > 0, out_scale, 1.0))
-
-
-def _map_cost(values: np.ndarray, lam: float, shift: float, scale: float) -> float:
-    """Negative mean normal log-likelihood of ``values`` after the map, its log-det counted."""
-    mapped, log_det = PowerMap.of_one_column(lam, shift, scale)(values[:, None])
-    return -float(np.mean(stats.norm.logpdf(mapped[:, 0], mapped.mean(), mapped.std()) + log_det))
 
 
 def _fit_column(values: np.ndarray, family: str) -> tuple[float, float, float] | None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ._bounds import has_bounds
 from ._core import AsinhTails, ToUnbounded
+
+if TYPE_CHECKING:
+    from ._power_map import PowerMap
 
 # A constant column gets this scale (in the user's units) and is modelled as
 # N(value, CONSTANT_COLUMN_SCALE**2): the same floor GaussianMixture's default
@@ -60,8 +64,8 @@ class Preprocessing:
         no_tails = np.zeros_like(self.lower_tails)
         return dataclasses.replace(self, lower_tails=no_tails, upper_tails=no_tails.copy())
 
-    def with_power(self, power) -> Preprocessing:
-        """No asinh tails; instead ``power`` (a :class:`skflow._power_map.PowerMap`): the Yeo-Johnson map
+    def with_power(self, power: PowerMap) -> Preprocessing:
+        """No asinh tails; instead ``power``: the Yeo-Johnson map
         of ``(z - shift) / scale``, ``z`` the standardized column, then standardized again. The shift and
         scale are folded into the standardization, which then places the map's origin."""
         return dataclasses.replace(

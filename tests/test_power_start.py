@@ -5,7 +5,7 @@ import torch
 from scipy import stats
 
 from skflow import FlowDensity
-from skflow._power_map import LOWER, UPPER, PowerMap, fit_power_map, most_likely_families
+from skflow._power_map import LOWER, UPPER, PowerMap, fit_most_likely_map, fit_power_map
 
 
 def standardized(x: np.ndarray) -> np.ndarray:
@@ -16,9 +16,11 @@ def test_a_log_normal_column_gets_its_threshold_and_a_log():
     rng = np.random.default_rng(0)
     x = np.column_stack([rng.lognormal(0.0, 0.7, 5000), 5.0 - rng.lognormal(0.0, 0.5, 5000), rng.normal(size=5000)])
     z = standardized(x)
-    families = most_likely_families(z, np.ones(3, dtype=bool))
+    families, power = fit_most_likely_map(z, np.ones(3, dtype=bool))
     assert families[:2] == [LOWER, UPPER]
-    power = fit_power_map(z, families)
+    refitted = fit_power_map(z, families)
+    for name in ("lambdas", "shift", "scale", "out_loc", "out_scale"):
+        np.testing.assert_array_equal(getattr(power, name), getattr(refitted, name))
     # log(1 + u) = log(z - (shift - scale)) + const: the threshold is shift - scale, and x's zero lies at
     # -mean/std in standardized units (5 for the mirrored column).
     true_thresholds = (0.0 - x.mean(0)) / x.std(0), (5.0 - x.mean(0)) / x.std(0)
@@ -87,7 +89,6 @@ def test_a_column_constant_in_the_fitted_rows_is_left_alone_without_warnings():
     rows[5, 0] = 30.0  # one rare value: the evenly spaced rows a map is fitted on never see it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        families = most_likely_families(rows[::3], np.ones(2, dtype=bool))
-        power = fit_power_map(rows[::3], families)
+        families, power = fit_most_likely_map(rows[::3], np.ones(2, dtype=bool))
     assert families[0] is None and (power.lambdas[0], power.shift[0], power.scale[0]) == (1.0, 0.0, 1.0)
     assert families[1] is not None and power.lambdas[1] != 1.0
