@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import spline_kernel
+
 # Widths and heights share one floor, so that one softmax serves both.
 MIN_BIN_SIZE = 1e-3
 MIN_DERIVATIVE = 1e-3
@@ -255,20 +257,37 @@ class _CouplingSpline(torch.autograd.Function):
     ``params`` (len(transformed), 3K - 1, N); the others pass unchanged.
     Returns the new rows and the log-determinant per row. Traced by autograd,
     the gather, the scatter back and the sum would add three nodes and ~6
-    operations to every step's backward.
+    operations to every step's backward. On the CPU the compiled spline
+    (:mod:`.spline_kernel`) computes both directions where it can be built.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, params: torch.Tensor, transformed: torch.Tensor, bound: float):
+        ctx.transformed, ctx.bound = transformed, bound
+        ctx.library = spline_kernel.load(x, params)
+        if ctx.library is not None:
+            x, params = x.contiguous(), params.contiguous()
+            for_backward = any(ctx.needs_input_grad[:2])
+            y, log_det, probabilities = spline_kernel.forward(ctx.library, x, params, transformed, bound, for_backward)
+            if for_backward:
+                ctx.save_for_backward(x, params, probabilities)
+            return y, log_det
         outputs, log_abs_det, saved = _spline_forward(x.T.index_select(0, transformed), params, bound)
         # Intermediates (and a buffer), as in _ForwardSpline: kept on ctx.
-        ctx.saved, ctx.transformed, ctx.bound = saved, transformed, bound
+        ctx.saved = saved
         return x.index_copy(1, transformed, outputs.T), log_abs_det.sum(0)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y: torch.Tensor, grad_log_det: torch.Tensor):
         transformed = ctx.transformed
+        if ctx.library is not None:
+            x, params, probabilities = ctx.saved_tensors
+            grad_y, grad_log_det = grad_y.contiguous(), grad_log_det.contiguous()
+            grad_x, grad_params = spline_kernel.backward(
+                ctx.library, x, params, probabilities, transformed, ctx.bound, grad_y, grad_log_det
+            )
+            return grad_x, grad_params, None, None
         grad_outputs = grad_y.T.index_select(0, transformed)
         grad_inputs, grad_params = _spline_backward(ctx.saved, ctx.bound, grad_outputs, grad_log_det)
         return grad_y.index_copy(1, transformed, grad_inputs.T), grad_params, None, None
