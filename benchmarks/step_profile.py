@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.speed import machine
+from skflow._core import spline_kernel
 
 RESULTS = Path(__file__).parent / "results" / "step_profile.json"
 
@@ -79,8 +80,12 @@ def _timed_steps(flow, x, trainer, batch: int, steps: int) -> dict[str, float]:
 
 
 def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
-    """Forward seconds per step of the conditioner MLP and of the spline, summed over the coupling layers."""
-    from skflow._core.splines import spline
+    """Forward seconds per step of the conditioner MLP and of the spline, summed over the coupling layers.
+
+    The spline is the layer's own call (:func:`~skflow._core.splines.coupling_spline`): compiled where
+    :mod:`skflow._core.spline_kernel` can build it, PyTorch's otherwise (``SKFLOW_COMPILED_SPLINE=0``).
+    """
+    from skflow._core.splines import coupling_spline
 
     parts = {"conditioner MLP (forward)": 0.0, "spline (forward)": 0.0}
     u = x[:batch]
@@ -95,7 +100,7 @@ def _coupling_split(flow, x, batch: int, steps: int) -> dict[str, float]:
                 params = layer.conditioner.features_major(rows.index_select(0, layer.conditioning))
                 params = params.view(layer.transformed.numel(), layer.params_per_feature, batch)
                 middle = time.thread_time()
-                spline(rows.index_select(0, layer.transformed), params, layer.tail_bound)
+                coupling_spline(u, params, layer.transformed, layer.tail_bound)
                 parts["conditioner MLP (forward)"] += middle - start
                 parts["spline (forward)"] += time.thread_time() - middle
     return {name: seconds / steps for name, seconds in parts.items()}
@@ -186,9 +191,11 @@ def main(argv: list[str] | None = None) -> dict:
     versus = _versus_zuko(args.features, tuple(args.hidden), args.bins, args.batch_size, args.steps, args.repeats)
     table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     total = sum(parts.values())
+    compiled = spline_kernel.load(x, torch.zeros(1, 3 * args.bins - 1, 1, dtype=x.dtype)) is not None
     print(
         f"training step, d={args.features}, 5 spline couplings {tuple(args.hidden)}, {args.bins} bins, "
-        f"batch {args.batch_size}: {1e3 * total:.2f} ms per step (best of {args.repeats} x {args.steps})"
+        f"batch {args.batch_size}: {1e3 * total:.2f} ms per step (best of {args.repeats} x {args.steps}), "
+        f"compiled spline: {compiled}"
     )
     for name, seconds in parts.items():
         print(f"  {name:<28} {1e3 * seconds:7.3f} ms  {100 * seconds / total:5.1f} %")
@@ -204,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "machine": machine(),
         "settings": vars(args) | {"out": str(args.out), "before": str(args.before) if args.before else None},
+        "compiled_spline": compiled,
         "ms_per_step": 1e3 * total,
         "parts_ms": {k: 1e3 * v for k, v in parts.items()},
         "coupling_forward_ms": {k: 1e3 * v for k, v in parts_coupling.items()},
