@@ -40,6 +40,7 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
+    """Where builds are kept: ``$SKFLOW_CACHE_DIR``, else ``$XDG_CACHE_HOME/skflow`` or ``~/.cache/skflow``."""
     if "SKFLOW_CACHE_DIR" in os.environ:
         return Path(os.environ["SKFLOW_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skflow"
@@ -92,7 +93,9 @@ def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
     try:
         with _BUILD_LOCK:
             library = ctypes.CDLL(str(_compile(dtype)))
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        # No compiler, a failed build, no writable cache folder, no home folder (RuntimeError): an
+        # optional speed-up is missing, not an error.
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     shape = [size, size, size, pointer, size, ctypes.c_double]
