@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn import _initialized_linear
-from .splines import n_spline_params, rational_quadratic_spline
+from .splines import coupling_spline, n_spline_params, spline
 from .transforms import Context, Transform, expanded_context
 
 
@@ -70,6 +70,15 @@ class MADE(nn.Module):
                 x = torch.relu_(x)
         return x
 
+    def features_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The same map on transposed rows, ``x`` (inputs, N) to (outputs, N), as :meth:`MLP.features_major`."""
+        layers = [*self.hidden, self.output]
+        for i, layer in enumerate(layers):
+            x = torch.addmm(layer.bias.unsqueeze(-1), layer.weight * getattr(self, f"mask_{i}"), x)
+            if i < len(layers) - 1:
+                x = torch.relu_(x)
+        return x
+
 
 class AutoregressiveSpline(Transform):
     """Every feature through a monotonic spline whose parameters depend on the features before it.
@@ -95,14 +104,16 @@ class AutoregressiveSpline(Transform):
         self.params_per_feature = n_spline_params(n_bins)
         self.conditioner = MADE(order, self.params_per_feature, hidden_units, context_features, generator)
         self.tail_bound = float(tail_bound)
+        # Every feature goes through the spline: the coupling spline's call with all of them transformed.
+        self.register_buffer("features", torch.arange(n_features), persistent=False)
 
     def _params(self, x: torch.Tensor, context: Context) -> torch.Tensor:
+        """Features-major, (features, params_per_feature, rows), the layout the splines run fastest in."""
         inputs = x if context is None else torch.cat([x, expanded_context(context)], dim=1)
-        return self.conditioner(inputs).view(x.shape[0], x.shape[1], self.params_per_feature)
+        return self.conditioner.features_major(inputs.T).view(x.shape[1], self.params_per_feature, x.shape[0])
 
     def forward(self, x, context=None):
-        z, log_derivatives = rational_quadratic_spline(x, self._params(x, context), self.tail_bound)
-        return z, log_derivatives.sum(-1)
+        return coupling_spline(x, self._params(x, context), self.features, self.tail_bound)
 
     def inverse(self, z, context=None):
         # Pass k fixes the feature of degree k for good (its inputs were fixed in the passes
@@ -110,5 +121,6 @@ class AutoregressiveSpline(Transform):
         x = torch.zeros_like(z)
         context = expanded_context(context)  # once, not once per pass
         for _ in range(z.shape[1]):
-            x, log_derivatives = rational_quadratic_spline(z, self._params(x, context), self.tail_bound, inverse=True)
-        return x, log_derivatives.sum(-1)
+            x, log_derivatives = spline(z.T, self._params(x, context), self.tail_bound, inverse=True)
+            x = x.T
+        return x, log_derivatives.sum(0)
