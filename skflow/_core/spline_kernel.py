@@ -46,6 +46,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skflow"
 
 
+@functools.cache
 def _cpu_features() -> str:
     """What -march=native compiles for: the CPU's model and feature flags where the system says them."""
     try:
@@ -103,6 +104,7 @@ def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
     library.coupling_spline_backward.argtypes = [*shape, pointer, pointer, pointer, pointer, pointer, pointer, pointer]
     library.coupling_spline_forward.restype = library.coupling_spline_backward.restype = None
     library.max_bins.restype = ctypes.c_int
+    library.bins_limit = library.max_bins()  # read once here, not at every layer call
     return library
 
 
@@ -111,7 +113,7 @@ def load(x: torch.Tensor, params: torch.Tensor) -> ctypes.CDLL | None:
     if x.device.type != "cpu" or x.dtype not in _PRECISION_FLAGS or params.dtype != x.dtype or not enabled():
         return None
     library = _library(x.dtype)
-    if library is None or (params.shape[-2] + 1) // 3 > library.max_bins():
+    if library is None or (params.shape[-2] + 1) // 3 > library.bins_limit:
         return None
     return library
 
