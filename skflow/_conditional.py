@@ -57,9 +57,26 @@ def check_numeric_target(y, name: str) -> None:
         raise ValueError(f"{name} needs a numeric target, but target column(s) {listed} of y are not numeric")
 
 
-def check_targets(y, n_rows: int, n_targets: int, name: str) -> np.ndarray:
-    """Targets to score against a fitted model: float64 (n_rows, n_targets), infinite values kept, NaN refused."""
+def check_target_names(y, fitted_names, name: str) -> None:
+    """Refuse a DataFrame ``y`` whose column names differ from ``fitted_names`` (``target_names_in_``).
+
+    Scored by position, reordered or renamed targets would give wrong numbers without a word.
+    """
+    columns = getattr(y, "columns", None)
+    if fitted_names is None or columns is None or not all(isinstance(c, str) for c in columns):
+        return
+    if list(columns) != list(fitted_names):
+        raise ValueError(
+            f"y has columns {list(columns)}, but {name} was fitted on targets {list(fitted_names)} "
+            "(in that order): reorder or rename them"
+        )
+
+
+def check_targets(y, n_rows: int, n_targets: int, name: str, fitted_names=None) -> np.ndarray:
+    """Targets to score against a fitted model: float64 (n_rows, n_targets), infinite values kept, NaN refused;
+    a DataFrame's columns must be ``fitted_names`` (:func:`check_target_names`)."""
     check_numeric_target(y, name)
+    check_target_names(y, fitted_names, name)
     y = check_array(y, ensure_2d=False, dtype=np.float64, ensure_all_finite=False, input_name="y")
     Y = y.reshape(y.shape[0], -1)
     if Y.shape != (n_rows, n_targets):

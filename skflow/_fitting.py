@@ -12,6 +12,7 @@ them into a trained flow without importing any estimator.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -171,6 +172,29 @@ def check_learning_rate_and_weight_decay(estimator) -> None:
             "multiplies every weight by (1 - learning_rate * weight_decay) at each step, which must stay positive; "
             "lower weight_decay"
         )
+
+
+def unchanged_on_error(fit_method: Callable) -> Callable:
+    """Decorate a ``fit`` or ``partial_fit``: if it raises, the estimator's attributes are put back as they were.
+
+    Validation sets ``n_features_in_`` and ``feature_names_in_`` before later
+    checks (weights, bounds, too few rows) can fail; without this, a failed
+    re-fit left a model whose ``n_features_in_`` disagreed with its flow, and
+    its next ``score_samples`` failed inside torch. The fitted attributes are
+    replaced, not mutated, by a fit, so a shallow copy restores them.
+    """
+
+    @functools.wraps(fit_method)
+    def guarded(estimator, *args, **kwargs):
+        saved = dict(estimator.__dict__)
+        try:
+            return fit_method(estimator, *args, **kwargs)
+        except BaseException:
+            estimator.__dict__.clear()
+            estimator.__dict__.update(saved)
+            raise
+
+    return guarded
 
 
 def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:

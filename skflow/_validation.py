@@ -14,8 +14,8 @@ def non_numeric_columns(X) -> list[tuple[object, str]]:
     """(column, reason) for each column of a DataFrame or 2-D object/string array that is not numeric.
 
     Lets validation name the offending columns instead of failing on the first
-    string it meets. Values that are neither numbers nor strings (a dict, a
-    list) are left to scikit-learn, which raises its usual ``TypeError``.
+    string it meets, or other values that are not numbers (a pandas
+    ``Period`` or ``Interval``, a dict, a list).
     """
     columns = getattr(X, "columns", None)
     dtypes = getattr(X, "dtypes", None)
@@ -48,7 +48,7 @@ def non_numeric_columns(X) -> list[tuple[object, str]]:
 def _converts_to_float(values: np.ndarray) -> bool:
     try:
         np.asarray(values, dtype=np.float64)
-    except ValueError:  # a string that is not a number; TypeError (dicts, lists) is left to scikit-learn
+    except (ValueError, TypeError):  # a string that is not a number; a Period, Interval, dict or list
         return False
     return True
 

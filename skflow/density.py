@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._bounds import clip_to_support, outside_bounds
 from ._core import Flow, FlowSpec, TrainConfig
@@ -19,6 +19,7 @@ from ._fitting import (
     fit_flow,
     fitted_preprocessing,
     resolve_training_sizes,
+    unchanged_on_error,
     validate_training_data,
 )
 from ._inference import batch_rows, map_in_batches
@@ -278,6 +279,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_error
     def fit(self, X, y=None, sample_weight=None):
         """Fit the flow by (weighted) maximum likelihood.
 
@@ -303,6 +305,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_error
     def partial_fit(self, X, y=None, sample_weight=None):
         """One pass of mini-batch steps over ``X``: train on data that arrives in chunks.
 
@@ -367,6 +370,19 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # float32 input stays float32 here (no full-size float64 copy); each
         # batch is converted to float64 on its way into the flow.
         return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+
+    def _validated_latent(self, Z) -> np.ndarray:
+        # Latent columns are not the data's: their names (transform's pandas
+        # output names them flowdensity0, ...) are not checked, only their number.
+        check_is_fitted(self)
+        check_numeric(Z, type(self).__name__)
+        Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
+        if Z.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
+                "as input (latent points: one coordinate per feature)"
+            )
+        return Z
 
     def _inference_rows(self) -> int:
         config = self.flow_.config
@@ -455,7 +471,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             preimage overflows the float range (through ``exp`` or ``sinh``)
             map to the largest representable value on that side.
         """
-        Z = self._validated(X)
+        Z = self._validated_latent(X)
         X_original = self._map(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
         return clip_to_support(X_original, self.low_, self.high_)
 

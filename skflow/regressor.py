@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
-from ._conditional import check_coverage, check_levels, check_n_samples, check_targets
+from ._conditional import check_coverage, check_levels, check_n_samples, check_target_names, check_targets
 from ._conditional_flow import cdf_and_density, conditional_mean, draws, exact_quantiles, log_density
 from ._core import Flow, FlowSpec, TrainConfig
 from ._ensemble import fit_flows, mixture_draws, mixture_log_density, mixture_quantiles, new_members
@@ -21,6 +21,7 @@ from ._fitting import (
     fit_flow,
     fitted_preprocessing,
     resolve_training_sizes,
+    unchanged_on_error,
 )
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
@@ -256,6 +257,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the conditional flow by (weighted) maximum likelihood of ``y`` given ``X``.
 
@@ -292,6 +294,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         return [self, *self.ensemble_]
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_error
     def partial_fit(self, X, y, sample_weight=None):
         """One pass of mini-batch steps over ``(X, y)``: train on data that arrives in chunks.
 
@@ -384,8 +387,29 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
             infinite or outside ``bounds``; never NaN.
         """
         context = self._validated(X)
-        Y = check_targets(y, context.shape[0], self.n_targets_, type(self).__name__)
+        names = getattr(self, "target_names_in_", None)
+        Y = check_targets(y, context.shape[0], self.n_targets_, type(self).__name__, names)
         return mixture_log_density([log_density(member, context, Y) for member in self._members()])
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Coefficient of determination R² of :meth:`predict`, as for every scikit-learn regressor.
+
+        The conditional log-likelihood is :meth:`score_samples` (tune on it
+        with :func:`skflow.metrics.log_likelihood_scorer`). A DataFrame ``y``
+        must name the targets as in ``fit``, in the same order.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        check_target_names(y, getattr(self, "target_names_in_", None), type(self).__name__)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X) -> np.ndarray:
         """Conditional mean ``E[y | x]``.

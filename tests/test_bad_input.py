@@ -141,7 +141,7 @@ def test_datetime_column_is_refused(X):
 
 
 def test_object_arrays(X):
-    """Numbers stored as objects are converted; strings are named by column; other objects get sklearn's TypeError."""
+    """Numbers stored as objects are converted; strings and other objects that are not numbers are named by column."""
     est = tiny().fit(X.astype(object))
     np.testing.assert_array_equal(est.score_samples(X.astype(object)), tiny().fit(X).score_samples(X))
     strings = X.astype(object)
@@ -155,8 +155,18 @@ def test_object_arrays(X):
     assert tiny().fit(X.tolist()).n_features_in_ == 3
     weird = X.astype(object)
     weird[0, 0] = {"a": 1}
-    with pytest.raises(TypeError, match="argument must be a string or a real number"):
+    with pytest.raises(ValueError, match=r"column\(s\) 0 \(object holding non-numeric values\)"):
         tiny().fit(weird)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [pd.period_range("2020", periods=120, freq="D"), pd.interval_range(0, 120)],
+    ids=["period", "interval"],
+)
+def test_period_and_interval_columns_are_named_in_the_error(X, column):
+    with pytest.raises(ValueError, match="'when'"):
+        tiny().fit(pd.DataFrame(X, columns=["a", "b", "c"]).assign(when=column))
 
 
 def test_sparse_matrices_are_refused(X, fitted):
@@ -382,3 +392,76 @@ def test_only_relative_sample_weights_matter(X, magnitude):
 def test_invalid_parameters(X, params, message):
     with pytest.raises(ValueError, match=message):
         tiny(**params).fit(X)
+
+
+# ------------------------------------------------------------ a failed re-fit
+
+
+@pytest.mark.parametrize(
+    "bad_fit",
+    [
+        lambda est, X3: est.fit(X3, sample_weight=np.r_[1.0, np.zeros(len(X3) - 1)]),
+        lambda est, X3: est.set_params(bounds=(0, 1)).fit(X3),
+        lambda est, X3: est.fit(X3, sample_weight=np.zeros(len(X3))),
+    ],
+    ids=["one-positive-weight", "outside-bounds", "zero-weights"],
+)
+def test_a_failed_refit_leaves_the_fitted_model_as_it_was(X, bad_fit):
+    """Validation sets n_features_in_ before later checks fail: the model must not be left half-updated."""
+    est = tiny().fit(X[:, :2])
+    before = est.score_samples(X[:5, :2])
+    X3 = np.c_[X, X[:, 0]]
+    with pytest.raises(ValueError):
+        bad_fit(est, X3)
+    assert est.n_features_in_ == 2
+    np.testing.assert_array_equal(est.score_samples(X[:5, :2]), before)
+    assert est.sample(3, random_state=0).shape == (3, 2)
+    with pytest.raises(ValueError, match="features"):
+        est.score_samples(X3)
+
+
+def test_a_failed_regressor_refit_leaves_the_fitted_model_as_it_was(X):
+    from skflow import FlowRegressor
+
+    y = X[:, 0] + 0.1 * X[:, 1]
+    reg = FlowRegressor(n_flows=1, n_transforms=1, hidden_units=(8,), max_epochs=2, random_state=0).fit(X[:, 1:], y)
+    before = reg.predict(X[:5, 1:])
+    with pytest.raises(ValueError):
+        reg.fit(X, y, sample_weight=np.zeros(len(y)))
+    assert reg.n_features_in_ == 2
+    np.testing.assert_array_equal(reg.predict(X[:5, 1:]), before)
+
+
+def test_inverse_transform_takes_latent_columns_under_any_names(X):
+    """Latent columns are not the data's: transform's pandas output, or a bare array, must invert silently."""
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = tiny().set_output(transform="pandas").fit(df)
+    Z = est.transform(df)
+    assert list(Z.columns) == list(est.get_feature_names_out())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = est.inverse_transform(Z)
+        back_from_array = est.inverse_transform(Z.to_numpy())
+    np.testing.assert_allclose(np.asarray(back), X, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(back), np.asarray(back_from_array))
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        est.inverse_transform(Z.to_numpy()[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        est.inverse_transform(with_value(Z.to_numpy(), 0, 0, np.nan))
+
+
+def test_regressor_refuses_targets_reordered_or_renamed_after_fit():
+    from skflow import FlowRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 2))
+    Y = pd.DataFrame({"u": X[:, 0] + 0.1 * rng.normal(size=150), "v": 10 + X[:, 1]})
+    reg = FlowRegressor(n_flows=1, n_transforms=1, hidden_units=(8,), max_epochs=2, random_state=0).fit(X, Y)
+    assert reg.score_samples(X, Y).shape == (150,)
+    for wrong in (Y[["v", "u"]], Y.rename(columns={"v": "w"})):
+        with pytest.raises(ValueError, match=r"fitted on targets \['u', 'v'\]"):
+            reg.score_samples(X, wrong)
+        with pytest.raises(ValueError, match=r"fitted on targets \['u', 'v'\]"):
+            reg.score(X, wrong)
+    # Unnamed targets are taken by position, as scikit-learn takes them.
+    np.testing.assert_array_equal(reg.score_samples(X, Y.to_numpy()), reg.score_samples(X, Y))
