@@ -53,8 +53,9 @@ def check_numeric_target(y, name: str) -> None:
         return  # scikit-learn's validation names that problem
     found = non_numeric_columns(values if ndim == 2 else np.asarray(values)[:, None])
     if found:
-        listed = ", ".join(f"{column!r} ({reason})" for column, reason in found)
-        raise ValueError(f"{name} needs a numeric target, but target column(s) {listed} of y are not numeric")
+        listed = ", ".join(f"{problem.column!r} ({problem.reason})" for problem in found)
+        error = TypeError if any(problem.wrong_type for problem in found) else ValueError
+        raise error(f"{name} needs a numeric target, but target column(s) {listed} of y are not numeric")
 
 
 def check_target_names(y, fitted_names, name: str) -> None:

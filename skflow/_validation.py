@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -10,12 +12,24 @@ from sklearn.utils.validation import _check_sample_weight
 __all__ = ["Interval", "StrOptions", "_fit_context", "check_numeric", "drop_zero_weight_rows", "positive_weights"]
 
 
-def non_numeric_columns(X) -> list[tuple[object, str]]:
-    """(column, reason) for each column of a DataFrame or 2-D object/string array that is not numeric.
+class NonNumeric(NamedTuple):
+    """A column that is not numeric: its name or index, why, and whether its values are of a wrong type.
+
+    ``wrong_type``: values that are neither numbers nor strings (a pandas
+    ``Period`` or ``Interval``, a dict), for which scikit-learn's convention
+    is a ``TypeError``; strings that are not numbers get a ``ValueError``.
+    """
+
+    column: object
+    reason: str
+    wrong_type: bool = False
+
+
+def non_numeric_columns(X) -> list[NonNumeric]:
+    """Each column of a DataFrame or 2-D object/string array that is not numeric.
 
     Lets validation name the offending columns instead of failing on the first
-    string it meets, or other values that are not numbers (a pandas
-    ``Period`` or ``Interval``, a dict, a list).
+    value it cannot convert.
     """
     columns = getattr(X, "columns", None)
     dtypes = getattr(X, "dtypes", None)
@@ -24,11 +38,11 @@ def non_numeric_columns(X) -> list[tuple[object, str]]:
         for j, (name, dtype) in enumerate(zip(columns, dtypes)):
             kind = getattr(dtype, "kind", "O")
             if str(dtype) == "category":
-                found.append((name, "categorical"))
+                found.append(NonNumeric(name, "categorical"))
             elif kind in "mM":
-                found.append((name, f"{dtype} (dates and durations are not densities' inputs)"))
-            elif kind not in "biuf" and not _converts_to_float(X.iloc[:, j].to_numpy()):
-                found.append((name, f"{dtype} holding non-numeric values"))
+                found.append(NonNumeric(name, f"{dtype} (dates and durations are not densities' inputs)"))
+            elif kind not in "biuf" and (problem := _float_conversion_problem(name, dtype, X.iloc[:, j].to_numpy())):
+                found.append(problem)
         return found
     if isinstance(X, list | tuple):  # nested lists: look at them as numpy would
         try:
@@ -37,28 +51,34 @@ def non_numeric_columns(X) -> list[tuple[object, str]]:
             return []
     dtype = getattr(X, "dtype", None)
     if dtype is not None and dtype.kind in "mM" and getattr(X, "ndim", 0) == 2:
-        return [(j, f"{dtype} (dates and durations are not densities' inputs)") for j in range(X.shape[1])]
+        return [NonNumeric(j, f"{dtype} (dates and durations are not densities' inputs)") for j in range(X.shape[1])]
     if dtype is not None and dtype.kind in "OUS" and getattr(X, "ndim", 0) == 2:
-        return [
-            (j, f"{dtype} holding non-numeric values") for j in range(X.shape[1]) if not _converts_to_float(X[:, j])
-        ]
+        problems = (_float_conversion_problem(j, dtype, X[:, j]) for j in range(X.shape[1]))
+        return [problem for problem in problems if problem]
     return []
 
 
-def _converts_to_float(values: np.ndarray) -> bool:
+def _float_conversion_problem(column, dtype, values: np.ndarray) -> NonNumeric | None:
     try:
         np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError):  # a string that is not a number; a Period, Interval, dict or list
-        return False
-    return True
+    except ValueError:  # a string that is not a number
+        return NonNumeric(column, f"{dtype} holding non-numeric values")
+    except TypeError as error:  # a Period, Interval, dict or list: numpy's message names the type
+        return NonNumeric(column, f"{dtype} holding values that are not numbers: {error}", wrong_type=True)
+    return None
 
 
 def check_numeric(X, estimator_name: str) -> None:
-    """Raise a ``ValueError`` naming the non-numeric columns of ``X``, if any."""
+    """Raise an error naming the non-numeric columns of ``X``, if any.
+
+    A ``TypeError`` when some column holds values that are neither numbers
+    nor strings (as scikit-learn raises for those), a ``ValueError`` otherwise.
+    """
     found = non_numeric_columns(X)
     if found:
-        listed = ", ".join(f"{name!r} ({reason})" for name, reason in found)
-        raise ValueError(
+        listed = ", ".join(f"{problem.column!r} ({problem.reason})" for problem in found)
+        error = TypeError if any(problem.wrong_type for problem in found) else ValueError
+        raise error(
             f"{estimator_name} needs numeric features, but column(s) {listed} of X are not numeric. "
             "Encode them first (e.g. with OrdinalEncoder: integer codes are then dequantized) or drop them."
         )
