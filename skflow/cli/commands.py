@@ -69,6 +69,19 @@ def model_columns(model: FlowDensity) -> list[str]:
     return [f"x{j}" for j in range(model.n_features_in_)]
 
 
+def _read_for_model(model: FlowDensity | FlowRegressor, path: str):
+    """The data file for a saved model: a header of numbers is read as names where it holds the model's columns."""
+    names = [getattr(model, f"{kind}_names_in_", None) for kind in ("feature", "target")]
+    known = [str(name) for some in names if some is not None for name in some]
+    shown = ", ".join(map(repr, known[:5])) + (", ..." if len(known) > 5 else "")
+    hint = (
+        f"a header of numbers is read as column names where it holds the model's ({shown})"
+        if known
+        else "with --by-position any names will do"
+    )
+    return read_table(path, names=known, numeric_header_hint=hint)
+
+
 def _info(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -103,7 +116,8 @@ def command_fit(args: argparse.Namespace) -> int:
         raise CLIError(f"column {args.sample_weight!r} cannot be both a feature (--columns) and the weight")
     if targets is not None:
         check_target_options(targets, columns, args.sample_weight)
-    frame = read_table(args.data)
+    named = [*(columns or []), *(targets or []), *([args.sample_weight] if args.sample_weight else [])]
+    frame = read_table(args.data, names=named)
     weights = None
     if args.sample_weight is not None:
         weights, frame = _read_weights(frame, args.sample_weight, args.data)
@@ -168,9 +182,9 @@ def command_score(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     named = getattr(model, "feature_names_in_", None) is not None
     if isinstance(model, FlowRegressor):
-        scores = score_regressor(model, read_table(args.data), args)
+        scores = score_regressor(model, _read_for_model(model, args.data), args)
     else:
-        frame = _columns_to_score(model, read_table(args.data), args)
+        frame = _columns_to_score(model, _read_for_model(model, args.data), args)
         frame = check_numeric(frame, args.data, hint="the model needs numbers in every column it was fitted on")
         # An array for a model without names: FlowDensity would warn that the frame's names were not seen in fit.
         scores = model.score_samples(frame if named else frame.to_numpy())
@@ -214,7 +228,7 @@ def command_predict(args: argparse.Namespace) -> int:
             f"{args.model}: holds a FlowDensity, which predicts nothing; fit a regressor with "
             "'skflow fit DATA --target COLUMN -o MODEL' (skflow score gives a density's log-density)"
         )
-    table = predictions(model, read_table(args.data), args)
+    table = predictions(model, _read_for_model(model, args.data), args)
     write_table(table, args.output)
     where = f"; written to {args.output}" if args.output not in (None, "-") else ""
     _info(f"predicted {len(table)} rows: columns {', '.join(table.columns)}{where}")

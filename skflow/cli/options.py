@@ -67,8 +67,10 @@ def _describe(constraints: list) -> str:
     for constraint in constraints:
         if isinstance(constraint, StrOptions):
             parts.append("|".join(words))  # every estimator's words at once (--base)
-        elif isinstance(constraint, Interval):
-            parts.append("INT" if constraint.type is Integral else "FLOAT")
+        elif _integral(constraint):
+            parts.append("INT")
+        elif _real(constraint):
+            parts.append("FLOAT")
         elif constraint == "boolean":
             parts.append("true|false")
         elif constraint in ("random_state", "verbose"):
@@ -80,6 +82,18 @@ def _describe(constraints: list) -> str:
         elif constraint is str:
             parts.append("TEXT")
     return "|".join(dict.fromkeys(parts)) or "VALUE"
+
+
+def _integral(constraint) -> bool:
+    """Whether ``constraint`` takes integers: an Integral interval, or the bare type (``[None, Integral]``)."""
+    return constraint in (Integral, int) or (isinstance(constraint, Interval) and constraint.type is Integral)
+
+
+def _real(constraint) -> bool:
+    """Whether ``constraint`` takes real numbers: a Real interval, or the bare type ``Real``."""
+    return constraint in (Real, float) or (
+        isinstance(constraint, Interval) and constraint.type in (Real, "real_not_int")
+    )
 
 
 def _value_parser(constraints: list, metavar: str):
@@ -100,9 +114,9 @@ def _value_parser(constraints: list, metavar: str):
                     return _BOOLEANS[word]
                 if constraint == "random_state":
                     return None if word == "none" else int(word)
-                if constraint == "verbose" or (isinstance(constraint, Interval) and constraint.type is Integral):
+                if constraint == "verbose" or _integral(constraint):
                     return int(word)
-                if isinstance(constraint, Interval) and constraint.type in (Real, "real_not_int"):
+                if _real(constraint):
                     return float(word)
                 if constraint == "array-like":
                     return _parse_sequence(text)

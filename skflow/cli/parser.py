@@ -27,7 +27,8 @@ examples:
       every FlowDensity parameter, with its default
 
 Data files: .csv, .tsv (optionally compressed: .csv.gz, ...) or .parquet, with a header row; pandas is needed
-(pip install "skflow[pandas]"). Set SKFLOW_DEBUG=1 to see a traceback on errors.
+(pip install "skflow[pandas]"). A first column without a name that holds row labels (the index that pandas'
+to_csv writes unless index=False) is ignored, with a note. Set SKFLOW_DEBUG=1 to see a traceback on errors.
 """
 
 FIT_EPILOG = """\
@@ -44,6 +45,8 @@ Values: ints and floats as usual, tuples with commas (--hidden-units 64,64), tru
 --bounds takes one pair for every column (--bounds 0,1) or one pair per column separated by ';'
 (--bounds "0,none;none,none;0,1"). Progress and a summary go to stderr; --verbose 0 silences them.
 The model's column names are saved with it: skflow score matches columns by name.
+A header of numbers only (2019,2020,2021) is taken for a missing header and refused, unless the command names
+some of its columns (--columns 2019,2020,2021, or --target, --sample-weight): then they are the column names.
 
 --target COLUMN[,COLUMN...] fits a FlowRegressor instead: the conditional density of the target column(s)
 (jointly, for several) given the feature columns, which are --columns or every other column (but the weight).
@@ -126,7 +129,12 @@ def _add_fit(commands, formatter) -> None:
     fit.add_argument(
         "-o", "--output", required=True, metavar="MODEL", help="where to save the model (e.g. model.skflow)"
     )
-    fit.add_argument("--columns", metavar="A,B,...", help="fit on these columns only (default: all columns)")
+    fit.add_argument(
+        "--columns",
+        metavar="A,B,...",
+        help="fit on these columns only (default: all columns); also how to use a header of numbers such as years "
+        "(--columns 2019,2020,2021), which is otherwise refused as a missing header",
+    )
     fit.add_argument(
         "--target",
         metavar="COLUMN[,...]",

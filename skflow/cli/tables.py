@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import CLIError, one_line
@@ -45,8 +46,23 @@ def _repeated(names: list[str]) -> list[str]:
     return list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
 
 
-def read_table(path: str):
-    """Read a CSV/TSV/Parquet file with a header row into a DataFrame, or raise CLIError saying why not."""
+NUMERIC_HEADER_HINT = (
+    "if these numbers are the column names (years, say), name the columns to use with --columns "
+    "(e.g. --columns {example})"
+)
+
+
+def read_table(path: str, names: Iterable[str] = (), numeric_header_hint: str = NUMERIC_HEADER_HINT):
+    """Read a CSV/TSV/Parquet file with a header row into a DataFrame, or raise CLIError saying why not.
+
+    A first line of numbers only (``1.5,2,7``) is taken for data without a header and refused, unless it holds one
+    of ``names``, the columns the command was asked for (``--columns``, ``--target``, a model's columns): then it is
+    a header of numeric names (``2019,2020,2021``). ``numeric_header_hint`` ends the refusal: how to say so
+    (``{example}`` in it: the first names, comma-separated).
+
+    A first column without a name (``,a,b``) that holds row labels, as ``DataFrame.to_csv`` writes its index by
+    default, is dropped with a note on stderr; any other column without a name is an error.
+    """
     pd = pandas_module()
     kind = _file_format(path, READ_FORMATS)
     file = Path(path)
@@ -61,9 +77,10 @@ def read_table(path: str):
             header = [str(c) for c in frame.columns]
         else:
             frame = pd.read_csv(file, sep=sep)
-            # pandas silently renames a repeated header name ("a,a" -> a, a.1); the raw header shows the repeat.
+            # pandas silently renames a repeated header name ("a,a" -> a, a.1) and an empty one ("Unnamed: 2");
+            # the raw header shows them.
             raw = pd.read_csv(file, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
-            header = [c for c in raw.iloc[0] if c]  # pandas names empty ones "Unnamed: N", distinct
+            header = list(raw.iloc[0])
     except ImportError as exc:
         raise CLIError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow ({exc})") from None
     except pd.errors.EmptyDataError:
@@ -81,15 +98,55 @@ def read_table(path: str):
     if frame.shape[0] == 0:
         raise CLIError(f"{path}: a header but no data rows")
     frame.columns = [str(c) for c in frame.columns]
-    if kind != "parquet" and all(_looks_numeric(c) for c in frame.columns):
+    numeric = all(_looks_numeric(c) for c in frame.columns)
+    if kind != "parquet" and numeric and not set(names) & set(frame.columns):
+        example = ",".join(frame.columns[:3]) + (",..." if frame.shape[1] > 3 else "")
         raise CLIError(
             f"{path}: the first line holds numbers, not column names; add a header row (e.g. x0,x1,...) "
-            "so that columns can be matched by name"
+            f"so that columns can be matched by name; {numeric_header_hint.format(example=example)}"
         )
-    repeated = _repeated(header)
+    repeated = _repeated([name for name in header if name.strip()])
     if repeated:
         raise CLIError(f"{path}: the header repeats the column name(s) {_names(repeated)}; give each column its own")
-    return frame
+    return _without_row_labels(frame, header, path)
+
+
+def _without_row_labels(frame, header: list[str], path: str):
+    """``frame`` without its first column where that has no name and holds row labels (a written index), with a
+    note on stderr; CLIError for any other column without a name."""
+    n_columns = frame.shape[1]
+    unnamed = [j for j, name in enumerate(header[:n_columns]) if not name.strip()]
+    if not unnamed:
+        return frame
+    position = next((j for j in unnamed if j > 0), 0)
+    if position > 0:
+        at_end = " (a separator at the end of the header line?)" if position == n_columns - 1 else ""
+        raise CLIError(
+            f"{path}: column {position + 1} of {n_columns} has no name in the header{at_end}; "
+            "give every column a name in the header row"
+        )
+    labels = frame.iloc[:, 0]
+    if n_columns == 1 or not _looks_like_row_labels(labels):
+        raise CLIError(
+            f"{path}: the first column has no name in the header (and its values are not row labels, such as "
+            "the index DataFrame.to_csv writes); name it in the header row, or remove it"
+        )
+    shown = ", ".join(map(str, labels.iloc[:3])) + (", ..." if len(labels) > 3 else "")
+    print(
+        f"skflow: note: {path}: the first column has no name and holds row labels ({shown}), as DataFrame.to_csv "
+        "writes its index: not used as data (write the file with index=False to leave it out)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return frame.iloc[:, 1:]
+
+
+def _looks_like_row_labels(column) -> bool:
+    """Whether a column holds row labels: distinct integers (0, 1, 2, ... or a subset's) or distinct texts."""
+    pd = pandas_module()
+    integers = pd.api.types.is_integer_dtype(column)
+    texts = not pd.api.types.is_numeric_dtype(column)  # bool counts as numeric
+    return (integers or texts) and column.notna().all() and column.is_unique
 
 
 def _looks_numeric(name: str) -> bool:
