@@ -37,7 +37,7 @@ class _Stop(Exception):
     pass
 
 
-def _child(n_rows: int, n_features: int, batch_size: int, stop_at_start: bool = False) -> dict:
+def _child(n_rows: int, n_features: int, batch_size: int, stop_at_start: bool = False, flow: str = "auto") -> dict:
     import torch
 
     from skflow import FlowDensity
@@ -53,7 +53,7 @@ def _child(n_rows: int, n_features: int, batch_size: int, stop_at_start: bool = 
             if stop_at_start:
                 raise _Stop
 
-    est = FlowDensity(max_epochs=1, batch_size=batch_size, random_state=0, callback=at_start)
+    est = FlowDensity(max_epochs=1, batch_size=batch_size, flow=flow, random_state=0, callback=at_start)
     if not _reset_peak():
         return {"error": "needs Linux /proc/self/clear_refs and /proc/self/status"}
     before = _rss_bytes("VmRSS")
@@ -66,6 +66,8 @@ def _child(n_rows: int, n_features: int, batch_size: int, stop_at_start: bool = 
         "n_rows": n_rows,
         "n_features": n_features,
         "batch_size": batch_size,
+        "flow": flow,
+        "flow_kind": getattr(est, "flow_kind_", None),
         "input_bytes": X.nbytes,
         "seconds": time.perf_counter() - start,
         "peak_growth_bytes": readings,
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--features", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--flow", default="auto", help="FlowDensity's flow parameter")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/fit_memory.json)")
     parser.add_argument(
         "--stop-at-start",
@@ -88,11 +91,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = _child(args.rows, args.features, args.batch_size, args.stop_at_start)
+        result = _child(args.rows, args.features, args.batch_size, args.stop_at_start, args.flow)
         print(json.dumps(result))
         return result
     command = [sys.executable, "-m", "benchmarks.fit_memory", "--child", "--rows", str(args.rows)]
-    command += ["--features", str(args.features), "--batch-size", str(args.batch_size)]
+    command += ["--features", str(args.features), "--batch-size", str(args.batch_size), "--flow", args.flow]
     command += ["--stop-at-start"] if args.stop_at_start else []
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)

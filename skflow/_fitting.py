@@ -299,6 +299,7 @@ def fit_flow(
         if start.preprocessing is not preprocessing:  # the asinh tails were dropped
             preprocessing = start.preprocessing
             flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
+            del train_x  # not kept beside its replacement: the training rows are the largest array of a fit
             train_x, train_w = training_rows(flow, X, weights, device)
     augment = make_augment(preprocessing, device)
     if start is not None:

@@ -76,10 +76,17 @@ def mixture_rows(
     validation_fraction: float,
     seed: int,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+    row_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> np.ndarray:
     """The float64 rows the mixture is fitted on: the training part (not the validation rows
     ``train_flow`` will hold out with the same seed), resampled by weight or subsampled to at most
-    ``MAX_ROWS``, with one draw of the training noise (dequantization), all seeded by ``seed``."""
+    ``MAX_ROWS``, with one draw of the training noise (dequantization), all seeded by ``seed``.
+
+    ``row_map``, a map of each row on its own, is applied to the selected rows
+    before the noise: the result is that of mapping every row first, without
+    a full-size copy of the mapped rows (the selection depends only on the
+    number of rows, the weights and the seed).
+    """
     generator = torch.Generator().manual_seed(seed)
     train_idx, _ = validation_split(rows.shape[0], validation_fraction, generator, rows.device)
     # None: nothing is held out, every row trains.
@@ -91,6 +98,8 @@ def mixture_rows(
     elif train_idx.size > MAX_ROWS:
         train_idx = np.sort(rng.choice(train_idx, size=MAX_ROWS, replace=False))
     selected = rows[torch.as_tensor(train_idx, device=rows.device)]
+    if row_map is not None:
+        selected = row_map(selected)
     if augment is not None:
         noise = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         selected = augment(selected, noise)

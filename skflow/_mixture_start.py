@@ -66,9 +66,12 @@ def choose_start(
         tails = AsinhTails(torch.from_numpy(preprocessing.lower_tails), torch.from_numpy(preprocessing.upper_tails))
         tails = tails.double().to(device)
         plain = preprocessing.without_tails()
-        with torch.no_grad():
-            plain_rows = tails.inverse(train_x.double())[0].float()
-        plain_every_row = mixture_rows(plain_rows, weights, 0.0, seed, make_augment(plain, device))
+
+        @torch.no_grad()
+        def without_tails(rows: torch.Tensor) -> torch.Tensor:
+            return tails.inverse(rows.double())[0].float()
+
+        plain_every_row = mixture_rows(train_x, weights, 0.0, seed, make_augment(plain, device), without_tails)
         # The same rows in both: row i of every_row is asinh(plain_every_row[i]), so its log-det converts
         # the asinh'd score to standardized units.
         starts[0] = (score + _held_out_log_det(tails, plain_every_row, seed, device), starts[0][1])

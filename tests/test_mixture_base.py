@@ -360,3 +360,20 @@ def test_a_power_map_that_only_wins_by_noise_is_not_kept():
     est = FlowDensity(random_state=0).fit(scaler.transform(train))
     assert not est.flow_.config["power"]
     assert est.score(scaler.transform(test)) > -10.5
+
+
+def test_mixture_rows_map_the_selected_rows_as_if_every_row_were_mapped_first():
+    """The start maps only the (at most 20,000) rows the mixture sees, not a full-size copy: same result."""
+    from skflow._mixture_init import MAX_ROWS, mixture_rows
+
+    rows = torch.randn(MAX_ROWS + 500, 3, generator=torch.Generator().manual_seed(0))
+    weights = np.ones(rows.shape[0])
+    weights[::7] = 3.0
+
+    def row_map(x):
+        return torch.sinh(x.double()).float()
+
+    for w in (np.ones(rows.shape[0]), weights):
+        np.testing.assert_array_equal(
+            mixture_rows(rows, w, 0.1, 3, None, row_map), mixture_rows(row_map(rows), w, 0.1, 3, None)
+        )
