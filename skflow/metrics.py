@@ -7,8 +7,10 @@ distribution.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import check_array
 
 __all__ = ["LogLikelihoodScorer", "crps", "interval_coverage", "log_likelihood_scorer"]
 
@@ -22,7 +24,22 @@ class LogLikelihoodScorer:
     in their own units, rather than by R². Called as ``scorer(estimator, X, y,
     sample_weight=None)``; ``estimator`` may be a Pipeline ending in a
     FlowRegressor. A point outside the model's ``bounds`` scores ``-inf``, and so
-    does the mean over a fold holding one.
+    does the mean over a fold holding one (unless its weight is zero).
+
+    An unconditional density, whose ``score_samples(X)`` takes no targets
+    (:class:`~skflow.FlowDensity`, :class:`~skflow.FlowOutlierDetector`,
+    ``GaussianMixture``), is scored by the mean of ``score_samples(X)`` and
+    ``y`` is ignored, as its ``score(X, y=None)`` ignores it; this equals its
+    default ``score``, so the scorer can be used for every skflow model alike.
+    A conditional model needs ``y``: ``y=None`` raises a ValueError.
+
+    Raises
+    ------
+    TypeError
+        If the estimator (or the Pipeline's last step) has no ``score_samples``.
+    ValueError
+        If a conditional model gets ``y=None``, or ``sample_weight`` is not one
+        finite, non-negative weight per row of ``X`` with a positive sum.
 
     Examples
     --------
@@ -43,11 +60,29 @@ class LogLikelihoodScorer:
     ['n_transforms']
     """
 
-    def __call__(self, estimator, X, y, sample_weight=None) -> float:
+    def __call__(self, estimator, X, y=None, sample_weight=None) -> float:
         if hasattr(estimator, "steps"):  # a Pipeline: transform X through all but the last step
             X, estimator = estimator[:-1].transform(X), estimator[-1]
-        log_density = estimator.score_samples(X, y)
-        return float(np.average(log_density, weights=sample_weight))
+        score_samples = getattr(estimator, "score_samples", None)
+        if score_samples is None:
+            raise TypeError(
+                f"log_likelihood_scorer needs an estimator with score_samples (a FlowRegressor, FlowDensity or "
+                f"a Pipeline ending in one); {type(estimator).__name__} has none"
+            )
+        if _takes_targets(score_samples, y):
+            if y is None:
+                raise ValueError(
+                    f"log_likelihood_scorer scores log p(y | X) for the conditional model {type(estimator).__name__}, "
+                    "so it needs the targets y; got y=None"
+                )
+            log_density = np.asarray(score_samples(X, y), dtype=np.float64)
+        else:  # an unconditional density: y is ignored, as by its score(X, y=None)
+            log_density = np.asarray(score_samples(X), dtype=np.float64)
+        if sample_weight is None:
+            return float(np.mean(log_density))
+        weights = _checked_weights(sample_weight, log_density.shape[0])
+        kept = weights > 0  # a zero weight drops its row, even one scoring -inf
+        return float(np.average(log_density[kept], weights=weights[kept]))
 
     def __repr__(self) -> str:
         return "log_likelihood_scorer"
@@ -55,6 +90,30 @@ class LogLikelihoodScorer:
 
 #: The scorer instance to pass as ``scoring=`` (see :class:`LogLikelihoodScorer`).
 log_likelihood_scorer = LogLikelihoodScorer()
+
+
+def _takes_targets(score_samples, y) -> bool:
+    """Whether ``score_samples`` is conditional: ``score_samples(X, y)`` rather than ``score_samples(X)``."""
+    try:
+        parameters = list(inspect.signature(score_samples).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: pass y where there is one
+        return y is not None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 2:
+        return True
+    return y is not None and any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def _checked_weights(sample_weight, n_rows: int) -> np.ndarray:
+    """``sample_weight`` as a 1-D float array of ``n_rows`` finite, non-negative weights with a positive sum."""
+    weights = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
+    if weights.ndim != 1 or weights.shape[0] != n_rows:
+        raise ValueError(
+            f"sample_weight must hold one weight per row of X: got shape {weights.shape}, X has {n_rows} rows"
+        )
+    if (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError("sample_weight must be non-negative with a positive sum")
+    return weights
 
 
 def crps(y_true, y_samples) -> float:
@@ -88,7 +147,7 @@ def crps(y_true, y_samples) -> float:
     """
     y = check_array(y_true, ensure_2d=False, dtype=np.float64, input_name="y_true")
     samples = check_array(y_samples, dtype=np.float64, input_name="y_samples")
-    check_consistent_length(y, samples)
+    _check_rows(y, samples, "y_samples")
     if y.ndim != 1:
         raise ValueError(f"y_true must be 1-D, got shape {y.shape}")
     m = samples.shape[1]
@@ -122,7 +181,13 @@ def interval_coverage(y_true, intervals) -> float:
     """
     y = check_array(y_true, ensure_2d=False, dtype=np.float64, input_name="y_true")
     bounds = check_array(intervals, dtype=np.float64, input_name="intervals")
-    check_consistent_length(y, bounds)
+    _check_rows(y, bounds, "intervals")
     if y.ndim != 1 or bounds.shape[1] != 2:
         raise ValueError(f"expected y_true of shape (n,) and intervals of shape (n, 2), got {y.shape}, {bounds.shape}")
     return float(np.mean((bounds[:, 0] <= y) & (y <= bounds[:, 1])))
+
+
+def _check_rows(y: np.ndarray, per_row: np.ndarray, name: str) -> None:
+    """Raise a ValueError naming both arguments unless ``per_row`` has one row per entry of ``y_true``."""
+    if per_row.shape[0] != y.shape[0]:
+        raise ValueError(f"{name} must have one row per entry of y_true: got {per_row.shape[0]} rows for {y.shape[0]}")

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._fitting import unchanged_on_error
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._validation import Interval, StrOptions, _fit_context, check_numeric
 from .density import FlowDensity
@@ -34,9 +35,13 @@ class FlowOutlierDetector(SafePersistenceMixin, OutlierMixin, BaseEstimator):
         Every flow setting lives in this one object rather than being repeated
         here, so the detector cannot drift from ``FlowDensity``'s parameters
         and their documentation, and each one is tuned with scikit-learn's
-        nested-parameter syntax, as for a Pipeline step: for example
-        ``GridSearchCV(detector, {"density__n_transforms": [2, 4]})`` or
-        ``detector.set_params(density__random_state=0)``.
+        nested-parameter syntax, as for a Pipeline step, once ``density`` is
+        a ``FlowDensity``: for example ``GridSearchCV(FlowOutlierDetector(
+        density=FlowDensity()), {"density__n_transforms": [2, 4]})`` or
+        ``FlowOutlierDetector(density=FlowDensity()).set_params(
+        density__random_state=0)``. With ``density=None`` there are no
+        ``density__`` parameters (as with an ``estimator=None`` default in
+        scikit-learn), and setting one raises a ValueError.
     contamination : "auto" or float, default="auto"
         Expected proportion of outliers in the training data.
 
@@ -92,6 +97,18 @@ class FlowOutlierDetector(SafePersistenceMixin, OutlierMixin, BaseEstimator):
     30
     >>> detector.predict([[0.0, 0.0], [6.0, 6.0]])
     array([ 1, -1])
+
+    Tune the flow through the nested ``density__`` parameters of an explicit
+    ``FlowDensity``, scored by the held-out mean log-likelihood:
+
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> search = GridSearchCV(
+    ...     FlowOutlierDetector(density=FlowDensity(max_epochs=2, random_state=0)),
+    ...     {"density__n_transforms": [1, 2]},
+    ...     cv=2,
+    ... ).fit(X)
+    >>> sorted(search.best_params_)
+    ['density__n_transforms']
     """
 
     _parameter_constraints: dict = {
@@ -107,7 +124,36 @@ class FlowOutlierDetector(SafePersistenceMixin, OutlierMixin, BaseEstimator):
         self.contamination = contamination
         self.random_state = random_state
 
+    def set_params(self, **params):
+        """Set the parameters of this detector, and of its density as ``density__<parameter>``.
+
+        Parameters
+        ----------
+        **params : dict
+            Detector parameters, and ``density__<parameter>`` for those of
+            ``density`` (which must then be a ``FlowDensity``, not None).
+
+        Returns
+        -------
+        self : FlowOutlierDetector
+
+        Raises
+        ------
+        ValueError
+            For a ``density__`` parameter while ``density`` is None: there is
+            no density object to set it on until one is passed.
+        """
+        nested = sorted(key for key in params if key.startswith("density__"))
+        if nested and params.get("density", self.density) is None:
+            raise ValueError(
+                f"cannot set {', '.join(nested)} on a FlowOutlierDetector with density=None: pass a density first, "
+                "e.g. FlowOutlierDetector(density=FlowDensity()), or set_params(density=FlowDensity(...)) with the "
+                "settings you want"
+            )
+        return super().set_params(**params)
+
     @_fit_context(prefer_skip_nested_validation=False)
+    @unchanged_on_error
     def fit(self, X, y=None, sample_weight=None):
         """Fit the density and set the threshold ``offset_``.
 

@@ -172,3 +172,47 @@ def test_failed_save_leaves_the_existing_detector_file_intact(fitted, tmp_path, 
     with pytest.raises(OSError, match="disk full"):
         fitted.save(path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["detector.skflow"]
+
+
+def test_nested_parameters_need_an_explicit_density():
+    """density=None has no density__ parameters: a clear ValueError, not AttributeError on None."""
+    default = FlowOutlierDetector()
+    with pytest.raises(ValueError, match=r"density__random_state.*density=None.*FlowDensity\(\)"):
+        default.set_params(density__random_state=0)
+    assert default.density is None  # nothing was changed
+    with pytest.raises(ValueError, match="density=None"):
+        default.set_params(contamination=0.1, density__n_transforms=1)
+    assert default.contamination == "auto"  # checked before any parameter is set
+    # With a density (already there, or passed in the same call) the nested parameters are set on it.
+    detector = FlowOutlierDetector(density=FlowDensity()).set_params(density__random_state=0)
+    assert detector.get_params()["density__random_state"] == 0
+    detector = FlowOutlierDetector().set_params(density=FlowDensity(), density__n_transforms=1)
+    assert detector.density.n_transforms == 1 and detector.get_params()["density__n_transforms"] == 1
+    assert FlowOutlierDetector().set_params(density=None, contamination=0.2).contamination == 0.2
+
+
+def test_grid_search_over_an_explicit_density_then_save_and_load(blobs, tmp_path):
+    density = fast_density(max_epochs=2, n_transforms=1, device="cpu")
+    search = GridSearchCV(
+        FlowOutlierDetector(density=density), {"density__n_transforms": [1], "density__random_state": [0, 1]}, cv=2
+    ).fit(blobs[:200])
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_
+    assert best.density_.random_state == search.best_params_["density__random_state"]
+    assert density.random_state == 0  # the template is cloned, never set
+    best.save(tmp_path / "best.skflow")
+    restored = FlowOutlierDetector.load(tmp_path / "best.skflow")
+    np.testing.assert_array_equal(restored.decision_function(blobs), best.decision_function(blobs))
+    nested = {key: value for key, value in best.get_params().items() if key != "density"}
+    assert {key: value for key, value in restored.get_params().items() if key != "density"} == nested
+
+
+def test_a_failed_refit_leaves_the_fitted_detector_as_it_was():
+    X = np.random.default_rng(0).normal(size=(150, 2))
+    detector = FlowOutlierDetector(density=FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=2), random_state=0)
+    detector.fit(X)
+    before = detector.decision_function(X[:5])
+    with pytest.raises(ValueError):
+        detector.fit(np.c_[X, X[:, 0]], sample_weight=np.zeros(len(X)))
+    assert detector.n_features_in_ == 2
+    np.testing.assert_array_equal(detector.decision_function(X[:5]), before)
