@@ -92,8 +92,11 @@ def scaled_log_prob(flow: Flow, scale: torch.Tensor, y: torch.Tensor, context: t
 
 def upgrade_regressor_state(state: dict) -> dict:
     """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated),
-    before ensembles (its model is one flow) or before the linear start (its flow started at the normal)."""
+    before ensembles (its model is one flow), before the linear start (its flow started at the normal) or
+    before ``flow="auto"`` (its ``flow`` is the kind it has)."""
     state = dict(state)
+    if "flow_" in state and "flow_kind_" not in state:
+        state["flow_kind_"] = state.get("flow", "spline")
     if "calibrate" not in state:
         state["calibrate"] = False
     if "flow_" in state and "latent_scale_" not in state:

@@ -20,6 +20,7 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
+from ._conditional_flow import cdf_and_density, exact_quantiles
 from ._fitting import draw_seed
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
@@ -76,6 +77,20 @@ def mixture_log_density(log_densities: list[np.ndarray]) -> np.ndarray:
     stacked = np.stack(log_densities)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows where every member is -inf stay -inf
         return logsumexp(stacked, axis=0) - np.log(len(log_densities))
+
+
+def ensemble_quantiles(members: list, context: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The quantiles (n_rows, n_levels) of the equal-weight mixture of one-target flows ``members``: each
+    flow's exact quantiles, or for several flows the mixture's, solved between theirs."""
+    quantiles = np.stack([exact_quantiles(member, context, levels) for member in members])
+    if len(quantiles) == 1:
+        return quantiles[0]
+
+    def mixture_cdf_and_density(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = [cdf_and_density(member, context, points, rows) for member in members]
+        return tuple(np.mean(parts, axis=0) for parts in zip(*values, strict=True))
+
+    return mixture_quantiles(mixture_cdf_and_density, quantiles, levels)
 
 
 def mixture_quantiles(

@@ -1,19 +1,18 @@
-"""Training glue shared by the estimators: capacity from the data, build the flow, train it, report.
+"""Training glue shared by the estimators: build the flow, train it, report.
 
 The estimators hold the parameters (read here by name: ``flow``,
 ``n_transforms``, ``n_bins``, ``tail_bound``, ``learning_rate``,
 ``max_epochs``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
 ``weight_decay``, ``callback``, ``verbose``, ``random_state``, and ``base``
 where it has one) and their
-resolved ``hidden_units_``, ``batch_size_`` and ``device_``; this module turns
-them into a trained flow without importing any estimator.
+resolved ``flow_kind_``, ``hidden_units_``, ``batch_size_`` (``_auto_parameters``) and
+``device_``; this module turns them into a trained flow without importing any estimator.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_r
 
 # Parameter constraints shared by the estimators that fit one flow (scikit-learn's _parameter_constraints).
 FLOW_PARAMETER_CONSTRAINTS: dict = {
-    "flow": [StrOptions({"spline", "affine", "autoregressive"})],
+    "flow": [StrOptions({"auto", "spline", "affine", "autoregressive"})],
     "n_transforms": [Interval(Integral, 1, None, closed="left")],
     "hidden_units": [StrOptions({"auto"}), "array-like"],
     "n_bins": [Interval(Integral, 2, 333, closed="both")],
@@ -94,75 +93,6 @@ class EpochInfo:
     train_loss: float | None
     validation_score: float | None
     log_density: Callable[..., np.ndarray]
-
-
-def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
-    """Conditioner width: grows with the dimension, capped on small data, wide on large data.
-
-    Chosen from the density benchmark (docs/benchmarks.md, figures in
-    benchmarks/results/): below 2,000 rows the sets tried overfit within
-    10-30 epochs at width 64; from 5,000 rows even 2-dimensional data gains
-    from width 128.
-    """
-    width = int(np.clip(8 * n_features, 32, 128))
-    if n_samples < 2000:
-        width = min(width, 64)
-    elif n_samples >= 5000:
-        width = 128
-    return (width, width)
-
-
-def auto_batch_size(n_samples: int) -> int:
-    """Small batches (more, noisier steps) on small data; 256 from about 8,000 rows."""
-    return int(np.clip(n_samples // 32, 32, 256))
-
-
-def resolve_hidden_units(hidden_units, n_samples: int, n_features: int) -> tuple[int, ...]:
-    if isinstance(hidden_units, str):
-        return auto_hidden_units(n_samples, n_features)
-    units = tuple(hidden_units)
-    if not units or not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in units):
-        raise ValueError(f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {hidden_units!r}")
-    return tuple(int(h) for h in units)
-
-
-def resolve_batch_size(batch_size, n_samples: int) -> int:
-    return auto_batch_size(n_samples) if batch_size == "auto" else int(batch_size)
-
-
-# max_epochs="auto": from this many rows, training may run past 100 epochs to take this many optimizer steps.
-AUTO_EPOCHS_MIN_ROWS = 5000
-AUTO_EPOCHS_MIN_STEPS = 10_000
-
-
-def resolve_max_epochs(max_epochs, n_samples: int, batch_size: int, validation_fraction: float) -> int:
-    """``max_epochs``, or for "auto" 100 epochs, and on 5,000 rows or more enough for 10,000 optimizer steps.
-
-    From 1,000 to 8,000 rows ``auto_batch_size`` makes an epoch about 29
-    steps, so 100 epochs are 2,900 steps whatever the size: on 8,000 and
-    20,000 rows (deterministic_7d, lognormal_8d, counts_3d in the benchmark)
-    training was still improving at epoch 100 and gained 0.4 nats, 0.008 and
-    0.002 nats per dimension from the longer schedule; the sets that stop
-    early by patience were unchanged (docs/benchmarks.md). Below 5,000 rows
-    the small sets' tuning stays as it was.
-    """
-    if max_epochs != "auto":
-        return int(max_epochs)
-    if n_samples < AUTO_EPOCHS_MIN_ROWS:
-        return TrainConfig.max_epochs
-    n_train = n_samples - math.floor(validation_fraction * n_samples)
-    steps_per_epoch = math.ceil(n_train / batch_size)
-    return max(TrainConfig.max_epochs, math.ceil(AUTO_EPOCHS_MIN_STEPS / steps_per_epoch))
-
-
-def resolve_training_sizes(estimator, n_samples: int, n_features: int) -> None:
-    """Set ``estimator``'s ``hidden_units_``, ``batch_size_`` and ``max_epochs_`` from its parameters and the
-    data's size (``n_features``: every column the conditioners see, a regressor's targets and features)."""
-    estimator.hidden_units_ = resolve_hidden_units(estimator.hidden_units, n_samples, n_features)
-    estimator.batch_size_ = resolve_batch_size(estimator.batch_size, n_samples)
-    estimator.max_epochs_ = resolve_max_epochs(
-        estimator.max_epochs, n_samples, estimator.batch_size_, estimator.validation_fraction
-    )
 
 
 def check_learning_rate_and_weight_decay(estimator) -> None:
@@ -381,7 +311,7 @@ def new_flow(
     """The untrained flow (learned part in float32, fixed part in float64) on ``estimator.device_``."""
     return build_flow(
         n_features,
-        flow=estimator.flow,
+        flow=estimator.flow_kind_,
         n_transforms=estimator.n_transforms,
         hidden_units=estimator.hidden_units_,
         n_bins=estimator.n_bins,

@@ -46,3 +46,14 @@ def map_in_batches(
                 output = np.empty((n_rows, *result.shape[1:]), dtype=dtype)
             output[start : start + rows] = result
     return output
+
+
+def sample_in_batches(flow, n_samples: int, n_features: int, rows: int, generator: torch.Generator) -> np.ndarray:
+    """``n_samples`` draws of ``flow`` as float64, ``rows`` at a time, filled in place: the output is the only
+    full-size array."""
+    samples = np.empty((n_samples, n_features))
+    with torch.inference_mode():
+        for start in range(0, n_samples, rows):
+            size = min(rows, n_samples - start)
+            samples[start : start + size] = to_numpy(flow.sample(size, generator))
+    return samples

@@ -141,10 +141,13 @@ def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
     before the mixture base: the flow's config has no ``"base"`` and the state
     no ``base`` parameter (or, from the safe format, the new default filled
     in); such a model has a standard-normal base, so ``base`` is "normal"
-    and ``n_components_`` 1.
+    and ``n_components_`` 1. Fitted before ``flow="auto"``: no ``flow_kind_``;
+    its ``flow`` is the kind it has.
     """
     state = dict(state)
     stored_flow = state.get("flow_")
+    if stored_flow is not None and "flow_kind_" not in state:
+        state["flow_kind_"] = state.get("flow", "spline")
     if _is_persisted_flow(stored_flow) and "hidden_units_" not in state:
         state["hidden_units_"] = tuple(stored_flow["config"]["hidden_units"])
     if "base" not in state or (_is_persisted_flow(stored_flow) and "base" not in stored_flow["config"]):

@@ -26,6 +26,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from ._auto_parameters import resolve_training_sizes
 from ._bounds import outside_bounds
 from ._core import Flow, Rows, Trainer, TrainResult, flow_from_config
 from ._core.device import single_threaded, to_tensor
@@ -35,7 +36,6 @@ from ._fitting import (
     epoch_callback,
     fitted_preprocessing,
     new_flow,
-    resolve_training_sizes,
     train_config,
     training_rows,
     validate_training_data,
@@ -68,7 +68,7 @@ def start_stream(
 
     As in ``fit``, "auto" conditioners are sized by the modelled columns plus the context's.
     """
-    resolve_training_sizes(estimator, X.shape[0], X.shape[1] + context_features)
+    resolve_training_sizes(estimator, X.shape[0], X.shape[1] + context_features, flow_features=X.shape[1])
     seed = draw_seed(estimator)
     flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features)
     if getattr(estimator, "base", "normal") == "mixture":

@@ -7,9 +7,17 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import _check_sample_weight, check_array
 
-__all__ = ["Interval", "StrOptions", "_fit_context", "check_numeric", "drop_zero_weight_rows", "positive_weights"]
+__all__ = [
+    "Interval",
+    "StrOptions",
+    "_fit_context",
+    "check_latent",
+    "check_numeric",
+    "drop_zero_weight_rows",
+    "positive_weights",
+]
 
 
 class NonNumeric(NamedTuple):
@@ -82,6 +90,22 @@ def check_numeric(X, estimator_name: str) -> None:
             f"{estimator_name} needs numeric features, but column(s) {listed} of X are not numeric. "
             "Encode them first (e.g. with OrdinalEncoder: integer codes are then dequantized) or drop them."
         )
+
+
+def check_latent(Z, n_features: int, estimator_name: str) -> np.ndarray:
+    """Latent points for ``inverse_transform``: numeric, finite, ``n_features`` columns, float32 or float64.
+
+    Their column names are not checked: latent columns are not the data's
+    (``transform``'s pandas output names them ``flowdensity0``, ...).
+    """
+    check_numeric(Z, estimator_name)
+    Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
+    if Z.shape[1] != n_features:
+        raise ValueError(
+            f"X has {Z.shape[1]} features, but {estimator_name} is expecting {n_features} features "
+            "as input (latent points: one coordinate per feature)"
+        )
+    return Z
 
 
 def positive_weights(sample_weight, X: np.ndarray) -> np.ndarray:

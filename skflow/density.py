@@ -8,26 +8,25 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._auto_parameters import resolve_training_sizes
 from ._bounds import clip_to_support, outside_bounds
 from ._core import Flow, FlowSpec, TrainConfig
-from ._core.device import to_numpy
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
     fit_flow,
     fitted_preprocessing,
-    resolve_training_sizes,
     unchanged_on_error,
     validate_training_data,
 )
-from ._inference import batch_rows, map_in_batches
+from ._inference import batch_rows, map_in_batches, sample_in_batches
 from ._persisted_flow import upgrade_density_state
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._streaming import partial_fit_chunk, stream_state
-from ._validation import StrOptions, _fit_context, check_numeric
+from ._validation import StrOptions, _fit_context, check_latent, check_numeric
 
 
 @register_safe_class
@@ -50,14 +49,15 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     Parameters
     ----------
-    flow : {"spline", "affine", "autoregressive"}, default="spline"
+    flow : {"auto", "spline", "affine", "autoregressive"}, default="auto"
         Layer type: coupling layers with rational-quadratic splines (Durkan
         et al. 2019) or affine maps (RealNVP, Dinh et al. 2017), or
         autoregressive splines (MADE conditioners: each feature's spline
         depends on all the features before it, as in zuko's ``NSF``). An
         autoregressive flow scores in one pass but inverts in one pass per
-        feature, so ``sample`` and ``inverse_transform`` are about
-        ``n_features`` times slower.
+        feature, so ``sample`` and ``inverse_transform`` are slower. "auto":
+        "autoregressive" from 5,000 rows and 3 features, "spline" below
+        (``flow_kind_``; the user guide's parameters page says why).
     n_transforms : int, default=5
         Number of coupling layers.
     hidden_units : "auto" or tuple of int, default="auto"
@@ -173,6 +173,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     low_, high_ : ndarray of shape (n_features_in_,)
         The parsed ``bounds``: lower and upper bound of each feature,
         ``-inf``/``inf`` where it has none.
+    flow_kind_ : str
+        The layer type used (``flow`` resolved).
     hidden_units_ : tuple of int
         The conditioners' hidden layer sizes used (``hidden_units`` resolved).
     batch_size_ : int
@@ -234,7 +236,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def __init__(
         self,
         *,
-        flow=FlowSpec.flow,
+        flow="auto",
         n_transforms=FlowSpec.n_transforms,
         hidden_units="auto",
         base="mixture",
@@ -299,7 +301,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         """
         X, weights = validate_training_data(self, X, sample_weight)
         preprocessing = fitted_preprocessing(self, X, weights)
-        flow, result, preprocessing = self._train(X, weights, preprocessing)
+        resolve_training_sizes(self, *X.shape)
+        flow, result, preprocessing = fit_flow(self, X, weights, preprocessing)
         self._assemble(flow, preprocessing, result)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         return self
@@ -352,11 +355,6 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         flow, preprocessing, result, self._trainer_state_ = partial_fit_chunk(self, X, sample_weight)
         return self._assemble(flow, preprocessing, result)
 
-    def _train(self, X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing):
-        """Build the flow around the fitted preprocessing and train its learned part on the preprocessed rows."""
-        resolve_training_sizes(self, *X.shape)
-        return fit_flow(self, X, weights, preprocessing)
-
     def _assemble(self, flow: Flow, preprocessing: Preprocessing, result) -> FlowDensity:
         assign_fitted(self, flow, preprocessing, result)
         self.n_components_ = int(flow.config["base"].get("n_components", 1))
@@ -370,19 +368,6 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         # float32 input stays float32 here (no full-size float64 copy); each
         # batch is converted to float64 on its way into the flow.
         return validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-
-    def _validated_latent(self, Z) -> np.ndarray:
-        # Latent columns are not the data's: their names (transform's pandas
-        # output names them flowdensity0, ...) are not checked, only their number.
-        check_is_fitted(self)
-        check_numeric(Z, type(self).__name__)
-        Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
-        if Z.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Z.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
-                "as input (latent points: one coordinate per feature)"
-            )
-        return Z
 
     def _inference_rows(self) -> int:
         config = self.flow_.config
@@ -471,7 +456,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             preimage overflows the float range (through ``exp`` or ``sinh``)
             map to the largest representable value on that side.
         """
-        Z = self._validated_latent(X)
+        check_is_fitted(self)
+        Z = check_latent(X, self.n_features_in_, type(self).__name__)
         X_original = self._map(lambda z: self.flow_.inverse(z)[0], Z, dtype=Z.dtype).reshape(Z.shape)
         return clip_to_support(X_original, self.low_, self.high_)
 
@@ -493,12 +479,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        # Filled in place, batch by batch: the output is the only full-size array.
-        samples, rows = np.empty((n_samples, self.n_features_in_)), self._inference_rows()
-        with torch.inference_mode():
-            for start in range(0, n_samples, rows):
-                size = min(rows, n_samples - start)
-                samples[start : start + size] = to_numpy(self.flow_.sample(size, generator))
+        samples = sample_in_batches(self.flow_, n_samples, self.n_features_in_, self._inference_rows(), generator)
         return clip_to_support(samples, self.low_, self.high_)
 
     # ------------------------------------------------- sklearn integration

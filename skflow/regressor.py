@@ -10,17 +10,17 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._auto_parameters import resolve_training_sizes
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_n_samples, check_target_names, check_targets
-from ._conditional_flow import cdf_and_density, conditional_mean, draws, exact_quantiles, log_density
+from ._conditional_flow import conditional_mean, draws, log_density
 from ._core import Flow, FlowSpec, TrainConfig
-from ._ensemble import fit_flows, mixture_draws, mixture_log_density, mixture_quantiles, new_members
+from ._ensemble import ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density, new_members
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
     assign_fitted,
     fit_flow,
     fitted_preprocessing,
-    resolve_training_sizes,
     unchanged_on_error,
 )
 from ._persistence import SafePersistenceMixin, register_safe_class
@@ -65,7 +65,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     ----------
     flow, n_transforms, hidden_units, n_bins, tail_bound : see :class:`FlowDensity`
         The learned layers. ``hidden_units="auto"`` sizes the conditioners by
-        the number of targets plus features.
+        the number of targets plus features; ``flow="auto"`` counts the
+        targets only (a coupling spline below 3 targets, ``flow_kind_``).
     learning_rate : float, default=3e-3
         As in :class:`FlowDensity` (default 1e-3 there): at 1e-3 a flow of one
         target trained too slowly on the small UCI sets (docs/regression.md).
@@ -148,7 +149,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         The parsed ``bounds`` of the targets.
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
-    loss_curve_, validation_scores_, best_epoch_, n_iter_, hidden_units_, batch_size_, max_epochs_, device_
+    loss_curve_, validation_scores_, best_epoch_, n_iter_, flow_kind_, hidden_units_, batch_size_, max_epochs_, device_
         As in :class:`FlowDensity`.
 
     See Also
@@ -208,7 +209,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        flow=FlowSpec.flow,
+        flow="auto",
         n_transforms=FlowSpec.n_transforms,
         hidden_units="auto",
         n_bins=FlowSpec.n_bins,
@@ -284,7 +285,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         self.x_location_, self.x_scale_ = context_scaling(X, weights)
-        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1])
+        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1])
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)
@@ -392,22 +393,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         return mixture_log_density([log_density(member, context, Y) for member in self._members()])
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Coefficient of determination R² of :meth:`predict`, as for every scikit-learn regressor.
-
-        The conditional log-likelihood is :meth:`score_samples` (tune on it
-        with :func:`skflow.metrics.log_likelihood_scorer`). A DataFrame ``y``
-        must name the targets as in ``fit``, in the same order.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        score : float
-        """
+        """R² of :meth:`predict`, as for every scikit-learn regressor (:meth:`score_samples` gives the
+        log-likelihood). A DataFrame ``y`` must name the targets as in ``fit``, in the same order."""
         check_target_names(y, getattr(self, "target_names_in_", None), type(self).__name__)
         return super().score(X, y, sample_weight=sample_weight)
 
@@ -462,15 +449,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
                 f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
                 "marginal quantiles from sample(X, n_samples) instead"
             )
-        quantiles = np.stack([exact_quantiles(member, context, levels) for member in self._members()])
-        if len(quantiles) == 1:
-            return quantiles[0]
-
-        def mixture_cdf_and_density(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            values = [cdf_and_density(member, context, points, rows) for member in self._members()]
-            return tuple(np.mean(parts, axis=0) for parts in zip(*values, strict=True))
-
-        return mixture_quantiles(mixture_cdf_and_density, quantiles, levels)
+        return ensemble_quantiles(self._members(), context, levels)
 
     def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
         """Central prediction interval of a single target: its quantiles ``(1 -+ coverage) / 2``.

@@ -229,7 +229,7 @@ def test_tiny_data_keeps_the_mixture_start():
 )
 def test_auto_max_epochs_gives_mid_sized_data_ten_thousand_steps(n_samples, expected):
     """From 5,000 rows "auto" plans at least 10,000 optimizer steps (and never fewer than 100 epochs)."""
-    from skflow._fitting import auto_batch_size, resolve_max_epochs
+    from skflow._auto_parameters import auto_batch_size, resolve_max_epochs
 
     batch = auto_batch_size(n_samples)
     epochs = resolve_max_epochs("auto", n_samples, batch, 0.1)
@@ -238,6 +238,41 @@ def test_auto_max_epochs_gives_mid_sized_data_ten_thousand_steps(n_samples, expe
     if n_samples >= 5000:
         assert epochs * steps_per_epoch >= 10_000 > (epochs - 1) * steps_per_epoch or epochs == 100
     assert resolve_max_epochs(7, n_samples, batch, 0.1) == 7
+
+
+@pytest.mark.parametrize(
+    "n_samples, n_features, expected",
+    [(4999, 7, "spline"), (5000, 3, "autoregressive"), (25_000, 16, "autoregressive"), (10_000, 2, "spline")],
+)
+def test_auto_flow_is_autoregressive_from_five_thousand_rows_and_three_features(n_samples, n_features, expected):
+    from skflow._auto_parameters import resolve_flow_kind
+
+    assert resolve_flow_kind("auto", n_samples, n_features) == expected
+    for kind in ("spline", "affine", "autoregressive"):
+        assert resolve_flow_kind(kind, n_samples, n_features) == kind
+
+
+def test_auto_flow_builds_the_kind_it_resolves_and_old_states_keep_theirs():
+    from skflow._core.autoregressive import AutoregressiveSpline
+    from skflow._core.couplings import SplineCoupling
+
+    rng = np.random.default_rng(0)
+    small = FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=1, random_state=0).fit(rng.normal(size=(300, 3)))
+    assert FlowDensity().flow == "auto" and small.flow_kind_ == "spline"
+    assert any(isinstance(t, SplineCoupling) for t in small.flow_.transforms)
+    large = FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=1, base="normal", random_state=0)
+    large.fit(rng.normal(size=(5000, 3)))
+    assert large.flow_kind_ == "autoregressive"
+    assert any(isinstance(t, AutoregressiveSpline) for t in large.flow_.transforms)
+    # A model pickled before flow="auto" has no flow_kind_: its flow parameter is the kind it has.
+    state = small.__getstate__()
+    del state["flow_kind_"]
+    state["flow"] = "spline"
+    restored = FlowDensity.__new__(FlowDensity)
+    restored.__setstate__(state)
+    assert restored.flow_kind_ == "spline"
+    X_new = rng.normal(size=(5, 3))
+    np.testing.assert_array_equal(restored.score_samples(X_new), small.score_samples(X_new))
 
 
 def test_max_epochs_is_resolved_and_limits_training():

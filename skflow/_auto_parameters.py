@@ -1,0 +1,109 @@
+"""What the estimators' "auto" parameters resolve to, from the data's size: layer type, width, batch, epochs."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import numpy as np
+
+from ._core import TrainConfig
+
+
+def auto_hidden_units(n_samples: int, n_features: int) -> tuple[int, ...]:
+    """Conditioner width: grows with the dimension, capped on small data, wide on large data.
+
+    Chosen from the density benchmark (docs/benchmarks.md, figures in
+    benchmarks/results/): below 2,000 rows the sets tried overfit within
+    10-30 epochs at width 64; from 5,000 rows even 2-dimensional data gains
+    from width 128.
+    """
+    width = int(np.clip(8 * n_features, 32, 128))
+    if n_samples < 2000:
+        width = min(width, 64)
+    elif n_samples >= 5000:
+        width = 128
+    return (width, width)
+
+
+def auto_batch_size(n_samples: int) -> int:
+    """Small batches (more, noisier steps) on small data; 256 from about 8,000 rows."""
+    return int(np.clip(n_samples // 32, 32, 256))
+
+
+def resolve_hidden_units(hidden_units, n_samples: int, n_features: int) -> tuple[int, ...]:
+    if isinstance(hidden_units, str):
+        return auto_hidden_units(n_samples, n_features)
+    units = tuple(hidden_units)
+    if not units or not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in units):
+        raise ValueError(f"hidden_units must be 'auto' or a non-empty sequence of positive ints, got {hidden_units!r}")
+    return tuple(int(h) for h in units)
+
+
+def resolve_batch_size(batch_size, n_samples: int) -> int:
+    return auto_batch_size(n_samples) if batch_size == "auto" else int(batch_size)
+
+
+# max_epochs="auto": from this many rows, training may run past 100 epochs to take this many optimizer steps.
+AUTO_EPOCHS_MIN_ROWS = 5000
+AUTO_EPOCHS_MIN_STEPS = 10_000
+
+
+def resolve_max_epochs(max_epochs, n_samples: int, batch_size: int, validation_fraction: float) -> int:
+    """``max_epochs``, or for "auto" 100 epochs, and on 5,000 rows or more enough for 10,000 optimizer steps.
+
+    From 1,000 to 8,000 rows ``auto_batch_size`` makes an epoch about 29
+    steps, so 100 epochs are 2,900 steps whatever the size: on 8,000 and
+    20,000 rows (deterministic_7d, lognormal_8d, counts_3d in the benchmark)
+    training was still improving at epoch 100 and gained 0.4 nats, 0.008 and
+    0.002 nats per dimension from the longer schedule; the sets that stop
+    early by patience were unchanged (docs/benchmarks.md). Below 5,000 rows
+    the small sets' tuning stays as it was.
+    """
+    if max_epochs != "auto":
+        return int(max_epochs)
+    if n_samples < AUTO_EPOCHS_MIN_ROWS:
+        return TrainConfig.max_epochs
+    n_train = n_samples - math.floor(validation_fraction * n_samples)
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    return max(TrainConfig.max_epochs, math.ceil(AUTO_EPOCHS_MIN_STEPS / steps_per_epoch))
+
+
+# flow="auto": autoregressive splines from this many rows and features, coupling splines below.
+AUTOREGRESSIVE_MIN_ROWS = 5000
+AUTOREGRESSIVE_MIN_FEATURES = 3
+
+
+def resolve_flow_kind(flow: str, n_samples: int, n_features: int) -> str:
+    """``flow``, or for "auto" "autoregressive" from 5,000 rows and 3 modelled features, else "spline".
+
+    Measured on the density benchmark (docs/benchmarks.md, eleventh and
+    twelfth sessions): on the seven sets of 10,000 to 25,000 rows the
+    autoregressive splines scored at least as well as the coupling splines on
+    every set, by 0.8 nats on deterministic_7d (columns that are smooth
+    functions of others: each feature's spline sees every feature before it,
+    where a coupling layer sees half of them), while on the small sets (178 to
+    569 rows) they were better on one, worse on two. Two features are one
+    coupling's worth of dependence, so they stay with the faster coupling
+    layers, whose inverse (``sample``, ``inverse_transform``) is one pass
+    instead of one per feature.
+    """
+    if flow != "auto":
+        return flow
+    if n_samples >= AUTOREGRESSIVE_MIN_ROWS and n_features >= AUTOREGRESSIVE_MIN_FEATURES:
+        return "autoregressive"
+    return "spline"
+
+
+def resolve_training_sizes(estimator, n_samples: int, n_features: int, flow_features: int | None = None) -> None:
+    """Set ``estimator``'s ``flow_kind_``, ``hidden_units_``, ``batch_size_`` and ``max_epochs_`` from its
+    parameters and the data's size (``n_features``: every column the conditioners see, a regressor's targets
+    and features; ``flow_features``: the columns the flow models, a regressor's targets, by default all)."""
+    estimator.flow_kind_ = resolve_flow_kind(
+        estimator.flow, n_samples, n_features if flow_features is None else flow_features
+    )
+    estimator.hidden_units_ = resolve_hidden_units(estimator.hidden_units, n_samples, n_features)
+    estimator.batch_size_ = resolve_batch_size(estimator.batch_size, n_samples)
+    estimator.max_epochs_ = resolve_max_epochs(
+        estimator.max_epochs, n_samples, estimator.batch_size_, estimator.validation_fraction
+    )
