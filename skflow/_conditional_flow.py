@@ -55,7 +55,10 @@ def log_density(model, context: np.ndarray, Y: np.ndarray) -> np.ndarray:
 def conditional_mean(model, context: np.ndarray) -> np.ndarray:
     """``E[y | x]`` (n_rows, n_targets) by the fixed latent rule of :func:`skflow._conditional.mean_rule`."""
     latent, weights = mean_rule(model.n_targets_)
-    return np.einsum("rpk,p->rk", inverse_at(model, latent, context), weights)
+    points = inverse_at(model, latent, context)
+    # Inside the support and finite first: a far latent point can overflow to inf through exp (bounds).
+    points = clip_to_support(points.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(points.shape)
+    return clip_to_support(np.einsum("rpk,p->rk", points, weights), model.low_, model.high_)
 
 
 def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._auto_parameters import resolve_training_sizes
+from ._bounds import clip_to_support
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_n_samples, check_target_names, check_targets
 from ._conditional_flow import conditional_mean, draws, log_density
@@ -418,6 +419,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         """
         context = self._validated(X)
         mean = np.mean([conditional_mean(member, context) for member in self._members()], axis=0)
+        mean = clip_to_support(mean, self.low_, self.high_)  # rounding of the average can reach a bound
         return mean[:, 0] if self._y_ndim == 1 else mean
 
     def predict_quantiles(self, X, quantiles) -> np.ndarray:

@@ -223,6 +223,21 @@ def test_bounded_target_stays_inside_and_zero_weights_drop_rows():
     np.testing.assert_array_equal(weighted.score_samples(X, y), dropped.score_samples(X, y))
 
 
+def test_predictions_far_from_the_data_stay_finite_and_strictly_inside_the_bounds():
+    """Far inputs send the quadrature's latent points through exp: the mean must not be inf or on a bound."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    unit = 1 / (1 + np.exp(-(X[:, 0] + 0.3 * rng.normal(size=200))))
+    far = np.array([[40.0, 0.0], [-800.0, 0.0], [800.0, 0.0]])
+    reg = FlowRegressor(max_epochs=2, bounds=(0, 1), **FAST).fit(X, unit)
+    mean = reg.predict(far)
+    assert ((mean > 0) & (mean < 1)).all()
+    assert np.isfinite(reg.score_samples(far, mean)).all()
+    positive = FlowRegressor(max_epochs=2, bounds=(0, None), **FAST).fit(X, np.exp(X[:, 0]))
+    mean = positive.predict(far)
+    assert np.isfinite(mean).all() and (mean > 0).all()
+
+
 def test_pickle_and_save_load_round_trips_give_identical_scores(fitted, tmp_path):
     X, y = heteroscedastic(50, 8)
     y = 10.0 * y + 50.0
