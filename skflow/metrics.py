@@ -127,10 +127,11 @@ def crps(y_true, y_samples) -> float:
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-    y_samples : array-like of shape (n_samples, n_draws)
+    y_true : array-like of shape (n_samples,) or (n_samples, 1)
+    y_samples : array-like of shape (n_samples, n_draws) or (n_samples, n_draws, 1)
         Draws from each row's predictive distribution, e.g.
-        ``FlowRegressor.sample(X, n_draws)``.
+        ``FlowRegressor.sample(X, n_draws)`` (of shape (n_samples, n_draws, 1)
+        for a model fitted on ``y`` of one column).
 
     Returns
     -------
@@ -146,7 +147,12 @@ def crps(y_true, y_samples) -> float:
     0.5
     """
     y = check_array(y_true, ensure_2d=False, dtype=np.float64, input_name="y_true")
-    samples = check_array(y_samples, dtype=np.float64, input_name="y_samples")
+    samples = check_array(y_samples, dtype=np.float64, input_name="y_samples", allow_nd=True)
+    # One target kept as a column (a model fitted on y of shape (n, 1)): the same score.
+    y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+    samples = samples[:, :, 0] if samples.ndim == 3 and samples.shape[2] == 1 else samples
+    if samples.ndim != 2:
+        raise ValueError(f"y_samples must have shape (n_samples, n_draws), got {samples.shape}")
     _check_rows(y, samples, "y_samples")
     if y.ndim != 1:
         raise ValueError(f"y_true must be 1-D, got shape {y.shape}")

@@ -101,3 +101,12 @@ def test_crps_and_coverage_name_the_mismatched_argument():
         interval_coverage([0.0, 1.0], [[0.0, 1.0]] * 3)
     assert crps([0.0, 1.0], [[0.0], [1.0]]) == 0.0
     assert interval_coverage([0.0, 1.0], [[0.0, 1.0]] * 2) == 1.0
+
+
+def test_crps_takes_one_target_kept_as_a_column():
+    """A model fitted on y of shape (n, 1) samples (n, m, 1): crps scores it as the 1-D case."""
+    rng = np.random.default_rng(0)
+    y, draws = rng.normal(size=20), rng.normal(size=(20, 50))
+    assert crps(y[:, None], draws[:, :, None]) == crps(y, draws)
+    with pytest.raises(ValueError, match="n_draws"):
+        crps(y, rng.normal(size=(20, 50, 2)))
