@@ -167,3 +167,9 @@ def test_help_documents_the_header_rules(tmp_path: Path, skflow_in_process):
     assert "--columns 2019,2020,2021" in fit and "header of numbers" in fit
     top = " ".join(skflow_in_process("--help", cwd=tmp_path).stdout.split())
     assert "without a name" in top and "index=False" in top
+
+
+def test_a_latin_1_file_is_named_as_not_utf8_with_the_fix(skflow_in_process, tmp_path):
+    (tmp_path / "latin.csv").write_bytes("città,valore\n1,2\n3,4\n".encode("latin-1"))
+    result = skflow_in_process("fit", "latin.csv", "-o", "m.skflow", cwd=tmp_path)
+    assert_one_line_error(result, "latin.csv", "not UTF-8 text", "Latin-1", "iconv")
