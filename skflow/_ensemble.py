@@ -20,7 +20,8 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
-from ._conditional_flow import cdf_and_density, exact_quantiles
+from ._bounds import clip_to_support
+from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
 from ._fitting import draw_seed
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
@@ -77,6 +78,13 @@ def mixture_log_density(log_densities: list[np.ndarray]) -> np.ndarray:
     stacked = np.stack(log_densities)
     with np.errstate(divide="ignore", invalid="ignore"):  # rows where every member is -inf stay -inf
         return logsumexp(stacked, axis=0) - np.log(len(log_densities))
+
+
+def ensemble_mean(members: list, context: np.ndarray) -> np.ndarray:
+    """The conditional mean (n_rows, n_targets) of the equal-weight mixture of ``members``: their means'
+    average, kept inside the support (rounding of the average can reach a bound)."""
+    mean = np.mean([conditional_mean(member, context) for member in members], axis=0)
+    return clip_to_support(mean, members[0].low_, members[0].high_)
 
 
 def ensemble_quantiles(members: list, context: np.ndarray, levels: np.ndarray) -> np.ndarray:

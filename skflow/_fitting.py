@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
@@ -110,21 +111,35 @@ def unchanged_on_error(fit_method: Callable) -> Callable:
     Validation sets ``n_features_in_`` and ``feature_names_in_`` before later
     checks (weights, bounds, too few rows) can fail; without this, a failed
     re-fit left a model whose ``n_features_in_`` disagreed with its flow, and
-    its next ``score_samples`` failed inside torch. The fitted attributes are
-    replaced, not mutated, by a fit, so a shallow copy restores them.
+    its next ``score_samples`` failed inside torch. A fit replaces its fitted
+    attributes rather than mutating them, so a shallow copy restores them; the
+    estimators of an ensemble (``ensemble_``) are trained in place one after
+    the other, so their attributes are saved and put back too.
     """
 
     @functools.wraps(fit_method)
     def guarded(estimator, *args, **kwargs):
-        saved = dict(estimator.__dict__)
+        saved = [(held, dict(held.__dict__)) for held in (estimator, *_held_estimators(estimator))]
         try:
             return fit_method(estimator, *args, **kwargs)
         except BaseException:
-            estimator.__dict__.clear()
-            estimator.__dict__.update(saved)
+            for held, attributes in saved:
+                held.__dict__.clear()
+                held.__dict__.update(attributes)
             raise
 
     return guarded
+
+
+def _held_estimators(estimator) -> list[BaseEstimator]:
+    """The estimators in ``estimator``'s list attributes (an ensemble's other members)."""
+    return [
+        member
+        for value in estimator.__dict__.values()
+        if isinstance(value, list)
+        for member in value
+        if isinstance(member, BaseEstimator)
+    ]
 
 
 def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:

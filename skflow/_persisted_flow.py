@@ -134,6 +134,14 @@ def _is_persisted_flow(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"config", "state_dict"}
 
 
+def stored_flow_kind(flow: Any, default: str) -> str:
+    """The layer type a fitted flow was built with (its config's ``"flow"``), pickled or from a model file;
+    ``default`` where the config does not say."""
+    config = flow.get("config") if isinstance(flow, dict) else getattr(flow, "config", None)
+    kind = config.get("flow") if isinstance(config, dict) else None
+    return kind if isinstance(kind, str) else default
+
+
 def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
     """A ``FlowDensity`` state (pickled or from a model file) of an older skflow, in today's layout.
 
@@ -142,12 +150,12 @@ def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
     no ``base`` parameter (or, from the safe format, the new default filled
     in); such a model has a standard-normal base, so ``base`` is "normal"
     and ``n_components_`` 1. Fitted before ``flow="auto"``: no ``flow_kind_``;
-    its ``flow`` is the kind it has.
+    the stored flow's config says which kind it is.
     """
     state = dict(state)
     stored_flow = state.get("flow_")
     if stored_flow is not None and "flow_kind_" not in state:
-        state["flow_kind_"] = state.get("flow", "spline")
+        state["flow_kind_"] = stored_flow_kind(stored_flow, state.get("flow", "spline"))
     if _is_persisted_flow(stored_flow) and "hidden_units_" not in state:
         state["hidden_units_"] = tuple(stored_flow["config"]["hidden_units"])
     if "base" not in state or (_is_persisted_flow(stored_flow) and "base" not in stored_flow["config"]):

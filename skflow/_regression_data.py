@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from ._conditional import check_numeric_target
+from ._conditional import check_numeric_target, check_target_names
 from ._core.device import resolve_device
 from ._fitting import check_learning_rate_and_weight_decay
 from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
@@ -21,13 +21,15 @@ def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True)
     ``n_targets_``, ``target_names_in_`` (for a named pandas ``y``), the shape
     of ``y`` and the device; ``reset=False`` (a later
     ``partial_fit`` chunk) checks X's features and y's number of targets
-    against them, sets nothing, and takes a single row.
+    (and a DataFrame's target names) against them, sets nothing, and takes a single row.
     """
     name = type(estimator).__name__
     check_numeric(X, name)
     check_numeric_target(y, name)
     min_rows = 2 if reset else 1
     target_names = _target_names(y)
+    if not reset:  # a later chunk's targets by name, as score_samples takes them
+        check_target_names(y, getattr(estimator, "target_names_in_", None), name)
     X, y = validate_data(
         estimator, X, y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=min_rows, reset=reset
     )

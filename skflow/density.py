@@ -56,8 +56,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         depends on all the features before it, as in zuko's ``NSF``). An
         autoregressive flow scores in one pass but inverts in one pass per
         feature, so ``sample`` and ``inverse_transform`` are slower. "auto":
-        "autoregressive" from 5,000 rows and 3 features, "spline" below
-        (``flow_kind_``; the user guide's parameters page says why).
+        "autoregressive" from 5,000 rows and 3 to 32 features, "spline"
+        otherwise (``flow_kind_``; the user guide's parameters page says why).
     n_transforms : int, default=5
         Number of coupling layers.
     hidden_units : "auto" or tuple of int, default="auto"
@@ -315,7 +315,9 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         The first call on an unfitted estimator fixes the preprocessing from
         its chunk, as ``fit`` would (bounds, weighted standardization, which
         columns are dequantized, constant or get ``asinh`` tails, "auto"
-        sizes), and never updates it: give it a representative chunk. Later
+        sizes and ``flow_kind_``: a first chunk under 5,000 rows gives coupling
+        splines, so pass ``flow`` explicitly when streaming), and never
+        updates it: give it a representative chunk. Later
         values beyond that chunk's range are fine (identity spline tails,
         ``asinh``); values on or outside ``bounds`` or another number of
         features raise a ``ValueError``. Each call makes one shuffled pass at

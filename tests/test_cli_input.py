@@ -160,6 +160,11 @@ def test_a_file_without_a_header_is_still_refused(tmp_path, skflow_in_process):
     model.save(str(tmp_path / "model.skflow"))
     score = skflow_in_process("score", "model.skflow", "no_header.csv", cwd=tmp_path)
     assert_one_line_error(score, "no_header.csv", "header row", "'a', 'b'")
+    # Column names with braces go into the message as they are (the hint is a format template).
+    braces = FlowDensity(max_epochs=1, n_transforms=1, hidden_units=(4,), verbose=0).fit(frame(["a{b}", "c"]))
+    braces.save(str(tmp_path / "braces.skflow"))
+    score = skflow_in_process("score", "braces.skflow", "no_header.csv", cwd=tmp_path)
+    assert_one_line_error(score, "no_header.csv", "header row", "'a{b}', 'c'")
 
 
 def test_help_documents_the_header_rules(tmp_path: Path, skflow_in_process):

@@ -242,9 +242,15 @@ def test_auto_max_epochs_gives_mid_sized_data_ten_thousand_steps(n_samples, expe
 
 @pytest.mark.parametrize(
     "n_samples, n_features, expected",
-    [(4999, 7, "spline"), (5000, 3, "autoregressive"), (25_000, 16, "autoregressive"), (10_000, 2, "spline")],
+    [
+        (4999, 7, "spline"),
+        (5000, 3, "autoregressive"),
+        (25_000, 32, "autoregressive"),
+        (10_000, 2, "spline"),
+        (10_000, 33, "spline"),
+    ],
 )
-def test_auto_flow_is_autoregressive_from_five_thousand_rows_and_three_features(n_samples, n_features, expected):
+def test_auto_flow_is_autoregressive_from_five_thousand_rows_and_three_to_32_features(n_samples, n_features, expected):
     from skflow._auto_parameters import resolve_flow_kind
 
     assert resolve_flow_kind("auto", n_samples, n_features) == expected
@@ -264,10 +270,11 @@ def test_auto_flow_builds_the_kind_it_resolves_and_old_states_keep_theirs():
     large.fit(rng.normal(size=(5000, 3)))
     assert large.flow_kind_ == "autoregressive"
     assert any(isinstance(t, AutoregressiveSpline) for t in large.flow_.transforms)
-    # A model pickled before flow="auto" has no flow_kind_: its flow parameter is the kind it has.
+    # A model pickled before flow="auto" has no flow_kind_: its flow's config says which kind it is
+    # (not the flow parameter, which set_params may have changed since).
     state = small.__getstate__()
     del state["flow_kind_"]
-    state["flow"] = "spline"
+    state["flow"] = "affine"
     restored = FlowDensity.__new__(FlowDensity)
     restored.__setstate__(state)
     assert restored.flow_kind_ == "spline"

@@ -125,3 +125,31 @@ def test_weights_and_the_callback_see_the_conditional_rows():
     est.partial_fit(X, y).partial_fit(X, y)
     assert [epoch for epoch, _ in seen] == [1, 2]
     np.testing.assert_allclose(seen[-1][1], est.score_samples(X[:5], y[:5]), rtol=1e-6)
+
+
+def test_a_failed_pass_leaves_every_flow_of_the_ensemble_as_it_was():
+    """The flows of an ensemble train one after the other: one failing must not leave the others a pass ahead."""
+    X, y, _ = heteroscedastic(120, 3)
+
+    def interrupt(info):
+        raise KeyboardInterrupt
+
+    reg = FlowRegressor(n_flows=3, n_transforms=1, hidden_units=(8,), random_state=0).partial_fit(X, y)
+    before = reg.score_samples(X, y)
+    reg.ensemble_[1].set_params(callback=interrupt)  # the third flow to train: two have taken the pass
+    with pytest.raises(KeyboardInterrupt):
+        reg.partial_fit(X, y)
+    assert [m.n_iter_ for m in reg._members()] == [1, 1, 1]
+    np.testing.assert_array_equal(reg.score_samples(X, y), before)
+
+
+def test_later_chunks_must_name_the_targets_as_the_first():
+    pd = pytest.importorskip("pandas")
+    X, y, _ = heteroscedastic(120, 4)
+    Y = pd.DataFrame({"u": y, "v": 2 * y + X[:, 0]})
+    reg = FlowRegressor(n_flows=1, n_transforms=1, hidden_units=(8,), random_state=0).partial_fit(X, Y)
+    with pytest.raises(ValueError, match=r"fitted on targets \['u', 'v'\]"):
+        reg.partial_fit(X, Y[["v", "u"]])
+    assert reg.n_iter_ == 1
+    reg.partial_fit(X, Y.to_numpy())  # unnamed: by position
+    assert reg.n_iter_ == 2

@@ -73,7 +73,8 @@ def _read_for_model(model: FlowDensity | FlowRegressor, path: str):
     """The data file for a saved model: a header of numbers is read as names where it holds the model's columns."""
     names = [getattr(model, f"{kind}_names_in_", None) for kind in ("feature", "target")]
     known = [str(name) for some in names if some is not None for name in some]
-    shown = ", ".join(map(repr, known[:5])) + (", ..." if len(known) > 5 else "")
+    # The hint is a str.format template ({example}): braces in column names are escaped.
+    shown = ", ".join(map(repr, known[:5])).replace("{", "{{").replace("}", "}}") + (", ..." if len(known) > 5 else "")
     hint = (
         f"a header of numbers is read as column names where it holds the model's ({shown})"
         if known

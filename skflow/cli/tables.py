@@ -86,10 +86,10 @@ def read_table(path: str, names: Iterable[str] = (), numeric_header_hint: str = 
     except pd.errors.EmptyDataError:
         raise CLIError(f"{path}: the file is empty") from None
     except UnicodeDecodeError as exc:
+        # No byte position: pandas decodes in chunks, so the error's offset is within a chunk, not the file.
         raise CLIError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}): a binary file, "
-            f"or text in another encoding such as Latin-1; save it as UTF-8 {kind.upper()} "
-            "(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)"
+            f"{path}: not UTF-8 text ({exc.reason}): a binary file, or text in another encoding such as "
+            f"Latin-1; save it as UTF-8 {kind.upper()} (e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)"
         ) from None
     except pd.errors.ParserError as exc:
         raise CLIError(f"{path}: not a valid {kind.upper()} file: {one_line(exc)}") from None
