@@ -89,7 +89,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     max_epochs : "auto" or int, default="auto"
         Upper limit on passes over the training data; the learning rate
         decays to zero over them (cosine schedule). "auto": 100, and from
-        5,000 rows as many as take 10,000 optimizer steps (``max_epochs_``).
+        5,000 rows as many as take 10,000 optimizer steps, 20,000 for
+        autoregressive layers (``max_epochs_``).
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping. With 0, or
         too few samples to hold out, the training loss decides.

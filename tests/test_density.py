@@ -240,6 +240,20 @@ def test_auto_max_epochs_gives_mid_sized_data_ten_thousand_steps(n_samples, expe
     assert resolve_max_epochs(7, n_samples, batch, 0.1) == 7
 
 
+@pytest.mark.parametrize("n_features, kind, epochs", [(7, "autoregressive", 690), (2, "spline", 345)])
+def test_autoregressive_layers_get_twenty_thousand_steps(n_features, kind, epochs):
+    """flow="auto" on 8,000 rows: autoregressive layers plan 20,000 steps, coupling layers 10,000."""
+    from types import SimpleNamespace
+
+    from skflow._auto_parameters import resolve_training_sizes
+
+    estimator = SimpleNamespace(
+        flow="auto", hidden_units="auto", batch_size="auto", max_epochs="auto", validation_fraction=0.1
+    )
+    resolve_training_sizes(estimator, 8000, n_features)
+    assert (estimator.flow_kind_, estimator.max_epochs_) == (kind, epochs)
+
+
 @pytest.mark.parametrize(
     "n_samples, n_features, expected",
     [
