@@ -281,3 +281,15 @@ def test_wine_flow_rows_report_the_cell_coverage(data_dir):
     )
     assert result.summary["coverage90_cells"]["n_splits"] == 1
     assert result.summary["coverage90"]["mean"] == metrics["coverage90"]
+
+
+def test_uci_sets_as_joint_densities(data_dir, tmp_path):
+    """benchmarks.experiments.uci_density: every column of a set, one JSON line per fit, in standardized units."""
+    from benchmarks.experiments import uci_density
+
+    out = tmp_path / "uci_density.jsonl"
+    params = '{"max_epochs": 1, "n_transforms": 1, "hidden_units": [8]}'
+    uci_density.main(["--data-dir", str(data_dir), "--sets", "yacht", "--params", params, "--out", str(out)])
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["dataset"] == "yacht" and row["shape"] == [96, 4] and row["flow_kind_"] == "spline"
+    assert np.isfinite(row["test_log_likelihood"]) and row["max_epochs_"] == 1
