@@ -70,11 +70,18 @@ class MADE(nn.Module):
                 x = torch.relu_(x)
         return x
 
-    def features_major(self, x: torch.Tensor) -> torch.Tensor:
-        """The same map on transposed rows, ``x`` (inputs, N) to (outputs, N), as :meth:`MLP.features_major`."""
+    def features_major(self, x: torch.Tensor, outputs: slice | None = None) -> torch.Tensor:
+        """The same map on transposed rows, ``x`` (inputs, N) to (outputs, N), as :meth:`MLP.features_major`.
+
+        ``outputs``: only those rows of the output (one feature's block, when inverting: the other
+        blocks' last-layer products are not computed).
+        """
         layers = [*self.hidden, self.output]
         for i, layer in enumerate(layers):
-            x = torch.addmm(layer.bias.unsqueeze(-1), layer.weight * getattr(self, f"mask_{i}"), x)
+            weight, bias, mask = layer.weight, layer.bias, getattr(self, f"mask_{i}")
+            if i == len(layers) - 1 and outputs is not None:
+                weight, bias, mask = weight[outputs], bias[outputs], mask[outputs]
+            x = torch.addmm(bias.unsqueeze(-1), weight * mask, x)
             if i < len(layers) - 1:
                 x = torch.relu_(x)
         return x
@@ -106,21 +113,30 @@ class AutoregressiveSpline(Transform):
         self.tail_bound = float(tail_bound)
         # Every feature goes through the spline: the coupling spline's call with all of them transformed.
         self.register_buffer("features", torch.arange(n_features), persistent=False)
+        # The features by degree: the order in which the inverse can solve them.
+        self.inversion_order = order.argsort().tolist()
 
-    def _params(self, x: torch.Tensor, context: Context) -> torch.Tensor:
-        """Features-major, (features, params_per_feature, rows), the layout the splines run fastest in."""
+    def _params(self, x: torch.Tensor, context: Context, feature: int | None = None) -> torch.Tensor:
+        """Features-major, (features, params_per_feature, rows), the layout the splines run fastest in;
+        with ``feature``, that feature's block only, (1, params_per_feature, rows)."""
         inputs = x if context is None else torch.cat([x, expanded_context(context)], dim=1)
-        return self.conditioner.features_major(inputs.T).view(x.shape[1], self.params_per_feature, x.shape[0])
+        size = self.params_per_feature
+        outputs = None if feature is None else slice(feature * size, (feature + 1) * size)
+        n_blocks = x.shape[1] if feature is None else 1
+        return self.conditioner.features_major(inputs.T, outputs).view(n_blocks, size, x.shape[0])
 
     def forward(self, x, context=None):
         return coupling_spline(x, self._params(x, context), self.features, self.tail_bound)
 
     def inverse(self, z, context=None):
-        # Pass k fixes the feature of degree k for good (its inputs were fixed in the passes
-        # before), so after n passes every feature is exact, and so is the last log-det.
+        # A feature's spline depends only on the features of lower degree: solved in degree order,
+        # each pass inverts one feature whose inputs are already exact, and its log-derivative is final.
         x = torch.zeros_like(z)
         context = expanded_context(context)  # once, not once per pass
-        for _ in range(z.shape[1]):
-            x, log_derivatives = spline(z.T, self._params(x, context), self.tail_bound, inverse=True)
-            x = x.T
-        return x, log_derivatives.sum(0)
+        log_det = z.new_zeros(z.shape[0])
+        for feature in self.inversion_order:
+            params = self._params(x, context, feature)
+            column, log_derivative = spline(z[:, feature].unsqueeze(0), params, self.tail_bound, inverse=True)
+            x = x.index_copy(1, self.features[feature : feature + 1], column.T)
+            log_det = log_det + log_derivative[0]
+        return x, log_det
