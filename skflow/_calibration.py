@@ -25,7 +25,7 @@ import torch
 from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
-from ._persisted_flow import stored_flow_kind
+from ._persisted_flow import stored_flow_config, stored_flow_kind
 from ._preprocessing import Preprocessing, make_augment
 
 # A scale outside this range means the flow or the validation rows are broken, not over-confident:
@@ -108,8 +108,7 @@ def upgrade_regressor_state(state: dict) -> dict:
     if "flow_" in state and "ensemble_" not in state:
         state["n_flows"], state["ensemble_"] = 1, []
     # Before the linear start (a flow config without "linear_shift"; the safe format fills in today's default).
-    flow = state.get("flow_")
-    config = flow.get("config") if isinstance(flow, dict) else getattr(flow, "config", None)
+    config = stored_flow_config(state.get("flow_"))
     if "base" not in state or (config is not None and "linear_shift" not in config):
         state["base"] = "normal"
     return state

@@ -9,7 +9,7 @@ from scipy.special import ndtri
 from scipy.stats import norm, qmc
 from sklearn.utils.validation import check_array
 
-from ._validation import non_numeric_columns
+from ._validation import non_numeric_columns, non_numeric_error
 
 # The conditional mean of one target, E[f^-1(Z; x)] with Z ~ N(0, 1): composite 2-point Gauss-Legendre
 # rule on MEAN_PANELS equal panels of [-MEAN_LATENT_BOUND, MEAN_LATENT_BOUND], weighted by the normal
@@ -53,8 +53,7 @@ def check_numeric_target(y, name: str) -> None:
         return  # scikit-learn's validation names that problem
     found = non_numeric_columns(values if ndim == 2 else np.asarray(values)[:, None])
     if found:
-        listed = ", ".join(f"{problem.column!r} ({problem.reason})" for problem in found)
-        error = TypeError if any(problem.wrong_type for problem in found) else ValueError
+        error, listed = non_numeric_error(found)
         raise error(f"{name} needs a numeric target, but target column(s) {listed} of y are not numeric")
 
 

@@ -58,7 +58,7 @@ def conditional_mean(model, context: np.ndarray) -> np.ndarray:
     points = inverse_at(model, latent, context)
     # Inside the support and finite first: a far latent point can overflow to inf through exp (bounds).
     points = clip_to_support(points.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(points.shape)
-    return clip_to_support(np.einsum("rpk,p->rk", points, weights), model.low_, model.high_)
+    return np.einsum("rpk,p->rk", points, weights)  # the average is kept inside by the caller (ensemble_mean)
 
 
 def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarray:

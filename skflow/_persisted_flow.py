@@ -134,10 +134,15 @@ def _is_persisted_flow(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"config", "state_dict"}
 
 
+def stored_flow_config(flow: Any) -> dict | None:
+    """The config of a fitted flow as an older state holds it: a persisted dict's, or a pickled Flow's."""
+    return flow.get("config") if isinstance(flow, dict) else getattr(flow, "config", None)
+
+
 def stored_flow_kind(flow: Any, default: str) -> str:
     """The layer type a fitted flow was built with (its config's ``"flow"``), pickled or from a model file;
     ``default`` where the config does not say."""
-    config = flow.get("config") if isinstance(flow, dict) else getattr(flow, "config", None)
+    config = stored_flow_config(flow)
     kind = config.get("flow") if isinstance(config, dict) else None
     return kind if isinstance(kind, str) else default
 

@@ -76,6 +76,13 @@ def _float_conversion_problem(column, dtype, values: np.ndarray) -> NonNumeric |
     return None
 
 
+def non_numeric_error(found: list[NonNumeric]) -> tuple[type[Exception], str]:
+    """The error to raise for ``found`` columns (a ``TypeError`` if any holds values that are neither numbers
+    nor strings, as scikit-learn raises for those; a ``ValueError`` otherwise) and their listing."""
+    error = TypeError if any(problem.wrong_type for problem in found) else ValueError
+    return error, ", ".join(f"{problem.column!r} ({problem.reason})" for problem in found)
+
+
 def check_numeric(X, estimator_name: str) -> None:
     """Raise an error naming the non-numeric columns of ``X``, if any.
 
@@ -84,8 +91,7 @@ def check_numeric(X, estimator_name: str) -> None:
     """
     found = non_numeric_columns(X)
     if found:
-        listed = ", ".join(f"{problem.column!r} ({problem.reason})" for problem in found)
-        error = TypeError if any(problem.wrong_type for problem in found) else ValueError
+        error, listed = non_numeric_error(found)
         raise error(
             f"{estimator_name} needs numeric features, but column(s) {listed} of X are not numeric. "
             "Encode them first (e.g. with OrdinalEncoder: integer codes are then dequantized) or drop them."
