@@ -5,7 +5,7 @@ The estimators hold the parameters (read here by name: ``flow``,
 ``max_epochs``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
 ``weight_decay``, ``callback``, ``verbose``, ``random_state``, and ``base``
 where it has one) and their
-resolved ``flow_kind_``, ``hidden_units_``, ``batch_size_`` (``_auto_parameters``) and
+resolved ``flow_kind_``, ``n_bins_``, ``hidden_units_``, ``batch_size_`` (``_auto_parameters``) and
 ``device_``; this module turns them into a trained flow without importing any estimator.
 """
 
@@ -329,7 +329,7 @@ def new_flow(
         flow=estimator.flow_kind_,
         n_transforms=estimator.n_transforms,
         hidden_units=estimator.hidden_units_,
-        n_bins=estimator.n_bins,
+        n_bins=estimator.n_bins_,
         tail_bound=estimator.tail_bound,
         context_features=context_features,
         seed=seed,

@@ -147,6 +147,14 @@ def stored_flow_kind(flow: Any, default: str) -> str:
     return kind if isinstance(kind, str) else default
 
 
+def stored_n_bins(flow: Any) -> int:
+    """The spline bins per feature a fitted flow was built with (its config's ``"n_bins"``, else the old
+    default of 8)."""
+    config = stored_flow_config(flow)
+    n_bins = config.get("n_bins") if isinstance(config, dict) else None
+    return int(n_bins) if isinstance(n_bins, int) else 8
+
+
 def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
     """A ``FlowDensity`` state (pickled or from a model file) of an older skflow, in today's layout.
 
@@ -155,7 +163,8 @@ def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
     no ``base`` parameter (or, from the safe format, the new default filled
     in); such a model has a standard-normal base, so ``base`` is "normal"
     and ``n_components_`` 1. Fitted before ``flow="auto"``: no ``flow_kind_``;
-    the stored flow's config says which kind it is.
+    the stored flow's config says which kind it is. Fitted before
+    ``n_bins="auto"``: no ``n_bins_``; the config says that too.
     """
     state = dict(state)
     stored_flow = state.get("flow_")
@@ -163,6 +172,8 @@ def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
         state["flow_kind_"] = stored_flow_kind(stored_flow, state.get("flow", "spline"))
     if _is_persisted_flow(stored_flow) and "hidden_units_" not in state:
         state["hidden_units_"] = tuple(stored_flow["config"]["hidden_units"])
+    if stored_flow is not None and "n_bins_" not in state:
+        state["n_bins_"] = stored_n_bins(stored_flow)
     if "base" not in state or (_is_persisted_flow(stored_flow) and "base" not in stored_flow["config"]):
         state["base"] = "normal"
     if stored_flow is not None and "n_components_" not in state:

@@ -75,8 +75,11 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         it is better on the validation rows by two standard errors.
         "normal": ``N(0, I)``, so that ``transform`` Gaussianizes the data.
         Models saved before this parameter existed load with "normal".
-    n_bins : int, default=8
-        Spline bins per feature (not used by ``flow="affine"``).
+    n_bins : "auto" or int in [2, 333], default="auto"
+        Spline bins per feature (not used by ``flow="affine"``). "auto": 16
+        for data of one or two features, where finer bins draw sharp edges
+        at little cost, 8 beyond (``n_bins_``; the user guide's parameters
+        page says why).
     tail_bound : float in [0.1, 1000], default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` (standardized units) and
         are the identity outside. Columns whose training values reach beyond
@@ -176,6 +179,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         ``-inf``/``inf`` where it has none.
     flow_kind_ : str
         The layer type used (``flow`` resolved).
+    n_bins_ : int
+        The spline bins per feature used (``n_bins`` resolved).
     hidden_units_ : tuple of int
         The conditioners' hidden layer sizes used (``hidden_units`` resolved).
     batch_size_ : int
@@ -211,6 +216,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     _parameter_constraints: dict = {
         **FLOW_PARAMETER_CONSTRAINTS,
+        "n_bins": [StrOptions({"auto"}), *FLOW_PARAMETER_CONSTRAINTS["n_bins"]],
         "base": [StrOptions({"mixture", "normal"})],
         "standardize": ["boolean"],
     }
@@ -231,6 +237,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "best_epoch_": "int",
         "n_iter_": "int",
         "hidden_units_": tuple,
+        "n_bins_": "int",
         "n_components_": "int",
     }
 
@@ -241,7 +248,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         n_transforms=FlowSpec.n_transforms,
         hidden_units="auto",
         base="mixture",
-        n_bins=FlowSpec.n_bins,
+        n_bins="auto",
         tail_bound=FlowSpec.tail_bound,
         learning_rate=TrainConfig.learning_rate,
         batch_size="auto",

@@ -67,6 +67,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         The learned layers. ``hidden_units="auto"`` sizes the conditioners by
         the number of targets plus features; ``flow="auto"`` counts the
         targets only (a coupling spline below 3 targets, ``flow_kind_``).
+        ``n_bins`` is an int here, default 8 (FlowDensity's "auto" rule was
+        measured on unconditional densities only).
     learning_rate : float, default=3e-3
         As in :class:`FlowDensity` (default 1e-3 there): at 1e-3 a flow of one
         target trained too slowly on the small UCI sets (docs/regression.md).
@@ -149,7 +151,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         The parsed ``bounds`` of the targets.
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
-    loss_curve_, validation_scores_, best_epoch_, n_iter_, flow_kind_, hidden_units_, batch_size_, max_epochs_, device_
+    loss_curve_, validation_scores_, best_epoch_, n_iter_, flow_kind_, n_bins_, hidden_units_, batch_size_, \
+max_epochs_, device_
         As in :class:`FlowDensity`.
 
     See Also

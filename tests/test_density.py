@@ -248,7 +248,7 @@ def test_autoregressive_layers_get_twenty_thousand_steps(n_features, kind, epoch
     from skflow._auto_parameters import resolve_training_sizes
 
     estimator = SimpleNamespace(
-        flow="auto", hidden_units="auto", batch_size="auto", max_epochs="auto", validation_fraction=0.1
+        flow="auto", n_bins="auto", hidden_units="auto", batch_size="auto", max_epochs="auto", validation_fraction=0.1
     )
     resolve_training_sizes(estimator, 8000, n_features)
     assert (estimator.flow_kind_, estimator.max_epochs_) == (kind, epochs)
@@ -294,6 +294,32 @@ def test_auto_flow_builds_the_kind_it_resolves_and_old_states_keep_theirs():
     assert restored.flow_kind_ == "spline"
     X_new = rng.normal(size=(5, 3))
     np.testing.assert_array_equal(restored.score_samples(X_new), small.score_samples(X_new))
+
+
+@pytest.mark.parametrize("n_features, expected", [(1, 16), (2, 16), (3, 8), (40, 8)])
+def test_auto_bins_are_sixteen_for_one_or_two_features_else_eight(n_features, expected):
+    from skflow._auto_parameters import resolve_n_bins
+
+    assert resolve_n_bins("auto", n_features) == expected
+    assert resolve_n_bins(5, n_features) == 5
+
+
+def test_auto_bins_build_the_splines_they_resolve_and_old_states_keep_theirs():
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    fitted = FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=1, base="normal", random_state=0).fit(X)
+    assert FlowDensity().n_bins == "auto" and fitted.n_bins_ == 16
+    spline = fitted.flow_.transforms[-1]
+    assert spline.params_per_feature == 3 * 16 - 1
+    explicit = FlowDensity(n_bins=5, n_transforms=1, hidden_units=(8,), max_epochs=1, random_state=0).fit(X)
+    assert explicit.n_bins_ == 5
+    # A model pickled before n_bins="auto" has no n_bins_: its flow's config holds the bins.
+    state = explicit.__getstate__()
+    del state["n_bins_"]
+    state["n_bins"] = 12
+    restored = FlowDensity.__new__(FlowDensity)
+    restored.__setstate__(state)
+    assert restored.n_bins_ == 5
+    np.testing.assert_array_equal(restored.score_samples(X[:5]), explicit.score_samples(X[:5]))
 
 
 def test_max_epochs_is_resolved_and_limits_training():
