@@ -20,15 +20,13 @@ held-out points; the panel titles give the held-out mean log-likelihood
   it is clearly better on held-out validation rows. Its density is exact and
   its cost does not grow with the training set.
 
-No model wins everywhere here: a thousand points in two dimensions is
-kernel density's home ground, and the differences are small (tenths of a nat
-at most). Look at the shapes: on the moons the flow bends its mixture along
-the curves; on the checkerboard, training did not clearly beat the starting
-mixture (after a fixed power map of each column) on 100 validation points, so
-the flow kept it and shows its blobs (the sharp edges of the squares are where
-kernel density wins); the mixture
-approximates curves with polygons of ellipses; the kernel estimate is bumpy
-where the data is sparse. The
+A thousand points in two dimensions is kernel density's home ground, and the
+differences are small (tenths of a nat at most). Look at the shapes: on the
+moons the flow bends its mixture along the curves; on the checkerboard its
+splines (16 bins on two features, ``n_bins="auto"``) draw the squares' sharp
+edges, which kernel density blurs, though a faint grain of the spline pieces
+shows inside the squares; the mixture approximates curves with polygons of
+ellipses; the kernel estimate is bumpy where the data is sparse. The
 :doc:`benchmarks </benchmarks>` compare the three on real, higher-dimensional
 data. The example takes a few minutes on two CPU cores.
 """

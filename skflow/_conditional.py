@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from scipy.special import ndtri
@@ -99,6 +99,3 @@ def check_coverage(coverage) -> None:
         raise ValueError(f"coverage must be a number in (0, 1), got {coverage!r}")
 
 
-def check_n_samples(n_samples) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")

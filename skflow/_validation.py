@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -144,3 +145,9 @@ def drop_zero_weight_rows(weights: np.ndarray, *arrays: np.ndarray, estimator_na
             f"sample_weight, got {int(kept.sum())}"
         )
     return (weights[kept], *(array[kept] for array in arrays))
+
+
+def check_n_samples(n_samples) -> None:
+    """``sample``'s draw count: a positive int (not a bool)."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")

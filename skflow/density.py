@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin
@@ -26,7 +24,7 @@ from ._persisted_flow import upgrade_density_state
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._streaming import partial_fit_chunk, stream_state
-from ._validation import StrOptions, _fit_context, check_latent, check_numeric
+from ._validation import StrOptions, _fit_context, check_latent, check_n_samples, check_numeric
 
 
 @register_safe_class
@@ -35,17 +33,16 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
 
     Learns an invertible map ``f`` from the data to a latent space with a
     base density ``p_z`` by maximum likelihood, so that ``log p(x) = log
-    p_z(f(x)) + log|det J_f(x)|`` is exact. ``f`` is a chain of coupling layers
-    (rational-quadratic splines or affine maps) interleaved with learned
-    invertible linear layers, preceded by fixed standardization whose
-    log-determinant is included: ``score_samples`` is the log-density of ``X``
-    in its own units, comparable with
-    :meth:`sklearn.mixture.GaussianMixture.score_samples`. ``p_z`` is a
-    learnable full-covariance Gaussian mixture (``base="mixture"``, started
-    from a ``GaussianMixture`` fitted to the standardized data, so the
+    p_z(f(x)) + log|det J_f(x)|`` is exact. ``f`` is a fixed standardization
+    (its log-determinant included) followed by learned layers (coupling or
+    autoregressive rational-quadratic splines, or affine couplings, between
+    invertible linear maps): ``score_samples`` is the log-density of ``X`` in
+    its own units, comparable with ``GaussianMixture.score_samples``. ``p_z``
+    is a learnable full-covariance Gaussian mixture (``base="mixture"``,
+    started from a ``GaussianMixture`` fitted to the standardized data, so the
     untrained flow is that mixture) or ``N(0, I)`` (``base="normal"``).
     ``transform`` maps data to the latent, which follows ``p_z``: a
-    Gaussianization (standard normal output) only with ``base="normal"``.
+    Gaussianization only with ``base="normal"``.
 
     Parameters
     ----------
@@ -65,21 +62,17 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         with the number of features, capped on small data.
     base : {"mixture", "normal"}, default="mixture"
         Base density of the latent. "mixture": a Gaussian mixture, learned
-        with the flow, started from the ``GaussianMixture`` a user would tune:
-        number of components (1 to 32), full or diagonal covariances and
-        ``reg_covar`` (1e-6 to 0.1) chosen by 3-fold cross-validated
-        log-likelihood on the standardized training rows (one held-out fifth
-        beyond 5,000 rows; after one draw of the dequantization noise; at most
-        20,000 rows, resampled by ``sample_weight``), then fitted to the rows
-        training uses (``n_components_``). A trained epoch replaces it only if
-        it is better on the validation rows by two standard errors.
-        "normal": ``N(0, I)``, so that ``transform`` Gaussianizes the data.
-        Models saved before this parameter existed load with "normal".
+        with the flow, started from the ``GaussianMixture`` a user would tune
+        (1 to 32 components, full or diagonal covariances, ``reg_covar`` 1e-6
+        to 0.1, by cross-validated log-likelihood on at most 20,000 of the
+        standardized training rows; details in the user guide) and fitted to
+        the rows training uses (``n_components_``). A trained epoch replaces
+        it only if it is better on the validation rows by two standard
+        errors. "normal": ``N(0, I)``, so that ``transform`` Gaussianizes the
+        data. Models saved before this parameter existed load with "normal".
     n_bins : "auto" or int in [2, 333], default="auto"
         Spline bins per feature (not used by ``flow="affine"``). "auto": 16
-        for data of one or two features, where finer bins draw sharp edges
-        at little cost, 8 beyond (``n_bins_``; the user guide's parameters
-        page says why).
+        for one or two features (sharper edges), 8 beyond (``n_bins_``).
     tail_bound : float in [0.1, 1000], default=5.0
         Splines act on ``[-tail_bound, tail_bound]`` (standardized units) and
         are the identity outside. Columns whose training values reach beyond
@@ -118,15 +111,14 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         (of magnitude at most 2**53), and for other discrete columns, whose
         values repeat (at most one distinct value per 5 rows: a two-valued
         column, rating levels, rounded measurements), with noise as wide as
-        the smallest gap between their values (``score_samples`` is then the
-        log-probability of the value minus the log of that width). ``score_samples`` is then the log-density
-        of the dequantized variable (integer + uniform noise) evaluated at the
-        integer: an estimate of the log-probability of that integer value,
-        whose average over the noise is a lower bound on it (Theis et al.
-        2016). Probabilities of integer values are at most 1, so the mean
-        log-likelihood of such data should come out near or below 0 per
-        dequantized column; without dequantization the flow can pile its mass
-        onto the integers and report arbitrarily high densities.
+        the smallest gap between their values. ``score_samples`` is then the
+        log-density of the dequantized variable (value plus noise) at the
+        value: an estimate of the log-probability of that value minus the log
+        of the noise's width (0 for integers), whose average over the noise
+        is a lower bound on it (Theis et al. 2016). Probabilities are at most
+        1, so on integers the mean log-likelihood should come out near or
+        below 0 per dequantized column; without dequantization the flow can
+        pile its mass onto the values and report arbitrarily high densities.
     bounds : None, (low, high) or sequence of (low, high) or None, default=None
         Support of bounded features: one ``(low, high)`` pair for every
         feature, or one pair (or None) per feature. ``low`` or ``high`` may be
@@ -325,8 +317,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         columns are dequantized, constant or get ``asinh`` tails, "auto"
         sizes and ``flow_kind_``: a first chunk under 5,000 rows gives coupling
         splines, so pass ``flow`` explicitly when streaming), and never
-        updates it: give it a representative chunk. Later
-        values beyond that chunk's range are fine (identity spline tails,
+        updates it: give it a representative chunk. Later values beyond
+        that chunk's range are fine (identity spline tails,
         ``asinh``); values on or outside ``bounds`` or another number of
         features raise a ``ValueError``. Each call makes one shuffled pass at
         the constant rate ``learning_rate`` (no validation split, schedule or
@@ -485,8 +477,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        check_n_samples(n_samples)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         samples = sample_in_batches(self.flow_, n_samples, self.n_features_in_, self._inference_rows(), generator)

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._auto_parameters import resolve_training_sizes
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
-from ._conditional import check_coverage, check_levels, check_n_samples, check_target_names, check_targets
+from ._conditional import check_coverage, check_levels, check_target_names, check_targets
 from ._conditional_flow import draws, log_density
 from ._core import Flow, FlowSpec, TrainConfig
 from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density, new_members
@@ -27,7 +27,7 @@ from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._regression_data import context_scaling, validate_regression_data
 from ._streaming import Context, stream_chunk, stream_state
-from ._validation import Interval, StrOptions, _fit_context, check_numeric
+from ._validation import Interval, StrOptions, _fit_context, check_n_samples, check_numeric
 
 
 @register_safe_class
@@ -66,9 +66,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     flow, n_transforms, hidden_units, n_bins, tail_bound : see :class:`FlowDensity`
         The learned layers. ``hidden_units="auto"`` sizes the conditioners by
         the number of targets plus features; ``flow="auto"`` counts the
-        targets only (a coupling spline below 3 targets, ``flow_kind_``).
-        ``n_bins`` is an int here, default 8 (FlowDensity's "auto" rule was
-        measured on unconditional densities only).
+        targets only (a coupling spline below 3 targets, ``flow_kind_``); ``n_bins`` is an int, default 8.
     learning_rate : float, default=3e-3
         As in :class:`FlowDensity` (default 1e-3 there): at 1e-3 a flow of one
         target trained too slowly on the small UCI sets (docs/regression.md).
@@ -307,10 +305,9 @@ max_epochs_, device_
         chunk, ``y``'s preprocessing, ``X``'s standardization (``x_location_``,
         ``x_scale_``) and the "auto" sizes: give it a representative chunk.
         Each flow of an ensemble takes the same steps over the chunk, in its
-        own batch order.
-        Later values beyond its range are fine; a target on or outside
-        ``bounds``, NaN, or another number of features or targets raise a
-        ``ValueError`` and change nothing. Each call continues the optimizer
+        own batch order. Later values beyond its range are fine; a target on
+        or outside ``bounds``, NaN, or another number of features or targets
+        raise a ``ValueError`` and change nothing. Each call continues the optimizer
         state at the constant ``learning_rate``, which pickles and saves.
 
         Parameters

@@ -110,3 +110,17 @@ def test_synthetic_densities_are_normalized(name):
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown dataset"):
         datasets.load("nope")
+
+
+def test_low_dimensional_experiment_writes_one_scored_line_per_set(tmp_path):
+    from benchmarks.experiments import low_dimensional
+
+    out = tmp_path / "low.jsonl"
+    params = {"n_transforms": 1, "hidden_units": [8], "max_epochs": 2}
+    low_dimensional.main(["--sets", "blocks_1d,square", "--params", json.dumps(params), "--out", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(row["dataset"], row["dims"], row["n_bins_"]) for row in rows] == [("blocks_1d", 1, 16), ("square", 2, 16)]
+    assert all(np.isfinite(row["test_log_likelihood"]) and row["standard_error"] > 0 for row in rows)
+    # The checkerboard is the README figure's: uniform on 8 of 16 unit squares, so on the dark ones.
+    board = low_dimensional.SETS["checkerboard_0"]()
+    assert board.shape == (1500, 2) and ((np.floor(board[:, 0]) + np.floor(board[:, 1])) % 2 == 0).all()
