@@ -64,7 +64,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Base density of the latent. "mixture": a Gaussian mixture, learned
         with the flow, started from the ``GaussianMixture`` a user would tune
         (1 to 32 components, full or diagonal covariances, ``reg_covar`` 1e-6
-        to 0.1, by cross-validated log-likelihood on at most 20,000 of the
+        to 1, by cross-validated log-likelihood on at most 20,000 of the
         standardized training rows; details in the user guide) and fitted to
         the rows training uses (``n_components_``). A trained epoch replaces
         it only if it is better on the validation rows by two standard
