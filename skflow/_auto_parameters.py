@@ -115,15 +115,17 @@ AUTO_BINS_MAX_FEW_FEATURES = 2
 def resolve_n_bins(n_bins, n_features: int) -> int:
     """``n_bins``, or for "auto" 16 bins for one or two modelled features and 8 beyond.
 
-    Measured (docs/benchmarks.md, thirteenth session): on 2-D data 8 bins
-    1.25 standard deviations wide cannot draw sharp edges, and on three
-    draws of a 1,000-point checkerboard training never beat the starting
-    mixture with them (held-out -2.33 to -2.40); with 16 bins it did, by
-    0.08 to 0.12 nats (ahead of a tuned KernelDensity). On ten other 2-D
-    sets (moons at 1,000 and 10,000 rows, rings, circles, a banana, a Cauchy,
-    an Old-Faithful-like set, a spiral, a square, a triangle) the scores were
-    identical; 1-D data follows the 2-D rule (a wash: a uniform lost 0.017 on
-    one draw and gained 0.004 on another, three sets identical). On 3-D and
+    Measured (docs/benchmarks.md, thirteenth session): on three draws of a
+    1,000-point 2-D checkerboard, training with 8 bins (learned widths,
+    starting 1.25 standard deviations wide) never beat the starting mixture
+    (held-out -2.33 to -2.40); with 16 it did, by 0.08 to 0.12 nats (-2.26
+    on the README figure's draw, a tuned KernelDensity -2.28). On ten other
+    2-D sets (moons at 1,000 and 10,000 rows, rings, circles, a banana, a
+    Cauchy, an Old-Faithful-like set, a spiral, a square, a triangle) the
+    scores were identical: training kept the starting mixture with either
+    count, so 16 bins cost nothing there. 1-D data follows the 2-D rule (a
+    wash: a uniform lost 0.017 on one draw and gained 0.004 on another,
+    three sets identical). On 3-D and
     4-D sets more bins cost: s_curve -0.014, swiss_roll -0.022 with 16, iris
     -0.36 with 32 (a trained epoch overfit its 15 validation rows), so
     beyond two features the bins stay 8.

@@ -97,5 +97,3 @@ def check_levels(quantiles) -> np.ndarray:
 def check_coverage(coverage) -> None:
     if isinstance(coverage, bool) or not isinstance(coverage, Real) or not 0 < coverage < 1:
         raise ValueError(f"coverage must be a number in (0, 1), got {coverage!r}")
-
-

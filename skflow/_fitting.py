@@ -1,7 +1,7 @@
 """Training glue shared by the estimators: build the flow, train it, report.
 
 The estimators hold the parameters (read here by name: ``flow``,
-``n_transforms``, ``n_bins``, ``tail_bound``, ``learning_rate``,
+``n_transforms``, ``tail_bound``, ``learning_rate``,
 ``max_epochs``, ``validation_fraction``, ``n_iter_no_change``, ``tol``,
 ``weight_decay``, ``callback``, ``verbose``, ``random_state``, and ``base``
 where it has one) and their

@@ -42,7 +42,7 @@ CROSS_VALIDATION_MAX_ROWS = 5000
 # 1, not 2: half the fits; of five small benchmark sets 2 changed one choice (faithful_like, diagonal K=4
 # instead of full K=2: -0.914 against -0.924 on its test part).
 PATIENCE = 1
-# The one-Gaussian fallback's floor, where no candidate can be fitted or scored.
+# The one-Gaussian fallback's floor, where no candidate can be fitted or scored (or the chosen one's, if larger).
 FALLBACK_REG_COVAR = 0.1
 # Rows the mixture is selected and fitted on, at most (a seeded subsample beyond).
 MAX_ROWS = 20_000
@@ -127,7 +127,7 @@ def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
     with quiet_single_threaded():
         gmm = candidate.estimator(seed).fit(x)
         if not np.all(np.isfinite(gmm.precisions_cholesky_)):
-            gmm = Candidate(1, "full", FALLBACK_REG_COVAR).estimator(seed).fit(x)
+            gmm = Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar)).estimator(seed).fit(x)
     return gmm.weights_, gmm.means_, full_precisions_cholesky(gmm)
 
 

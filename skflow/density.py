@@ -172,7 +172,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     flow_kind_ : str
         The layer type used (``flow`` resolved).
     n_bins_ : int
-        The spline bins per feature used (``n_bins`` resolved).
+        The spline bins per feature (``n_bins`` resolved; unused by affine layers).
     hidden_units_ : tuple of int
         The conditioners' hidden layer sizes used (``hidden_units`` resolved).
     batch_size_ : int

@@ -63,10 +63,12 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    flow, n_transforms, hidden_units, n_bins, tail_bound : see :class:`FlowDensity`
+    flow, n_transforms, hidden_units, tail_bound : see :class:`FlowDensity`
         The learned layers. ``hidden_units="auto"`` sizes the conditioners by
         the number of targets plus features; ``flow="auto"`` counts the
-        targets only (a coupling spline below 3 targets, ``flow_kind_``); ``n_bins`` is an int, default 8.
+        targets only (a coupling spline below 3 targets, ``flow_kind_``).
+    n_bins : int in [2, 333], default=8
+        Spline bins per target; 8 by default ("auto" is FlowDensity's, for unconditional densities).
     learning_rate : float, default=3e-3
         As in :class:`FlowDensity` (default 1e-3 there): at 1e-3 a flow of one
         target trained too slowly on the small UCI sets (docs/regression.md).
@@ -97,16 +99,15 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         validation rows. A flow fitted to a few hundred rows is over-confident
         on new ones; this widens (or narrows) its distributions to what the
         held-out rows show, and the density stays exact. No effect without
-        validation rows (``validation_fraction=0`` or too few rows). Each flow
+        validation rows (``validation_fraction=0`` or too few rows); each flow
         of an ensemble fits its own.
     n_flows : int, default=5
-        Flows in the ensemble. Each is fitted as a single flow from its own
-        seed: its own initial weights, batch order and validation rows (so
-        each trains on a different 90% of the rows, by default).
-        ``predict``, ``score_samples`` and the rest use their equal-weight
-        mixture. Fitting and predicting take ``n_flows`` times as long as
-        one flow. Five flows scored 0.05-0.12 nats a row better than one on
-        five of six UCI sets tried, 0.005 on wine's integer target
+        Flows in the ensemble, each fitted from its own seed (its own initial
+        weights, batch order and validation rows: each trains on a different
+        90% of the rows, by default); ``predict``, ``score_samples`` and the
+        rest use their equal-weight mixture, at ``n_flows`` times one flow's
+        cost. Five flows scored 0.05-0.12 nats a row better than one on five
+        of six UCI sets tried, 0.005 on wine's integer target
         (docs/regression.md); ``n_flows=1`` is a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes
@@ -138,8 +139,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     n_targets_ : int
         Number of target columns.
     target_names_in_ : ndarray of shape (n_targets_,)
-        Defined when ``y`` is a named pandas Series or a DataFrame with
-        string column names (the command line finds the targets by them).
+        Defined when ``y`` is a named pandas Series or a DataFrame with string column names.
     x_location_, x_scale_ : ndarray of shape (n_features_in_,)
         Weighted mean and standard deviation of the features, which
         standardize them into the flow's context (scale 1 for a constant one).
@@ -200,6 +200,7 @@ max_epochs_, device_
         "dequantized_": np.ndarray,
         "asinh_columns_": np.ndarray,
         "hidden_units_": tuple,
+        "n_bins_": "int",
         "batch_size_": "int",
         "loss_curve_": "floats",
         "validation_scores_": "floats",
@@ -270,8 +271,7 @@ max_epochs_, device_
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Target(s); 2-D for the joint density of several targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the likelihood and of every fitted
-            statistic; rows of weight zero are ignored entirely.
+            Non-negative weights of the likelihood and of every fitted statistic; rows of weight zero are ignored.
 
         Returns
         -------

@@ -161,6 +161,9 @@ def test_help_documents_the_regressor(workdir, skflow_in_process):
     assert "predict" in top.stdout and "--target price" in top.stdout
     fit = skflow_in_process("fit", "--help", cwd=workdir)
     assert "--target COLUMN[,...]" in fit.stdout and "FlowRegressor" in fit.stdout
+    # --n-bins differs: "auto" for FlowDensity, an int defaulting to 8 with --target; the help says both.
+    fit_text = " ".join(fit.stdout.split())
+    assert "With --target: Spline bins per target; 8 by default" in fit_text and "its --n-bins to 8" in fit_text
     predict = skflow_in_process("predict", "--help", cwd=workdir)
     assert predict.returncode == 0 and "--coverage" in predict.stdout and "--quantiles" in predict.stdout
 

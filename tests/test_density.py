@@ -252,6 +252,7 @@ def test_autoregressive_layers_get_twenty_thousand_steps(n_features, kind, epoch
     )
     resolve_training_sizes(estimator, 8000, n_features)
     assert (estimator.flow_kind_, estimator.max_epochs_) == (kind, epochs)
+    assert estimator.n_bins_ == (16 if n_features <= 2 else 8)
 
 
 @pytest.mark.parametrize(
@@ -312,6 +313,11 @@ def test_auto_bins_build_the_splines_they_resolve_and_old_states_keep_theirs():
     assert spline.params_per_feature == 3 * 16 - 1
     explicit = FlowDensity(n_bins=5, n_transforms=1, hidden_units=(8,), max_epochs=1, random_state=0).fit(X)
     assert explicit.n_bins_ == 5
+    three = FlowDensity(n_transforms=1, hidden_units=(8,), max_epochs=1, base="normal", random_state=0)
+    assert three.fit(np.c_[X, X[:, 0] * X[:, 1]]).n_bins_ == 8
+    assert three.flow_.transforms[-1].params_per_feature == 3 * 8 - 1
+    streamed = FlowDensity(n_transforms=1, hidden_units=(8,), base="normal", random_state=0).partial_fit(X)
+    assert streamed.n_bins_ == 16 and streamed.flow_.config["n_bins"] == 16
     # A model pickled before n_bins="auto" has no n_bins_: its flow's config holds the bins.
     state = explicit.__getstate__()
     del state["n_bins_"]

@@ -172,7 +172,7 @@ def test_the_selection_scores_candidates_as_gaussian_mixture_does(
     rng = np.random.RandomState(0)
     x = np.concatenate([rng.normal(size=(60, 3)) @ rng.normal(size=(3, 3)) + 4 * rng.normal(size=3) for _ in range(3)])
     splits = list(KFold(3, shuffle=True, random_state=0).split(x))
-    for reg_covar in (1e-6, 1e-1):
+    for reg_covar in (1e-6, 1e-1, 1.0):
         candidate = Candidate(n_components, covariance_type, reg_covar)
         expected = np.mean([candidate.estimator(0).fit(x[tr]).score(x[te]) for tr, te in splits])
         assert HeldOutScores(x, splits, seed=0)(candidate) == pytest.approx(expected, rel=1e-10)

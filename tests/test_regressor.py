@@ -270,3 +270,23 @@ def test_target_names_are_recorded_for_a_named_pandas_target(tmp_path):
     np.testing.assert_array_equal(reg.target_names_in_, ["a", "b"])
     for unnamed in (y, pd.Series(y), pd.DataFrame(np.c_[y, -y])):  # no name, or integer column labels
         assert not hasattr(reg.fit(frame, unnamed), "target_names_in_")
+
+
+def test_n_bins_is_an_int_here_and_older_states_read_theirs_from_the_flow():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2))
+    y = X[:, 0] + 0.3 * rng.normal(size=120)
+    with pytest.raises(ValueError, match="n_bins"):
+        FlowRegressor(n_bins="auto").fit(X, y)
+    reg = FlowRegressor(n_bins=5, n_transforms=1, hidden_units=(8,), max_epochs=1, n_flows=2, random_state=0)
+    reg.fit(X, y)
+    assert FlowRegressor().n_bins == 8
+    assert [member.n_bins_ for member in (reg, *reg.ensemble_)] == [5, 5]
+    # A model pickled before n_bins_ existed: its flow's config holds the bins, whatever n_bins says now.
+    state = reg.__getstate__()
+    del state["n_bins_"]
+    state["n_bins"] = 12
+    old = FlowRegressor.__new__(FlowRegressor)
+    old.__setstate__(state)
+    assert old.n_bins_ == 5
+    np.testing.assert_array_equal(old.score_samples(X[:5], y[:5]), reg.score_samples(X[:5], y[:5]))
