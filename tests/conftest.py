@@ -38,6 +38,18 @@ def pickled_and_saved_copies(est):
     return pickle.loads(pickle.dumps(est)), type(est).load(buffer)
 
 
+def from_older_state(est, missing: tuple[str, ...], **changed):
+    """``est`` unpickled from its state as an older skflow wrote it: without the attributes ``missing``,
+    and with the entries ``changed`` (parameters a user may have set since)."""
+    state = est.__getstate__()
+    for name in missing:
+        del state[name]
+    state.update(changed)
+    restored = type(est).__new__(type(est))
+    restored.__setstate__(state)
+    return restored
+
+
 # Fast configurations of every estimator, shared by tests/test_common.py and the per-module tests.
 FAST_FLOW = dict(n_transforms=2, hidden_units=(8,), max_epochs=3, n_bins=4, random_state=0)
 

@@ -17,6 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 from skflow import FlowDensity
 
+from .conftest import from_older_state
+
 FAST = dict(n_transforms=2, hidden_units=(16,), max_epochs=15, random_state=0)
 # For tests of the plumbing (searches, seeds, units), not of the fit: fewer epochs (and rows for searches).
 QUICK = {**FAST, "max_epochs": 4}
@@ -287,11 +289,7 @@ def test_auto_flow_builds_the_kind_it_resolves_and_old_states_keep_theirs():
     assert any(isinstance(t, AutoregressiveSpline) for t in large.flow_.transforms)
     # A model pickled before flow="auto" has no flow_kind_: its flow's config says which kind it is
     # (not the flow parameter, which set_params may have changed since).
-    state = small.__getstate__()
-    del state["flow_kind_"]
-    state["flow"] = "affine"
-    restored = FlowDensity.__new__(FlowDensity)
-    restored.__setstate__(state)
+    restored = from_older_state(small, ("flow_kind_",), flow="affine")
     assert restored.flow_kind_ == "spline"
     X_new = rng.normal(size=(5, 3))
     np.testing.assert_array_equal(restored.score_samples(X_new), small.score_samples(X_new))
@@ -319,11 +317,7 @@ def test_auto_bins_build_the_splines_they_resolve_and_old_states_keep_theirs():
     streamed = FlowDensity(n_transforms=1, hidden_units=(8,), base="normal", random_state=0).partial_fit(X)
     assert streamed.n_bins_ == 16 and streamed.flow_.config["n_bins"] == 16
     # A model pickled before n_bins="auto" has no n_bins_: its flow's config holds the bins.
-    state = explicit.__getstate__()
-    del state["n_bins_"]
-    state["n_bins"] = 12
-    restored = FlowDensity.__new__(FlowDensity)
-    restored.__setstate__(state)
+    restored = from_older_state(explicit, ("n_bins_",), n_bins=12)
     assert restored.n_bins_ == 5
     np.testing.assert_array_equal(restored.score_samples(X[:5]), explicit.score_samples(X[:5]))
 

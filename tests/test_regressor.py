@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from skflow import FlowRegressor
 from skflow.metrics import crps, interval_coverage, log_likelihood_scorer
 
-from .conftest import fast_regressor
+from .conftest import fast_regressor, from_older_state
 
 # Small but trained: 4-5 optimizer steps per epoch.
 # One flow: these tests are about a flow's outputs; tests/test_regressor_ensemble.py covers n_flows > 1.
@@ -283,10 +283,6 @@ def test_n_bins_is_an_int_here_and_older_states_read_theirs_from_the_flow():
     assert FlowRegressor().n_bins == 8
     assert [member.n_bins_ for member in (reg, *reg.ensemble_)] == [5, 5]
     # A model pickled before n_bins_ existed: its flow's config holds the bins, whatever n_bins says now.
-    state = reg.__getstate__()
-    del state["n_bins_"]
-    state["n_bins"] = 12
-    old = FlowRegressor.__new__(FlowRegressor)
-    old.__setstate__(state)
+    old = from_older_state(reg, ("n_bins_",), n_bins=12)
     assert old.n_bins_ == 5
     np.testing.assert_array_equal(old.score_samples(X[:5], y[:5]), reg.score_samples(X[:5], y[:5]))
