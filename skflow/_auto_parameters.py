@@ -125,10 +125,9 @@ def resolve_n_bins(n_bins, n_features: int) -> int:
     scores were identical: training kept the starting mixture with either
     count, so 16 bins cost nothing there. 1-D data follows the 2-D rule (a
     wash: a uniform lost 0.017 on one draw and gained 0.004 on another,
-    three sets identical). On 3-D and
-    4-D sets more bins cost: s_curve -0.014, swiss_roll -0.022 with 16, iris
-    -0.36 with 32 (a trained epoch overfit its 15 validation rows), so
-    beyond two features the bins stay 8.
+    three sets identical). On 3-D and 4-D sets more bins cost: s_curve
+    -0.014, swiss_roll -0.022 with 16, iris -0.36 with 32 (a trained epoch
+    overfit its 15 validation rows), so beyond two features the bins stay 8.
     """
     if n_bins != "auto":
         return int(n_bins)

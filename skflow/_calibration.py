@@ -25,7 +25,7 @@ import torch
 from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
-from ._persisted_flow import stored_flow_config, stored_flow_kind, stored_n_bins
+from ._persisted_flow import fill_resolved_from_stored_flow, stored_flow_config
 from ._preprocessing import Preprocessing, make_augment
 
 # A scale outside this range means the flow or the validation rows are broken, not over-confident:
@@ -96,10 +96,7 @@ def upgrade_regressor_state(state: dict) -> dict:
     before ensembles (its model is one flow), before the linear start (its flow started at the normal) or
     before ``flow="auto"`` and ``n_bins_`` (its flow's config says which kind it is and its bins)."""
     state = dict(state)
-    if "flow_" in state and "flow_kind_" not in state:
-        state["flow_kind_"] = stored_flow_kind(state["flow_"], state.get("flow", "spline"))
-    if "flow_" in state and "n_bins_" not in state:
-        state["n_bins_"] = stored_n_bins(state["flow_"])
+    fill_resolved_from_stored_flow(state)
     if "calibrate" not in state:
         state["calibrate"] = False
     if "flow_" in state and "latent_scale_" not in state:

@@ -139,20 +139,25 @@ def stored_flow_config(flow: Any) -> dict | None:
     return flow.get("config") if isinstance(flow, dict) else getattr(flow, "config", None)
 
 
-def stored_flow_kind(flow: Any, default: str) -> str:
-    """The layer type a fitted flow was built with (its config's ``"flow"``), pickled or from a model file;
-    ``default`` where the config does not say."""
+def _stored_config_entry(flow: Any, key: str, expected: type, default: Any) -> Any:
+    """``key`` of a fitted flow's config (pickled or from a model file), or ``default`` where the config
+    does not hold one of the ``expected`` type."""
     config = stored_flow_config(flow)
-    kind = config.get("flow") if isinstance(config, dict) else None
-    return kind if isinstance(kind, str) else default
+    value = config.get(key) if isinstance(config, dict) else None
+    return value if isinstance(value, expected) else default
 
 
-def stored_n_bins(flow: Any) -> int:
-    """The spline bins per feature a fitted flow was built with (its config's ``"n_bins"``, else the old
-    default of 8)."""
-    config = stored_flow_config(flow)
-    n_bins = config.get("n_bins") if isinstance(config, dict) else None
-    return int(n_bins) if isinstance(n_bins, int) else 8
+def fill_resolved_from_stored_flow(state: dict[str, Any]) -> None:
+    """In an older state with a fitted ``flow_``, the resolved ``flow_kind_`` (before ``flow="auto"``) and
+    ``n_bins_`` (before ``n_bins="auto"``) that its flow's config records: not the parameters, which
+    ``set_params`` may have changed since. A config without them means a coupling spline of 8 bins."""
+    stored_flow = state.get("flow_")
+    if stored_flow is None:
+        return
+    if "flow_kind_" not in state:
+        state["flow_kind_"] = _stored_config_entry(stored_flow, "flow", str, state.get("flow", "spline"))
+    if "n_bins_" not in state:
+        state["n_bins_"] = int(_stored_config_entry(stored_flow, "n_bins", int, 8))
 
 
 def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -168,12 +173,9 @@ def upgrade_density_state(state: dict[str, Any]) -> dict[str, Any]:
     """
     state = dict(state)
     stored_flow = state.get("flow_")
-    if stored_flow is not None and "flow_kind_" not in state:
-        state["flow_kind_"] = stored_flow_kind(stored_flow, state.get("flow", "spline"))
+    fill_resolved_from_stored_flow(state)
     if _is_persisted_flow(stored_flow) and "hidden_units_" not in state:
         state["hidden_units_"] = tuple(stored_flow["config"]["hidden_units"])
-    if stored_flow is not None and "n_bins_" not in state:
-        state["n_bins_"] = stored_n_bins(stored_flow)
     if "base" not in state or (_is_persisted_flow(stored_flow) and "base" not in stored_flow["config"]):
         state["base"] = "normal"
     if stored_flow is not None and "n_components_" not in state:

@@ -10,6 +10,8 @@ from skflow import FlowRegressor
 from skflow._core.train import validation_split
 from skflow._fitting import draw_seed
 
+from .conftest import from_older_state
+
 FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, random_state=0, n_flows=1)
 
 
@@ -65,10 +67,7 @@ def test_scale_survives_save_and_load_and_older_states_load_uncalibrated():
     np.testing.assert_array_equal(loaded.latent_scale_, reg.latent_scale_)
     np.testing.assert_array_equal(loaded.predict_interval(X[:5]), reg.predict_interval(X[:5]))
     # A model saved before the latent scale existed had base N(0, I) and no calibrate parameter.
-    state = reg.__getstate__()
-    del state["latent_scale_"], state["calibrate"]
-    old = FlowRegressor.__new__(FlowRegressor)
-    old.__setstate__(state)
+    old = from_older_state(reg, ("latent_scale_", "calibrate"))
     assert old.get_params()["calibrate"] is False
     z, log_abs_det = latent(reg, X, y)
     np.testing.assert_allclose(old.score_samples(X, y), norm.logpdf(z[:, 0]) + log_abs_det, rtol=1e-10)

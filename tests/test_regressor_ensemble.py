@@ -10,6 +10,8 @@ from scipy.integrate import cumulative_trapezoid
 
 from skflow import FlowRegressor
 
+from .conftest import from_older_state
+
 FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, max_epochs=6, random_state=0)
 
 
@@ -122,10 +124,7 @@ def test_a_file_whose_member_has_other_features_is_refused(data, ensemble):
 
 def test_states_from_before_ensembles_load_as_one_flow(data, ensemble):
     X, y = data
-    state = ensemble.__getstate__()
-    del state["n_flows"], state["ensemble_"]
-    old = FlowRegressor.__new__(FlowRegressor)
-    old.__setstate__(state)
+    old = from_older_state(ensemble, ("n_flows", "ensemble_"))
     assert old.n_flows == 1 and old.ensemble_ == []
     assert np.isfinite(old.score_samples(X, y)).all()
 

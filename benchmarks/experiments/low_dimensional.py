@@ -46,6 +46,11 @@ def bimodal_1d(rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.concatenate([rng.normal(-2, 0.5, half), rng.normal(1, 1, N_ROWS - half)]))[:, None]
 
 
+def blocks_1d(rng: np.random.Generator) -> np.ndarray:
+    """Uniform on four blocks of width 0.5 starting at 0, 1, 2 and 3."""
+    return rng.integers(0, 4, (N_ROWS, 1)) + rng.uniform(0, 0.5, (N_ROWS, 1))
+
+
 SETS = {
     "checkerboard_0": lambda: checkerboard(np.random.default_rng(0)),
     "checkerboard_1": lambda: checkerboard(np.random.default_rng(1)),
@@ -56,9 +61,7 @@ SETS = {
     "bimodal_1d": lambda: bimodal_1d(np.random.default_rng(0)),
     "exponential_1d": lambda: np.random.default_rng(0).exponential(1, (N_ROWS, 1)),
     "uniform_1d": lambda: np.random.default_rng(0).uniform(0, 1, (N_ROWS, 1)),
-    "blocks_1d": lambda: (lambda r: r.integers(0, 4, (N_ROWS, 1)) + r.uniform(0, 0.5, (N_ROWS, 1)))(
-        np.random.default_rng(0)
-    ),
+    "blocks_1d": lambda: blocks_1d(np.random.default_rng(0)),
 }
 
 
