@@ -7,7 +7,10 @@ starts from it, and keeps it (epoch 0) when no epoch beats it on validation.
 The mixture is chosen the way a user tunes a GaussianMixture: the number of
 components, full or diagonal covariances and the variance floor ``reg_covar``
 by held-out log-likelihood (3-fold cross-validation on small data, one
-held-out fifth on large data), then refitted on all the rows. Measured in
+held-out fifth on large data), then refitted on all the rows. Every fit,
+the chosen one's included, is GaussianMixture's algorithm (its k-means start
+and EM) as :mod:`skflow._mixture_em` runs it, equal to GaussianMixture's fit to
+rounding and several times faster. Measured in
 ``benchmarks/results/mixture_base.txt`` and ``mixture_selection.txt``.
 """
 
@@ -27,7 +30,7 @@ from sklearn.model_selection import KFold, ShuffleSplit
 from threadpoolctl import threadpool_limits
 
 from ._core.rows import validation_split
-from ._mixture_em import fit_em, kmeans_responsibilities
+from ._mixture_em import GaussianMixtures, fit_em, kmeans_responsibilities
 
 # Candidate numbers of components, tried in this order for each covariance type and floor.
 CANDIDATE_COMPONENTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -122,13 +125,24 @@ def choose_mixture(x: np.ndarray, seed: int) -> tuple[Candidate, float]:
 
 
 def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
-    """``candidate`` fitted on ``x``: weights (K,), means (K, d) and the upper-triangular precision
-    Cholesky factors (K, d, d) (diagonal ones for a diagonal mixture)."""
+    """``candidate`` fitted on ``x`` as ``candidate.estimator(seed).fit(x)`` fits it (the same k-means start
+    and EM, :mod:`skflow._mixture_em`, in a fraction of its time): weights (K,), means (K, d) and the
+    upper-triangular precision Cholesky factors (K, d, d) (diagonal ones for a diagonal mixture).
+
+    Where a covariance stops being positive definite (GaussianMixture raises), one Gaussian with a floor of
+    at least ``FALLBACK_REG_COVAR``.
+    """
     with quiet_single_threaded():
-        gmm = candidate.estimator(seed).fit(x)
-        if not np.all(np.isfinite(gmm.precisions_cholesky_)):
-            gmm = Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar)).estimator(seed).fit(x)
-    return gmm.weights_, gmm.means_, full_precisions_cholesky(gmm)
+        mixture = _fitted_once(candidate, x, seed)
+        if mixture is None:
+            mixture = _fitted_once(Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar)), x, seed)
+    return mixture.weights[0], mixture.means[0], _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
+
+
+def _fitted_once(candidate: Candidate, x: np.ndarray, seed: int) -> GaussianMixtures | None:
+    start = kmeans_responsibilities(x, candidate.n_components, seed)
+    (mixture,) = fit_em(x, start, candidate.covariance_type, [candidate.reg_covar])
+    return mixture
 
 
 @contextmanager
@@ -224,15 +238,18 @@ class HeldOutScores:
 def held_out_rows(candidate: Candidate, train: np.ndarray, test: np.ndarray, seed: int) -> np.ndarray:
     """The log-likelihood of each ``test`` row under ``candidate`` fitted on ``train`` as the selection fits
     it (-inf everywhere if the fit fails)."""
-    start = kmeans_responsibilities(train, candidate.n_components, seed)
-    (mixture,) = fit_em(train, start, candidate.covariance_type, [candidate.reg_covar])
+    mixture = _fitted_once(candidate, train, seed)
     if mixture is None:
         return np.full(len(test), -np.inf)
     return logsumexp(mixture.component_log_densities(test), axis=2)[0]
 
 
 def full_precisions_cholesky(gmm: GaussianMixture) -> np.ndarray:
-    """The fitted precision Cholesky factors as (K, d, d) matrices, whatever the covariance type."""
-    if gmm.covariance_type == "full":
-        return gmm.precisions_cholesky_
-    return np.stack([np.diag(row) for row in gmm.precisions_cholesky_])
+    """A fitted GaussianMixture's precision Cholesky factors as (K, d, d) matrices, whatever the covariance type."""
+    return _as_full(gmm.precisions_cholesky_, gmm.covariance_type)
+
+
+def _as_full(precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
+    if covariance_type == "full":
+        return precisions_cholesky
+    return np.stack([np.diag(row) for row in precisions_cholesky])

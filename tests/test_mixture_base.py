@@ -170,7 +170,9 @@ def test_the_selection_scores_candidates_as_gaussian_mixture_does(
     monkeypatch.setattr(skflow._mixture_em, "CHUNK_ELEMENTS", chunk_elements)
 
     rng = np.random.RandomState(0)
-    x = np.concatenate([rng.normal(size=(60, 3)) @ rng.normal(size=(3, 3)) + 4 * rng.normal(size=3) for _ in range(3)])
+    # 9 columns: one component's full covariances come from centred rows, three components' from the
+    # second moments (the cheaper formula for each), both to rounding of GaussianMixture's.
+    x = np.concatenate([rng.normal(size=(60, 9)) @ rng.normal(size=(9, 9)) + 4 * rng.normal(size=9) for _ in range(3)])
     splits = list(KFold(3, shuffle=True, random_state=0).split(x))
     for reg_covar in (1e-6, 1e-1, 1.0):
         candidate = Candidate(n_components, covariance_type, reg_covar)
@@ -362,6 +364,30 @@ def test_yeo_johnson_start_round_trips_and_symmetric_data_goes_without(tmp_path)
     gaussian = np.random.default_rng(1).normal(size=(600, 2))
     plain = FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=3, random_state=0).fit(gaussian)
     assert not plain.flow_.config["power"]
+
+
+def test_on_large_data_a_map_losing_with_the_best_starts_mixture_gets_no_selection_of_its_own(monkeypatch):
+    import skflow._mixture_start
+
+    selections = []
+    original = skflow._mixture_start._power_start
+
+    def spy(*args):
+        selections.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(skflow._mixture_start, "_power_start", spy)
+    X = skewed_rows(6000)  # beyond CROSS_VALIDATION_MAX_ROWS: one held-out fifth
+    settings = dict(n_transforms=1, hidden_units=(4,), max_epochs=1, random_state=0)
+    with pytest.warns(Warning, match="no epoch improved"):
+        assert FlowDensity(**settings).fit(X).flow_.config["power"]  # the map wins: it got its selection
+    assert len(selections) >= 1
+    # Every map counted as losing by more than the threshold: none is selected for, none is kept.
+    selections.clear()
+    monkeypatch.setattr(skflow._mixture_start, "HOPELESS_MAP_LOSS", -np.inf)
+    with pytest.warns(Warning, match="no epoch improved"):
+        assert not FlowDensity(**settings).fit(X).flow_.config["power"]
+    assert selections == []
 
 
 def test_a_power_map_that_only_wins_by_noise_is_not_kept():
