@@ -32,6 +32,11 @@ MAX_ITER = 100
 LOG_2PI = np.log(2 * np.pi)
 # Elements of the largest temporary array (32 MB of float64).
 CHUNK_ELEMENTS = 2**22
+# Rows within this distance of the origin may get their covariances as E[x x^T] - mu mu^T, which loses about
+# eps * |x|^2 (2e-10 here, against floors of at least 1e-6). Standardized rows are always within it (a
+# standardized column of n rows stays within sqrt(n)); rows far from the origin (standardize=False on data
+# around 1e4) are centred per component, as GaussianMixture does.
+SECOND_MOMENTS_MAX_ABS = 1e3
 
 
 @dataclass
@@ -150,12 +155,12 @@ def _m_step(
     means = np.matmul(np.swapaxes(responsibilities, 1, 2), x) / counts[..., None]
     n_features = x.shape[1]
     if covariance_type == "full":
-        if 4 * means.shape[1] >= n_features:
+        if 4 * means.shape[1] >= n_features and np.max(np.abs(x)) <= SECOND_MOMENTS_MAX_ABS:
             # E[x x^T] - mu mu^T, as the diagonal case below (and GaussianMixture's) computes variances: one
             # product of the responsibilities with the rows' outer products (n, d^2), not a centred, weighted
             # copy of the rows (R, K, n, d). 4-10x faster with many components in few dimensions (the M-step
             # was 3.1 of a selection's 7.0 s on 6,400 x 7, K up to 32), slower with few components in many
-            # (digits, 64 columns, K < 16). The rows are standardized: the difference loses few digits.
+            # (digits, 64 columns, K < 16).
             covariances = _second_moments(x, responsibilities) / counts[..., None, None]
             covariances -= means[..., :, None] * means[..., None, :]
         else:

@@ -134,8 +134,10 @@ def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
     """
     with quiet_single_threaded():
         mixture = _fitted_once(candidate, x, seed)
-        if mixture is None:
+        if mixture is None or not np.all(np.isfinite(mixture.precisions_cholesky)):
             mixture = _fitted_once(Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar)), x, seed)
+    if mixture is None or not np.all(np.isfinite(mixture.precisions_cholesky)):
+        raise ValueError("no Gaussian mixture, not even one wide Gaussian, could be fitted to the rows")
     return mixture.weights[0], mixture.means[0], _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
 
 

@@ -156,7 +156,8 @@ def test_selection_finds_the_true_number_of_components_by_held_out_likelihood():
         assert held_out_score(chosen) >= held_out_score(other)
 
 
-@pytest.mark.parametrize("chunk_elements", [2**22, 500], ids=["components-at-once", "components-in-chunks"])
+# 567 elements: 7 rows of 9 x 9 outer products a chunk, so the 120 training rows end in a shorter chunk.
+@pytest.mark.parametrize("chunk_elements", [2**22, 567], ids=["components-at-once", "components-in-chunks"])
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 @pytest.mark.parametrize("n_components", [1, 3])
 def test_the_selection_scores_candidates_as_gaussian_mixture_does(
@@ -186,6 +187,26 @@ def test_the_selection_scores_candidates_as_gaussian_mixture_does(
         HeldOutScores(collapsed, [(np.arange(120), np.arange(120))], seed=0)(Candidate(3, covariance_type, 0.0))
         == -np.inf
     )
+
+
+def test_rows_far_from_the_origin_get_gaussian_mixtures_fit_not_a_cancelled_covariance():
+    from sklearn.mixture import GaussianMixture
+
+    from skflow._mixture_init import fit_candidate
+
+    # standardize=False on data around 1e4 with a spread of 1e-3: E[x x^T] - mu mu^T would cancel to noise.
+    rng = np.random.default_rng(0)
+    x = (1e4 + 1e-3 * rng.normal(size=(600, 2)) + 2e-3 * rng.integers(0, 2, size=(600, 1))).astype(np.float32)
+    x = x.astype(np.float64)
+    for n_components in (1, 2):
+        weights, means, precisions = fit_candidate(Candidate(n_components, "full", 1e-6), x, seed=0)
+        gmm = GaussianMixture(n_components, reg_covar=1e-6, random_state=0).fit(x)
+        np.testing.assert_allclose(weights, gmm.weights_, rtol=1e-6)
+        np.testing.assert_allclose(precisions, gmm.precisions_cholesky_, rtol=1e-6)
+    est = FlowDensity(standardize=False, n_transforms=1, hidden_units=(4,), max_epochs=1, random_state=0)
+    with pytest.warns(Warning, match="no epoch improved"):
+        est.fit(x)
+    assert np.isfinite(est.score(x))
 
 
 def test_a_few_rows_in_several_dimensions_get_a_covariance_shrunk_beyond_a_floor_of_one_tenth():
