@@ -281,8 +281,11 @@ def fit_flow(
     flow = flow.double().eval()
     if start is not None and result.best_epoch == 0:
         # No epoch clearly beat the start, so the model is the mixture: refitted on every training row, as
-        # GridSearchCV refits its choice (and in float64, not the float32 copy training used).
-        flow.base.set_mixture(*fit_candidate(start.candidate, start.every_row, seed))
+        # GridSearchCV refits its choice (and in float64, not the float32 copy training used). Where one of
+        # the two fits fell back to one Gaussian and the other did not, the trained base stays.
+        weights, means, precisions_cholesky = fit_candidate(start.candidate, start.every_row, seed)
+        if len(weights) == flow.base.n_components:
+            flow.base.set_mixture(weights, means, precisions_cholesky)
     return flow, result, preprocessing
 
 

@@ -246,11 +246,6 @@ def held_out_rows(candidate: Candidate, train: np.ndarray, test: np.ndarray, see
     return logsumexp(mixture.component_log_densities(test), axis=2)[0]
 
 
-def full_precisions_cholesky(gmm: GaussianMixture) -> np.ndarray:
-    """A fitted GaussianMixture's precision Cholesky factors as (K, d, d) matrices, whatever the covariance type."""
-    return _as_full(gmm.precisions_cholesky_, gmm.covariance_type)
-
-
 def _as_full(precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
     if covariance_type == "full":
         return precisions_cholesky

@@ -17,7 +17,6 @@ from skflow._mixture_init import (
     Candidate,
     HeldOutScores,
     candidate_components,
-    full_precisions_cholesky,
     mixture_rows,
     scored_candidate,
     selection_splits,
@@ -234,7 +233,8 @@ def test_a_diagonal_mixture_becomes_the_same_density_in_the_base():
     rng = np.random.RandomState(1)
     x = np.concatenate([rng.normal(size=(100, 3)) * [1.0, 0.2, 3.0], rng.normal(size=(100, 3)) + 5])
     gmm = GaussianMixture(2, covariance_type="diag", random_state=0).fit(x)
-    base = GaussianMixtureBase.from_mixture(gmm.weights_, gmm.means_, full_precisions_cholesky(gmm), torch.float64)
+    factors = np.stack([np.diag(row) for row in gmm.precisions_cholesky_])  # the diagonal ones as matrices
+    base = GaussianMixtureBase.from_mixture(gmm.weights_, gmm.means_, factors, torch.float64)
     with torch.no_grad():
         log_prob = base.log_prob(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(log_prob, gmm.score_samples(x), rtol=0, atol=1e-10)
@@ -281,6 +281,23 @@ def test_untrained_fit_is_sklearns_mixture_of_the_standardized_data(blobs, monke
     standardized = (blobs - est.location_) / est.scale_
     expected = gmm.score_samples(standardized) - np.log(est.scale_).sum()
     np.testing.assert_allclose(est.score_samples(blobs), expected, rtol=0, atol=1e-8)
+
+
+def test_a_refit_that_falls_back_to_one_gaussian_leaves_the_fitted_mixture(blobs, monkeypatch):
+    from skflow._mixture_init import fit_candidate
+
+    calls = []
+
+    def second_falls_back(candidate, x, seed):
+        calls.append(candidate)
+        return fit_candidate(candidate if len(calls) == 1 else Candidate(1, "full", 0.1), x, seed)
+
+    monkeypatch.setattr(skflow._fitting, "fit_candidate", second_falls_back)
+    est = FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=1, tol=1e6, random_state=0)
+    with pytest.warns(Warning, match="no epoch improved"):
+        est.fit(blobs)
+    assert len(calls) == 2 and est.n_components_ == calls[0].n_components >= 2
+    assert est.flow_.base.n_components == est.n_components_ and np.isfinite(est.score(blobs))
 
 
 @pytest.fixture(scope="module")
