@@ -74,9 +74,13 @@ class GaussianMixtures:
             log_det = np.log(self.precisions_cholesky).sum(axis=2)
         return -0.5 * (x.shape[1] * LOG_2PI + squared) + (log_det + np.log(self.weights))[:, None, :]
 
+    def log_likelihoods(self, x: np.ndarray) -> np.ndarray:
+        """The log-likelihood of each row under each mixture, as ``GaussianMixture.score_samples``: (R, n)."""
+        return logsumexp(self.component_log_densities(x), axis=2)
+
     def score(self, x: np.ndarray) -> np.ndarray:
         """Mean log-likelihood per row of each mixture, as ``GaussianMixture.score``: shape (R,)."""
-        return np.mean(logsumexp(self.component_log_densities(x), axis=2), axis=1)
+        return np.mean(self.log_likelihoods(x), axis=1)
 
     def take(self, index: np.ndarray) -> GaussianMixtures:
         """The mixtures at ``index``."""
@@ -87,17 +91,22 @@ class GaussianMixtures:
 
 def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     """log(sum(exp(a))) along ``axis`` (scipy's has a few hundred microseconds of overhead a call)."""
+    peak, shifted = _exp_below_peak(a, axis)
+    return np.squeeze(peak, axis=axis) + np.log(np.sum(shifted, axis=axis))
+
+
+def _exp_below_peak(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum of ``a`` along ``axis`` (kept as an axis of 1; 0 where it is not finite) and exp(a - maximum):
+    the overflow-free pieces of a log-sum-exp."""
     peak = np.max(a, axis=axis, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
-    return np.squeeze(peak, axis=axis) + np.log(np.sum(np.exp(a - peak), axis=axis))
+    return peak, np.exp(a - peak)
 
 
 def _normalized(log_joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The E-step's two results from log N(x_n; mu_k, Sigma_k) + log pi_k, shape (R, n, K): the log-likelihood
     of each row (R, n) and the responsibilities (R, n, K), from one pass of ``exp`` (two in GaussianMixture)."""
-    peak = np.max(log_joint, axis=2, keepdims=True)
-    peak = np.where(np.isfinite(peak), peak, 0.0)
-    responsibilities = np.exp(log_joint - peak)
+    peak, responsibilities = _exp_below_peak(log_joint, axis=2)
     total = np.sum(responsibilities, axis=2, keepdims=True)
     responsibilities /= total
     return np.squeeze(peak + np.log(total), axis=2), responsibilities
@@ -126,7 +135,10 @@ def fit_em(
     floors = np.asarray(reg_covars, dtype=float)
     results: list[GaussianMixtures | None] = [None] * floors.size
     running = np.arange(floors.size)  # positions in ``reg_covars`` still iterating
-    mixtures, fitted = _m_step(x, np.broadcast_to(start, (floors.size, *start.shape)), covariance_type, floors)
+    from_second_moments = _second_moments_pay(x, start.shape[1])
+    mixtures, fitted = _m_step(
+        x, np.broadcast_to(start, (floors.size, *start.shape)), covariance_type, floors, from_second_moments
+    )
     running, mixtures = running[fitted], mixtures.take(fitted)
     mixtures.weights = mixtures.weights / x.shape[0]
     lower_bounds = np.full(running.size, -np.inf)
@@ -136,7 +148,7 @@ def fit_em(
         log_norm, responsibilities = _normalized(mixtures.component_log_densities(x))
         previous, lower_bounds = lower_bounds, np.mean(log_norm, axis=1)
         change = lower_bounds - previous
-        mixtures, fitted = _m_step(x, responsibilities, covariance_type, floors[running])
+        mixtures, fitted = _m_step(x, responsibilities, covariance_type, floors[running], from_second_moments)
         mixtures.weights = mixtures.weights / mixtures.weights.sum(axis=1, keepdims=True)
         done = fitted & ((np.abs(change) < TOL) | (iteration == MAX_ITER - 1))
         for position in np.flatnonzero(done):
@@ -146,8 +158,18 @@ def fit_em(
     return results
 
 
+def _second_moments_pay(x: np.ndarray, n_components: int) -> bool:
+    """Whether full covariances of ``n_components`` on ``x`` come from the second moments (see :func:`_m_step`):
+    with at least a quarter as many components as columns, on rows within ``SECOND_MOMENTS_MAX_ABS``."""
+    return 4 * n_components >= x.shape[1] and bool(np.max(np.abs(x)) <= SECOND_MOMENTS_MAX_ABS)
+
+
 def _m_step(
-    x: np.ndarray, responsibilities: np.ndarray, covariance_type: str, floors: np.ndarray
+    x: np.ndarray,
+    responsibilities: np.ndarray,
+    covariance_type: str,
+    floors: np.ndarray,
+    from_second_moments: bool,
 ) -> tuple[GaussianMixtures, np.ndarray]:
     """The mixtures (weights unnormalized: the soft counts) from responsibilities (R, n, K), one per floor,
     and which of them are fitted (False where a covariance is not positive definite)."""
@@ -155,7 +177,7 @@ def _m_step(
     means = np.matmul(np.swapaxes(responsibilities, 1, 2), x) / counts[..., None]
     n_features = x.shape[1]
     if covariance_type == "full":
-        if 4 * means.shape[1] >= n_features and np.max(np.abs(x)) <= SECOND_MOMENTS_MAX_ABS:
+        if from_second_moments:
             # E[x x^T] - mu mu^T, as the diagonal case below (and GaussianMixture's) computes variances: one
             # product of the responsibilities with the rows' outer products (n, d^2), not a centred, weighted
             # copy of the rows (R, K, n, d). 4-10x faster with many components in few dimensions (the M-step

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold, ShuffleSplit
@@ -132,13 +131,14 @@ def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
     Where a covariance stops being positive definite (GaussianMixture raises), one Gaussian with a floor of
     at least ``FALLBACK_REG_COVAR``.
     """
+    fallback = Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar))
     with quiet_single_threaded():
-        mixture = _fitted_once(candidate, x, seed)
-        if mixture is None or not np.all(np.isfinite(mixture.precisions_cholesky)):
-            mixture = _fitted_once(Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar)), x, seed)
-    if mixture is None or not np.all(np.isfinite(mixture.precisions_cholesky)):
-        raise ValueError("no Gaussian mixture, not even one wide Gaussian, could be fitted to the rows")
-    return mixture.weights[0], mixture.means[0], _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
+        for attempt in (candidate, fallback):
+            mixture = _fitted_once(attempt, x, seed)
+            if mixture is not None and np.all(np.isfinite(mixture.precisions_cholesky)):
+                factors = _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
+                return mixture.weights[0], mixture.means[0], factors
+    raise ValueError("no Gaussian mixture, not even one wide Gaussian, could be fitted to the rows")
 
 
 def _fitted_once(candidate: Candidate, x: np.ndarray, seed: int) -> GaussianMixtures | None:
@@ -243,7 +243,7 @@ def held_out_rows(candidate: Candidate, train: np.ndarray, test: np.ndarray, see
     mixture = _fitted_once(candidate, train, seed)
     if mixture is None:
         return np.full(len(test), -np.inf)
-    return logsumexp(mixture.component_log_densities(test), axis=2)[0]
+    return mixture.log_likelihoods(test)[0]
 
 
 def _as_full(precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
