@@ -121,6 +121,7 @@ def check_fitted_state(estimator: Any) -> None:
             check_fitted_state(value)
             if value.__dict__.get("n_features_in_", n_features) != n_features:
                 raise ValueError(f"fitted attribute {name} has n_features_in_ != {n_features!r}")
+    _check_sizes_match_flow(estimator)
     names = estimator.__dict__.get("feature_names_in_")
     if names is not None and not (
         isinstance(names, np.ndarray)
@@ -128,6 +129,28 @@ def check_fitted_state(estimator: Any) -> None:
         and all(isinstance(v, str) for v in names.ravel())
     ):
         raise ValueError(f"feature_names_in_ must be {n_features} strings")
+
+
+# The resolved sizes an estimator reports, and the entries of its flow's config that they must equal.
+_SIZES_IN_FLOW_CONFIG = {"flow_kind_": "flow", "n_bins_": "n_bins", "hidden_units_": "hidden_units"}
+
+
+def _check_sizes_match_flow(estimator: Any) -> None:
+    """The reported ``flow_kind_``, ``n_bins_`` and ``hidden_units_`` are those the fitted flow was built with:
+    a file edited to say otherwise would report one model and compute with another."""
+    flow = estimator.__dict__.get("flow_")
+    if not isinstance(flow, Flow):
+        return
+    for name, key in _SIZES_IN_FLOW_CONFIG.items():
+        if name not in estimator.__dict__ or key not in flow.config:
+            continue
+        built_with = flow.config[key]
+        built_with = tuple(built_with) if isinstance(built_with, list) else built_with
+        if estimator.__dict__[name] != built_with:
+            raise ValueError(
+                f"fitted attribute {name}={estimator.__dict__[name]!r} disagrees with the fitted flow, "
+                f"built with {key}={built_with!r}"
+            )
 
 
 # ------------------------------------------------------------- JSON decoding
