@@ -107,9 +107,12 @@ class GaussianMixtureBase(nn.Module):
         shift = (lower @ self.means.unsqueeze(-1)).squeeze(-1)  # (K, d): L_k mu_k
         constant = torch.log_softmax(self.logits, 0) + self.precision_log_diag.sum(-1)
         constant = constant - 0.5 * self.n_features * math.log(2.0 * math.pi)
-        if z.shape[0] * self.n_components * self.n_features <= self._BATCHED_ELEMENTS:
-            whitened = torch.matmul(z.unsqueeze(0), lower.transpose(1, 2)) - shift.unsqueeze(1)  # (K, n, d)
-            mahalanobis = whitened.square().sum(-1).T
+        k, d = self.n_components, self.n_features
+        if z.shape[0] * k * d <= self._BATCHED_ELEMENTS:
+            # Every component's L_k z in one (n, d) x (d, K d) product: a batched product of K small
+            # (n, d) x (d, d) ones costs several times more, forward and backward.
+            whitened = z @ lower.reshape(k * d, d).T - shift.reshape(-1)  # (n, K d): block k is L_k (z - mu_k)
+            mahalanobis = whitened.square().view(-1, k, d).sum(-1)
         else:  # bounded memory for large inference batches
             mahalanobis = torch.stack(
                 [(z @ lower[k].T - shift[k]).square().sum(-1) for k in range(self.n_components)], dim=1
