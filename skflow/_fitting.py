@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
+from ._auto_parameters import start_schedule
 from ._bounds import outside_bounds, parse_bounds
 from ._core import (
     Flow,
@@ -196,8 +197,10 @@ def assign_fitted(estimator, flow: Flow, preprocessing: Preprocessing, result: T
     estimator.n_iter_ = result.n_iter
 
 
-def train_config(estimator) -> TrainConfig:
+def train_config(estimator, warmup_steps: int = 0, base_lr_factor: float = 1.0) -> TrainConfig:
     return TrainConfig(
+        warmup_steps=warmup_steps,
+        base_lr_factor=base_lr_factor,
         learning_rate=estimator.learning_rate,
         batch_size=estimator.batch_size_,
         max_epochs=estimator.max_epochs_,
@@ -265,10 +268,9 @@ def fit_flow(
                 callback(epoch, train_loss, score)
 
         generator = torch.Generator().manual_seed(seed)
+        config = train_config(estimator, **start_schedule(X.shape[0], start is not None))
         try:
-            result = train_flow(
-                flow, train_x, train_w, train_config(estimator), generator, augment, on_epoch, train_context
-            )
+            result = train_flow(flow, train_x, train_w, config, generator, augment, on_epoch, train_context)
         except TrainingDivergedError as exc:
             raise ValueError(
                 f"{type(estimator).__name__} could not be fitted: {exc}. Lower learning_rate; if that does not "

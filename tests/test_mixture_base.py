@@ -2,6 +2,7 @@
 
 import io
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -457,3 +458,26 @@ def test_mixture_rows_map_the_selected_rows_as_if_every_row_were_mapped_first():
         np.testing.assert_array_equal(
             mixture_rows(rows, w, 0.1, 3, None, row_map), mixture_rows(row_map(rows), w, 0.1, 3, None)
         )
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "base", "expected"),
+    [(5000, "mixture", (300, 3.0)), (4999, "mixture", (0, 1.0)), (5000, "normal", (0, 1.0))],
+)
+def test_long_training_from_a_fitted_mixture_warms_up_and_steps_the_base_faster(n_rows, base, expected, monkeypatch):
+    """From 5,000 rows a fit that starts from a fitted mixture warms up over 300 steps and its base takes
+    steps 3x the learning rate; below that, or from the standard normal, neither."""
+    configs = []
+    original = skflow._fitting.train_flow
+
+    def spy(flow, x, weights, config, *args):
+        configs.append(config)
+        return original(flow, x, weights, config, *args)
+
+    monkeypatch.setattr(skflow._fitting, "train_flow", spy)
+    X = np.random.RandomState(0).normal(size=(n_rows, 2))
+    settings = dict(n_transforms=1, hidden_units=(4,), max_epochs=1, base=base, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        FlowDensity(**settings).fit(X)
+    assert [(c.warmup_steps, c.base_lr_factor) for c in configs] == [expected]

@@ -162,31 +162,40 @@ def test_evaluation_batches_are_bounded_by_the_flows_size():
 
 
 def test_fused_adamw_matches_torch_optim_adamw_bit_for_bit():
-    from skflow._core.optim import FusedAdamW
+    """Two param groups of different step sizes (make_adamw's lr_factors), a changed rate, a resumed state."""
+    from skflow._core.optim import FusedAdamW, make_adamw
 
     if not FusedAdamW.supports([torch.nn.Parameter(torch.zeros(1))]):
         pytest.skip("this torch has no fused AdamW kernel")
     generator = torch.Generator().manual_seed(0)
-    start = torch.randn(50, generator=generator)
-    grads = [torch.randn(50, generator=generator) for _ in range(6)]
+    starts = [torch.randn(50, generator=generator), torch.randn(7, generator=generator)]
+    grads = [[torch.randn(50, generator=generator), torch.randn(7, generator=generator)] for _ in range(6)]
+
+    def torch_adamw(params):
+        groups = [{"params": [params[0]], "lr": 1e-2}, {"params": [params[1]], "lr": 3e-2}]
+        return torch.optim.AdamW(groups, lr=1e-2, weight_decay=1e-4, fused=True)
+
+    def fused(params):
+        optimizer = make_adamw(params, 1e-2, 1e-4, lr_factors=[1.0, 3.0])
+        assert isinstance(optimizer, FusedAdamW) and [g["lr_factor"] for g in optimizer.param_groups] == [1.0, 3.0]
+        return optimizer
+
     results = []
-    makers = (
-        lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=1e-4, fused=True),
-        lambda p: FusedAdamW(p, 1e-2, 1e-4),
-    )
-    for make in makers:
-        param = torch.nn.Parameter(start.clone())
-        optimizer = make([param])
-        for i, grad in enumerate(grads):
+    for make in (torch_adamw, fused):
+        params = [torch.nn.Parameter(start.clone()) for start in starts]
+        optimizer = make(params)
+        for i, step_grads in enumerate(grads):
             if i == 3:  # a changed learning rate and a resumed state behave the same too
-                optimizer.param_groups[0]["lr"] = 5e-3
+                optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = 5e-3, 1.5e-2
                 state = optimizer.state_dict()
-                optimizer = make([param])
+                optimizer = make(params)
                 optimizer.load_state_dict(state)
-            param.grad = grad.clone()
+            for param, grad in zip(params, step_grads):
+                param.grad = grad.clone()
             optimizer.step()
-        results.append(param.detach().clone())
+        results.append(torch.cat([p.detach().clone() for p in params]))
     assert torch.equal(results[0], results[1])
+    assert not torch.equal(results[0][:50], starts[0]) and not torch.equal(results[0][50:], starts[1])
 
 
 def test_training_does_not_import_torch_dynamo():
@@ -223,3 +232,48 @@ def test_an_epoch_replaces_the_start_only_when_clearly_better_on_validation():
         result = train_flow(flow, x, torch.ones(len(x)), config, torch.Generator().manual_seed(0))
         assert (result.best_epoch == 0) == kept_start
         assert all(torch.equal(v, initial[k]) for k, v in flow.state_dict().items()) == kept_start
+
+
+def _mixture_flow():
+    import numpy as np
+
+    mixture = (np.array([0.5, 0.5]), np.array([[-1.0, 0.0], [1.0, 0.0]]), np.stack([np.eye(2)] * 2))
+    return build_flow(2, n_transforms=1, hidden_units=(8,), seed=0, mixture=mixture)
+
+
+def test_the_warm_up_raises_the_step_size_linearly_then_holds_it():
+    from skflow._core import Rows, Trainer
+
+    flow = _mixture_flow()
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    config = TrainConfig(batch_size=10, warmup_steps=6, base_lr_factor=3.0)
+    trainer = Trainer(flow, config, torch.Generator().manual_seed(0))
+    seen = []
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda: seen.append([g["lr"] for g in trainer.optimizer.param_groups]) or step()
+    for _ in range(3):  # 4 steps a pass: 6 of warm-up, then the full rate
+        trainer.one_pass(Rows(x, torch.ones(40)), lr=1e-2)
+    trainer.release()
+    expected = [[1e-2 * min(1.0, n / 6) * f for f in (1.0, 3.0)] for n in range(1, 13)]
+    assert [lr for pair in seen for lr in pair] == pytest.approx([lr for pair in expected for lr in pair], rel=1e-12)
+    assert trainer.n_steps == 12
+
+
+def test_the_mixture_base_has_its_own_step_size():
+    """The base's parameters (and only they) sit in the group whose rate is base_lr_factor times the rest's."""
+    from skflow._core import Rows, Trainer
+
+    flow = _mixture_flow()
+    base_ids = {id(p) for p in flow.base.parameters()}
+    trainer = Trainer(flow, TrainConfig(batch_size=10, base_lr_factor=3.0), torch.Generator().manual_seed(0))
+    flow_group, base_group = trainer.optimizer.param_groups
+    assert (flow_group["lr_factor"], base_group["lr_factor"]) == (1.0, 3.0)
+    base_size = sum(p.numel() for p in flow.base.parameters())
+    assert base_group["params"][0].numel() == base_size  # one flat buffer holding the base's parameters
+    assert flow_group["params"][0].numel() == sum(p.numel() for p in flow.parameters() if id(p) not in base_ids)
+    before = [p.detach().clone() for p in flow.base.parameters()]
+    trainer.one_pass(Rows(torch.randn(20, 2, generator=torch.Generator().manual_seed(1)), torch.ones(20)), lr=1e-2)
+    trainer.release()
+    # AdamW's first step moves each parameter by about its rate: 3e-2 for the base's means.
+    moved = (flow.base.means.detach() - before[1]).abs().max()
+    assert 2e-2 < float(moved) <= 6e-2 + 1e-6

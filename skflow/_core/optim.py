@@ -21,15 +21,16 @@ EPS = 1e-8
 class FusedAdamW:
     """AdamW on float parameters of one CPU or CUDA device, with ``torch.optim``'s interface as the trainer uses it.
 
-    ``param_groups[0]["lr"]`` sets the step size; ``state_dict`` /
-    ``load_state_dict`` use ``torch.optim.AdamW``'s layout (``state[i]`` holds
-    ``step``, ``exp_avg`` and ``exp_avg_sq``), so either optimizer's state
-    resumes in the other.
+    ``param_groups`` as :func:`make_adamw` builds them: each group's ``"lr"``
+    sets its step size; ``state_dict`` / ``load_state_dict`` use
+    ``torch.optim.AdamW``'s layout (``state[i]`` holds ``step``, ``exp_avg``
+    and ``exp_avg_sq``, parameters numbered in group order), so either
+    optimizer's state resumes in the other.
     """
 
-    def __init__(self, params: list[torch.nn.Parameter], lr: float, weight_decay: float):
-        self.params = list(params)
-        self.param_groups = [{"params": self.params, "lr": lr, "weight_decay": weight_decay}]
+    def __init__(self, param_groups: list[dict]):
+        self.param_groups = [dict(group, params=list(group["params"])) for group in param_groups]
+        self.params = [p for group in self.param_groups for p in group["params"]]
         self.state: dict[int, dict[str, torch.Tensor]] = {}
 
     @staticmethod
@@ -57,13 +58,18 @@ class FusedAdamW:
 
     @torch.no_grad()
     def step(self) -> None:
-        active = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if not active:
-            return
+        first = 0
+        for group in self.param_groups:
+            numbers = range(first, first + len(group["params"]))
+            first += len(group["params"])
+            active = [i for i in numbers if self.params[i].grad is not None]
+            if active:
+                self._step(active, group["lr"], group["weight_decay"])
+
+    def _step(self, active: list[int], lr: float, weight_decay: float) -> None:
         states = [self._state(i) for i in active]
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1)
-        group = self.param_groups[0]
         torch._fused_adamw_(
             [self.params[i] for i in active],
             [self.params[i].grad for i in active],
@@ -72,10 +78,10 @@ class FusedAdamW:
             [],
             steps,
             amsgrad=False,
-            lr=group["lr"],
+            lr=lr,
             beta1=BETAS[0],
             beta2=BETAS[1],
-            weight_decay=group["weight_decay"],
+            weight_decay=weight_decay,
             eps=EPS,
             maximize=False,
             grad_scale=None,
@@ -83,14 +89,20 @@ class FusedAdamW:
         )
 
     def state_dict(self) -> dict:
-        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
-        return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [group]}
+        groups, first = [], 0
+        for group in self.param_groups:
+            count = len(group["params"])
+            settings = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**settings, "params": list(range(first, first + count))})
+            first += count
+        return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the per-parameter state and, as ``torch.optim`` does, the group's hyperparameters."""
-        for key in ("lr", "weight_decay"):
-            if key in state_dict["param_groups"][0]:
-                self.param_groups[0][key] = state_dict["param_groups"][0][key]
+        """Restore the per-parameter state and, as ``torch.optim`` does, the groups' hyperparameters."""
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            for key in ("lr", "weight_decay"):
+                if key in saved:
+                    group[key] = saved[key]
         self.state = {}
         for i, saved in state_dict["state"].items():
             p = self.params[int(i)]
@@ -101,15 +113,27 @@ class FusedAdamW:
             }
 
 
-def make_adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float):
+def make_adamw(
+    params: list[torch.nn.Parameter], lr: float, weight_decay: float, lr_factors: list[float] | None = None
+):
     """:class:`FusedAdamW` where the fused kernel serves these parameters, else ``torch.optim.AdamW``.
 
-    The fallback is fused where this torch supports it: the unfused version
-    launches several operations per parameter tensor, ~20% of a small step on CPU.
+    ``lr_factors`` (one per parameter, default 1): parameters of equal factor
+    share a param group whose ``"lr_factor"`` says it; its step size is ``lr``
+    times that. The fallback is fused where this torch supports it: the
+    unfused version launches several operations per parameter tensor, ~20% of
+    a small step on CPU.
     """
+    factors = [1.0] * len(params) if lr_factors is None else [float(f) for f in lr_factors]
+    groups = [
+        {"params": [p for p, f in zip(params, factors) if f == factor], "lr": lr * factor, "lr_factor": factor}
+        for factor in dict.fromkeys(factors)
+    ]
+    for group in groups:
+        group["weight_decay"] = weight_decay
     if FusedAdamW.supports(params):
-        return FusedAdamW(params, lr, weight_decay)
+        return FusedAdamW(groups)
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)

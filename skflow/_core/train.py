@@ -54,6 +54,10 @@ class TrainConfig:
     # A trained epoch replaces the initial weights only if it beats them on the validation rows by this many
     # standard errors of the paired difference: a fitted mixture base is kept unless training clearly helps.
     initial_margin: float = 2.0
+    # The mixture base's parameters step this many times the learning rate (1: the same).
+    base_lr_factor: float = 1.0
+    # The learning rate rises linearly over the first this many optimizer steps (0: no warm-up).
+    warmup_steps: int = 0
     clip_grad_norm: float = 5.0
     max_recoveries: int = 5
     recovery_lr_factor: float = 0.2
@@ -228,20 +232,39 @@ class Trainer:
         self, flow: Flow, config: TrainConfig, generator: torch.Generator, augment: Augment | None = None
     ) -> None:
         self.flow, self.config, self.generator, self.augment = flow, config, generator, augment
+        # The base's parameters last, in a flat buffer of their own: they may take larger steps.
+        in_base = {id(p) for p in flow.base.parameters()}
         trainable = list(flow.parameters())
-        self.flat = _FlatParameters(trainable) if _FlatParameters.applies(trainable) else None
-        self.params = [self.flat.flat] if self.flat is not None else trainable
-        self.optimizer = make_adamw(self.params, config.learning_rate, config.weight_decay)
+        parts = [[p for p in trainable if id(p) not in in_base], [p for p in trainable if id(p) in in_base]]
+        factors = [1.0, config.base_lr_factor]
+        if _FlatParameters.applies(trainable):
+            self.flats = [_FlatParameters(part) for part in parts if part]
+            self.params = [flat.flat for flat in self.flats]
+            self.lr_factors = [factor for part, factor in zip(parts, factors) if part]
+        else:
+            self.flats = []
+            self.params = parts[0] + parts[1]
+            self.lr_factors = [factors[0]] * len(parts[0]) + [factors[1]] * len(parts[1])
+        self.optimizer = make_adamw(self.params, config.learning_rate, config.weight_decay, self.lr_factors)
         self.average = _WeightAverage(self.params, config.ema_decay) if config.ema_decay > 0 else None
+        self.n_steps = 0
 
     def reset_optimizer(self, lr: float) -> None:
         """A fresh AdamW (no moments) at learning rate ``lr``."""
-        self.optimizer = make_adamw(self.params, lr, self.config.weight_decay)
+        self.optimizer = make_adamw(self.params, lr, self.config.weight_decay, self.lr_factors)
 
     def release(self) -> None:
-        if self.flat is not None:
-            self.flat.release()
-            self.flat = None
+        for flat in self.flats:
+            flat.release()
+        self.flats = []
+
+    def _set_learning_rate(self, lr: float) -> None:
+        """Each group's step size: ``lr`` times its factor, times the warm-up's fraction while it lasts."""
+        warmup = self.config.warmup_steps
+        if self.n_steps < warmup:
+            lr *= (self.n_steps + 1) / warmup
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_factor"]
 
     def clip_gradients(self) -> torch.Tensor:
         """Scale the gradients down to norm ``config.clip_grad_norm`` at most; return their norm before.
@@ -249,11 +272,13 @@ class Trainer:
         As ``torch.nn.utils.clip_grad_norm_``, which on the one flat gradient
         still costs twice these three operations (a dot product for the norm).
         """
-        if self.flat is None:
+        if not self.flats:
             return torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_grad_norm)
-        grad = self.flat.flat.grad
-        norm = torch.dot(grad, grad).sqrt()
-        grad.mul_((self.config.clip_grad_norm / (norm + 1e-6)).clamp_(max=1.0))
+        grads = [flat.flat.grad for flat in self.flats]
+        norm = sum(torch.dot(grad, grad) for grad in grads).sqrt()
+        factor = (self.config.clip_grad_norm / (norm + 1e-6)).clamp_(max=1.0)
+        for grad in grads:
+            grad.mul_(factor)
         return norm
 
     def one_pass(self, train: Rows, lr: float) -> tuple[float, bool]:
@@ -266,9 +291,8 @@ class Trainer:
         every CHECK_EVERY steps and at the end of the pass; a non-finite step
         in between spoils the weights, which the caller restores.
         """
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        flow, flat, config = self.flow, self.flat, self.config
+        self._set_learning_rate(lr)
+        flow, flats, config = self.flow, self.flats, self.config
         flow.train()
         n_train = len(train)
         batch_size = min(config.batch_size, n_train)
@@ -281,8 +305,9 @@ class Trainer:
             x = self.augment(x, self.generator) if self.augment is not None else x
             weighted_log_prob = torch.dot(flow.learned_log_prob(x, context), w)
             loss = -weighted_log_prob / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
-            if flat is not None:
-                flat.zero_grad()
+            if flats:
+                for flat in flats:
+                    flat.zero_grad()
             else:
                 self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -292,6 +317,9 @@ class Trainer:
             if step % check_every == 0 and not bool(torch.isfinite(epoch_loss + health)):
                 return math.nan, True
             self.optimizer.step()
+            self.n_steps += 1
+            if self.n_steps <= config.warmup_steps:
+                self._set_learning_rate(lr)
             if self.average is not None:
                 self.average.update()
         diverged = not bool(torch.isfinite(epoch_loss + health))
@@ -314,6 +342,7 @@ class Trainer:
                 for i in range(len(self.params))
             ],
             "generator": self.generator.get_state(),
+            "n_steps": self.n_steps,
         }
 
     @torch.no_grad()
@@ -328,6 +357,8 @@ class Trainer:
         template["state"] = {i: dict(saved) for i, saved in enumerate(state["optimizer"]) if saved}
         self.optimizer.load_state_dict(template)
         self.generator.set_state(state["generator"])
+        # A state saved before the warm-up existed comes from a trainer past any warm-up.
+        self.n_steps = state.get("n_steps", self.config.warmup_steps)
 
 
 class _Training:
