@@ -211,8 +211,10 @@ class Trainer:
     estimator's ``partial_fit`` keeps the :meth:`state_dict` between calls and
     resumes from it with :meth:`load_state_dict`, so that its steps continue
     with the same AdamW moments, the same weight average and the same random
-    stream as one long run would. Call :meth:`release` when done: the flow's
-    parameters then own their storage again.
+    stream as one long run would (and the same place in the warm-up). The
+    base density's parameters sit in a flat buffer and AdamW group of their
+    own, stepping ``config.base_lr_factor`` times the rate of the rest. Call
+    :meth:`release` when done: the flow's parameters then own their storage again.
 
     Examples
     --------
