@@ -260,20 +260,74 @@ def test_the_warm_up_raises_the_step_size_linearly_then_holds_it():
 
 
 def test_the_mixture_base_has_its_own_step_size():
-    """The base's parameters (and only they) sit in the group whose rate is base_lr_factor times the rest's."""
+    """The base's parameters (and only they) sit in the group whose rate is base_lr_factor times the rest's:
+    AdamW's first step moves each of them 3x as far as at factor 1, and every other parameter as far."""
     from skflow._core import Rows, Trainer
 
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(1))
+    moves = {}
+    for factor in (1.0, 3.0):
+        flow = _mixture_flow()
+        base_ids = {id(p) for p in flow.base.parameters()}
+        before = [p.detach().clone() for p in flow.parameters()]
+        config = TrainConfig(batch_size=20, base_lr_factor=factor, weight_decay=0.0, ema_decay=0.0)
+        trainer = Trainer(flow, config, torch.Generator().manual_seed(0))
+        groups = trainer.optimizer.param_groups
+        if factor == 1.0:  # one group and one flat buffer: the layout of earlier partial_fit states
+            assert len(groups) == 1 and len(trainer.params) == 1
+        else:
+            assert [g["lr_factor"] for g in groups] == [1.0, 3.0]
+            assert groups[1]["params"][0].numel() == sum(p.numel() for p in flow.base.parameters())
+        trainer.one_pass(Rows(x, torch.ones(20)), lr=1e-2)  # one step
+        trainer.release()
+        moves[factor] = [(id(p) in base_ids, (p.detach() - b)) for p, b in zip(flow.parameters(), before)]
+    for (in_base, slow), (_, fast) in zip(moves[1.0], moves[3.0]):
+        torch.testing.assert_close(fast, 3.0 * slow if in_base else slow, rtol=1e-5, atol=1e-9)
+    assert any(in_base and slow.abs().max() > 5e-3 for in_base, slow in moves[1.0])  # the base did move
+
+
+def test_a_resumed_trainer_continues_the_warm_up_bit_for_bit():
+    from skflow._core import Rows, Trainer
+
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    rows = Rows(x, torch.ones(40))
+    config = TrainConfig(batch_size=10, warmup_steps=6, base_lr_factor=3.0)
+    weights = []
+    for split in (False, True):
+        flow = _mixture_flow()
+        trainer = Trainer(flow, config, torch.Generator().manual_seed(0))
+        for i in range(3):  # 12 steps, the warm-up's 6 across the first two passes
+            if split and i == 1:  # stop after 4 steps, then a new trainer resumes from the state
+                state = trainer.state_dict()
+                trainer.release()
+                trainer = Trainer(flow, config, torch.Generator().manual_seed(99))
+                trainer.load_state_dict(state)
+                assert trainer.n_steps == 4
+            trainer.one_pass(rows, lr=1e-2)
+        trainer.release()
+        weights.append(torch.cat([p.detach().reshape(-1) for p in flow.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_a_recovery_goes_back_to_the_warm_up_step_of_the_restored_epoch():
+    from skflow._core import Trainer
+    from skflow._core.train import _snapshot, _Training
+
     flow = _mixture_flow()
-    base_ids = {id(p) for p in flow.base.parameters()}
-    trainer = Trainer(flow, TrainConfig(batch_size=10, base_lr_factor=3.0), torch.Generator().manual_seed(0))
-    flow_group, base_group = trainer.optimizer.param_groups
-    assert (flow_group["lr_factor"], base_group["lr_factor"]) == (1.0, 3.0)
-    base_size = sum(p.numel() for p in flow.base.parameters())
-    assert base_group["params"][0].numel() == base_size  # one flat buffer holding the base's parameters
-    assert flow_group["params"][0].numel() == sum(p.numel() for p in flow.parameters() if id(p) not in base_ids)
-    before = [p.detach().clone() for p in flow.base.parameters()]
-    trainer.one_pass(Rows(torch.randn(20, 2, generator=torch.Generator().manual_seed(1)), torch.ones(20)), lr=1e-2)
+    trainer = Trainer(flow, TrainConfig(warmup_steps=300, ema_decay=0.0), torch.Generator().manual_seed(0))
+    training = _Training(trainer, None)
+    trainer.n_steps = 250
+    training._recover((_snapshot(flow), None, 40), _snapshot(flow))
     trainer.release()
-    # AdamW's first step moves each parameter by about its rate: 3e-2 for the base's means.
-    moved = (flow.base.means.detach() - before[1]).abs().max()
-    assert 2e-2 < float(moved) <= 6e-2 + 1e-6
+    assert trainer.n_steps == 40 and training.base_lr == pytest.approx(1e-3 * 0.2)
+
+
+def test_make_adamw_groups_runs_of_equal_factors_in_order_and_checks_their_number():
+    from skflow._core.optim import make_adamw
+
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(4)]
+    optimizer = make_adamw(params, 1e-2, 0.0, lr_factors=[1.0, 3.0, 3.0, 1.0])
+    assert [(g["lr_factor"], len(g["params"])) for g in optimizer.param_groups] == [(1.0, 1), (3.0, 2), (1.0, 1)]
+    assert [p for g in optimizer.param_groups for p in g["params"]] == params
+    with pytest.raises(ValueError, match="3 learning-rate factor"):
+        make_adamw(params, 1e-2, 0.0, lr_factors=[1.0, 1.0, 1.0])

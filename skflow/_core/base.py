@@ -45,7 +45,7 @@ class GaussianMixtureBase(nn.Module):
     gives it its numbers.
     """
 
-    # Above this many elements in the (K, n, d) intermediate, log_prob loops over the components.
+    # Above this many elements in the (n, K d) intermediate, log_prob loops over the components.
     _BATCHED_ELEMENTS = 1 << 22
 
     def __init__(self, n_components: int, n_features: int):

@@ -118,19 +118,22 @@ def make_adamw(
 ):
     """:class:`FusedAdamW` where the fused kernel serves these parameters, else ``torch.optim.AdamW``.
 
-    ``lr_factors`` (one per parameter, default 1): parameters of equal factor
-    share a param group whose ``"lr_factor"`` says it; its step size is ``lr``
-    times that. The fallback is fused where this torch supports it: the
+    ``lr_factors`` (one per parameter, default 1): each run of parameters with
+    equal factors is a param group whose ``"lr_factor"`` says it; its step
+    size is ``lr`` times that. The fallback is fused where this torch supports it: the
     unfused version launches several operations per parameter tensor, ~20% of
     a small step on CPU.
     """
     factors = [1.0] * len(params) if lr_factors is None else [float(f) for f in lr_factors]
-    groups = [
-        {"params": [p for p, f in zip(params, factors) if f == factor], "lr": lr * factor, "lr_factor": factor}
-        for factor in dict.fromkeys(factors)
-    ]
-    for group in groups:
-        group["weight_decay"] = weight_decay
+    if len(factors) != len(params):
+        raise ValueError(f"{len(factors)} learning-rate factor(s) for {len(params)} parameter(s)")
+    # One group per run of equal factors, in the parameters' order: the optimizer numbers its state by
+    # position in its groups, and the trainer by position in ``params``; the two must agree.
+    groups: list[dict] = []
+    for p, factor in zip(params, factors):
+        if not groups or groups[-1]["lr_factor"] != factor:
+            groups.append({"params": [], "lr": lr * factor, "lr_factor": factor, "weight_decay": weight_decay})
+        groups[-1]["params"].append(p)
     if FusedAdamW.supports(params):
         return FusedAdamW(groups)
     try:

@@ -54,7 +54,8 @@ class TrainConfig:
     # A trained epoch replaces the initial weights only if it beats them on the validation rows by this many
     # standard errors of the paired difference: a fitted mixture base is kept unless training clearly helps.
     initial_margin: float = 2.0
-    # The mixture base's parameters step this many times the learning rate (1: the same).
+    # The mixture base's parameters step this many times the learning rate (1: the same), and so decay
+    # this many times as fast under AdamW's decoupled weight decay (3e-7 a step at the defaults).
     base_lr_factor: float = 1.0
     # The learning rate rises linearly over the first this many optimizer steps (0: no warm-up).
     warmup_steps: int = 0
@@ -211,9 +212,10 @@ class Trainer:
     estimator's ``partial_fit`` keeps the :meth:`state_dict` between calls and
     resumes from it with :meth:`load_state_dict`, so that its steps continue
     with the same AdamW moments, the same weight average and the same random
-    stream as one long run would (and the same place in the warm-up). The
-    base density's parameters sit in a flat buffer and AdamW group of their
-    own, stepping ``config.base_lr_factor`` times the rate of the rest. Call
+    stream as one long run would (and the same place in the warm-up). With a
+    ``config.base_lr_factor`` other than 1 the base density's parameters sit
+    in a flat buffer and AdamW group of their own, stepping that many times
+    the rate of the rest. Call
     :meth:`release` when done: the flow's parameters then own their storage again.
 
     Examples
@@ -234,19 +236,22 @@ class Trainer:
         self, flow: Flow, config: TrainConfig, generator: torch.Generator, augment: Augment | None = None
     ) -> None:
         self.flow, self.config, self.generator, self.augment = flow, config, generator, augment
-        # The base's parameters last, in a flat buffer of their own: they may take larger steps.
-        in_base = {id(p) for p in flow.base.parameters()}
         trainable = list(flow.parameters())
-        parts = [[p for p in trainable if id(p) not in in_base], [p for p in trainable if id(p) in in_base]]
-        factors = [1.0, config.base_lr_factor]
+        parts, factors = [trainable], [1.0]
+        if config.base_lr_factor != 1.0:
+            # The base's parameters last, in a flat buffer of their own, to take larger steps. At one rate
+            # all stay in one buffer: the layout of partial_fit states saved before the factor existed.
+            in_base = {id(p) for p in flow.base.parameters()}
+            parts = [[p for p in trainable if id(p) not in in_base], [p for p in trainable if id(p) in in_base]]
+            factors = [1.0, config.base_lr_factor]
         if _FlatParameters.applies(trainable):
             self.flats = [_FlatParameters(part) for part in parts if part]
             self.params = [flat.flat for flat in self.flats]
             self.lr_factors = [factor for part, factor in zip(parts, factors) if part]
         else:
             self.flats = []
-            self.params = parts[0] + parts[1]
-            self.lr_factors = [factors[0]] * len(parts[0]) + [factors[1]] * len(parts[1])
+            self.params = [p for part in parts for p in part]
+            self.lr_factors = [factor for part, factor in zip(parts, factors) for _ in part]
         self.optimizer = make_adamw(self.params, config.learning_rate, config.weight_decay, self.lr_factors)
         self.average = _WeightAverage(self.params, config.ema_decay) if config.ema_decay > 0 else None
         self.n_steps = 0
@@ -389,7 +394,8 @@ class _Training:
         if self.callback is not None:
             self.callback(0, None, best_score if validation is not None else None)
         best_state = _snapshot(flow)
-        last_good = (best_state, self.average.state() if self.average is not None else None)
+        # What a recovery goes back to: the weights, their average and the step count (for the warm-up).
+        last_good = (best_state, self.average.state() if self.average is not None else None, self.trainer.n_steps)
         epochs_without_improvement = 0
         # Every training row is seen once per epoch, so the epoch's total weight is fixed.
         epoch_weight = float(train.total_weight())
@@ -418,9 +424,9 @@ class _Training:
             evaluated_state = _snapshot(flow)
             if self.average is not None:
                 self.average.swap_out()
-                last_good = (_snapshot(flow), self.average.state())
+                last_good = (_snapshot(flow), self.average.state(), self.trainer.n_steps)
             else:
-                last_good = (evaluated_state, None)
+                last_good = (evaluated_state, None, self.trainer.n_steps)
 
             improved = score > best_score + config.tol
             if improved and result.best_epoch == 0 and initial_rows is not None:
@@ -458,6 +464,7 @@ class _Training:
                 f"down to learning_rate={self.base_lr:.3g}"
             )
         self.flow.load_state_dict(last_good[0])
+        self.trainer.n_steps = last_good[2]  # the fresh AdamW warms up again where that epoch was
         if self.average is not None:
             self.average.restore(last_good[1])
         self.base_lr *= config.recovery_lr_factor
