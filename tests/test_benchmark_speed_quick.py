@@ -31,3 +31,15 @@ def test_memory_child_measures_peak_growth_of_each_call():
         # The kernel's peak-RSS reset is approximate (pages can be freed in between), so
         # small negative growth is possible: only check that a reading was taken.
         assert isinstance(call["peak_growth_bytes"], int) and call["output_bytes"] > 0
+
+
+def test_step_profile_runs_end_to_end_on_a_small_flow(tmp_path):
+    """The step breakdown reaches into the trainer (its flat buffers): a change there must not break it."""
+    from benchmarks import step_profile
+
+    out = tmp_path / "step.json"
+    args = ["--features", "4", "--hidden", "8", "--steps", "2", "--repeats", "1", "--out", str(out)]
+    result = step_profile.main(args)
+    saved = json.loads(out.read_text())
+    assert saved["ms_per_step"] == result["ms_per_step"] and result["ms_per_step"]
+    assert all(ms > 0 for ms in result["step_ms_versus_zuko"].values())
