@@ -67,8 +67,7 @@ def _timed_steps(flow, x, trainer, batch: int, steps: int) -> dict[str, float]:
             t = clock(f"layer {i} {type(layer).__name__}", t)
         loss = -torch.dot(flow.base.log_prob(u) + log_det, w) / w.sum()
         t = clock("base density + loss", t)
-        for flat in trainer.flats:
-            flat.zero_grad()
+        trainer.zero_grad()
         loss.backward()
         t = clock("backward", t)
         trainer.clip_gradients()

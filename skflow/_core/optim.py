@@ -56,12 +56,17 @@ class FusedAdamW:
             }
         return self.state[i]
 
-    @torch.no_grad()
-    def step(self) -> None:
+    def _numbered_groups(self):
+        """Each group with the numbers of its parameters in ``params`` (and in the state dict)."""
         first = 0
         for group in self.param_groups:
-            numbers = range(first, first + len(group["params"]))
-            first += len(group["params"])
+            count = len(group["params"])
+            yield group, range(first, first + count)
+            first += count
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group, numbers in self._numbered_groups():
             active = [i for i in numbers if self.params[i].grad is not None]
             if active:
                 self._step(active, group["lr"], group["weight_decay"])
@@ -89,12 +94,10 @@ class FusedAdamW:
         )
 
     def state_dict(self) -> dict:
-        groups, first = [], 0
-        for group in self.param_groups:
-            count = len(group["params"])
-            settings = {k: v for k, v in group.items() if k != "params"}
-            groups.append({**settings, "params": list(range(first, first + count))})
-            first += count
+        groups = [
+            {**{k: v for k, v in group.items() if k != "params"}, "params": list(numbers)}
+            for group, numbers in self._numbered_groups()
+        ]
         return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:

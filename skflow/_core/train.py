@@ -265,6 +265,14 @@ class Trainer:
             flat.release()
         self.flats = []
 
+    def zero_grad(self) -> None:
+        """Zero the gradients: the flat buffers' in place (autograd accumulates into their views), else none."""
+        if self.flats:
+            for flat in self.flats:
+                flat.zero_grad()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+
     def _set_learning_rate(self, lr: float) -> None:
         """Each group's step size: ``lr`` times its factor, times the warm-up's fraction while it lasts."""
         warmup = self.config.warmup_steps
@@ -299,7 +307,7 @@ class Trainer:
         in between spoils the weights, which the caller restores.
         """
         self._set_learning_rate(lr)
-        flow, flats, config = self.flow, self.flats, self.config
+        flow, config = self.flow, self.config
         flow.train()
         n_train = len(train)
         batch_size = min(config.batch_size, n_train)
@@ -312,11 +320,7 @@ class Trainer:
             x = self.augment(x, self.generator) if self.augment is not None else x
             weighted_log_prob = torch.dot(flow.learned_log_prob(x, context), w)
             loss = -weighted_log_prob / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
-            if flats:
-                for flat in flats:
-                    flat.zero_grad()
-            else:
-                self.optimizer.zero_grad(set_to_none=True)
+            self.zero_grad()
             loss.backward()
             grad_norm = self.clip_gradients()
             epoch_loss -= weighted_log_prob.detach()
