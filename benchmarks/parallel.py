@@ -69,9 +69,14 @@ def _child_first_fit(rows: int, torch_optim: bool, profile: bool) -> dict:
     out["import_sklearn_skflow"] = _since(start)
     original = train.make_adamw
     if torch_optim:
-        train.make_adamw = lambda params, lr, weight_decay: torch.optim.AdamW(
-            params, lr=lr, weight_decay=weight_decay, fused=True
-        )
+
+        def torch_adamw(params, lr, weight_decay, lr_factors=None):
+            # These fits are too small for the mixture base's larger steps: one group, as torch.optim builds it.
+            assert lr_factors is None or set(lr_factors) == {1.0}, lr_factors
+            group = {"params": params, "lr_factor": 1.0}  # the Trainer sets each group's rate from its factor
+            return torch.optim.AdamW([group], lr=lr, weight_decay=weight_decay, fused=True)
+
+        train.make_adamw = torch_adamw
     X = _data(rows)
     for name in ("first_fit", "second_fit"):
         profiler = None

@@ -43,3 +43,13 @@ def test_step_profile_runs_end_to_end_on_a_small_flow(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["ms_per_step"] == result["ms_per_step"] and result["ms_per_step"]
     assert all(ms > 0 for ms in result["step_ms_versus_zuko"].values())
+
+
+def test_parallel_benchmarks_torch_optim_child_swaps_the_optimizer_and_fits_identically():
+    """The child that compares torch.optim.AdamW with skflow's fused AdamW replaces the trainer's optimizer
+    factory: a change of that factory's signature or of the trainer's param groups must not break it."""
+    from benchmarks import parallel
+
+    result = parallel._child_first_fit(200, torch_optim=True, profile=False)
+    assert result["identical_to_skflow_adamw"] is True
+    assert result["first_fit"]["wall_s"] > 0 and result["second_fit"]["wall_s"] > 0
