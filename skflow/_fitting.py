@@ -254,7 +254,9 @@ def fit_flow(
         training_part = mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment)
         mixture = fit_candidate(start.candidate, training_part, seed)
         # The same seed: the same learned layers, now over the mixture.
-        flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
+        flow = new_flow(
+            estimator, X.shape[1], preprocessing, seed, context_features, mixture, start.degrees_of_freedom
+        )
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
@@ -326,6 +328,7 @@ def new_flow(
     seed: int,
     context_features: int = 0,
     mixture: Mixture | None = None,
+    degrees_of_freedom: float | None = None,
     linear_shift: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Flow:
     """The untrained flow (learned part in float32, fixed part in float64) on ``estimator.device_``."""
@@ -339,6 +342,7 @@ def new_flow(
         context_features=context_features,
         seed=seed,
         mixture=mixture,
+        degrees_of_freedom=degrees_of_freedom,
         linear_shift=linear_shift,
         **preprocessing.flow_arguments(),
     ).to(estimator.device_)

@@ -36,6 +36,7 @@ from ._core import AsinhTails
 from ._mixture_init import (
     CROSS_VALIDATION_MAX_ROWS,
     Candidate,
+    choose_degrees_of_freedom,
     choose_mixture,
     held_out_rows,
     mixture_rows,
@@ -58,6 +59,7 @@ class MixtureStart:
     preprocessing: Preprocessing  # the fitted one, or the same without asinh tails
     candidate: Candidate
     every_row: np.ndarray  # the rows ``candidate`` was chosen on: every training row, preprocessed
+    degrees_of_freedom: float | None = None  # of Student t components in place of the Gaussians; None: Gaussians
 
 
 def choose_start(
@@ -65,7 +67,15 @@ def choose_start(
 ) -> MixtureStart:
     """The mixture chosen on every training row ``train_x`` (preprocessed by ``preprocessing``): with its
     asinh tails, without them, or with a Yeo-Johnson map instead, whichever scores best held-out in the
-    standardized units."""
+    standardized units; then its components Gaussian or Student t (:func:`choose_degrees_of_freedom`)."""
+    start = _chosen_map(preprocessing, train_x, weights, seed, device)
+    start.degrees_of_freedom = choose_degrees_of_freedom(start.candidate, start.every_row, seed)
+    return start
+
+
+def _chosen_map(
+    preprocessing: Preprocessing, train_x: torch.Tensor, weights: np.ndarray, seed: int, device: torch.device
+) -> MixtureStart:
     every_row = mixture_rows(train_x, weights, 0.0, seed, make_augment(preprocessing, device))
     candidate, score = choose_mixture(every_row, seed)
     if not np.isfinite(score):

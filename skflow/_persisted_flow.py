@@ -5,6 +5,7 @@ Everything that knows how a flow is laid out, for persistence, lives here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -24,12 +25,17 @@ def _check_base(base: Any) -> int:
     """The number of mixture components the config's ``base`` asks for (0 for the standard normal)."""
     if base is None or base == {"kind": "normal"}:  # no "base": written before the mixture base existed
         return 0
-    is_mixture = isinstance(base, dict) and set(base) == {"kind", "n_components"} and base["kind"] == "mixture"
+    keys = set(base) if isinstance(base, dict) else set()
+    is_mixture = keys in ({"kind", "n_components"}, {"kind", "n_components", "degrees_of_freedom"})
+    is_mixture = is_mixture and base["kind"] == "mixture"
     k = base["n_components"] if is_mixture else None
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_N_COMPONENTS:
+    nu = base.get("degrees_of_freedom", 3.0) if is_mixture else None
+    nu_ok = isinstance(nu, float) and math.isfinite(nu) and nu > 2.0
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_N_COMPONENTS or not nu_ok:
         raise ValueError(
             f"the flow config has base={base!r}; expected {{'kind': 'normal'}} or "
-            f"{{'kind': 'mixture', 'n_components': <int in [1, {MAX_N_COMPONENTS}]>}}"
+            f"{{'kind': 'mixture', 'n_components': <int in [1, {MAX_N_COMPONENTS}]>}}, optionally with "
+            "'degrees_of_freedom': <float above 2>"
         )
     return k
 

@@ -40,7 +40,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     its own units, comparable with ``GaussianMixture.score_samples``. ``p_z``
     is a learnable full-covariance Gaussian mixture (``base="mixture"``,
     started from a ``GaussianMixture`` fitted to the standardized data, so the
-    untrained flow is that mixture) or ``N(0, I)`` (``base="normal"``).
+    untrained flow is that mixture; its components Student t where held-out
+    rows show heavier tails) or ``N(0, I)`` (``base="normal"``).
     ``transform`` maps data to the latent, which follows ``p_z``: a
     Gaussianization only with ``base="normal"``.
 

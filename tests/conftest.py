@@ -27,6 +27,14 @@ def autograd_log_abs_det(function, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(values)
 
 
+def mass_on_grid(flow, axis_0: np.ndarray, axis_1: np.ndarray) -> float:
+    """The probability a 2-D flow puts on the rectangle of ``axis_0`` x ``axis_1`` (trapezoid rule)."""
+    grid = np.stack(np.meshgrid(axis_0, axis_1, indexing="ij"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        density = flow.log_prob(torch.from_numpy(grid)).exp().numpy().reshape(len(axis_0), len(axis_1))
+    return float(np.trapezoid(np.trapezoid(density, axis_1, axis=1), axis_0))
+
+
 def pickled_and_saved_copies(est):
     """Two copies of a fitted estimator: through pickle, and through ``save``/``load`` (skflow's file format)."""
     import io

@@ -1,6 +1,6 @@
 """The torch core of skflow: transforms, flows and the training loop. Never imports scikit-learn."""
 
-from .base import GaussianMixtureBase, StandardNormal, standard_normal_log_prob
+from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase, standard_normal_log_prob
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
@@ -12,6 +12,7 @@ __all__ = [
     "AffineCoupling",
     "Flow",
     "GaussianMixtureBase",
+    "StudentTMixtureBase",
     "FlowSpec",
     "LULinear",
     "Permutation",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .autoregressive import AutoregressiveSpline
-from .base import GaussianMixtureBase, StandardNormal
+from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .transforms import Context, LinearShift, LULinear, Permutation, Transform
@@ -208,6 +208,7 @@ def build_flow(
     power_scale=None,
     seed: int = 0,
     mixture: tuple[Any, Any, Any] | None = None,
+    degrees_of_freedom: float | None = None,
     linear_shift: tuple[Any, Any, Any] | None = None,
     **spec: Any,
 ) -> Flow:
@@ -241,13 +242,18 @@ def build_flow(
         "full")`` fits them in the preprocessed space: weights (K,), means
         (K, n_features), upper-triangular precision Cholesky factors (K,
         n_features, n_features). None: the standard normal.
+    degrees_of_freedom : float > 2 or None, default=None
+        With ``mixture``: Student t components of these degrees of freedom
+        and the same covariances (:class:`StudentTMixtureBase`); None:
+        Gaussian components.
     linear_shift : (weight, bias, log_scale) or None, default=None
         A conditional flow's last learned layer, a :class:`LinearShift` with
         these numbers: weight (n_features, context_features), bias and
         log_scale (n_features,). None: no such layer.
 
     The untrained flow is the preprocessing followed by the base density.
-    ``config["base"]`` records the base's kind (and its number of components).
+    ``config["base"]`` records the base's kind (and its number of components and
+    degrees of freedom).
     """
     spec_ = FlowSpec(**{**spec, "hidden_units": tuple(int(h) for h in spec.get("hidden_units", FlowSpec.hidden_units))})
     generator = torch.Generator().manual_seed(int(seed))
@@ -276,10 +282,15 @@ def build_flow(
         base: nn.Module = StandardNormal(n_features)
         config["base"] = {"kind": "normal"}
     else:
-        base = GaussianMixtureBase.from_mixture(*mixture)
+        if degrees_of_freedom is None:
+            base = GaussianMixtureBase.from_mixture(*mixture)
+        else:
+            base = StudentTMixtureBase.from_mixture(*mixture, degrees_of_freedom)
         if base.n_features != n_features:
             raise ValueError(f"the mixture has {base.n_features} feature(s), the flow {n_features}")
         config["base"] = {"kind": "mixture", "n_components": base.n_components}
+        if degrees_of_freedom is not None:
+            config["base"]["degrees_of_freedom"] = base.degrees_of_freedom
     return Flow(preprocessing, learned, base, config)
 
 
@@ -306,6 +317,7 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     if not isinstance(base, dict) or base.get("kind") not in ("normal", "mixture"):
         raise ValueError(f"unknown base {base!r}")
     mixture = placeholder_mixture(base["n_components"], n_features) if base["kind"] == "mixture" else None
+    degrees_of_freedom = base.get("degrees_of_freedom")  # absent: Gaussian components
     linear_shift = None
     if kwargs.pop("linear_shift", False):
         context_features = int(kwargs.get("context_features", 0))
@@ -313,7 +325,14 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     fixed_layers = dict(
         low=low, lower_tails=flags, upper_tails=flags, power=power, power_loc=power_loc, power_scale=power_scale
     )
-    return build_flow(n_features, **fixed_layers, mixture=mixture, linear_shift=linear_shift, **kwargs)
+    return build_flow(
+        n_features,
+        **fixed_layers,
+        mixture=mixture,
+        degrees_of_freedom=degrees_of_freedom,
+        linear_shift=linear_shift,
+        **kwargs,
+    )
 
 
 def upgrade_version_1(config: dict[str, Any], state_dict: dict[str, torch.Tensor]):
