@@ -51,6 +51,7 @@ def measure(data_dir: Path, name: str, params: dict) -> dict:
         "n_iter_": int(estimator.n_iter_),
         "max_epochs_": int(estimator.max_epochs_),
         "n_components_": int(estimator.n_components_),
+        "degrees_of_freedom": estimator.flow_.config["base"].get("degrees_of_freedom"),  # None: Gaussian components
     }
 
 
