@@ -121,6 +121,8 @@ def check_fitted_state(estimator: Any) -> None:
             check_fitted_state(value)
             if value.__dict__.get("n_features_in_", n_features) != n_features:
                 raise ValueError(f"fitted attribute {name} has n_features_in_ != {n_features!r}")
+        if spec == "estimators":
+            _check_members_match(estimator, value)
     _check_sizes_match_flow(estimator)
     names = estimator.__dict__.get("feature_names_in_")
     if names is not None and not (
@@ -129,6 +131,35 @@ def check_fitted_state(estimator: Any) -> None:
         and all(isinstance(v, str) for v in names.ravel())
     ):
         raise ValueError(f"feature_names_in_ must be {n_features} strings")
+
+
+# What an ensemble's members share with the estimator that holds them: the context they are all given is
+# the estimator's standardization of X, and their densities are mixed over the same targets.
+_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_scale_")
+
+
+def _check_members_match(estimator: Any, members: list) -> None:
+    """Each member of an ensemble is a single flow of the estimator's own class, fitted to the same shapes
+    and standardization: a file edited otherwise would fail inside torch, or mix densities of other targets."""
+    for index, member in enumerate(members):
+        problem = None
+        if type(member) is not type(estimator):
+            problem = f"is a {type(member).__name__}, not a {type(estimator).__name__}"
+        elif member.__dict__.get("ensemble_"):
+            problem = "has members of its own"
+        else:
+            for name in _SHARED_WITH_MEMBERS:
+                if name in estimator.__dict__ and not _equal(member.__dict__.get(name), estimator.__dict__[name]):
+                    problem = f"has another {name}"
+                    break
+        if problem is not None:
+            raise ValueError(f"member {index} of the fitted ensemble {problem}")
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return type(a) is type(b) and a == b
 
 
 # The resolved sizes an estimator reports, and the entries of its flow's config that they must equal.

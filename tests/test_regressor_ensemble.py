@@ -122,6 +122,31 @@ def test_a_file_whose_member_has_other_features_is_refused(data, ensemble):
         broken.save(buffer)
 
 
+def member_edits(X, y, ensemble):
+    """Members that a file could be edited to hold, each with what should refuse it."""
+    from skflow import FlowDensity
+
+    other_target = FlowRegressor(n_flows=1, **FAST).fit(X, np.column_stack([y, -y]))
+    other_scaling = FlowRegressor(n_flows=1, **FAST).fit(X * 2.0, y)
+    nested = copy.copy(ensemble.ensemble_[0])
+    nested.ensemble_ = [ensemble.ensemble_[1]]
+    yield other_target, "another n_targets_"
+    yield other_scaling, "another x_location_"
+    yield nested, "members of its own"
+    yield FlowDensity(n_transforms=2, hidden_units=(8,), max_epochs=2, random_state=0).fit(X), "not a FlowRegressor"
+
+
+def test_a_file_whose_member_models_something_else_is_refused(data, ensemble):
+    X, y = data
+    for member, message in member_edits(X, y, ensemble):
+        state = ensemble.__getstate__()
+        state["ensemble_"] = [ensemble.ensemble_[0], member]
+        broken = FlowRegressor.__new__(FlowRegressor)
+        broken.__setstate__(state)
+        with pytest.raises(ValueError, match=f"member 1 of the fitted ensemble .*{message}"):
+            broken.save(io.BytesIO())
+
+
 def test_states_from_before_ensembles_load_as_one_flow(data, ensemble):
     X, y = data
     old = from_older_state(ensemble, ("n_flows", "ensemble_"))
