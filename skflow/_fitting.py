@@ -39,7 +39,7 @@ from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._core.rows import MIN_VALIDATION_ROWS
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import fit_ridge_gaussian, validation_log_likelihood
-from ._mixture_init import Mixture, fit_candidate, mixture_rows
+from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixture_rows
 from ._mixture_start import choose_start
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
 from ._progress import EpochProgress
@@ -253,10 +253,9 @@ def fit_flow(
     if start is not None:
         training_part = mixture_rows(train_x, weights, estimator.validation_fraction, seed, augment)
         mixture = fit_candidate(start.candidate, training_part, seed)
+        degrees_of_freedom = kept_degrees_of_freedom(start.candidate, mixture, start.degrees_of_freedom)
         # The same seed: the same learned layers, now over the mixture.
-        flow = new_flow(
-            estimator, X.shape[1], preprocessing, seed, context_features, mixture, start.degrees_of_freedom
-        )
+        flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture, degrees_of_freedom)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()

@@ -27,7 +27,7 @@ badly with the best start's own mixture is not given a selection of its own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -69,8 +69,7 @@ def choose_start(
     asinh tails, without them, or with a Yeo-Johnson map instead, whichever scores best held-out in the
     standardized units; then its components Gaussian or Student t (:func:`choose_degrees_of_freedom`)."""
     start = _chosen_map(preprocessing, train_x, weights, seed, device)
-    start.degrees_of_freedom = choose_degrees_of_freedom(start.candidate, start.every_row, seed)
-    return start
+    return replace(start, degrees_of_freedom=choose_degrees_of_freedom(start.candidate, start.every_row, seed))
 
 
 def _chosen_map(

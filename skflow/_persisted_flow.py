@@ -27,16 +27,17 @@ def _check_base(base: Any) -> int:
         return 0
     keys = set(base) if isinstance(base, dict) else set()
     is_mixture = keys in ({"kind", "n_components"}, {"kind", "n_components", "degrees_of_freedom"})
-    is_mixture = is_mixture and base["kind"] == "mixture"
-    k = base["n_components"] if is_mixture else None
-    nu = base.get("degrees_of_freedom", 3.0) if is_mixture else None
-    nu_ok = isinstance(nu, float) and math.isfinite(nu) and nu > 2.0
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_N_COMPONENTS or not nu_ok:
+    k = base["n_components"] if is_mixture and base["kind"] == "mixture" else None
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_N_COMPONENTS:
         raise ValueError(
             f"the flow config has base={base!r}; expected {{'kind': 'normal'}} or "
             f"{{'kind': 'mixture', 'n_components': <int in [1, {MAX_N_COMPONENTS}]>}}, optionally with "
-            "'degrees_of_freedom': <float above 2>"
+            "'degrees_of_freedom'"
         )
+    if "degrees_of_freedom" in base:
+        nu = base["degrees_of_freedom"]
+        if not (isinstance(nu, float) and math.isfinite(nu) and nu > 2.0):
+            raise ValueError(f"the flow config's mixture base has degrees_of_freedom={nu!r}; expected a float above 2")
     return k
 
 

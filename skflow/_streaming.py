@@ -75,8 +75,8 @@ def start_stream(
         # As in fit: the untrained flow is a mixture fitted to this chunk's rows (none held out here).
         train_x, _ = training_rows(flow, X, weights, estimator.device_)
         augment = make_augment(preprocessing, estimator.device_)
-        mixture = fit_mixture(mixture_rows(train_x, weights, 0.0, seed, augment), seed)
-        flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture)
+        mixture, degrees_of_freedom = fit_mixture(mixture_rows(train_x, weights, 0.0, seed, augment), seed)
+        flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture, degrees_of_freedom)
     return flow.double().eval(), stream_state(preprocessing, seed)
 
 

@@ -49,7 +49,10 @@ def test_parallel_benchmarks_torch_optim_child_swaps_the_optimizer_and_fits_iden
     """The child that compares torch.optim.AdamW with skflow's fused AdamW replaces the trainer's optimizer
     factory: a change of that factory's signature or of the trainer's param groups must not break it."""
     from benchmarks import parallel
+    from skflow._core import train
 
+    factory = train.make_adamw
     result = parallel._child_first_fit(200, torch_optim=True, profile=False)
     assert result["identical_to_skflow_adamw"] is True
+    assert train.make_adamw is factory
     assert result["first_fit"]["wall_s"] > 0 and result["second_fit"]["wall_s"] > 0

@@ -172,3 +172,8 @@ def test_flows_trained_in_parallel_workers_are_the_same_flows(data, ensemble):
     # matrix products may sum in another order.
     np.testing.assert_allclose(parallel.score_samples(X, y), ensemble.score_samples(X, y), rtol=1e-10)
     np.testing.assert_allclose(parallel.latent_scale_, ensemble.latent_scale_, rtol=1e-10)
+    # Flows fitted in other processes still match their parent exactly where saving checks it.
+    buffer = io.BytesIO()
+    parallel.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(FlowRegressor.load(buffer).score_samples(X, y), parallel.score_samples(X, y))

@@ -17,7 +17,7 @@ from .test_mixture_base import flow_with_mixture, random_mixture
 def t_mixture(k: int, d: int, nu: float, seed: int = 0):
     weights, means, covariances = random_mixture(k, d, seed)
     precisions = GaussianMixtureBase.precisions_cholesky_from_covariances(covariances)
-    base = StudentTMixtureBase.from_mixture(weights, means, precisions, nu, torch.float64)
+    base = StudentTMixtureBase.from_mixture(weights, means, precisions, torch.float64, degrees_of_freedom=nu)
     return base, (weights, means, covariances)
 
 
@@ -50,6 +50,9 @@ def test_many_degrees_of_freedom_approach_the_gaussian_mixture_and_far_rows_cost
     far = torch.tensor([[60.0, -50.0]], dtype=torch.float64)
     with torch.no_grad():
         assert float(heavy.log_prob(far)) > float(gaussian.log_prob(far)) + 100
+        # Near 2 degrees of freedom, in float32, far rows stay finite (m / (nu - 2) would overflow).
+        nearly_two, _ = t_mixture(2, 2, 2.0001)
+        assert torch.isfinite(nearly_two.float().log_prob(torch.full((1, 2), 1e16))).all()
 
 
 @pytest.mark.parametrize("nu", [2.0, 1.0, float("inf"), float("nan")])
@@ -80,6 +83,20 @@ def test_draws_are_reproducible_from_the_generator_and_follow_the_t():
     np.testing.assert_allclose(np.cov(first.T), covariances[0], atol=0.15 * np.abs(covariances[0]).max())
 
 
+def test_draws_of_several_components_put_the_mass_the_density_puts():
+    base, _ = t_mixture(3, 2, 5.0, seed=4)
+    draws = base.sample(40_000, torch.Generator().manual_seed(0), torch.float64, torch.device("cpu")).numpy()
+    axis_0, axis_1 = np.linspace(-80.0, 80.0, 1601), np.linspace(-80.0, 80.0, 1601)
+    grid = np.stack(np.meshgrid(axis_0, axis_1, indexing="ij"), -1).reshape(-1, 2)
+    with torch.no_grad():
+        density = base.log_prob(torch.from_numpy(grid)).exp().numpy().reshape(1601, 1601)
+    marginal_0 = np.trapezoid(density, axis_1, axis=1)
+    for threshold in (-2.0, 0.0, 1.0, 3.0):
+        below = axis_0 <= threshold
+        mass = np.trapezoid(marginal_0[below], axis_0[below])
+        assert (draws[:, 0] <= threshold).mean() == pytest.approx(mass, abs=0.01)
+
+
 def test_a_flow_over_t_components_integrates_to_one_on_a_grid():
     flow = flow_with_mixture(degrees_of_freedom=8.0)
     mass = mass_on_grid(flow, np.linspace(-60.0, 62.0, 801), np.linspace(-25.0, 21.0, 801))
@@ -99,7 +116,7 @@ def test_the_config_records_the_degrees_of_freedom_and_the_file_check_bounds_the
     state = flow.state_dict()
     _check_flow_config(flow.config, state)
     for nu in (2.0, -1.0, float("inf"), "6", 6, True, None):
-        with pytest.raises(ValueError, match="degrees_of_freedom"):
+        with pytest.raises(ValueError, match="has degrees_of_freedom=.*expected a float above 2"):
             _check_flow_config({**flow.config, "base": {**flow.config["base"], "degrees_of_freedom": nu}}, state)
 
 
@@ -112,7 +129,9 @@ def heavy_tailed_rows(n: int, seed: int = 0) -> np.ndarray:
 
 def test_the_start_takes_t_components_on_heavy_tails_and_keeps_gaussians_on_gaussian_clusters():
     rng = np.random.RandomState(0)
-    assert choose_degrees_of_freedom(Candidate(2, "full", 1e-6), heavy_tailed_rows(3000), seed=0) is not None
+    heavy = heavy_tailed_rows(3000)
+    assert choose_degrees_of_freedom(Candidate(2, "full", 1e-6), heavy, seed=0) is not None
+    assert choose_degrees_of_freedom(Candidate(1, "full", 1e-6), heavy[:20], seed=0) is None  # too few rows
     clusters = np.concatenate([rng.normal(size=(1500, 3)), rng.normal(size=(1500, 3)) * 0.5 + 4.0])
     assert choose_degrees_of_freedom(Candidate(2, "full", 1e-6), clusters, seed=0) is None
 
@@ -133,6 +152,13 @@ def test_flow_density_on_heavy_tails_starts_from_t_components_in_the_users_units
     # Heavy tails in the draws too: a share beyond 4 standard deviations a Gaussian would not give.
     standardized = (draws - X.mean(0)) / X.std(0)
     assert (np.abs(standardized) > 4).any(axis=1).mean() > 1e-3
+
+
+def test_partial_fit_from_scratch_starts_from_t_components_too(heavy_tailed_fit):
+    est, X = heavy_tailed_fit
+    streamed = FlowDensity(n_transforms=2, hidden_units=(16,), random_state=0).partial_fit(X)
+    assert streamed.flow_.config["base"].get("degrees_of_freedom") is not None
+    assert np.isfinite(streamed.score_samples(X)).all()
 
 
 def test_a_t_mixture_model_survives_save_load_and_pickle(heavy_tailed_fit):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,11 +60,14 @@ class GaussianMixtureBase(nn.Module):
         self.precision_tril = nn.Parameter(torch.zeros(k, d, d))
 
     @classmethod
-    def from_mixture(cls, weights, means, precisions_cholesky, dtype: torch.dtype | None = None) -> GaussianMixtureBase:
+    def from_mixture(
+        cls, weights, means, precisions_cholesky, dtype: torch.dtype | None = None, **base_kwargs: Any
+    ) -> GaussianMixtureBase:
         """A mixture with scikit-learn's ``weights_``, ``means_`` and ``precisions_cholesky_`` (full
-        covariances), its parameters in ``dtype`` (torch's default dtype if None)."""
+        covariances), its parameters in ``dtype`` (torch's default dtype if None); ``base_kwargs`` go to the
+        constructor (a subclass's own, such as ``degrees_of_freedom``)."""
         means_array = np.asarray(means, dtype=np.float64)
-        base = cls(*means_array.shape).to(dtype or torch.get_default_dtype())
+        base = cls(*means_array.shape, **base_kwargs).to(dtype or torch.get_default_dtype())
         base.set_mixture(weights, means_array, precisions_cholesky)
         return base
 
@@ -138,7 +143,7 @@ class GaussianMixtureBase(nn.Module):
     def _component_offsets(
         self, n_samples: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Drawn components (n,) and standard-normal draws ``L_k^{-1} eps`` (n, d) of covariance ``Sigma_k``."""
+        """Drawn components (n,) and, for each, a draw ``L_k^{-1} eps`` of N(0, Sigma_k) (n, d)."""
         probs = torch.softmax(self.logits.to(device=device, dtype=torch.float64), 0)
         component = torch.multinomial(probs, n_samples, replacement=True, generator=generator)
         eps = torch.randn(n_samples, self.n_features, generator=generator, device=device, dtype=dtype)
@@ -158,33 +163,29 @@ class StudentTMixtureBase(GaussianMixtureBase):
         log t = lgamma((nu + d) / 2) - lgamma(nu / 2) - d / 2 log(pi (nu - 2))
                 + sum log diag L_k - (nu + d) / 2 log(1 + m / (nu - 2)).
 
-    A Gaussian's log-density falls as ``-m / 2``, a t's as ``-(nu + d) / 2 log
-    m``: one row far out costs a Gaussian mixture tens of nats more than the
-    t it came from (a 5-D t with 4 degrees of freedom in the density benchmark).
+    A Gaussian's log-density falls as ``-m / 2``, a t's, for large ``m``, as
+    ``-(nu + d) / 2 log m``: one row far out costs a Gaussian mixture tens of
+    nats more than the t it came from (a 5-D t with 4 degrees of freedom in
+    the density benchmark).
     """
 
     def __init__(self, n_components: int, n_features: int, degrees_of_freedom: float):
         super().__init__(n_components, n_features)
-        nu = float(degrees_of_freedom)
-        if not (math.isfinite(nu) and nu > 2.0):
+        nu = degrees_of_freedom
+        if not (isinstance(nu, Real) and not isinstance(nu, bool) and math.isfinite(nu) and nu > 2.0):
             raise ValueError(f"degrees_of_freedom must be a finite number above 2, got {degrees_of_freedom!r}")
-        self.degrees_of_freedom = nu
+        self.degrees_of_freedom = float(nu)
 
-    @classmethod
-    def from_mixture(  # type: ignore[override]
-        cls, weights, means, precisions_cholesky, degrees_of_freedom: float, dtype: torch.dtype | None = None
-    ) -> StudentTMixtureBase:
-        """As :meth:`GaussianMixtureBase.from_mixture`, with t components of ``degrees_of_freedom``."""
-        means_array = np.asarray(means, dtype=np.float64)
-        base = cls(*means_array.shape, degrees_of_freedom).to(dtype or torch.get_default_dtype())
-        base.set_mixture(weights, means_array, precisions_cholesky)
-        return base
+    def extra_repr(self) -> str:
+        sizes = f"n_components={self.n_components}, n_features={self.n_features}"
+        return f"{sizes}, degrees_of_freedom={self.degrees_of_freedom:g}"
 
     def component_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """(n, K): ``log w_k + log t_nu(z; mu_k, Sigma_k (nu - 2) / nu)``."""
         nu, d = self.degrees_of_freedom, self.n_features
         normalizer = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(math.pi * (nu - 2))
-        decay = torch.log1p(self.mahalanobis(z) / (nu - 2))
+        # log(1 + m / (nu - 2)) without forming m / (nu - 2), which overflows float32 first as nu nears 2.
+        decay = torch.log(self.mahalanobis(z) + (nu - 2)) - math.log(nu - 2)
         return self._log_weights_and_determinants() + normalizer - 0.5 * (nu + d) * decay
 
     @torch.no_grad()

@@ -285,7 +285,7 @@ def build_flow(
         if degrees_of_freedom is None:
             base = GaussianMixtureBase.from_mixture(*mixture)
         else:
-            base = StudentTMixtureBase.from_mixture(*mixture, degrees_of_freedom)
+            base = StudentTMixtureBase.from_mixture(*mixture, degrees_of_freedom=degrees_of_freedom)
         if base.n_features != n_features:
             raise ValueError(f"the mixture has {base.n_features} feature(s), the flow {n_features}")
         config["base"] = {"kind": "mixture", "n_components": base.n_components}
