@@ -157,11 +157,19 @@ def fit_candidate(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture:
     fallback = Candidate(1, "full", max(FALLBACK_REG_COVAR, candidate.reg_covar))
     with quiet_single_threaded():
         for attempt in (candidate, fallback):
-            mixture = _fitted_once(attempt, x, seed)
-            if mixture is not None and np.all(np.isfinite(mixture.precisions_cholesky)):
-                factors = _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
-                return mixture.weights[0], mixture.means[0], factors
+            numbers = _fitted_numbers(attempt, x, seed)
+            if numbers is not None:
+                return numbers
     raise ValueError("no Gaussian mixture, not even one wide Gaussian, could be fitted to the rows")
+
+
+def _fitted_numbers(candidate: Candidate, x: np.ndarray, seed: int) -> Mixture | None:
+    """``candidate`` fitted on ``x`` once, as (weights, means, full precision Cholesky factors); None where the
+    fit fails or a factor is not finite."""
+    mixture = _fitted_once(candidate, x, seed)
+    if mixture is None or not np.all(np.isfinite(mixture.precisions_cholesky)):
+        return None
+    return mixture.weights[0], mixture.means[0], _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
 
 
 def _fitted_once(candidate: Candidate, x: np.ndarray, seed: int) -> GaussianMixtures | None:
@@ -292,12 +300,9 @@ def choose_degrees_of_freedom(candidate: Candidate, x: np.ndarray, seed: int) ->
     per_row_gains = {nu: [] for nu in CANDIDATE_DEGREES_OF_FREEDOM}
     with quiet_single_threaded(), torch.no_grad():
         for train, test in KFold(3, shuffle=True, random_state=seed).split(x):
-            mixture = _fitted_once(candidate, x[train], seed)
-            # As in fit_candidate: a fold whose fit fails or degenerates leaves the Gaussians.
-            if mixture is None or not np.isfinite(mixture.precisions_cholesky).all():
+            numbers = _fitted_numbers(candidate, x[train], seed)
+            if numbers is None:  # a fold whose fit fails or degenerates leaves the Gaussians
                 return None
-            factors = _as_full(mixture.precisions_cholesky[0], mixture.covariance_type)
-            numbers = (mixture.weights[0], mixture.means[0], factors)
             rows = torch.from_numpy(x[test])
             gaussian = GaussianMixtureBase.from_mixture(*numbers, dtype=torch.float64).log_prob(rows)
             for nu in CANDIDATE_DEGREES_OF_FREEDOM:

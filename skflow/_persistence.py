@@ -142,18 +142,20 @@ def _check_members_match(estimator: Any, members: list) -> None:
     """Each member of an ensemble is a single flow of the estimator's own class, fitted to the same shapes
     and standardization: a file edited otherwise would fail inside torch, or mix densities of other targets."""
     for index, member in enumerate(members):
-        problem = None
-        if type(member) is not type(estimator):
-            problem = f"is a {type(member).__name__}, not a {type(estimator).__name__}"
-        elif member.__dict__.get("ensemble_"):
-            problem = "has members of its own"
-        else:
-            for name in _SHARED_WITH_MEMBERS:
-                if name in estimator.__dict__ and not _equal(member.__dict__.get(name), estimator.__dict__[name]):
-                    problem = f"has another {name}"
-                    break
+        problem = _member_problem(estimator, member)
         if problem is not None:
             raise ValueError(f"member {index} of the fitted ensemble {problem}")
+
+
+def _member_problem(estimator: Any, member: Any) -> str | None:
+    if type(member) is not type(estimator):
+        return f"is a {type(member).__name__}, not a {type(estimator).__name__}"
+    if member.__dict__.get("ensemble_"):
+        return "has members of its own"
+    for name in _SHARED_WITH_MEMBERS:
+        if name in estimator.__dict__ and not _equal(member.__dict__.get(name), estimator.__dict__[name]):
+            return f"has another {name}"
+    return None
 
 
 def _equal(a: Any, b: Any) -> bool:
