@@ -38,7 +38,7 @@ from ._core import (
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._core.rows import MIN_VALIDATION_ROWS
 from ._inference import batch_rows, map_in_batches
-from ._linear_start import fit_ridge_gaussian, validation_log_likelihood
+from ._linear_start import comparison_validation_fraction, fit_ridge_gaussian, validation_log_likelihood
 from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixture_rows
 from ._mixture_start import choose_start
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
@@ -197,14 +197,21 @@ def assign_fitted(estimator, flow: Flow, preprocessing: Preprocessing, result: T
     estimator.n_iter_ = result.n_iter
 
 
-def train_config(estimator, warmup_steps: int = 0, base_lr_factor: float = 1.0) -> TrainConfig:
+def train_config(
+    estimator, warmup_steps: int = 0, base_lr_factor: float = 1.0, compared_rows: int | None = None
+) -> TrainConfig:
+    """The training settings of ``estimator``; ``compared_rows``: the number of rows of a fit whose trained flow
+    is then compared with a ridge regression, which raises a small validation fraction (``_linear_start``)."""
+    validation_fraction = estimator.validation_fraction
+    if compared_rows is not None:
+        validation_fraction = comparison_validation_fraction(validation_fraction, compared_rows)
     return TrainConfig(
         warmup_steps=warmup_steps,
         base_lr_factor=base_lr_factor,
         learning_rate=estimator.learning_rate,
         batch_size=estimator.batch_size_,
         max_epochs=estimator.max_epochs_,
-        validation_fraction=estimator.validation_fraction,
+        validation_fraction=validation_fraction,
         n_iter_no_change=estimator.n_iter_no_change,
         tol=estimator.tol,
         weight_decay=estimator.weight_decay,
@@ -269,7 +276,8 @@ def fit_flow(
                 callback(epoch, train_loss, score)
 
         generator = torch.Generator().manual_seed(seed)
-        config = train_config(estimator, **start_schedule(X.shape[0], start is not None))
+        compared = X.shape[0] if compares_with_ridge(estimator, context) else None
+        config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared)
         try:
             result = train_flow(flow, train_x, train_w, config, generator, augment, on_epoch, train_context)
         except TrainingDivergedError as exc:
@@ -278,7 +286,7 @@ def fit_flow(
                 "help, look for extreme values in the data"
             ) from None
     check_finite_weights(estimator, flow)
-    if getattr(estimator, "base", "normal") == "linear" and context is not None:
+    if compares_with_ridge(estimator, context):
         flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
     warn_about_training(estimator, result)
     flow = flow.double().eval()
@@ -290,6 +298,11 @@ def fit_flow(
         if len(weights) == flow.base.n_components:
             flow.base.set_mixture(weights, means, precisions_cholesky)
     return flow, result, preprocessing
+
+
+def compares_with_ridge(estimator, context: np.ndarray | None) -> bool:
+    """Whether a fit's trained flow is compared with a ridge regression: ``base="linear"`` and a context."""
+    return getattr(estimator, "base", "normal") == "linear" and context is not None
 
 
 def better_of_flow_and_ridge(

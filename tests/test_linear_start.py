@@ -11,9 +11,9 @@ from sklearn.linear_model import RidgeCV
 
 from skflow import FlowRegressor
 from skflow._core import build_flow
-from skflow._core.rows import validation_split
+from skflow._core.rows import MIN_VALIDATION_ROWS, validation_split
 from skflow._fitting import draw_seed
-from skflow._linear_start import RELATIVE_ALPHAS, ridge_gaussian
+from skflow._linear_start import RELATIVE_ALPHAS, comparison_validation_fraction, ridge_gaussian
 
 from .conftest import autograd_log_abs_det, perturb_parameters
 
@@ -113,3 +113,28 @@ def test_nonlinear_target_keeps_the_trained_flow_and_saved_states_before_base_lo
     restored.__setstate__(state)
     assert restored.get_params()["base"] == "normal"
     np.testing.assert_array_equal(restored.score_samples(X, y), reg.score_samples(X, y))
+
+
+@pytest.mark.parametrize("n_rows", [40, 41, 60, 99, 104, 105, 200])
+def test_small_fits_hold_out_enough_rows_to_compare_the_flow_with_the_ridge(n_rows):
+    fraction = comparison_validation_fraction(0.1, n_rows)
+    held_out = len(validation_split(n_rows, fraction, torch.Generator().manual_seed(0), torch.device("cpu"))[1])
+    assert held_out == max(MIN_VALIDATION_ROWS, int(0.1 * n_rows))
+
+
+def test_the_validation_fraction_is_kept_where_raising_it_would_hold_out_too_much_or_none_was_asked():
+    assert comparison_validation_fraction(0.1, 39) == 0.1  # a quarter of 39 rows is under 10
+    assert comparison_validation_fraction(0.0, 60) == 0.0
+    assert comparison_validation_fraction(0.3, 60) == 0.3
+
+
+def test_sixty_rows_of_a_nonlinear_target_compare_the_trained_flow_with_the_ridge():
+    # 10% of 60 rows is 6, under MIN_VALIDATION_ROWS: the ridge used to be kept unscored, whatever the target.
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-3, 3, (1060, 1))
+    y = np.sin(2 * X[:, 0]) + 0.1 * rng.normal(size=1060)
+    reg = FlowRegressor(max_epochs=60, **FAST).fit(X[:60], y[:60])
+    assert reg.best_epoch_ > 0 and not reg.flow_.config["linear_shift"]
+    ridge = RidgeCV().fit(X[:60], y[:60])
+    ridge_score = np.mean(norm.logpdf(y[60:], ridge.predict(X[60:]), np.std(y[:60] - ridge.predict(X[:60]))))
+    assert np.mean(reg.score_samples(X[60:], y[60:])) > ridge_score + 0.3
