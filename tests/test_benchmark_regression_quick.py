@@ -293,3 +293,37 @@ def test_uci_sets_as_joint_densities(data_dir, tmp_path):
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["dataset"] == "yacht" and row["shape"] == [96, 4] and row["flow_kind_"] == "spline"
     assert np.isfinite(row["test_log_likelihood"]) and row["max_epochs_"] == 1
+
+
+def test_disagreement_experiment_scores_the_unshrunk_mixture_as_the_regressor_does():
+    """benchmarks.experiments.ensemble_disagreement: with every flow's scale as fitted (shrink 1), its mixture
+    log-likelihood and 90% coverage are FlowRegressor's own ``score_samples`` and ``predict_interval``."""
+    import torch
+
+    from benchmarks.experiments.ensemble_disagreement import latents, score
+    from skflow import FlowRegressor
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 300, seed=0)
+    params = dict(n_flows=3, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0)
+    reg = FlowRegressor(**params).fit(X[:200], y[:200])
+    members, context = reg._members(), reg._context(X[200:])
+    with torch.no_grad():
+        z, log_det = (np.stack(part) for part in zip(*[latents(m, context, y[200:]) for m in members], strict=True))
+    scales = np.array([member.latent_scale_[0] for member in members])
+    log_likelihood, coverage = score(z, log_det, scales, np.ones(100))
+    interval = reg.predict_interval(X[200:])
+    np.testing.assert_allclose(log_likelihood, reg.score_samples(X[200:], y[200:]).mean(), rtol=1e-10)
+    assert coverage == np.mean((y[200:] >= interval[:, 0]) & (y[200:] <= interval[:, 1]))
+
+
+def test_small_regression_sets_are_seeded_draws_of_four_hundred_rows():
+    from benchmarks.experiments.small_regression import small_sets
+
+    first, again = list(small_sets(0)), list(small_sets(0))
+    assert [name for name, _, _ in first] == [
+        "friedman1", "friedman2", "friedman3", "diabetes", "lognormal", "bimodal", "hetero_t"
+    ]
+    for (_, X, y), (_, X_again, y_again) in zip(first, again, strict=True):
+        assert len(X) == len(y) >= 400 and np.isfinite(y).all()
+        np.testing.assert_array_equal(X, X_again)
+        np.testing.assert_array_equal(y, y_again)
