@@ -276,8 +276,8 @@ def fit_flow(
                 callback(epoch, train_loss, score)
 
         generator = torch.Generator().manual_seed(seed)
-        compared = X.shape[0] if compares_with_ridge(estimator, context) else None
-        config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared)
+        compared_rows = X.shape[0] if compares_with_ridge(estimator, context) else None
+        config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared_rows)
         try:
             result = train_flow(flow, train_x, train_w, config, generator, augment, on_epoch, train_context)
         except TrainingDivergedError as exc:
@@ -286,7 +286,7 @@ def fit_flow(
                 "help, look for extreme values in the data"
             ) from None
     check_finite_weights(estimator, flow)
-    if compares_with_ridge(estimator, context):
+    if compared_rows is not None:
         flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
     warn_about_training(estimator, result)
     flow = flow.double().eval()

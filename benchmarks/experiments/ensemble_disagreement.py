@@ -35,6 +35,7 @@ from skflow._bounds import clip_to_support
 from skflow._conditional import mean_rule
 from skflow._conditional_flow import inverse_at, map_rows
 from skflow._core import standard_normal_log_prob
+from skflow._ensemble import mixture_log_density
 
 FACTORS = (0.0, 0.5, 1.0, 1.5, 2.0)
 FLOOR = 0.25  # smallest c^2 allowed
@@ -66,7 +67,7 @@ def score(z: np.ndarray, log_det: np.ndarray, scales: np.ndarray, shrink: np.nda
     total = scales[:, None] * shrink[None, :]
     u = z / total
     log_p = standard_normal_log_prob(torch.as_tensor(u[..., None])).numpy() - np.log(total) + log_det
-    mixture = np.logaddexp.reduce(log_p, axis=0) - np.log(len(z))
+    mixture = mixture_log_density(list(log_p))
     cdf = ndtr(u).mean(axis=0)
     return float(mixture.mean()), float(np.mean((cdf >= 0.05) & (cdf <= 0.95)))
 
