@@ -313,7 +313,11 @@ def better_of_flow_and_ridge(
     Both are scored on the same validation rows (one seeded draw of any
     dequantization noise); without validation rows the trained flow stays,
     with fewer than ``MIN_VALIDATION_ROWS`` the simpler ridge flow does.
-    A kept ridge flow is reported as epoch 0: no epoch beat it.
+    A kept ridge flow is reported as epoch 0: no epoch beat it. It is then
+    refitted on every row, as GridSearchCV refits its choice, and
+    ``result.validation_index`` becomes None: its noise scale is a
+    leave-one-out estimate already, and no row is left unseen to recalibrate
+    it on.
     """
     if result.validation_index is None:
         return flow
@@ -324,8 +328,9 @@ def better_of_flow_and_ridge(
     scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in (flow, ridge)]
     if scores[1] < scores[0] and len(result.validation_index) >= MIN_VALIDATION_ROWS:
         return flow
-    result.best_epoch = 0
-    return ridge
+    result.best_epoch, result.validation_index = 0, None
+    shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment)
+    return new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
 
 
 def draw_seed(estimator) -> int:

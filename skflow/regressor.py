@@ -88,19 +88,19 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         "linear", the trained flow is then compared on its validation rows
         with a ridge regression with Gaussian noise (penalty and noise by
         leave-one-out error) fitted on its training rows, and the better is
-        kept: a flow whose last layer shifts by a linear function of ``x``
-        and scales, the others the identity (``best_epoch_`` 0): it wins on
-        a hundred rows of a nearly linear target (docs/regression.md). The
-        comparison needs 10 validation rows: on 40 to 104 rows that many
-        validate, above ``validation_fraction``; with fewer the ridge is kept,
-        without any (``validation_fraction=0``, ``partial_fit``) the flow.
+        kept (a ridge refitted on every row): a flow whose last layer shifts
+        by a linear function of ``x`` and scales, the others the identity
+        (``best_epoch_`` 0). It wins on a hundred rows of a nearly linear
+        target (docs/regression.md). The comparison needs 10 validation rows:
+        on 40 to 104 rows that many validate, above ``validation_fraction``;
+        with fewer the ridge is kept, without any (``validation_fraction=0``,
+        ``partial_fit``) the flow.
     calibrate : bool, default=True
-        After training, fit the scale ``s`` of the latent normal (one per
-        target: the base becomes N(0, diag(s^2))) by maximum likelihood on the
-        validation rows. A flow fitted to a few hundred rows is over-confident
-        on new ones; this widens (or narrows) its distributions to what the
-        held-out rows show, and the density stays exact. No effect without validation
-        rows (``validation_fraction=0`` or too few rows); each flow fits its own.
+        After training, fit each flow's scale ``s`` of the latent normal (one
+        per target: the base becomes N(0, diag(s^2))) by maximum likelihood on
+        its validation rows (if any; not for a kept ridge). A flow fitted to a
+        few hundred rows is over-confident on new ones; this widens (or
+        narrows) its distributions to what held-out rows show, exactly.
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial
         weights, batch order and validation rows: each trains on a different

@@ -327,3 +327,22 @@ def test_small_regression_sets_are_seeded_draws_of_four_hundred_rows():
         assert len(X) == len(y) >= 400 and np.isfinite(y).all()
         np.testing.assert_array_equal(X, X_again)
         np.testing.assert_array_equal(y, y_again)
+
+
+def test_refit_ridge_experiment_patches_the_old_choice_back_in_and_restores_the_library():
+    """benchmarks.experiments.refit_ridge: ``training_rows`` keeps the ridge of the training rows with its
+    calibrated scale; the library's choice is back in place after the ``with`` block."""
+    from benchmarks.experiments.refit_ridge import every_row_choice, ridge_choice, training_rows_choice
+    from skflow import FlowRegressor, _fitting
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))  # under 40 rows: the ridge is kept unscored
+    y = X @ [1.0, -1.0, 0.5] + 0.3 * rng.normal(size=30)
+    params = dict(n_flows=1, max_epochs=2, n_transforms=1, hidden_units=(8,), random_state=0)
+    with ridge_choice(training_rows_choice):
+        old = FlowRegressor(**params).fit(X, y)
+    assert _fitting.better_of_flow_and_ridge is every_row_choice
+    new = FlowRegressor(**params).fit(X, y)
+    assert old.flow_.config["linear_shift"] and new.flow_.config["linear_shift"]
+    assert old.latent_scale_[0] != 1.0 and new.latent_scale_[0] == 1.0
+    assert not np.allclose(old.predict(X), new.predict(X))

@@ -58,24 +58,27 @@ def test_linear_shift_log_det_and_inverse():
     torch.testing.assert_close(log_det_inverse, -log_det, atol=1e-8, rtol=1e-8)
 
 
-def test_kept_ridge_model_is_the_ridge_gaussian_of_the_training_rows_in_the_targets_units():
+def test_kept_ridge_model_is_the_ridge_gaussian_of_every_row_in_the_targets_units_and_is_not_rescaled():
     X, y = linear_data(120, 1)
     y = 4.0 * y + 30.0
     weights = np.random.default_rng(2).uniform(0.5, 2.0, 120)
     # One epoch at a tiny learning rate: the flow stays near the standard normal, which the ridge beats.
     with pytest.warns(ConvergenceWarning, match="ridge regression"):
         params = {**FAST, "learning_rate": 1e-6}
-        reg = FlowRegressor(max_epochs=1, calibrate=False, **params).fit(X, y, weights)
+        reg = FlowRegressor(max_epochs=1, **params).fit(X, y, weights)
     assert reg.best_epoch_ == 0 and reg.flow_.config["linear_shift"]
-    # The training rows: all but the validation rows the fit's seed holds out.
-    generator = torch.Generator().manual_seed(draw_seed(reg))
-    train = np.sort(validation_split(120, reg.validation_fraction, generator, torch.device("cpu"))[0].numpy())
+    # Compared on the validation rows, then refitted on all of them; its leave-one-out noise is not recalibrated.
+    np.testing.assert_array_equal(reg.latent_scale_, [1.0])
     context = (X - reg.x_location_) / reg.x_scale_
     standardized = ((y - reg.location_) / reg.scale_)[:, None]
-    weight, bias, log_scale = ridge_gaussian(standardized[train], context[train], weights[train])
+    weight, bias, log_scale = ridge_gaussian(standardized, context, weights)
     mean = reg.location_[0] + reg.scale_[0] * (context @ weight[0] + bias[0])
     expected = norm.logpdf(y, mean, reg.scale_[0] * np.exp(log_scale[0]))
     np.testing.assert_allclose(reg.score_samples(X, y), expected, rtol=1e-5)
+    # The one it was compared with, fitted on the training rows alone, is a different model.
+    generator = torch.Generator().manual_seed(draw_seed(reg))
+    train = np.sort(validation_split(120, reg.validation_fraction, generator, torch.device("cpu"))[0].numpy())
+    assert not np.allclose(ridge_gaussian(standardized[train], context[train], weights[train])[0], weight, rtol=1e-3)
 
 
 def test_ridge_model_is_kept_on_a_small_linear_target_and_beats_the_normal_base():

@@ -11,7 +11,9 @@ the rest of 400 rows (442 for diabetes) for testing. ``default`` is
 ``validation_fraction`` raised to hold out 10 rows (what
 ``comparison_validation_fraction`` now does on 40 to 104 rows). The
 results file's ``default`` ran on the code before that (e695b09); on later
-code the library raises the fraction itself and both columns agree::
+code the library raises the fraction itself and both columns agree (and
+differ from the file's where a flow keeps its ridge regression, which is
+now refitted on every row: :mod:`benchmarks.experiments.refit_ridge`)::
 
     PYTHONPATH=. python -m benchmarks.experiments.small_regression --sizes 40 60 80 --out results.jsonl
 """
@@ -19,9 +21,10 @@ code the library raises the fraction itself and both columns agree::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +64,14 @@ def measure(X_train, y_train, X_test, y_test, validation_fraction: float) -> lis
     return [float(reg.score_samples(X_test, y_test).mean()), float(covered.mean()), linear]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[40, 60, 80])
+Column = tuple[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], list]]
+
+
+def run(argv: list[str] | None, description: str, sizes: list[int], columns: Callable[[int], list[Column]]) -> None:
+    """One JSON line per size, draw and set, with a column per ``(label, measure)`` of ``columns(n_rows)``;
+    ``measure(X_train, y_train, X_test, y_test)``. Shared with :mod:`benchmarks.experiments.refit_ridge`."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", type=int, default=sizes)
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -72,11 +80,21 @@ def main(argv: list[str] | None = None) -> None:
             for name, X, y in small_sets(seed):
                 X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=n, random_state=seed)
                 record = {"set": name, "n": n, "seed": seed}
-                for label, fraction in (("default", 0.1), ("ten_rows", max(0.1, 10.5 / n))):
-                    record[label] = measure(X_train, y_train, X_test, y_test, fraction)
+                for label, measure_split in columns(n):
+                    record[label] = measure_split(X_train, y_train, X_test, y_test)
                 with args.out.open("a") as file:
                     file.write(json.dumps(record) + "\n")
                 print(json.dumps(record), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    def columns(n: int) -> list[Column]:
+        return [
+            ("default", functools.partial(measure, validation_fraction=0.1)),
+            ("ten_rows", functools.partial(measure, validation_fraction=max(0.1, 10.5 / n))),
+        ]
+
+    run(argv, __doc__, [40, 60, 80], columns)
 
 
 if __name__ == "__main__":
