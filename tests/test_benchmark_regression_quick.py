@@ -346,3 +346,24 @@ def test_refit_ridge_experiment_patches_the_old_choice_back_in_and_restores_the_
     assert old.flow_.config["linear_shift"] and new.flow_.config["linear_shift"]
     assert old.latent_scale_[0] != 1.0 and new.latent_scale_[0] == 1.0
     assert not np.allclose(old.predict(X), new.predict(X))
+
+
+def test_noise_experiment_without_noise_is_the_library_and_restores_it():
+    """benchmarks.experiments.noise_regularization: zero noise fits the library's own flow; noise changes it;
+    the patched training methods are put back."""
+    from benchmarks.experiments.noise_regularization import training_noise
+    from skflow import FlowRegressor
+    from skflow._core.rows import Rows
+    from skflow._core.train import Trainer
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 200, seed=0)
+    params = dict(n_flows=1, max_epochs=3, n_transforms=1, hidden_units=(8,), base="normal", random_state=0)
+    batch, one_pass = Rows.batch, Trainer.one_pass
+    plain = FlowRegressor(**params).fit(X, y).score_samples(X, y)
+    scores = {}
+    for h in (0.0, 0.3):
+        with training_noise(h, h):
+            scores[h] = FlowRegressor(**params).fit(X, y).score_samples(X, y)
+        assert Rows.batch is batch and Trainer.one_pass is one_pass
+    np.testing.assert_array_equal(scores[0.0], plain)
+    assert not np.allclose(scores[0.3], plain)
