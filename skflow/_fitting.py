@@ -41,7 +41,7 @@ from ._inference import batch_rows, map_in_batches
 from ._linear_start import comparison_validation_fraction, fit_ridge_gaussian, validation_log_likelihood
 from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixture_rows
 from ._mixture_start import choose_start
-from ._preprocessing import Preprocessing, fit_preprocessing, make_augment
+from ._preprocessing import Preprocessing, fit_preprocessing, make_augment, point_masses
 from ._progress import EpochProgress
 from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_rows, positive_weights
 
@@ -173,7 +173,7 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, what: st
             f"{what} has {int(outside.sum())} training row(s) on or outside the given bounds (first: row "
             f"{int(np.argmax(outside))}); bounds must strictly contain the training values"
         )
-    return fit_preprocessing(
+    preprocessing = fit_preprocessing(
         X,
         weights,
         low,
@@ -182,6 +182,17 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, what: st
         dequantize=estimator.dequantize,
         tail_bound=estimator.tail_bound,
     )
+    masses = point_masses(X, preprocessing.dequantized | preprocessing.constant)
+    if masses:
+        found = ", ".join(f"column {j}: {share:.0%} of the rows at {value:g}" for j, (value, share) in masses.items())
+        warnings.warn(
+            f"{what} has point masses ({found}). A continuous density grows without bound on such a value, so "
+            "the log-likelihood of rows there measures the height of the fitted spike, not the fit; model those "
+            "values apart (for example, a classifier for them and this estimator for the other rows)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return preprocessing
 
 
 def assign_fitted(estimator, flow: Flow, preprocessing: Preprocessing, result: TrainResult) -> None:

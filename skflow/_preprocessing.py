@@ -31,6 +31,11 @@ LARGEST_EXACT_INTEGER = 2.0**53
 MIN_REPEATS = 5
 # Rows per batch for the column statistics.
 BATCH_ROWS = 65536
+# A continuous column has a point mass where one value makes up this share of the rows, and at least
+# POINT_MASS_ROWS of them; at most POINT_MASS_SAMPLE evenly spaced rows are looked at.
+POINT_MASS_SHARE = 0.05
+POINT_MASS_ROWS = 10
+POINT_MASS_SAMPLE = 20_000
 
 
 @dataclass
@@ -158,6 +163,24 @@ def discrete_cells(X: np.ndarray, integer: np.ndarray) -> np.ndarray:
         if 2 <= values.size <= X.shape[0] / MIN_REPEATS:
             widths[j] = np.diff(values).min()
     return widths
+
+
+def point_masses(X: np.ndarray, skipped: np.ndarray) -> dict[int, tuple[float, float]]:
+    """``{column: (value, share of the rows)}`` where one value repeats on ``POINT_MASS_SHARE`` of the rows.
+
+    A continuous density grows without bound on such a value (a zero-inflated
+    or capped column), so the log-likelihood of rows there measures the
+    height of the fitted spike. Columns in ``skipped`` (dequantized or
+    constant ones, which are modelled as such) are not looked at.
+    """
+    sample = X[:: max(1, X.shape[0] // POINT_MASS_SAMPLE)]
+    found = {}
+    for j in np.flatnonzero(~skipped):
+        values, counts = np.unique(sample[:, j], return_counts=True)
+        top = int(np.argmax(counts))
+        if counts[top] >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * sample.shape[0]):
+            found[int(j)] = (float(values[top]), float(counts[top] / sample.shape[0]))
+    return found
 
 
 def _dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> tuple[np.ndarray, np.ndarray]:

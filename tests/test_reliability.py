@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skflow import FlowDensity, _fitting
 from skflow._core import flow as flow_module
 from skflow._core.train import TrainResult
-from skflow._preprocessing import discrete_cells
+from skflow._preprocessing import discrete_cells, point_masses
 
 FAST = dict(n_transforms=2, hidden_units=(16,), max_epochs=10, batch_size=64, learning_rate=1e-2, random_state=0)
 
@@ -212,6 +212,35 @@ def test_only_columns_whose_values_repeat_are_discrete():
     widths = discrete_cells(X, np.zeros(3, dtype=bool))
     np.testing.assert_allclose(widths, [0.25, 0.0, 0.1])
     np.testing.assert_array_equal(FlowDensity(**FAST).fit(X).dequantized_, [True, False, True])
+
+
+def test_point_masses_are_single_values_shared_by_five_percent_of_the_rows():
+    rng = np.random.RandomState(0)
+    amount = np.where(rng.rand(1000) < 0.3, 0.0, rng.lognormal(size=1000))  # zero-inflated
+    capped = np.minimum(rng.normal(size=1000), 1.5)  # about 7% at the cap
+    few = np.r_[np.full(9, 2.0), rng.normal(size=11)]  # 45% of 20 rows, but 9 rows: not a mass
+    X = np.c_[amount, capped, rng.normal(size=1000), amount]
+    masses = point_masses(X, np.array([False, False, False, True]))
+    assert list(masses) == [0, 1]
+    assert masses[0][0] == 0.0 and abs(masses[0][1] - np.mean(amount == 0)) < 1e-12
+    assert masses[1][0] == 1.5 and 0.05 < masses[1][1] < 0.1
+    assert point_masses(few[:, None], np.zeros(1, dtype=bool)) == {}
+
+
+def test_fit_warns_about_a_point_mass_in_the_features_or_the_target_and_not_about_discrete_columns():
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(300, 2))
+    zero_inflated = np.where(rng.rand(300) < 0.3, 0.0, np.exp(X[:, 0]))
+    with pytest.warns(UserWarning, match=r"X has point masses \(column 1: 3\d% of the rows at 0\)"):
+        FlowDensity(**{**FAST, "max_epochs": 1}).fit(np.c_[X[:, 0], zero_inflated])
+    from skflow import FlowRegressor
+
+    with pytest.warns(UserWarning, match=r"y has point masses \(column 0: 3\d% of the rows at 0\)"):
+        FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, zero_inflated)
+    counts = rng.poisson(0.5, size=(300, 1)).astype(float)  # 60% zeros, but integers: dequantized
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*point mass")
+        FlowDensity(**{**FAST, "max_epochs": 1}).fit(np.c_[X, counts])
 
 
 def test_digits_dequantized_log_likelihood_is_a_sensible_bound():
