@@ -36,7 +36,7 @@ from ._core import (
     train_flow,
 )
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
-from ._core.rows import MIN_VALIDATION_ROWS
+from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import comparison_validation_fraction, fit_ridge_gaussian, validation_log_likelihood
 from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixture_rows
@@ -276,6 +276,14 @@ def fit_flow(
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture, degrees_of_freedom)
     train_context = None if context is None else to_tensor(context, device, torch.float32)
     callback = epoch_callback(estimator, flow, callback_arguments)
+    compared_rows = X.shape[0] if compares_with_ridge(estimator, context) else None
+    config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared_rows)
+    n_validation = n_validation_rows(X.shape[0], config.validation_fraction)
+    if compared_rows is not None and 0 < n_validation < MIN_VALIDATION_ROWS:
+        # Too few rows would validate to compare a trained flow with the ridge, which is the model either way.
+        warnings.warn(untrained_ridge_message(X.shape[0], n_validation), ConvergenceWarning, stacklevel=3)
+        ridge = ridge_of_every_row(estimator, preprocessing, train_x, train_w, context, seed)
+        return ridge, TrainResult(), preprocessing
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
     bar = EpochProgress(estimator.max_epochs_, estimator.verbose, desc=type(estimator).__name__)
     with bar as progress, training_threads:
@@ -287,8 +295,6 @@ def fit_flow(
                 callback(epoch, train_loss, score)
 
         generator = torch.Generator().manual_seed(seed)
-        compared_rows = X.shape[0] if compares_with_ridge(estimator, context) else None
-        config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared_rows)
         try:
             result = train_flow(flow, train_x, train_w, config, generator, augment, on_epoch, train_context)
         except TrainingDivergedError as exc:
@@ -322,9 +328,9 @@ def better_of_flow_and_ridge(
     """The trained conditional ``flow``, or the ridge-regression flow if it scores better on the validation rows.
 
     Both are scored on the same validation rows (one seeded draw of any
-    dequantization noise); without validation rows the trained flow stays,
-    with fewer than ``MIN_VALIDATION_ROWS`` the simpler ridge flow does.
-    A kept ridge flow is reported as epoch 0: no epoch beat it. It is then
+    dequantization noise); without validation rows the trained flow stays.
+    (Where fewer than ``MIN_VALIDATION_ROWS`` would validate, ``fit_flow``
+    trains none: the ridge is the model.) A kept ridge flow is reported as epoch 0: no epoch beat it. It is then
     refitted on every row, as GridSearchCV refits its choice, and
     ``result.validation_index`` becomes None: its noise scale is a
     leave-one-out estimate already, and no row is left unseen to recalibrate
@@ -337,11 +343,26 @@ def better_of_flow_and_ridge(
     ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
     rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
     scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in (flow, ridge)]
-    if scores[1] < scores[0] and len(result.validation_index) >= MIN_VALIDATION_ROWS:
+    if scores[1] < scores[0]:
         return flow
     result.best_epoch, result.validation_index = 0, None
+    return ridge_of_every_row(estimator, preprocessing, train_x, train_w, context, seed)
+
+
+def ridge_of_every_row(estimator, preprocessing: Preprocessing, train_x, train_w, context, seed: int) -> Flow:
+    """The ridge-regression flow fitted on every row, in float64: the model where the ridge is kept."""
+    augment = make_augment(preprocessing, estimator.device_)
     shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment)
-    return new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
+    ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
+    return ridge.double().eval()
+
+
+def untrained_ridge_message(n_rows: int, n_validation: int) -> str:
+    return (
+        f"{n_rows} rows hold out {n_validation} for validation, fewer than the {MIN_VALIDATION_ROWS} that comparing "
+        "a trained flow with a ridge regression with Gaussian noise needs: the ridge regression is the model, and "
+        'no flow was trained (base="normal" trains one)'
+    )
 
 
 def draw_seed(estimator) -> int:

@@ -336,9 +336,10 @@ def test_refit_ridge_experiment_patches_the_old_choice_back_in_and_restores_the_
     from skflow import FlowRegressor, _fitting
 
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 3))  # under 40 rows: the ridge is kept unscored
-    y = X @ [1.0, -1.0, 0.5] + 0.3 * rng.normal(size=30)
-    params = dict(n_flows=1, max_epochs=2, n_transforms=1, hidden_units=(8,), random_state=0)
+    X = rng.normal(size=(80, 3))
+    y = X @ [1.0, -1.0, 0.5] + 0.3 * rng.normal(size=80)
+    # One epoch at a tiny learning rate: the flow stays near the standard normal, which the ridge beats.
+    params = dict(n_flows=1, max_epochs=1, learning_rate=1e-6, n_transforms=1, hidden_units=(8,), random_state=0)
     with ridge_choice(training_rows_choice):
         old = FlowRegressor(**params).fit(X, y)
     assert _fitting.better_of_flow_and_ridge is every_row_choice

@@ -118,6 +118,22 @@ def test_nonlinear_target_keeps_the_trained_flow_and_saved_states_before_base_lo
     np.testing.assert_array_equal(restored.score_samples(X, y), reg.score_samples(X, y))
 
 
+def test_under_forty_rows_no_flow_is_trained_and_the_model_is_the_ridge_of_every_row():
+    X, y = linear_data(30, 6)  # 10% of 30 rows is 3, under MIN_VALIDATION_ROWS: no comparison is possible
+    epochs = []
+    with pytest.warns(ConvergenceWarning, match="30 rows hold out 3 for validation, fewer than the 10"):
+        reg = FlowRegressor(callback=lambda info: epochs.append(info.epoch), **FAST).fit(X, y)
+    assert reg.flow_.config["linear_shift"] and reg.best_epoch_ == 0 and reg.n_iter_ == 0
+    assert reg.loss_curve_ == [] and epochs == []
+    np.testing.assert_array_equal(reg.latent_scale_, [1.0])
+    context = (X - reg.x_location_) / reg.x_scale_
+    weight, bias, log_scale = ridge_gaussian(((y - reg.location_) / reg.scale_)[:, None], context, np.ones(30))
+    mean = reg.location_[0] + reg.scale_[0] * (context @ weight[0] + bias[0])
+    np.testing.assert_allclose(reg.score_samples(X, y), norm.logpdf(y, mean, reg.scale_[0] * np.exp(log_scale[0])))
+    # base="normal" trains its flow on the same rows.
+    assert FlowRegressor(base="normal", max_epochs=3, **FAST).fit(X, y).n_iter_ > 0
+
+
 @pytest.mark.parametrize("n_rows", [40, 41, 60, 99, 104, 105, 200])
 def test_small_fits_hold_out_enough_rows_to_compare_the_flow_with_the_ridge(n_rows):
     fraction = comparison_validation_fraction(0.1, n_rows)

@@ -24,12 +24,18 @@ EVALUATION_MEMORY = 32 * 2**20
 MIN_VALIDATION_ROWS = 10
 
 
+def n_validation_rows(n: int, fraction: float) -> int:
+    """The rows :func:`validation_split` holds out of ``n``: none where fewer than 2 would be left to train."""
+    n_val = int(math.floor(fraction * n))
+    return 0 if n_val < 1 or n - n_val < 2 else n_val
+
+
 def validation_split(
     n: int, fraction: float, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Training and validation row indices; (None, None): every row trains and none validates."""
-    n_val = int(math.floor(fraction * n))
-    if n_val < 1 or n - n_val < 2:
+    n_val = n_validation_rows(n, fraction)
+    if n_val == 0:
         return None, None
     perm = torch.randperm(n, generator=generator).to(device)
     return perm[n_val:], perm[:n_val]
