@@ -31,10 +31,13 @@ LARGEST_EXACT_INTEGER = 2.0**53
 MIN_REPEATS = 5
 # Rows per batch for the column statistics.
 BATCH_ROWS = 65536
-# A continuous column has a point mass where one value makes up this share of the rows, and at least
-# POINT_MASS_ROWS of them; at most POINT_MASS_SAMPLE evenly spaced rows are looked at.
+# A column has a point mass where one value makes up this share of the rows, and at least POINT_MASS_ROWS
+# of them, while at least POINT_MASS_DISTINCT of the other rows hold distinct values: continuous apart
+# from it (rounded measurements, as in iris or load_wine, repeat values throughout and have no mass).
+# At most POINT_MASS_SAMPLE evenly spaced rows are looked at.
 POINT_MASS_SHARE = 0.05
 POINT_MASS_ROWS = 10
+POINT_MASS_DISTINCT = 0.5
 POINT_MASS_SAMPLE = 20_000
 
 
@@ -166,7 +169,8 @@ def discrete_cells(X: np.ndarray, integer: np.ndarray) -> np.ndarray:
 
 
 def point_masses(X: np.ndarray, skipped: np.ndarray) -> dict[int, tuple[float, float]]:
-    """``{column: (value, share of the rows)}`` where one value repeats on ``POINT_MASS_SHARE`` of the rows.
+    """``{column: (value, share of the rows)}`` where one value repeats on ``POINT_MASS_SHARE`` of the rows
+    and the others are mostly distinct.
 
     A continuous density grows without bound on such a value (a zero-inflated
     or capped column), so the log-likelihood of rows there measures the
@@ -178,7 +182,8 @@ def point_masses(X: np.ndarray, skipped: np.ndarray) -> dict[int, tuple[float, f
     for j in np.flatnonzero(~skipped):
         values, counts = np.unique(sample[:, j], return_counts=True)
         top = int(np.argmax(counts))
-        if counts[top] >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * sample.shape[0]):
+        continuous_otherwise = values.size - 1 >= POINT_MASS_DISTINCT * (sample.shape[0] - counts[top])
+        if counts[top] >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * sample.shape[0]) and continuous_otherwise:
             found[int(j)] = (float(values[top]), float(counts[top] / sample.shape[0]))
     return found
 

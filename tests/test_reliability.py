@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import beta, lognorm, norm, poisson
-from sklearn.datasets import load_digits, make_moons
+from sklearn.datasets import load_digits, load_iris, load_wine, make_moons
 from sklearn.exceptions import ConvergenceWarning
 
 from skflow import FlowDensity, _fitting
@@ -225,6 +225,10 @@ def test_point_masses_are_single_values_shared_by_five_percent_of_the_rows():
     assert masses[0][0] == 0.0 and abs(masses[0][1] - np.mean(amount == 0)) < 1e-12
     assert masses[1][0] == 1.5 and 0.05 < masses[1][1] < 0.1
     assert point_masses(few[:, None], np.zeros(1, dtype=bool)) == {}
+    # Measurements rounded to 0.1 or 0.5 repeat values throughout (10 of iris's 150 sepal lengths are 5.0,
+    # 15 of load_wine's 178 ash alkalinities 20.0): no mass, though one value is over 5% of the rows.
+    for X in (load_iris().data, load_wine().data):
+        assert point_masses(X, np.zeros(X.shape[1], dtype=bool)) == {}
 
 
 def test_fit_warns_about_a_point_mass_in_the_features_or_the_target_and_not_about_discrete_columns():
