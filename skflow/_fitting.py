@@ -249,7 +249,9 @@ def fit_flow(
     ``base="mixture"`` gets a Gaussian-mixture base fitted to those rows
     (``_mixture_start``, ``_mixture_init``) before training; one with
     ``base="linear"`` and a context is, after training, replaced by a ridge
-    regression that scores better on the validation rows (``_linear_start``).
+    regression that scores better on the validation rows (``_linear_start``);
+    where fewer than ``MIN_VALIDATION_ROWS`` would validate, it trains nothing
+    and the ridge is its model.
     """
     seed = draw_seed(estimator)
     device = estimator.device_
@@ -330,11 +332,11 @@ def better_of_flow_and_ridge(
     Both are scored on the same validation rows (one seeded draw of any
     dequantization noise); without validation rows the trained flow stays.
     (Where fewer than ``MIN_VALIDATION_ROWS`` would validate, ``fit_flow``
-    trains none: the ridge is the model.) A kept ridge flow is reported as epoch 0: no epoch beat it. It is then
-    refitted on every row, as GridSearchCV refits its choice, and
-    ``result.validation_index`` becomes None: its noise scale is a
-    leave-one-out estimate already, and no row is left unseen to recalibrate
-    it on.
+    trains none: the ridge is the model.) A kept ridge flow is reported as
+    epoch 0: no epoch beat it. It is then refitted on every row, as
+    GridSearchCV refits its choice, and ``result.validation_index`` becomes
+    None: its noise scale is a leave-one-out estimate already, and no row is
+    left unseen to recalibrate it on.
     """
     if result.validation_index is None:
         return flow
@@ -358,6 +360,7 @@ def ridge_of_every_row(estimator, preprocessing: Preprocessing, train_x, train_w
 
 
 def untrained_ridge_message(n_rows: int, n_validation: int) -> str:
+    """Why a fit trained no flow: too few validation rows to compare one with the ridge regression."""
     return (
         f"{n_rows} rows hold out {n_validation} for validation, fewer than the {MIN_VALIDATION_ROWS} that comparing "
         "a trained flow with a ridge regression with Gaussian noise needs: the ridge regression is the model, and "

@@ -9,7 +9,7 @@ from scipy.stats import beta, lognorm, norm, poisson
 from sklearn.datasets import load_digits, load_iris, load_wine, make_moons
 from sklearn.exceptions import ConvergenceWarning
 
-from skflow import FlowDensity, _fitting
+from skflow import FlowDensity, FlowRegressor, _fitting
 from skflow._core import flow as flow_module
 from skflow._core.train import TrainResult
 from skflow._preprocessing import discrete_cells, point_masses
@@ -237,8 +237,6 @@ def test_fit_warns_about_a_point_mass_in_the_features_or_the_target_and_not_abou
     zero_inflated = np.where(rng.rand(300) < 0.3, 0.0, np.exp(X[:, 0]))
     with pytest.warns(UserWarning, match=r"X has point masses \(column 1: 3\d% of the rows at 0\)"):
         FlowDensity(**{**FAST, "max_epochs": 1}).fit(np.c_[X[:, 0], zero_inflated])
-    from skflow import FlowRegressor
-
     with pytest.warns(UserWarning, match=r"y has point masses \(column 0: 3\d% of the rows at 0\)"):
         FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, zero_inflated)
     counts = rng.poisson(0.5, size=(300, 1)).astype(float)  # 60% zeros, but integers: dequantized
