@@ -250,8 +250,9 @@ def fit_flow(
     (``_mixture_start``, ``_mixture_init``) before training; one with
     ``base="linear"`` and a context is, after training, replaced by a ridge
     regression that scores better on the validation rows (``_linear_start``);
-    where fewer than ``MIN_VALIDATION_ROWS`` would validate, it trains nothing
-    and the ridge is its model.
+    where fewer than ``MIN_VALIDATION_ROWS`` would validate (and
+    ``validation_fraction`` is not 0), it trains nothing and the ridge is its
+    model.
     """
     seed = draw_seed(estimator)
     device = estimator.device_
@@ -281,8 +282,9 @@ def fit_flow(
     compared_rows = X.shape[0] if compares_with_ridge(estimator, context) else None
     config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared_rows)
     n_validation = n_validation_rows(X.shape[0], config.validation_fraction)
-    if compared_rows is not None and 0 < n_validation < MIN_VALIDATION_ROWS:
-        # Too few rows would validate to compare a trained flow with the ridge, which is the model either way.
+    if compared_rows is not None and config.validation_fraction > 0 and n_validation < MIN_VALIDATION_ROWS:
+        # Too few rows would validate to compare a trained flow with the ridge, which is the model either way
+        # (and, where none would, better than a flow trained on a handful of rows without early stopping).
         warnings.warn(untrained_ridge_message(X.shape[0], n_validation), ConvergenceWarning, stacklevel=3)
         ridge = ridge_of_every_row(estimator, preprocessing, train_x, train_w, context, seed)
         return ridge, TrainResult(), preprocessing

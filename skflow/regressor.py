@@ -93,8 +93,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         (``best_epoch_`` 0). It wins on a hundred rows of a nearly linear
         target (docs/regression.md). The comparison needs 10 validation rows:
         on 40 to 104 rows that many validate, above ``validation_fraction``;
-        with fewer the ridge is the model (no flow trains), without any
-        (``validation_fraction=0``, ``partial_fit``) the trained flow.
+        with fewer (or none, under 10 rows) the ridge is the model, untrained;
+        with ``validation_fraction=0`` or ``partial_fit`` the trained flow.
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one
         per target: the base becomes N(0, diag(s^2))) by maximum likelihood on

@@ -132,6 +132,11 @@ def test_under_forty_rows_no_flow_is_trained_and_the_model_is_the_ridge_of_every
     np.testing.assert_allclose(reg.score_samples(X, y), norm.logpdf(y, mean, reg.scale_[0] * np.exp(log_scale[0])))
     # base="normal" trains its flow on the same rows.
     assert FlowRegressor(base="normal", max_epochs=3, **FAST).fit(X, y).n_iter_ > 0
+    # Under 10 rows none would validate: the ridge still, unless validation_fraction=0 asks for the flow.
+    with pytest.warns(ConvergenceWarning, match="9 rows hold out 0 for validation"):
+        assert FlowRegressor(**FAST).fit(X[:9], y[:9]).flow_.config["linear_shift"]
+    unvalidated = FlowRegressor(validation_fraction=0.0, max_epochs=3, **FAST).fit(X[:9], y[:9])
+    assert not unvalidated.flow_.config["linear_shift"] and unvalidated.n_iter_ == 3
 
 
 @pytest.mark.parametrize("n_rows", [40, 41, 60, 99, 104, 105, 200])
