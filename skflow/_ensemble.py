@@ -44,6 +44,9 @@ def new_members(estimator) -> list:
         member = type(estimator)(**params)
         for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_"):
             setattr(member, name, getattr(estimator, name))
+        for name in ("feature_names_in_", "target_names_in_"):  # its warnings name the columns as the user does
+            if hasattr(estimator, name):
+                setattr(member, name, getattr(estimator, name))
         member.ensemble_ = []
         members.append(member)
     return members

@@ -184,7 +184,11 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, what: st
     )
     masses = point_masses(X, preprocessing.dequantized | preprocessing.constant)
     if masses:
-        found = ", ".join(f"column {j}: {share:.0%} of the rows at {value:g}" for j, (value, share) in masses.items())
+        names = getattr(estimator, "feature_names_in_" if what == "X" else "target_names_in_", None)
+        found = ", ".join(
+            f"column {j if names is None else repr(str(names[j]))}: {share:.0%} of the rows at {value:g}"
+            for j, (value, share) in masses.items()
+        )
         warnings.warn(
             f"{what} has point masses ({found}). A continuous density grows without bound on such a value, so "
             "the log-likelihood of rows there measures the height of the fitted spike, not the fit; model those "

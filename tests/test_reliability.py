@@ -239,6 +239,12 @@ def test_fit_warns_about_a_point_mass_in_the_features_or_the_target_and_not_abou
         FlowDensity(**{**FAST, "max_epochs": 1}).fit(np.c_[X[:, 0], zero_inflated])
     with pytest.warns(UserWarning, match=r"y has point masses \(column 0: 3\d% of the rows at 0\)"):
         FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, zero_inflated)
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"x": X[:, 0], "amount": zero_inflated})
+    with pytest.warns(UserWarning, match=r"X has point masses \(column 'amount': 3\d% of the rows at 0\)"):
+        FlowDensity(**{**FAST, "max_epochs": 1}).fit(frame)
+    with pytest.warns(UserWarning, match=r"y has point masses \(column 'amount': 3\d% of the rows at 0\)"):
+        FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, frame[["amount"]])
     counts = rng.poisson(0.5, size=(300, 1)).astype(float)  # 60% zeros, but integers: dequantized
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*point mass")
