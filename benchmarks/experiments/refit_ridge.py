@@ -1,8 +1,8 @@
 """FlowRegressor on 25 to 200 training rows: a kept ridge regression refitted on every row, or not.
 
 ``better_of_flow_and_ridge`` keeps a flow's ridge regression where it
-scores better on the validation rows (or where fewer than
-``MIN_VALIDATION_ROWS`` validate). It used to keep the ridge fitted on the
+scores better on the validation rows (and, when this ran, also where fewer
+than ``MIN_VALIDATION_ROWS`` validated). It used to keep the ridge fitted on the
 training rows alone, with its latent scale then fitted on the validation
 rows; it now refits the kept ridge on every row, with its leave-one-out
 noise as the scale. ``every_row`` runs the library as it is;
