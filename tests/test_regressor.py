@@ -270,6 +270,15 @@ def test_target_names_are_recorded_for_a_named_pandas_target(tmp_path):
     np.testing.assert_array_equal(reg.target_names_in_, ["a", "b"])
     for unnamed in (y, pd.Series(y), pd.DataFrame(np.c_[y, -y])):  # no name, or integer column labels
         assert not hasattr(reg.fit(frame, unnamed), "target_names_in_")
+    # An ensemble's other flows carry the names (their warnings name columns as the user does), saved and loaded.
+    ensemble = FlowRegressor(max_epochs=1, **{**FAST, "n_flows": 2}).fit(frame, pd.Series(y, name="price"))
+    ensemble.save(tmp_path / "ensemble.skflow")
+    loaded = FlowRegressor.load(tmp_path / "ensemble.skflow")
+    for model in (ensemble, loaded):
+        assert [list(m.target_names_in_) for m in model._members()] == [["price"], ["price"]]
+        assert [list(m.feature_names_in_) for m in model._members()] == [["x"], ["x"]]
+    np.testing.assert_array_equal(loaded.score_samples(frame, y), ensemble.score_samples(frame, y))
+    assert not hasattr(ensemble.fit(X, y).ensemble_[0], "feature_names_in_")
 
 
 def test_n_bins_is_an_int_here_and_older_states_read_theirs_from_the_flow():
