@@ -281,8 +281,6 @@ def fit_flow(
         degrees_of_freedom = kept_degrees_of_freedom(start.candidate, mixture, start.degrees_of_freedom)
         # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture, degrees_of_freedom)
-    train_context = None if context is None else to_tensor(context, device, torch.float32)
-    callback = epoch_callback(estimator, flow, callback_arguments)
     compared_rows = X.shape[0] if compares_with_ridge(estimator, context) else None
     config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared_rows)
     n_validation = n_validation_rows(X.shape[0], config.validation_fraction)
@@ -290,8 +288,10 @@ def fit_flow(
         # Too few rows would validate to compare a trained flow with the ridge, which is the model either way
         # (and, where none would, better than a flow trained on a handful of rows without early stopping).
         warnings.warn(untrained_ridge_message(X.shape[0], n_validation), ConvergenceWarning, stacklevel=3)
-        ridge = ridge_of_every_row(estimator, preprocessing, train_x, train_w, context, seed)
+        ridge = ridge_of_every_row(estimator, preprocessing, augment, train_x, train_w, context, seed)
         return ridge, TrainResult(), preprocessing
+    train_context = None if context is None else to_tensor(context, device, torch.float32)
+    callback = epoch_callback(estimator, flow, callback_arguments)
     training_threads = single_threaded() if device.type == "cpu" else contextlib.nullcontext()
     bar = EpochProgress(estimator.max_epochs_, estimator.verbose, desc=type(estimator).__name__)
     with bar as progress, training_threads:
@@ -354,12 +354,12 @@ def better_of_flow_and_ridge(
     if scores[1] < scores[0]:
         return flow
     result.best_epoch, result.validation_index = 0, None
-    return ridge_of_every_row(estimator, preprocessing, train_x, train_w, context, seed)
+    return ridge_of_every_row(estimator, preprocessing, augment, train_x, train_w, context, seed)
 
 
-def ridge_of_every_row(estimator, preprocessing: Preprocessing, train_x, train_w, context, seed: int) -> Flow:
-    """The ridge-regression flow fitted on every row, in float64: the model where the ridge is kept."""
-    augment = make_augment(preprocessing, estimator.device_)
+def ridge_of_every_row(estimator, preprocessing: Preprocessing, augment, train_x, train_w, context, seed: int) -> Flow:
+    """The ridge-regression flow fitted on every row, in float64: the model where the ridge is kept.
+    ``augment`` is the fit's dequantization noise (:func:`make_augment` of ``preprocessing``)."""
     shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment)
     ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
     return ridge.double().eval()
