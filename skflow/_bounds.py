@@ -22,8 +22,10 @@ def _bound(value, j: int, side: str) -> float:
 
 
 def _is_pair(value) -> bool:
-    return isinstance(value, tuple | list | np.ndarray) and len(value) == 2 and all(
-        v is None or np.isscalar(v) for v in value
+    return (
+        isinstance(value, tuple | list | np.ndarray)
+        and len(value) == 2
+        and all(v is None or np.isscalar(v) for v in value)
     )
 
 

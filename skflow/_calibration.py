@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._boosted_feature import empty_trees
 from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
@@ -94,7 +95,8 @@ def scaled_log_prob(flow: Flow, scale: torch.Tensor, y: torch.Tensor, context: t
 def upgrade_regressor_state(state: dict) -> dict:
     """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated),
     before ensembles (its model is one flow), before the linear start (its flow started at the normal) or
-    before ``flow="auto"`` and ``n_bins_`` (its flow's config says which kind it is and its bins)."""
+    before ``flow="auto"`` and ``n_bins_`` (its flow's config says which kind it is and its bins), or before
+    the boosted feature (its flows' context is the features alone)."""
     state = dict(state)
     fill_resolved_from_stored_flow(state)
     if "calibrate" not in state:
@@ -110,4 +112,7 @@ def upgrade_regressor_state(state: dict) -> dict:
     config = stored_flow_config(state.get("flow_"))
     if "base" not in state or (config is not None and "linear_shift" not in config):
         state["base"] = "normal"
+    if "flow_" in state and "tree_nodes_" not in state:  # before the boosted feature: fitted without it
+        state["boosted_feature"], state["boosted_feature_"] = False, False
+        state["tree_nodes_"], state["tree_roots_"], state["tree_baseline_"] = empty_trees()
     return state

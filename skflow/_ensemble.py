@@ -20,6 +20,7 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
+from ._boosted_feature import fit_choosing_feature, fit_tree_feature
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
 from ._fitting import draw_seed
@@ -28,6 +29,8 @@ from ._fitting import draw_seed
 # narrow as float64 resolves around y.
 QUANTILE_TOLERANCE = 1e-12
 MAX_QUANTILE_STEPS = 100
+# The boosted trees, which every flow of an ensemble holds (skflow._boosted_feature).
+TREES = ("tree_nodes_", "tree_roots_", "tree_baseline_")
 
 
 def new_members(estimator) -> list:
@@ -42,7 +45,7 @@ def new_members(estimator) -> list:
         # Not clone(): a callback object must stay the user's own, not a copy.
         params = {**estimator.get_params(deep=False), "n_flows": 1, "random_state": int(seed)}
         member = type(estimator)(**params)
-        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_"):
+        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREES):
             setattr(member, name, getattr(estimator, name))
         for name in ("feature_names_in_", "target_names_in_"):  # its warnings name the columns as the user does
             if hasattr(estimator, name):
@@ -55,22 +58,26 @@ def new_members(estimator) -> list:
 def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> list:
     """Fit ``estimator``'s own flow and the other flows of its ensemble (returned: its ``ensemble_``).
 
+    The boosted trees are fitted first, once for all flows; each flow then
+    trains with or without their prediction (``skflow._boosted_feature``).
     With ``n_jobs`` other than 1 the flows train at once in joblib workers,
     and the first flow's fitted state is copied back into ``estimator``.
     """
+    features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         for flow in (estimator, *members):
-            flow._fit_one_flow(X, Y, weights)
+            _fitted(flow, features, Y, weights)
         return members
-    fitted = Parallel(n_jobs=estimator.n_jobs)(delayed(_fitted)(flow, X, Y, weights) for flow in (estimator, *members))
+    jobs = (delayed(_fitted)(flow, features, Y, weights) for flow in (estimator, *members))
+    fitted = Parallel(n_jobs=estimator.n_jobs)(jobs)
     parameters = estimator.get_params(deep=False)
     estimator.__dict__.update({k: v for k, v in fitted[0].__dict__.items() if k not in parameters})
     return fitted[1:]
 
 
-def _fitted(flow, X: np.ndarray, Y: np.ndarray, weights: np.ndarray):
-    flow._fit_one_flow(X, Y, weights)
+def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray):
+    fit_choosing_feature(flow, features, lambda X: flow._fit_one_flow(X, Y, weights))
     return flow
 
 
@@ -83,22 +90,24 @@ def mixture_log_density(log_densities: list[np.ndarray]) -> np.ndarray:
         return logsumexp(stacked, axis=0) - np.log(len(log_densities))
 
 
-def ensemble_mean(members: list, context: np.ndarray) -> np.ndarray:
+def ensemble_mean(members: list, features: np.ndarray) -> np.ndarray:
     """The conditional mean (n_rows, n_targets) of the equal-weight mixture of ``members``: their means'
-    average, kept inside the support (rounding of the average can reach a bound)."""
-    mean = np.mean([conditional_mean(member, context) for member in members], axis=0)
+    average, kept inside the support (rounding of the average can reach a bound). ``features``: the
+    estimator's validated features, of which each member takes its context."""
+    mean = np.mean([conditional_mean(member, member._context(features)) for member in members], axis=0)
     return clip_to_support(mean, members[0].low_, members[0].high_)
 
 
-def ensemble_quantiles(members: list, context: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def ensemble_quantiles(members: list, features: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """The quantiles (n_rows, n_levels) of the equal-weight mixture of one-target flows ``members``: each
     flow's exact quantiles, or for several flows the mixture's, solved between theirs."""
-    quantiles = np.stack([exact_quantiles(member, context, levels) for member in members])
+    contexts = [member._context(features) for member in members]
+    quantiles = np.stack([exact_quantiles(member, c, levels) for member, c in zip(members, contexts, strict=True)])
     if len(quantiles) == 1:
         return quantiles[0]
 
     def mixture_cdf_and_density(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        values = [cdf_and_density(member, context, points, rows) for member in members]
+        values = [cdf_and_density(member, c, points, rows) for member, c in zip(members, contexts, strict=True)]
         return tuple(np.mean(parts, axis=0) for parts in zip(*values, strict=True))
 
     return mixture_quantiles(mixture_cdf_and_density, quantiles, levels)
@@ -144,15 +153,15 @@ def mixture_quantiles(
     return y.reshape(member_quantiles.shape[1:])
 
 
-def mixture_draws(members: list, context: np.ndarray, n_samples: int, generator: torch.Generator, draw) -> np.ndarray:
-    """``n_samples`` draws of the mixture per context row (n_rows, n_samples, n_targets): each draw's member
-    is chosen uniformly, and only that member draws it (``draw(member, context, 1, generator)``)."""
+def mixture_draws(members: list, features: np.ndarray, n_samples: int, generator: torch.Generator, draw) -> np.ndarray:
+    """``n_samples`` draws of the mixture per row of ``features`` (n_rows, n_samples, n_targets): each draw's
+    member is chosen uniformly, and only that member draws it (``draw(member, context, 1, generator)``)."""
     if len(members) == 1:
-        return draw(members[0], context, n_samples, generator)
-    chosen = torch.randint(len(members), (context.shape[0], n_samples), generator=generator).numpy()
-    samples = np.empty((context.shape[0], n_samples, members[0].n_targets_))
+        return draw(members[0], members[0]._context(features), n_samples, generator)
+    chosen = torch.randint(len(members), (features.shape[0], n_samples), generator=generator).numpy()
+    samples = np.empty((features.shape[0], n_samples, members[0].n_targets_))
     for index, member in enumerate(members):
         rows, columns = np.nonzero(chosen == index)
         if len(rows):
-            samples[rows, columns] = draw(member, context[rows], 1, generator)[:, 0]
+            samples[rows, columns] = draw(member, member._context(features[rows]), 1, generator)[:, 0]
     return samples

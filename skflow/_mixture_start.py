@@ -170,5 +170,3 @@ def power_gain(
             kept = held_out_rows(other.candidate, other.every_row[train], other.every_row[test], seed)
         gains.append(mapped - kept - other_log_det[test])
     return np.concatenate(gains)
-
-

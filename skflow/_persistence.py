@@ -133,9 +133,11 @@ def check_fitted_state(estimator: Any) -> None:
         raise ValueError(f"feature_names_in_ must be {n_features} strings")
 
 
-# What an ensemble's members share with the estimator that holds them: the context they are all given is
-# the estimator's standardization of X, and their densities are mixed over the same targets.
-_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_scale_")
+_TREES = ("tree_nodes_", "tree_roots_", "tree_baseline_")  # a regressor's boosted trees
+# What an ensemble's members share with the estimator that holds them: each takes its context of the
+# estimator's features (standardized alike; a regressor's flow may add its trees' prediction, scaled after
+# them), and their densities are mixed over the same targets.
+_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_scale_", *_TREES)
 
 
 def _check_members_match(estimator: Any, members: list) -> None:
@@ -147,13 +149,21 @@ def _check_members_match(estimator: Any, members: list) -> None:
             raise ValueError(f"member {index} of the fitted ensemble {problem}")
 
 
+def _shared(estimator: Any, name: str) -> Any:
+    """The part of attribute ``name`` that members share: of the context scaling, the features' part."""
+    value = estimator.__dict__.get(name)
+    if name in ("x_location_", "x_scale_") and isinstance(value, np.ndarray):
+        return value[: estimator.__dict__.get("n_features_in_")]
+    return value
+
+
 def _member_problem(estimator: Any, member: Any) -> str | None:
     if type(member) is not type(estimator):
         return f"is a {type(member).__name__}, not a {type(estimator).__name__}"
     if member.__dict__.get("ensemble_"):
         return "has members of its own"
     for name in _SHARED_WITH_MEMBERS:
-        if name in estimator.__dict__ and not _equal(member.__dict__.get(name), estimator.__dict__[name]):
+        if name in estimator.__dict__ and not _equal(_shared(member, name), _shared(estimator, name)):
             return f"has another {name}"
     return None
 

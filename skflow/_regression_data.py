@@ -1,6 +1,7 @@
 """A regressor's training data: checks of X, y and weights (a whole set, or a later ``partial_fit`` chunk).
 
-Also the scaling of the features into the flow's context, and the target names of a pandas ``y``.
+Also what a fitted regressor holds, the scaling of the features into the flow's context, and the target
+names of a pandas ``y``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,40 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 from ._conditional import check_numeric_target, check_target_names
+from ._core import Flow
 from ._core.device import resolve_device
 from ._fitting import check_learning_rate_and_weight_decay
 from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
+
+# What a fitted FlowRegressor holds, by kind (skflow._persistence checks a loaded one against it). Per-target
+# arrays, the flow and the context scaling are checked by type here, their sizes by the regressor's __setstate__.
+REGRESSOR_FITTED_ATTRIBUTES: dict = {
+    "n_features_in_": "int",
+    "n_targets_": "int",
+    "device_": "device",
+    "flow_": Flow,
+    "latent_scale_": np.ndarray,
+    "ensemble_": "estimators",
+    "x_location_": np.ndarray,  # n_features_in_ values, plus n_targets_ with the boosted feature
+    "x_scale_": np.ndarray,
+    "tree_nodes_": np.ndarray,  # checked by skflow._boosted_feature.check_fitted_widths
+    "tree_roots_": np.ndarray,
+    "tree_baseline_": np.ndarray,
+    "boosted_feature_": bool,
+    "location_": np.ndarray,
+    "scale_": np.ndarray,
+    "low_": np.ndarray,
+    "high_": np.ndarray,
+    "dequantized_": np.ndarray,
+    "asinh_columns_": np.ndarray,
+    "hidden_units_": tuple,
+    "n_bins_": "int",
+    "batch_size_": "int",
+    "loss_curve_": "floats",
+    "validation_scores_": "floats",
+    "best_epoch_": "int",
+    "n_iter_": "int",
+}
 
 
 def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True):

@@ -11,10 +11,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._auto_parameters import resolve_training_sizes
+from ._boosted_feature import check_fitted_widths, empty_trees, with_tree_feature
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_target_names, check_targets
 from ._conditional_flow import draws, log_density
-from ._core import Flow, FlowSpec, TrainConfig
+from ._core import FlowSpec, TrainConfig
 from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density, new_members
 from ._fitting import (
     FLOW_PARAMETER_CONSTRAINTS,
@@ -25,7 +26,7 @@ from ._fitting import (
 )
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
-from ._regression_data import context_scaling, validate_regression_data
+from ._regression_data import REGRESSOR_FITTED_ATTRIBUTES, context_scaling, validate_regression_data
 from ._streaming import Context, stream_chunk, stream_state
 from ._validation import Interval, StrOptions, _fit_context, check_n_samples, check_numeric
 
@@ -48,15 +49,13 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     are modelled as they are: no Gaussian noise is assumed.
 
     ``predict`` is the mean of the conditional distribution: for an
-    ensemble, the average of its flows' means, each computed as follows. With one
-    target it is ``E[y | x] = E[f^-1(Z; x)]``, ``Z ~ N(0, 1)`` (the integral
-    of the exact quantile function over its levels), by composite 2-point
-    Gauss-Legendre quadrature in the latent: 128 points on ``[-7, 7]``,
-    measured within 1e-3 conditional standard deviations of a 12,000-point
-    rule on a bimodal fit. With several targets it averages the inverse map
-    over 512 fixed scrambled-Sobol latent points (measured within 3e-3
-    conditional standard deviations of 65,536 points). Both use the same
-    points on every call: ``predict`` is deterministic. The quantiles of an
+    ensemble, the average of its flows' means. With one target it is
+    ``E[y | x] = E[f^-1(Z; x)]``, ``Z ~ N(0, 1)``, by composite 2-point
+    Gauss-Legendre quadrature in the latent (128 points on ``[-7, 7]``,
+    within 1e-3 conditional standard deviations of a 12,000-point rule on a
+    bimodal fit); with several targets, the inverse map averaged over 512
+    fixed scrambled-Sobol latent points (within 3e-3 of 65,536 points).
+    ``predict`` is deterministic. The quantiles of an
     ensemble solve ``F(y) = tau`` for the mixture's distribution function,
     by Newton steps safeguarded by bisection between its flows' exact
     quantiles, to 1e-12 in ``F`` or float64 resolution in ``y``.
@@ -101,6 +100,15 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         its validation rows (if any; not for a kept ridge). A flow fitted to a
         few hundred rows is over-confident on new ones; this widens (or
         narrows) its distributions to what held-out rows show, exactly.
+    boosted_feature : "auto" or bool, default="auto"
+        Give each flow, as one more feature per target, the prediction of
+        gradient-boosted trees (``HistGradientBoostingRegressor``, defaults):
+        out-of-fold on the training rows, the average of the five fold models
+        on new ones. Trees find steps and a few relevant features among many,
+        which the MLP conditioners learn slowly. "auto": on 100 to 5,000 rows
+        each flow trains with and without it and keeps the one that scores
+        better on its validation rows (twice the training; ``boosted_feature_``
+        says which), otherwise without (docs/regression.md).
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial
         weights, batch order and validation rows: each trains on a different
@@ -140,9 +148,14 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         Number of target columns.
     target_names_in_ : ndarray of shape (n_targets_,)
         Defined when ``y`` is a named pandas Series or a DataFrame with string column names.
-    x_location_, x_scale_ : ndarray of shape (n_features_in_,)
-        Weighted mean and standard deviation of the features, which
-        standardize them into the flow's context (scale 1 for a constant one).
+    x_location_, x_scale_ : ndarray of shape (n_features_in_,) or (n_features_in_ + n_targets_,)
+        Weighted mean and standard deviation of the features (and of the
+        trees' prediction, with ``boosted_feature_``), which standardize them
+        into the flow's context (scale 1 for a constant one).
+    boosted_feature_ : bool
+        Whether the (first) flow's context includes the trees' prediction.
+    tree_nodes_, tree_roots_, tree_baseline_ : ndarray
+        The boosted trees as arrays (empty without them; skflow._boosted_feature).
     location_, scale_ : ndarray of shape (n_targets_,)
         Weighted standardization of the targets (after any bounds map).
     low_, high_ : ndarray of shape (n_targets_,)
@@ -180,33 +193,11 @@ max_epochs_, device_
         "calibrate": ["boolean"],
         "n_flows": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [None, Integral],
+        "boosted_feature": [StrOptions({"auto"}), "boolean"],
     }
 
-    _parameters_added_since_format_1 = ("n_flows", "n_jobs", "base")
-    # Per-target arrays and the flow (over the targets) are checked by type; per-feature ones by shape too.
-    _fitted_attributes: dict = {
-        "n_features_in_": "int",
-        "n_targets_": "int",
-        "device_": "device",
-        "flow_": Flow,
-        "latent_scale_": np.ndarray,
-        "ensemble_": "estimators",
-        "x_location_": "finite[n]",
-        "x_scale_": "finite[n]",
-        "location_": np.ndarray,
-        "scale_": np.ndarray,
-        "low_": np.ndarray,
-        "high_": np.ndarray,
-        "dequantized_": np.ndarray,
-        "asinh_columns_": np.ndarray,
-        "hidden_units_": tuple,
-        "n_bins_": "int",
-        "batch_size_": "int",
-        "loss_curve_": "floats",
-        "validation_scores_": "floats",
-        "best_epoch_": "int",
-        "n_iter_": "int",
-    }
+    _parameters_added_since_format_1 = ("n_flows", "n_jobs", "base", "boosted_feature")
+    _fitted_attributes: dict = REGRESSOR_FITTED_ATTRIBUTES
 
     def __init__(
         self,
@@ -227,6 +218,7 @@ max_epochs_, device_
         bounds=None,
         base="linear",
         calibrate=True,
+        boosted_feature="auto",
         n_flows=5,
         n_jobs=None,
         device="auto",
@@ -250,6 +242,7 @@ max_epochs_, device_
         self.bounds = bounds
         self.base = base
         self.calibrate = calibrate
+        self.boosted_feature = boosted_feature
         self.n_flows = n_flows
         self.n_jobs = n_jobs
         self.device = device
@@ -282,7 +275,8 @@ max_epochs_, device_
         return self
 
     def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> None:
-        """Fit this estimator's own flow (the first of an ensemble) to validated data."""
+        """Fit this estimator's own flow (the first of an ensemble) to validated data: ``X``, the features, with
+        the trees' prediction or without (``skflow._boosted_feature``)."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         self.x_location_, self.x_scale_ = context_scaling(X, weights)
@@ -340,8 +334,10 @@ max_epochs_, device_
         first = not hasattr(self, "flow_")
         X, Y, weights = validate_regression_data(self, X, y, sample_weight, reset=first)
         if first:
+            self.tree_nodes_, self.tree_roots_, self.tree_baseline_ = empty_trees()  # no cross-fitting in a stream
             self.x_location_, self.x_scale_ = context_scaling(X, weights)
-        context = Context(self._context(X), self._callback_arguments)
+            self.boosted_feature_ = False
+        context = Context(self._context(with_tree_feature(self, X)), self._callback_arguments)
         flow, preprocessing, result, state = stream_chunk(self, Y, weights, context, self._fit_preprocessing, "y")
         assign_fitted(self, flow, preprocessing, result)
         self._trainer_state_ = state
@@ -357,21 +353,22 @@ max_epochs_, device_
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
         return fitted_preprocessing(self, Y, weights, what="y")
 
-    def _context(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.x_location_) / self.x_scale_
+    def _context(self, features: np.ndarray) -> np.ndarray:
+        """This flow's context: the features (with the trees' prediction, where it uses them) standardized."""
+        return (features[:, : len(self.x_location_)] - self.x_location_) / self.x_scale_
 
     def _callback_arguments(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         """What the callback's ``log_density(X, y)`` hands the flow: the target rows and their context."""
         X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-        return np.asarray(y, dtype=np.float64).reshape(len(X), -1), self._context(X)
+        return np.asarray(y, dtype=np.float64).reshape(len(X), -1), self._context(with_tree_feature(self, X))
 
     # ------------------------------------------------------------ inference
 
     def _validated(self, X) -> np.ndarray:
-        """The context rows of validated features ``X``."""
+        """Validated features ``X``, with the trees' prediction appended (each flow takes its context of them)."""
         check_is_fitted(self)
         check_numeric(X, type(self).__name__)
-        return self._context(validate_data(self, X, dtype=np.float64, reset=False))
+        return with_tree_feature(self, validate_data(self, X, dtype=np.float64, reset=False))
 
     def score_samples(self, X, y) -> np.ndarray:
         """Conditional log-density ``log p(y | x)`` of each row, in the units of ``y``.
@@ -387,10 +384,11 @@ max_epochs_, device_
             Finite, or ``-inf`` where the density underflows or ``y`` is
             infinite or outside ``bounds``; never NaN.
         """
-        context = self._validated(X)
+        features = self._validated(X)
         names = getattr(self, "target_names_in_", None)
-        Y = check_targets(y, context.shape[0], self.n_targets_, type(self).__name__, names)
-        return mixture_log_density([log_density(member, context, Y) for member in self._members()])
+        Y = check_targets(y, features.shape[0], self.n_targets_, type(self).__name__, names)
+        members = self._members()
+        return mixture_log_density([log_density(member, member._context(features), Y) for member in members])
 
     def score(self, X, y, sample_weight=None) -> float:
         """R² of :meth:`predict`, as for every scikit-learn regressor (:meth:`score_samples` gives the
@@ -416,8 +414,8 @@ max_epochs_, device_
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             The shape of the ``y`` the model was fitted on.
         """
-        context = self._validated(X)
-        mean = ensemble_mean(self._members(), context)
+        features = self._validated(X)  # first: it raises NotFittedError
+        mean = ensemble_mean(self._members(), features)
         return mean[:, 0] if self._y_ndim == 1 else mean
 
     def predict_quantiles(self, X, quantiles) -> np.ndarray:
@@ -443,13 +441,13 @@ max_epochs_, device_
             single quantile function (draw marginal ones with :meth:`sample`).
         """
         levels = check_levels(quantiles)
-        context = self._validated(X)
+        features = self._validated(X)
         if self.n_targets_ > 1:
             raise ValueError(
                 f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
                 "marginal quantiles from sample(X, n_samples) instead"
             )
-        return ensemble_quantiles(self._members(), context, levels)
+        return ensemble_quantiles(self._members(), features, levels)
 
     def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
         """Central prediction interval of a single target: its quantiles ``(1 -+ coverage) / 2``.
@@ -484,10 +482,10 @@ max_epochs_, device_
             The latter for a model fitted on 2-D ``y``.
         """
         check_n_samples(n_samples)
-        context = self._validated(X)
+        features = self._validated(X)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        samples = mixture_draws(self._members(), context, n_samples, generator, draws)
+        samples = mixture_draws(self._members(), features, n_samples, generator, draws)
         return samples[:, :, 0] if self._y_ndim == 1 else samples
 
     def __sklearn_tags__(self):
@@ -498,3 +496,5 @@ max_epochs_, device_
 
     def __setstate__(self, state):
         super().__setstate__(upgrade_regressor_state(state))
+        if "flow_" in self.__dict__:
+            check_fitted_widths(self)

@@ -321,7 +321,13 @@ def test_small_regression_sets_are_seeded_draws_of_four_hundred_rows():
 
     first, again = list(small_sets(0)), list(small_sets(0))
     assert [name for name, _, _ in first] == [
-        "friedman1", "friedman2", "friedman3", "diabetes", "lognormal", "bimodal", "hetero_t"
+        "friedman1",
+        "friedman2",
+        "friedman3",
+        "diabetes",
+        "lognormal",
+        "bimodal",
+        "hetero_t",
     ]
     for (_, X, y), (_, X_again, y_again) in zip(first, again, strict=True):
         assert len(X) == len(y) >= 400 and np.isfinite(y).all()

@@ -21,6 +21,7 @@ ESTIMATORS = [
     fast_flow(flow="autoregressive"),
     fast_detector(),
     fast_regressor(),
+    fast_regressor(boosted_feature=True),
 ]
 
 

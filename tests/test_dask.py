@@ -60,9 +60,7 @@ def test_grid_search_on_a_dask_cluster_equals_serial(X, serial_search):
     # importing torch._dynamo at its first optimizer (benchmarks/parallel.py), which is most of
     # this test's time. processes=False takes ~3 s but races on torch's global generator.
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         distributed.Client(cluster) as client,
     ):
         with parallel_backend("dask"), distributed.get_task_stream(client) as tasks:

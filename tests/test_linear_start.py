@@ -17,7 +17,15 @@ from skflow._linear_start import RELATIVE_ALPHAS, comparison_validation_fraction
 
 from .conftest import autograd_log_abs_det, perturb_parameters
 
-FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, random_state=0, n_flows=1)
+FAST = dict(
+    n_transforms=2,
+    hidden_units=(16,),
+    batch_size=64,
+    learning_rate=1e-2,
+    random_state=0,
+    n_flows=1,
+    boosted_feature=False,
+)
 
 
 def linear_data(n, seed):

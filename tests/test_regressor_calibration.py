@@ -14,7 +14,14 @@ from .conftest import from_older_state
 
 # Trained flows, as calibrated: a kept ridge regression (base="linear") is not rescaled (tests/test_linear_start.py).
 FAST = dict(
-    n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, random_state=0, n_flows=1, base="normal"
+    n_transforms=2,
+    hidden_units=(16,),
+    batch_size=64,
+    learning_rate=1e-2,
+    random_state=0,
+    n_flows=1,
+    base="normal",
+    boosted_feature=False,
 )
 
 

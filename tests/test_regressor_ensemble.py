@@ -12,7 +12,15 @@ from skflow import FlowRegressor
 
 from .conftest import from_older_state
 
-FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, max_epochs=6, random_state=0)
+FAST = dict(
+    n_transforms=2,
+    hidden_units=(16,),
+    batch_size=64,
+    learning_rate=1e-2,
+    max_epochs=6,
+    random_state=0,
+    boosted_feature=False,
+)
 
 
 def skewed(n, seed):

@@ -133,6 +133,7 @@ def test_max_epochs_reached_warns_and_early_stopping_does_not(moons):
 
 def test_max_epochs_warning_uses_the_early_stopping_criterion_over_the_last_epochs():
     """The weight average creeps up in the last tiny cosine steps: that alone is not 'still improving'."""
+
     def still_improving(result):
         return _fitting.still_improving(result, n_iter_no_change=4, tol=0.01)
 

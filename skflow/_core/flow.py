@@ -114,9 +114,7 @@ class Flow(nn.Module):
         return self.base.log_prob(z) + log_abs_det
 
     @torch.no_grad()
-    def sample(
-        self, n_samples: int, generator: torch.Generator | None = None, context: Context = None
-    ) -> torch.Tensor:
+    def sample(self, n_samples: int, generator: torch.Generator | None = None, context: Context = None) -> torch.Tensor:
         """``n_samples`` draws; with a context, one draw per context row (``n_samples`` must match)."""
         if context is not None and context.shape[0] != n_samples:
             raise ValueError(f"context has {context.shape[0]} rows for {n_samples} samples")

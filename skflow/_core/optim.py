@@ -116,9 +116,7 @@ class FusedAdamW:
             }
 
 
-def make_adamw(
-    params: list[torch.nn.Parameter], lr: float, weight_decay: float, lr_factors: list[float] | None = None
-):
+def make_adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float, lr_factors: list[float] | None = None):
     """:class:`FusedAdamW` where the fused kernel serves these parameters, else ``torch.optim.AdamW``.
 
     ``lr_factors`` (one per parameter, default 1): each run of parameters with

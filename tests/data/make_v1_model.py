@@ -15,7 +15,6 @@ from skflow import FlowDensity
 HERE = Path(__file__).parent
 
 
-
 def main() -> None:
     X, _ = make_moons(200, noise=0.1, random_state=0)
     X = X + [0.0, 1.0]  # second column strictly above -0.6: bounded below

@@ -1,0 +1,243 @@
+"""The boosted feature: gradient-boosted trees' prediction of each target, appended to a regressor's context.
+
+A flow's conditioner is a small MLP. From a few hundred rows it learns smooth
+functions of the features well, but not steps, interactions of a few
+features among many irrelevant ones, or features on very different scales,
+which trees find at once (Grinsztajn et al. 2022, "Why do tree-based models
+still outperform deep learning on tabular data?"). Handing the flow the
+trees' prediction as one more feature per target (stacking, Wolpert 1992)
+lets the flow start from what the trees found and model the rest of the
+conditional density around it.
+
+The training rows get out-of-fold predictions: each is predicted by trees
+that did not see it, so the flow learns how far to trust the prediction on
+new rows, not on rows the trees have memorized. New rows get the average of
+the same fold models, whose predictions are distributed as the out-of-fold
+ones. The trees are scikit-learn's ``HistGradientBoostingRegressor`` with
+its defaults, fitted per target and fold, then kept as plain arrays (the
+safe file format holds no pickled objects) and evaluated here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
+
+N_FOLDS = 5
+# boosted_feature="auto" tries the feature in fits of this many rows: from 100 rows, where 10 or more
+# rows validate (fewer make the choice noise), up to 5,000, where training twice costs seconds, not
+# minutes, and a flow has more rows to learn the features' effects itself.
+AUTO_ROWS = (100, 5000)
+# Columns of ``nodes``: the split feature (-1 at a leaf), its threshold (left where x <= threshold),
+# the left and right children (indices into ``nodes``, always after their parent) and the leaf value.
+FEATURE, THRESHOLD, LEFT, RIGHT, VALUE = range(5)
+
+
+def empty_trees() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(nodes, roots, baseline)`` of no trees: a model without the boosted feature."""
+    return np.zeros((0, 5)), np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+
+
+def fit_boosted_trees(
+    X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """The fold models' trees ``(nodes, roots, baseline)`` and the out-of-fold predictions (n_rows, n_targets).
+
+    ``roots`` (n_trees, 2) holds each tree's root index and target column;
+    the leaf values and the baseline are divided by the number of folds, so
+    that :func:`predict_trees` is the average of the fold models. None (with
+    a warning) where the arrays do not reproduce scikit-learn's own
+    predictions, which would mean its tree layout changed.
+    """
+    n_rows, n_targets = Y.shape
+    folds = list(KFold(min(N_FOLDS, n_rows), shuffle=True, random_state=seed).split(X))
+    out_of_fold, average = np.empty_like(Y), np.zeros_like(Y)
+    nodes, roots, baseline = [], [], np.zeros(n_targets)
+    n_nodes = 0
+    for target, (train, held_out) in itertools.product(range(n_targets), folds):
+        model = HistGradientBoostingRegressor(random_state=seed, categorical_features=None)
+        # One thread, as the flows train: OpenMP threads that wait on busy cores made fits several times slower.
+        with threadpool_limits(1):
+            model.fit(X[train], Y[train, target], sample_weight=weights[train])
+            out_of_fold[held_out, target] = model.predict(X[held_out])
+            average[:, target] += model.predict(X) / len(folds)
+        baseline[target] += float(np.ravel(model._baseline_prediction)[0]) / len(folds)
+        for predictors in model._predictors:
+            tree = _tree_array(predictors[0].nodes, n_nodes, len(folds))
+            roots.append((n_nodes, target))
+            nodes.append(tree)
+            n_nodes += len(tree)
+    trees = (np.concatenate(nodes), np.array(roots, dtype=np.int64), baseline)
+    if not _reproduces(trees, X, average, n_targets):
+        warnings.warn(
+            "the boosted feature is off: scikit-learn's HistGradientBoostingRegressor stores its trees in a "
+            "layout skflow does not read (please report it with your scikit-learn version)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    return trees, out_of_fold
+
+
+def _reproduces(trees: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarray, average, n_targets: int) -> bool:
+    """Whether the arrays are well formed and predict what scikit-learn's fold models predict on ``X``."""
+    try:
+        check_trees(trees, X.shape[1], n_targets)
+    except ValueError:
+        return False
+    return np.allclose(predict_trees(trees, X), average, rtol=1e-9, atol=1e-9 * (1 + np.abs(average).max()))
+
+
+def _tree_array(tree: np.ndarray, offset: int, n_folds: int) -> np.ndarray:
+    """One scikit-learn predictor's nodes as rows of ``nodes``, its child indices shifted by ``offset``."""
+    leaf = tree["is_leaf"].astype(bool)
+    array = np.empty((len(tree), 5))
+    array[:, FEATURE] = np.where(leaf, -1, tree["feature_idx"])
+    array[:, THRESHOLD] = np.where(leaf, 0.0, tree["num_threshold"])
+    array[:, LEFT] = np.where(leaf, 0, tree["left"] + offset)
+    array[:, RIGHT] = np.where(leaf, 0, tree["right"] + offset)
+    array[:, VALUE] = np.where(leaf, tree["value"] / n_folds, 0.0)
+    return array
+
+
+def predict_trees(trees: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """The trees' prediction (n_rows, n_targets): the baseline plus the leaf value of every tree of each target."""
+    nodes, roots, baseline = trees
+    prediction = np.tile(baseline, (X.shape[0], 1))
+    feature, threshold = nodes[:, FEATURE].astype(np.int64), nodes[:, THRESHOLD]
+    left, right = nodes[:, LEFT].astype(np.int64), nodes[:, RIGHT].astype(np.int64)
+    columns = np.ascontiguousarray(X.T)
+    every_row = np.arange(X.shape[0])
+    for root, target in roots:
+        node = np.full(X.shape[0], root)
+        rows = every_row
+        # Children come after their parent (check_trees), so every row reaches a leaf.
+        while rows.size:
+            rows = rows[feature[node[rows]] >= 0]
+            at = node[rows]
+            node[rows] = np.where(columns[feature[at], rows] <= threshold[at], left[at], right[at])
+        prediction[:, target] += nodes[node, VALUE]
+    return prediction
+
+
+def check_trees(trees: tuple[np.ndarray, np.ndarray, np.ndarray], n_features: int, n_targets: int) -> None:
+    """Refuse, with a ``ValueError``, stored trees that :func:`predict_trees` could not evaluate or end."""
+    nodes, roots, baseline = trees
+    ok = (
+        isinstance(nodes, np.ndarray)
+        and isinstance(roots, np.ndarray)
+        and isinstance(baseline, np.ndarray)
+        and nodes.ndim == 2
+        and nodes.shape[1] == 5
+        and nodes.dtype.kind == "f"
+        and roots.ndim == 2
+        and roots.shape[1] == 2
+        and roots.dtype.kind == "i"
+        and baseline.shape == ((n_targets,) if len(roots) else (0,))
+        and bool(np.isfinite(baseline).all())
+        and bool(np.isfinite(nodes[:, [FEATURE, LEFT, RIGHT, VALUE]]).all())
+        and not np.isnan(nodes[:, THRESHOLD]).any()
+    )
+    if ok and len(roots):
+        feature = nodes[:, FEATURE]
+        inner = feature >= 0
+        index = np.arange(len(nodes))
+        children = nodes[inner][:, [LEFT, RIGHT]]
+        ok = (
+            bool((children == np.round(children)).all())
+            and bool((feature == np.round(feature)).all() and (feature >= -1).all() and (feature < n_features).all())
+            and bool((children > index[inner, None]).all())
+            and bool((children < len(nodes)).all())
+            and bool(((roots[:, 0] >= 0) & (roots[:, 0] < len(nodes))).all())
+            and bool(((roots[:, 1] >= 0) & (roots[:, 1] < n_targets)).all())
+        )
+    if not ok:
+        raise ValueError("the stored boosted trees are malformed (node indices, features or values out of range)")
+
+
+# ------------------------------------------------------------ the estimator's side
+
+
+def boosted_choices(estimator, n_rows: int) -> list[bool]:
+    """Whether each flow of a fit of ``n_rows`` rows trains without and/or with the trees' prediction.
+
+    ``boosted_feature=True``: with; False: without; "auto": both, on 100 to
+    5,000 rows with validation rows (``AUTO_ROWS``), each flow keeping the
+    training that scores better on its validation rows.
+    """
+    setting = estimator.boosted_feature
+    if setting == "auto":
+        low, high = AUTO_ROWS
+        return [False, True] if low <= n_rows <= high and estimator.validation_fraction > 0 else [False]
+    return [bool(setting)]
+
+
+def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+    """Fit ``estimator``'s trees (``tree_nodes_``, ``tree_roots_``, ``tree_baseline_``) where a flow may use
+    them, and return the training features: ``X``, with the out-of-fold prediction appended if so."""
+    estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_ = empty_trees()
+    if True not in boosted_choices(estimator, X.shape[0]):
+        return X
+    fitted = fit_boosted_trees(X, Y, weights, seed)
+    if fitted is None:
+        return X
+    (estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_), out_of_fold = fitted
+    return np.hstack([X, out_of_fold])
+
+
+def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
+    """``X`` with the trees' prediction appended (unchanged for a model without trees)."""
+    if not len(estimator.tree_roots_):
+        return X
+    trees = (estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_)
+    return np.hstack([X, predict_trees(trees, X)])
+
+
+def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray], None]) -> None:
+    """``fit(columns)`` the estimator's flow on the features alone and/or with the trees' prediction
+    (``boosted_choices``); keep the fit whose best validation score is higher (ties: the features alone).
+
+    Both fits share the seed, so they hold out the same validation rows and
+    their scores, in the same standardized target units, compare.
+    ``boosted_feature_`` says which was kept.
+    """
+    n_features = estimator.n_features_in_
+    choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
+    fitted = []
+    for use in choices:
+        fit(features if use else features[:, :n_features])
+        estimator.boosted_feature_ = use
+        fitted.append(_fitted_state(estimator))
+    best = max(fitted, key=lambda state: max(state["validation_scores_"], default=-np.inf))
+    estimator.__dict__.update(best)
+
+
+def _fitted_state(estimator) -> dict:
+    parameters = estimator.get_params(deep=False)
+    return {name: value for name, value in vars(estimator).items() if name not in parameters}
+
+
+def check_fitted_widths(estimator) -> None:
+    """Refuse (``ValueError``) a loaded fitted regressor whose trees or context scaling disagree with its
+    flow: a file edited so would fail inside torch or compute with other features than it reports."""
+    trees = (estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_)
+    check_trees(trees, estimator.n_features_in_, estimator.n_targets_)
+    width = estimator.n_features_in_ + (estimator.n_targets_ if estimator.boosted_feature_ else 0)
+    location, scale = estimator.x_location_, estimator.x_scale_
+    ok = (
+        (len(estimator.tree_roots_) > 0 or not estimator.boosted_feature_)
+        and all(isinstance(a, np.ndarray) and a.shape == (width,) and a.dtype.kind == "f" for a in (location, scale))
+        and bool(np.isfinite(location).all() and np.isfinite(scale).all() and (scale > 0).all())
+        and int(estimator.flow_.config.get("context_features", -1)) == width
+    )
+    if not ok:
+        raise ValueError(
+            f"the fitted context scaling (x_location_, x_scale_) or boosted_feature_ disagrees with the flow's "
+            f"{width} context columns"
+        )

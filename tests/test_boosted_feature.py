@@ -1,0 +1,183 @@
+"""The boosted feature: gradient-boosted trees' out-of-fold prediction in a FlowRegressor's context."""
+
+import io
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from scipy.integrate import trapezoid
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
+
+from skflow import FlowRegressor
+from skflow import _boosted_feature as boosted
+from skflow._boosted_feature import fit_boosted_trees, predict_trees
+
+FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, max_epochs=8, random_state=0)
+
+
+def steps(n, seed=0, n_features=6):
+    """A target that jumps with one feature and with an interaction of two, among irrelevant features."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, n_features))
+    y = 3.0 * (X[:, 0] > 0) + 2.0 * ((X[:, 1] > 0.5) & (X[:, 2] < 0)) + 0.3 * rng.normal(size=n)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = steps(300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return FlowRegressor(boosted_feature=True, n_flows=2, **FAST).fit(X, y)
+
+
+def test_trees_as_arrays_are_scikit_learns_fold_models_and_their_out_of_fold_predictions():
+    X, y = steps(250, seed=1)
+    Y = np.column_stack([y, X[:, 3] ** 2])
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, 250)
+    trees, out_of_fold = fit_boosted_trees(X, Y, weights, seed=7)
+    X_new = np.random.default_rng(2).uniform(-1.5, 1.5, (100, 6))
+    expected_oof, expected_new = np.empty_like(Y), np.zeros((100, 2))
+    for k in range(2):
+        for train, held_out in KFold(5, shuffle=True, random_state=7).split(X):
+            model = HistGradientBoostingRegressor(random_state=7)
+            with threadpool_limits(1):  # OpenMP threads waiting on busy cores are slow, not wrong
+                model.fit(X[train], Y[train, k], sample_weight=weights[train])
+            expected_oof[held_out, k] = model.predict(X[held_out])
+            expected_new[:, k] += model.predict(X_new) / 5
+    np.testing.assert_allclose(out_of_fold, expected_oof, rtol=1e-12)
+    np.testing.assert_allclose(predict_trees(trees, X_new), expected_new, rtol=1e-10, atol=1e-12)
+    boosted.check_trees(trees, n_features=6, n_targets=2)
+
+
+@pytest.mark.parametrize("column", [boosted.VALUE, boosted.LEFT])
+def test_a_tree_layout_that_does_not_reproduce_scikit_learn_turns_the_feature_off(monkeypatch, column):
+    X, y = steps(200)
+    real = boosted._tree_array
+
+    def misread(tree, offset, n_folds):
+        array = real(tree, offset, n_folds)
+        array[:, column] *= 0.5  # leaf values, or child indices that point back: a loop
+        return array
+
+    monkeypatch.setattr(boosted, "_tree_array", misread)
+    with pytest.warns(UserWarning, match="boosted feature is off"):
+        reg = FlowRegressor(boosted_feature=True, n_flows=1, **FAST).fit(X, y)
+    assert len(reg.tree_roots_) == 0 and not reg.boosted_feature_
+    assert reg.x_location_.shape == (6,)
+
+
+def test_the_context_holds_the_trees_prediction_and_the_density_stays_normalized(fitted):
+    assert all(member.boosted_feature_ for member in fitted._members())
+    assert fitted.x_location_.shape == (7,) and fitted.flow_.config["context_features"] == 7
+    for x in ([0.5, 0.8, -0.5, 0.0, 0.0, 0.0], [-0.5, 0.0, 0.5, 0.2, -0.1, 0.9]):
+        grid = np.linspace(-6.0, 10.0, 8001)
+        density = np.exp(fitted.score_samples(np.tile(x, (grid.size, 1)), grid))
+        assert trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_auto_keeps_for_each_flow_the_fit_that_validates_better():
+    X, y = steps(300, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = FlowRegressor(n_flows=1, **FAST).fit(X, y)
+        fits = {use: FlowRegressor(n_flows=1, boosted_feature=use, **FAST).fit(X, y) for use in (False, True)}
+    scores = {use: max(reg.validation_scores_) for use, reg in fits.items()}
+    chosen = max(scores, key=lambda use: (scores[use], not use))
+    assert auto.boosted_feature_ == chosen
+    assert max(auto.validation_scores_) == scores[chosen]
+    X_test, y_test = steps(200, seed=4)
+    np.testing.assert_array_equal(auto.score_samples(X_test, y_test), fits[chosen].score_samples(X_test, y_test))
+
+
+def test_trees_lift_a_stepped_target_that_the_flow_alone_learns_slowly():
+    X, y = steps(400, seed=5)
+    X_test, y_test = steps(2000, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = {
+            use: FlowRegressor(n_flows=1, boosted_feature=use, **{**FAST, "max_epochs": 30}).fit(X, y)
+            for use in (False, True)
+        }
+    gain = scores[True].score_samples(X_test, y_test).mean() - scores[False].score_samples(X_test, y_test).mean()
+    assert gain > 0.1
+
+
+@pytest.mark.parametrize("n_rows, fraction", [(80, 0.1), (300, 0.0)])
+def test_auto_fits_no_trees_outside_its_rows_or_without_validation_rows(n_rows, fraction):
+    X, y = steps(n_rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = FlowRegressor(n_flows=2, validation_fraction=fraction, **FAST).fit(X, y)
+    assert len(reg.tree_roots_) == 0 and reg.tree_baseline_.shape == (0,)
+    assert not any(member.boosted_feature_ for member in reg._members())
+
+
+def test_two_targets_get_one_prediction_each(fitted):
+    X, y = steps(200, seed=8)
+    Y = np.column_stack([y, X[:, 3] + 0.1 * y])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = FlowRegressor(boosted_feature=True, n_flows=1, **FAST).fit(X, Y)
+    assert reg.tree_baseline_.shape == (2,) and reg.x_location_.shape == (8,)
+    assert set(reg.tree_roots_[:, 1]) == {0, 1}
+    assert np.isfinite(reg.score_samples(X[:20], Y[:20])).all()
+    assert reg.sample(X[:3], n_samples=4, random_state=0).shape == (3, 4, 2)
+
+
+def test_save_load_and_pickle_keep_the_trees_and_every_prediction(fitted):
+    X, y = steps(50, seed=9)
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    buffer.seek(0)
+    for copy in (FlowRegressor.load(buffer), pickle.loads(pickle.dumps(fitted))):
+        np.testing.assert_array_equal(copy.score_samples(X, y), fitted.score_samples(X, y))
+        np.testing.assert_array_equal(copy.predict_interval(X), fitted.predict_interval(X))
+        np.testing.assert_array_equal(copy.tree_nodes_, fitted.tree_nodes_)
+
+
+def broken_copies(fitted):
+    """States a file could be edited to hold, each with what should refuse it."""
+    state = fitted.__getstate__()
+    nodes = state["tree_nodes_"].copy()
+    inner = np.flatnonzero(nodes[:, boosted.FEATURE] >= 0)[3]
+    nodes[inner, boosted.LEFT] = inner  # a loop: evaluation would never reach a leaf
+    yield {**state, "tree_nodes_": nodes}, "malformed"
+    nodes = state["tree_nodes_"].copy()
+    nodes[inner, boosted.FEATURE] = 6  # a feature the model does not have
+    yield {**state, "tree_nodes_": nodes}, "malformed"
+    yield {**state, "x_location_": state["x_location_"][:6], "x_scale_": state["x_scale_"][:6]}, "context"
+    yield {**state, "boosted_feature_": False}, "context"
+
+
+def test_loading_refuses_trees_or_context_scaling_that_disagree_with_the_flow(fitted):
+    for state, message in broken_copies(fitted):
+        with pytest.raises(ValueError, match=message):
+            FlowRegressor.__new__(FlowRegressor).__setstate__(state)
+
+
+def test_a_state_from_before_the_boosted_feature_loads_as_fitted_without_it():
+    X, y = steps(150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = FlowRegressor(boosted_feature=False, n_flows=1, **FAST).fit(X, y)
+    state = reg.__getstate__()
+    for name in ("tree_nodes_", "tree_roots_", "tree_baseline_", "boosted_feature_", "boosted_feature"):
+        del state[name]
+    old = FlowRegressor.__new__(FlowRegressor)
+    old.__setstate__(state)
+    assert old.boosted_feature is False and not old.boosted_feature_
+    np.testing.assert_array_equal(old.score_samples(X, y), reg.score_samples(X, y))
+
+
+def test_partial_fit_goes_on_with_the_fitted_trees_and_a_stream_has_none(fitted):
+    X, y = steps(120, seed=10)
+    before = fitted.tree_nodes_.copy()
+    continued = pickle.loads(pickle.dumps(fitted)).partial_fit(X, y)
+    np.testing.assert_array_equal(continued.tree_nodes_, before)
+    assert np.isfinite(continued.score_samples(X, y)).all()
+    streamed = FlowRegressor(boosted_feature=True, n_flows=2, **FAST).partial_fit(X, y)
+    assert len(streamed.tree_roots_) == 0 and streamed.x_location_.shape == (6,)
