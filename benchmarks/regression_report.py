@@ -154,9 +154,7 @@ def incomplete(results: list[dict], standard_splits: dict[str, int]) -> list[str
     # Flow rows measured before the ensemble (n_flows=5) and learning_rate=3e-3 defaults record no n_flows.
     single = [r["dataset"] for r in results if r["method"] == "flow" and "n_flows" not in r.get("params", {})]
     if single:
-        lines.append(
-            "flow: measured with the previous defaults (one flow, learning_rate=1e-3) on " + ", ".join(single)
-        )
+        lines.append("flow: measured with the previous defaults (one flow, learning_rate=1e-3) on " + ", ".join(single))
     return lines
 
 

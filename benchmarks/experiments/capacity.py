@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> None:
         data = datasets.load(name, max_rows=args.max_rows, seed=settings.seed)
         result = bench.measure("flow_params", data, settings)
         gap = "" if result.gap_per_dim is None else f" gap/dim {result.gap_per_dim:.4f}"
-        print(f"{name:<17} {args.label:<12} {result.test_log_likelihood:9.3f}{gap}  fit {result.fit_seconds:6.1f}s  "
-              f"{result.params}", flush=True)
+        print(
+            f"{name:<17} {args.label:<12} {result.test_log_likelihood:9.3f}{gap}  fit {result.fit_seconds:6.1f}s  "
+            f"{result.params}",
+            flush=True,
+        )
         row = {**asdict(result), "label": args.label, "shape": list(data.X_train.shape), "when": time.strftime("%H:%M")}
         row.pop("trace")
         with open(args.out, "a") as handle:
