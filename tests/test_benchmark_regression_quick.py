@@ -306,9 +306,10 @@ def test_disagreement_experiment_scores_the_unshrunk_mixture_as_the_regressor_do
     X, y, _ = conditional_datasets.make("hetero_skewed", 300, seed=0)
     params = dict(n_flows=3, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0)
     reg = FlowRegressor(**params).fit(X[:200], y[:200])
-    members, context = reg._members(), reg._context(X[200:])
+    members, features = reg._members(), reg._validated(X[200:])
     with torch.no_grad():
-        z, log_det = (np.stack(part) for part in zip(*[latents(m, context, y[200:]) for m in members], strict=True))
+        forward = [latents(m, m._context(features), y[200:]) for m in members]
+        z, log_det = (np.stack(part) for part in zip(*forward, strict=True))
     scales = np.array([member.latent_scale_[0] for member in members])
     log_likelihood, coverage = score(z, log_det, scales, np.ones(100))
     interval = reg.predict_interval(X[200:])

@@ -79,10 +79,11 @@ def measure(dataset: str, split, seed: int) -> dict:
         model = FlowRegressor(random_state=seed).fit(split.X_train, split.y_train)
     fit_seconds = time.perf_counter() - started
     members = model._members()
-    context = model._context(split.X_test)
+    features = model._validated(split.X_test)  # each flow takes its own context of them (boosted_feature)
+    contexts = [member._context(features) for member in members]
     with torch.no_grad():
-        forward = [latents(member, context, split.y_test) for member in members]
-        means, variances = zip(*(moments(member, context) for member in members), strict=True)
+        forward = [latents(member, c, split.y_test) for member, c in zip(members, contexts, strict=True)]
+        means, variances = zip(*(moments(member, c) for member, c in zip(members, contexts, strict=True)), strict=True)
     z, log_det = (np.stack(part) for part in zip(*forward, strict=True))
     scales = np.array([member.latent_scale_[0] for member in members])
     within, between = np.mean(variances, axis=0), np.var(means, axis=0)

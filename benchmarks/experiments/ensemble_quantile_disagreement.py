@@ -41,11 +41,12 @@ def measure(dataset: str, split, seed: int) -> dict:
         model = FlowRegressor(random_state=seed).fit(split.X_train, split.y_train)
     members = model._members()
     scales = np.array([member.latent_scale_[0] for member in members])
-    context = model._context(split.X_test)
+    features = model._validated(split.X_test)  # each flow takes its own context of them (boosted_feature)
+    contexts = [member._context(features) for member in members]
     with torch.no_grad():
-        forward = [latents(member, context, split.y_test) for member in members]
+        forward = [latents(member, c, split.y_test) for member, c in zip(members, contexts, strict=True)]
         z, log_det = (np.stack(part) for part in zip(*forward, strict=True))
-        quantiles = np.stack([exact_quantiles(member, context, LEVELS) for member in members])
+        quantiles = np.stack([exact_quantiles(member, c, LEVELS) for member, c in zip(members, contexts, strict=True)])
     sd = np.maximum(quantiles[:, :, 2] - quantiles[:, :, 0], 1e-300) / (2 * 1.6449)
     spread = quantiles[:, :, 1].var(axis=0) / np.mean(sd, axis=0) ** 2
     width_variance = np.log(sd).var(axis=0, ddof=1)
