@@ -37,6 +37,8 @@ AUTO_ROWS = (100, 5000)
 # Columns of ``nodes``: the split feature (-1 at a leaf), its threshold (left where x <= threshold),
 # the left and right children (indices into ``nodes``, always after their parent) and the leaf value.
 FEATURE, THRESHOLD, LEFT, RIGHT, VALUE = range(5)
+# The fitted attributes that hold a regressor's trees: ``(nodes, roots, baseline)``.
+TREE_ATTRIBUTES = ("tree_nodes_", "tree_roots_", "tree_baseline_")
 
 
 def empty_trees() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,8 +67,9 @@ def fit_boosted_trees(
         # One thread, as the flows train: OpenMP threads that wait on busy cores made fits several times slower.
         with threadpool_limits(1):
             model.fit(X[train], Y[train, target], sample_weight=weights[train])
-            out_of_fold[held_out, target] = model.predict(X[held_out])
-            average[:, target] += model.predict(X) / len(folds)
+            prediction = model.predict(X)
+        out_of_fold[held_out, target] = prediction[held_out]
+        average[:, target] += prediction / len(folds)
         baseline[target] += float(np.ravel(model._baseline_prediction)[0]) / len(folds)
         for predictors in model._predictors:
             tree = _tree_array(predictors[0].nodes, n_nodes, len(folds))
@@ -181,22 +184,32 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
 def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
     """Fit ``estimator``'s trees (``tree_nodes_``, ``tree_roots_``, ``tree_baseline_``) where a flow may use
     them, and return the training features: ``X``, with the out-of-fold prediction appended if so."""
-    estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_ = empty_trees()
+    set_trees(estimator, empty_trees())
     if True not in boosted_choices(estimator, X.shape[0]):
         return X
     fitted = fit_boosted_trees(X, Y, weights, seed)
     if fitted is None:
         return X
-    (estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_), out_of_fold = fitted
+    trees, out_of_fold = fitted
+    set_trees(estimator, trees)
     return np.hstack([X, out_of_fold])
+
+
+def trees_of(estimator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(nodes, roots, baseline)`` of a fitted regressor."""
+    return tuple(getattr(estimator, name) for name in TREE_ATTRIBUTES)
+
+
+def set_trees(estimator, trees: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    for name, value in zip(TREE_ATTRIBUTES, trees, strict=True):
+        setattr(estimator, name, value)
 
 
 def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
     """``X`` with the trees' prediction appended (unchanged for a model without trees)."""
     if not len(estimator.tree_roots_):
         return X
-    trees = (estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_)
-    return np.hstack([X, predict_trees(trees, X)])
+    return np.hstack([X, predict_trees(trees_of(estimator), X)])
 
 
 def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray], None]) -> None:
@@ -226,8 +239,7 @@ def _fitted_state(estimator) -> dict:
 def check_fitted_widths(estimator) -> None:
     """Refuse (``ValueError``) a loaded fitted regressor whose trees or context scaling disagree with its
     flow: a file edited so would fail inside torch or compute with other features than it reports."""
-    trees = (estimator.tree_nodes_, estimator.tree_roots_, estimator.tree_baseline_)
-    check_trees(trees, estimator.n_features_in_, estimator.n_targets_)
+    check_trees(trees_of(estimator), estimator.n_features_in_, estimator.n_targets_)
     width = estimator.n_features_in_ + (estimator.n_targets_ if estimator.boosted_feature_ else 0)
     location, scale = estimator.x_location_, estimator.x_scale_
     ok = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._boosted_feature import empty_trees
+from ._boosted_feature import TREE_ATTRIBUTES, empty_trees
 from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
@@ -114,5 +114,5 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["base"] = "normal"
     if "flow_" in state and "tree_nodes_" not in state:  # before the boosted feature: fitted without it
         state["boosted_feature"], state["boosted_feature_"] = False, False
-        state["tree_nodes_"], state["tree_roots_"], state["tree_baseline_"] = empty_trees()
+        state.update(zip(TREE_ATTRIBUTES, empty_trees(), strict=True))
     return state

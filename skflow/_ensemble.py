@@ -20,7 +20,7 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
-from ._boosted_feature import fit_choosing_feature, fit_tree_feature
+from ._boosted_feature import TREE_ATTRIBUTES, fit_choosing_feature, fit_tree_feature
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
 from ._fitting import draw_seed
@@ -29,8 +29,6 @@ from ._fitting import draw_seed
 # narrow as float64 resolves around y.
 QUANTILE_TOLERANCE = 1e-12
 MAX_QUANTILE_STEPS = 100
-# The boosted trees, which every flow of an ensemble holds (skflow._boosted_feature).
-TREES = ("tree_nodes_", "tree_roots_", "tree_baseline_")
 
 
 def new_members(estimator) -> list:
@@ -45,7 +43,7 @@ def new_members(estimator) -> list:
         # Not clone(): a callback object must stay the user's own, not a copy.
         params = {**estimator.get_params(deep=False), "n_flows": 1, "random_state": int(seed)}
         member = type(estimator)(**params)
-        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREES):
+        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREE_ATTRIBUTES):  # trees: one each
             setattr(member, name, getattr(estimator, name))
         for name in ("feature_names_in_", "target_names_in_"):  # its warnings name the columns as the user does
             if hasattr(estimator, name):

@@ -36,6 +36,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
+from ._boosted_feature import TREE_ATTRIBUTES
 from ._core import Flow
 from ._persisted_flow import _flow_n_features, _is_persisted_flow, _persist_flow, _rebuild_flow
 from ._persistence_format import (  # noqa: F401 - the limits are documented here
@@ -133,11 +134,10 @@ def check_fitted_state(estimator: Any) -> None:
         raise ValueError(f"feature_names_in_ must be {n_features} strings")
 
 
-_TREES = ("tree_nodes_", "tree_roots_", "tree_baseline_")  # a regressor's boosted trees
 # What an ensemble's members share with the estimator that holds them: each takes its context of the
 # estimator's features (standardized alike; a regressor's flow may add its trees' prediction, scaled after
 # them), and their densities are mixed over the same targets.
-_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_scale_", *_TREES)
+_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_scale_", *TREE_ATTRIBUTES)
 
 
 def _check_members_match(estimator: Any, members: list) -> None:

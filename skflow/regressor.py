@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._auto_parameters import resolve_training_sizes
-from ._boosted_feature import check_fitted_widths, empty_trees, with_tree_feature
+from ._boosted_feature import check_fitted_widths, empty_trees, set_trees, with_tree_feature
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_target_names, check_targets
 from ._conditional_flow import draws, log_density
@@ -334,7 +334,7 @@ max_epochs_, device_
         first = not hasattr(self, "flow_")
         X, Y, weights = validate_regression_data(self, X, y, sample_weight, reset=first)
         if first:
-            self.tree_nodes_, self.tree_roots_, self.tree_baseline_ = empty_trees()  # no cross-fitting in a stream
+            set_trees(self, empty_trees())  # no cross-fitting in a stream
             self.x_location_, self.x_scale_ = context_scaling(X, weights)
             self.boosted_feature_ = False
         context = Context(self._context(with_tree_feature(self, X)), self._callback_arguments)
