@@ -34,20 +34,29 @@ def fitted():
         return FlowRegressor(boosted_feature=True, n_flows=2, **FAST).fit(X, y)
 
 
-def test_trees_as_arrays_are_scikit_learns_fold_models_and_their_out_of_fold_predictions():
+def test_trees_as_arrays_are_scikit_learns_fold_models_of_the_leaf_size_with_the_least_out_of_fold_error():
     X, y = steps(250, seed=1)
+    # A noisy stepped target and a noiseless smooth one: the folds should choose different leaf sizes.
     Y = np.column_stack([y, X[:, 3] ** 2])
     weights = np.random.default_rng(0).uniform(0.5, 2.0, 250)
     trees, out_of_fold = fit_boosted_trees(X, Y, weights, seed=7)
     X_new = np.random.default_rng(2).uniform(-1.5, 1.5, (100, 6))
-    expected_oof, expected_new = np.empty_like(Y), np.zeros((100, 2))
+    expected_oof, expected_new, chosen = np.empty_like(Y), np.zeros((100, 2)), []
     for k in range(2):
-        for train, held_out in KFold(5, shuffle=True, random_state=7).split(X):
-            model = HistGradientBoostingRegressor(random_state=7)
-            with threadpool_limits(1):  # OpenMP threads waiting on busy cores are slow, not wrong
-                model.fit(X[train], Y[train, k], sample_weight=weights[train])
-            expected_oof[held_out, k] = model.predict(X[held_out])
-            expected_new[:, k] += model.predict(X_new) / 5
+        by_leaf = {}
+        for leaf in boosted.LEAF_SIZES:
+            oof, new = np.empty(250), np.zeros(100)
+            for train, held_out in KFold(5, shuffle=True, random_state=7).split(X):
+                model = HistGradientBoostingRegressor(min_samples_leaf=leaf, random_state=7)
+                with threadpool_limits(1):  # OpenMP threads waiting on busy cores are slow, not wrong
+                    model.fit(X[train], Y[train, k], sample_weight=weights[train])
+                oof[held_out] = model.predict(X[held_out])
+                new += model.predict(X_new) / 5
+            by_leaf[leaf] = (np.average((oof - Y[:, k]) ** 2, weights=weights), oof, new)
+        leaf = min(by_leaf, key=lambda size: by_leaf[size][0])
+        chosen.append(leaf)
+        _, expected_oof[:, k], expected_new[:, k] = by_leaf[leaf]
+    assert chosen[1] < chosen[0]
     np.testing.assert_allclose(out_of_fold, expected_oof, rtol=1e-12)
     np.testing.assert_allclose(predict_trees(trees, X_new), expected_new, rtol=1e-10, atol=1e-12)
     boosted.check_trees(trees, n_features=6, n_targets=2)
