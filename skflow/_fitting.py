@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -186,7 +187,8 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, what: st
     if masses:
         names = getattr(estimator, "feature_names_in_" if what == "X" else "target_names_in_", None)
         found = ", ".join(
-            f"column {j if names is None else repr(str(names[j]))}: {share:.0%} of the rows at {value:g}"
+            # Whole percents rounded down: one other value in 1,400 rows is "99%", not "100%".
+            f"column {j if names is None else repr(str(names[j]))}: {math.floor(100 * share)}% of the rows at {value:g}"
             for j, (value, share) in masses.items()
         )
         warnings.warn(

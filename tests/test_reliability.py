@@ -232,6 +232,14 @@ def test_point_masses_are_single_values_shared_by_five_percent_of_the_rows():
         assert point_masses(X, np.zeros(X.shape[1], dtype=bool)) == {}
 
 
+def test_a_point_mass_of_all_rows_but_one_is_reported_as_99_percent_not_100():
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.normal(size=400), np.zeros(400)]
+    X[7, 1] = 3.0  # one other value: not constant, so the column is modelled and the mass reported
+    with pytest.warns(UserWarning, match=r"X has point masses \(column 1: 99% of the rows at 0\)"):
+        FlowDensity(**{**FAST, "max_epochs": 1, "dequantize": False}).fit(X)
+
+
 def test_fit_warns_about_a_point_mass_in_the_features_or_the_target_and_not_about_discrete_columns():
     rng = np.random.RandomState(1)
     X = rng.normal(size=(300, 2))
