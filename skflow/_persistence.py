@@ -203,7 +203,11 @@ def _decode_tagged(tag: str, payload: Any, arrays: list[np.ndarray], depth: int)
     if tag in ("__ndarray__", "__tensor__"):
         if not isinstance(payload, int) or isinstance(payload, bool) or not 0 <= payload < len(arrays):
             raise ValueError(f"array reference {payload!r} is not one of the {len(arrays)} stored arrays")
-        return arrays[payload] if tag == "__ndarray__" else torch.from_numpy(arrays[payload].copy())
+        if tag == "__tensor__":
+            return torch.from_numpy(arrays[payload].copy())
+        # Equal arrays are stored once; each attribute that refers to one gets an array of its own.
+        array, arrays[payload] = arrays[payload], arrays[payload].copy()
+        return array
     if tag == "__tuple__" and isinstance(payload, list):
         return tuple(_decode(v, arrays, depth + 1) for v in payload)
     if tag == "__dict__" and isinstance(payload, dict):

@@ -10,6 +10,7 @@ pickle and without trusting their headers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -93,14 +94,20 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.arrays: list[np.ndarray] = []
+        # Equal arrays are written once (an ensemble's flows each hold the same boosted trees): content -> index.
+        self._stored: dict[tuple[str, tuple[int, ...], bytes], int] = {}
 
     def _array(self, array: np.ndarray, kind: str) -> dict[str, Any]:
         if array.dtype.kind not in "biuf":
             if array.dtype.kind in "OU" and all(isinstance(v, str) for v in array.ravel()):
                 return {"__strings__": array.tolist(), "dtype": "object" if array.dtype.kind == "O" else "str"}
             raise TypeError(f"cannot save an array of dtype {array.dtype} safely")
-        self.arrays.append(np.ascontiguousarray(array))
-        return {kind: len(self.arrays) - 1}
+        array = np.ascontiguousarray(array)
+        content = (array.dtype.str, array.shape, hashlib.sha256(array.tobytes()).digest())
+        if content not in self._stored:
+            self.arrays.append(array)
+            self._stored[content] = len(self.arrays) - 1
+        return {kind: self._stored[content]}
 
     def encode(self, value: Any, where: str) -> Any:
         if value is None or isinstance(value, bool | str):

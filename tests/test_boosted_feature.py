@@ -3,6 +3,7 @@
 import io
 import pickle
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -190,3 +191,16 @@ def test_partial_fit_goes_on_with_the_fitted_trees_and_a_stream_has_none(fitted)
     assert np.isfinite(continued.score_samples(X, y)).all()
     streamed = FlowRegressor(boosted_feature=True, n_flows=2, **FAST).partial_fit(X, y)
     assert len(streamed.tree_roots_) == 0 and streamed.x_location_.shape == (6,)
+
+
+def test_a_saved_ensemble_stores_its_trees_once_and_each_flow_loads_its_own_copy(fitted):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        stored = [np.load(io.BytesIO(archive.read(name))) for name in archive.namelist() if name.endswith(".npy")]
+    assert sum(array.shape == fitted.tree_nodes_.shape for array in stored) == 1
+    buffer.seek(0)
+    loaded = FlowRegressor.load(buffer)
+    (member,) = loaded.ensemble_
+    np.testing.assert_array_equal(member.tree_nodes_, loaded.tree_nodes_)
+    assert not np.shares_memory(member.tree_nodes_, loaded.tree_nodes_)
