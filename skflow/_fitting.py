@@ -39,7 +39,13 @@ from ._core import (
 from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
 from ._inference import batch_rows, map_in_batches
-from ._linear_start import comparison_validation_fraction, fit_ridge_gaussian, validation_log_likelihood
+from ._linear_start import (
+    comparison_validation_fraction,
+    fit_ridge_gaussian,
+    ridge_columns,
+    untrained_ridge_message,
+    validation_log_likelihood,
+)
 from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixture_rows
 from ._mixture_start import choose_start
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment, point_masses
@@ -349,31 +355,29 @@ def better_of_flow_and_ridge(
     if result.validation_index is None:
         return flow
     augment = make_augment(preprocessing, estimator.device_)
-    shift = fit_ridge_gaussian(train_x, context, train_w, result.validation_index, seed, augment)
-    ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
+    column_sets = ridge_columns(estimator.n_features_in_, context.shape[1])
+    candidates = [flow]
+    for columns in column_sets:
+        shift = fit_ridge_gaussian(train_x, context, train_w, result.validation_index, seed, augment, columns)
+        ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
+        candidates.append(ridge)
     rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
-    scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in (flow, ridge)]
-    if scores[1] < scores[0]:
+    scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in candidates]
+    best = int(np.argmax(scores))
+    if best == 0:
         return flow
     result.best_epoch, result.validation_index = 0, None
-    return ridge_of_every_row(estimator, preprocessing, augment, train_x, train_w, context, seed)
+    return ridge_of_every_row(estimator, preprocessing, augment, train_x, train_w, context, seed, column_sets[best - 1])
 
 
-def ridge_of_every_row(estimator, preprocessing: Preprocessing, augment, train_x, train_w, context, seed: int) -> Flow:
-    """The ridge-regression flow fitted on every row, in float64: the model where the ridge is kept.
-    ``augment`` is the fit's dequantization noise (:func:`make_augment` of ``preprocessing``)."""
-    shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment)
+def ridge_of_every_row(
+    estimator, preprocessing: Preprocessing, augment, train_x, train_w, context, seed: int, columns=slice(None)
+) -> Flow:
+    """The ridge-regression flow (on ``columns`` of the context) fitted on every row, in float64: the model where
+    the ridge is kept. ``augment`` is the fit's dequantization noise (:func:`make_augment` of ``preprocessing``)."""
+    shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment, columns)
     ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
     return ridge.double().eval()
-
-
-def untrained_ridge_message(n_rows: int, n_validation: int) -> str:
-    """Why a fit trained no flow: too few validation rows to compare one with the ridge regression."""
-    return (
-        f"{n_rows} rows hold out {n_validation} for validation, fewer than the {MIN_VALIDATION_ROWS} that comparing "
-        "a trained flow with a ridge regression with Gaussian noise needs: the ridge regression is the model, and "
-        'no flow was trained (base="normal" trains one)'
-    )
 
 
 def draw_seed(estimator) -> int:

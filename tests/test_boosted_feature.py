@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from scipy.integrate import trapezoid
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
@@ -15,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from skflow import FlowRegressor
 from skflow import _boosted_feature as boosted
 from skflow._boosted_feature import fit_boosted_trees, predict_trees
+from skflow._linear_start import fit_ridge_gaussian, ridge_gaussian
 
 FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, max_epochs=8, random_state=0)
 
@@ -204,3 +206,34 @@ def test_a_saved_ensemble_stores_its_trees_once_and_each_flow_loads_its_own_copy
     (member,) = loaded.ensemble_
     np.testing.assert_array_equal(member.tree_nodes_, loaded.tree_nodes_)
     assert not np.shares_memory(member.tree_nodes_, loaded.tree_nodes_)
+
+
+def test_fit_ridge_gaussian_on_some_columns_is_the_ridge_of_those_columns_with_zero_weight_elsewhere():
+    rng = np.random.default_rng(3)
+    rows, context = torch.as_tensor(rng.normal(size=(60, 1))), rng.normal(size=(60, 5))
+    weights = torch.as_tensor(rng.uniform(0.5, 2.0, 60))
+    weight, bias, log_scale = fit_ridge_gaussian(rows, context, weights, None, 0, None, slice(3, None))
+    expected = ridge_gaussian(rows.numpy(), context[:, 3:], weights.numpy())
+    np.testing.assert_array_equal(weight[:, :3], 0.0)
+    np.testing.assert_allclose(weight[:, 3:], expected[0], rtol=1e-12)
+    np.testing.assert_allclose(bias, expected[1], rtol=1e-12)
+    np.testing.assert_allclose(log_scale, expected[2], rtol=1e-12)
+
+
+def test_a_flow_can_be_replaced_by_a_gaussian_around_the_trees_prediction_alone():
+    # A step in one feature among 40 noise features, 200 rows, one epoch: neither the flow nor the ridge of
+    # every column comes near a linear map of the trees' prediction.
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 40))
+    y = 3.0 * (X[:, 0] > 0) + 0.3 * rng.normal(size=200)
+    settings = {**FAST, "max_epochs": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = FlowRegressor(boosted_feature=True, n_flows=1, **settings).fit(X, y)
+    assert reg.best_epoch_ == 0 and reg.flow_.config["linear_shift"]
+    (shift,) = [m for m in reg.flow_.modules() if type(m).__name__ == "LinearShift"]
+    weight = shift.weight.detach().numpy()
+    assert (weight[:, :40] == 0).all() and (weight[:, 40:] != 0).all()
+    X_test = rng.normal(size=(2000, 40))
+    y_test = 3.0 * (X_test[:, 0] > 0) + 0.3 * rng.normal(size=2000)
+    assert reg.score_samples(X_test, y_test).mean() > -1.0  # a Gaussian of sd 1.5 around the mean scores -1.8
