@@ -89,8 +89,8 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         leave-one-out error) fitted on its training rows, and the better is
         kept (a ridge refitted on every row): a flow whose last layer shifts
         by a linear function of ``x`` and scales, the others the identity
-        (``best_epoch_`` 0). It wins on a hundred rows of a nearly linear
-        target (docs/regression.md). The comparison needs 10 validation rows:
+        (``best_epoch_`` 0); with the boosted feature, also with a ridge of the
+        trees' prediction alone. The comparison needs 10 validation rows:
         on 40 to 104 rows that many validate, above ``validation_fraction``;
         with fewer (or none, under 10 rows) the ridge is the model, untrained;
         with ``validation_fraction=0`` or ``partial_fit`` the trained flow.
@@ -102,9 +102,9 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         narrows) its distributions to what held-out rows show, exactly.
     boosted_feature : "auto" or bool, default="auto"
         Give each flow, as one more feature per target, the prediction of
-        gradient-boosted trees (``HistGradientBoostingRegressor``, defaults):
-        out-of-fold on the training rows, the average of the five fold models
-        on new ones. Trees find steps and a few relevant features among many,
+        gradient-boosted trees (``HistGradientBoostingRegressor``, leaf size
+        chosen by the folds): out-of-fold on the training rows, the fold
+        models' mean on new ones. Trees find steps and relevant features,
         which the MLP conditioners learn slowly. "auto": on 100 to 5,000 rows
         each flow trains with and without it and keeps the one that scores
         better on its validation rows (twice the training; ``boosted_feature_``
