@@ -60,6 +60,10 @@ def from_older_state(est, missing: tuple[str, ...], **changed):
 
 # Fast configurations of every estimator, shared by tests/test_common.py and the per-module tests.
 FAST_FLOW = dict(n_transforms=2, hidden_units=(8,), max_epochs=3, n_bins=4, random_state=0)
+# The regressor modules' small flows: a high learning rate, so that a few epochs fit the mean function.
+SMALL_REGRESSOR = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, random_state=0)
+# One flow without the boosted trees: the modules that test a single flow's density, not the ensemble's.
+ONE_FLOW_ALONE = dict(n_flows=1, boosted_feature=False)
 
 
 def fast_flow(**params):

@@ -18,7 +18,9 @@ from skflow import _boosted_feature as boosted
 from skflow._boosted_feature import fit_boosted_trees, predict_trees
 from skflow._linear_start import fit_ridge_gaussian, ridge_gaussian
 
-FAST = dict(n_transforms=2, hidden_units=(16,), batch_size=64, learning_rate=1e-2, max_epochs=8, random_state=0)
+from .conftest import SMALL_REGRESSOR
+
+FAST = {**SMALL_REGRESSOR, "max_epochs": 8}
 
 
 def steps(n, seed=0, n_features=6):

@@ -15,17 +15,9 @@ from skflow._core.rows import MIN_VALIDATION_ROWS, validation_split
 from skflow._fitting import draw_seed
 from skflow._linear_start import RELATIVE_ALPHAS, comparison_validation_fraction, ridge_gaussian
 
-from .conftest import autograd_log_abs_det, perturb_parameters
+from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, autograd_log_abs_det, perturb_parameters
 
-FAST = dict(
-    n_transforms=2,
-    hidden_units=(16,),
-    batch_size=64,
-    learning_rate=1e-2,
-    random_state=0,
-    n_flows=1,
-    boosted_feature=False,
-)
+FAST = {**SMALL_REGRESSOR, **ONE_FLOW_ALONE}
 
 
 def linear_data(n, seed):

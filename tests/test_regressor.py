@@ -14,19 +14,11 @@ from sklearn.preprocessing import StandardScaler
 from skflow import FlowRegressor
 from skflow.metrics import crps, interval_coverage, log_likelihood_scorer
 
-from .conftest import fast_regressor, from_older_state
+from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, fast_regressor, from_older_state
 
 # Small but trained: 4-5 optimizer steps per epoch.
 # One flow: these tests are about a flow's outputs; tests/test_regressor_ensemble.py covers n_flows > 1.
-FAST = dict(
-    n_transforms=2,
-    hidden_units=(16,),
-    batch_size=128,
-    learning_rate=1e-2,
-    random_state=0,
-    n_flows=1,
-    boosted_feature=False,
-)
+FAST = {**SMALL_REGRESSOR, **ONE_FLOW_ALONE, "batch_size": 128}
 
 
 def test_methods_are_invariant_to_row_order_and_subsets(fitted):

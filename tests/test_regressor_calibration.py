@@ -10,19 +10,10 @@ from skflow import FlowRegressor
 from skflow._core.train import validation_split
 from skflow._fitting import draw_seed
 
-from .conftest import from_older_state
+from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, from_older_state
 
 # Trained flows, as calibrated: a kept ridge regression (base="linear") is not rescaled (tests/test_linear_start.py).
-FAST = dict(
-    n_transforms=2,
-    hidden_units=(16,),
-    batch_size=64,
-    learning_rate=1e-2,
-    random_state=0,
-    n_flows=1,
-    base="normal",
-    boosted_feature=False,
-)
+FAST = {**SMALL_REGRESSOR, **ONE_FLOW_ALONE, "base": "normal"}
 
 
 def noisy(n, seed, n_targets=1):

@@ -10,17 +10,9 @@ from scipy.integrate import cumulative_trapezoid
 
 from skflow import FlowRegressor
 
-from .conftest import from_older_state
+from .conftest import SMALL_REGRESSOR, from_older_state
 
-FAST = dict(
-    n_transforms=2,
-    hidden_units=(16,),
-    batch_size=64,
-    learning_rate=1e-2,
-    max_epochs=6,
-    random_state=0,
-    boosted_feature=False,
-)
+FAST = {**SMALL_REGRESSOR, "max_epochs": 6, "boosted_feature": False}
 
 
 def skewed(n, seed):
