@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -43,6 +44,7 @@ LEAF_SIZES = (20, 10, 5)
 FEATURE, THRESHOLD, LEFT, RIGHT, VALUE = range(5)
 # The fitted attributes that hold a regressor's trees: ``(nodes, roots, baseline)``.
 TREE_ATTRIBUTES = ("tree_nodes_", "tree_roots_", "tree_baseline_")
+T = TypeVar("T")
 
 
 def empty_trees() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -236,9 +238,10 @@ def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
     return np.hstack([X, predict_trees(trees_of(estimator), X)])
 
 
-def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray], None]) -> None:
+def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray], T]) -> T:
     """``fit(columns)`` the estimator's flow on the features alone and/or with the trees' prediction
-    (``boosted_choices``); keep the fit whose best validation score is higher (ties: the features alone).
+    (``boosted_choices``); keep the fit whose best validation score is higher (ties: the features alone)
+    and return what that fit returned.
 
     Both fits share the seed, so they hold out the same validation rows and
     their scores, in the same standardized target units, compare.
@@ -248,11 +251,12 @@ def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndar
     choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
     fitted = []
     for use in choices:
-        fit(features if use else features[:, :n_features])
+        returned = fit(features if use else features[:, :n_features])
         estimator.boosted_feature_ = use
-        fitted.append(_fitted_state(estimator))
-    best = max(fitted, key=lambda state: max(state["validation_scores_"], default=-np.inf))
+        fitted.append((_fitted_state(estimator), returned))
+    best, returned = max(fitted, key=lambda pair: max(pair[0]["validation_scores_"], default=-np.inf))
     estimator.__dict__.update(best)
+    return returned
 
 
 def _fitted_state(estimator) -> dict:

@@ -13,6 +13,7 @@ distribution function, bracketed by the members' exact quantiles.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -64,19 +65,44 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
-        for flow in (estimator, *members):
-            _fitted(flow, features, Y, weights)
-        return members
-    jobs = (delayed(_fitted)(flow, features, Y, weights) for flow in (estimator, *members))
-    fitted = Parallel(n_jobs=estimator.n_jobs)(jobs)
-    parameters = estimator.get_params(deep=False)
-    estimator.__dict__.update({k: v for k, v in fitted[0].__dict__.items() if k not in parameters})
-    return fitted[1:]
+        fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]
+    else:
+        jobs = (delayed(_fitted)(flow, features, Y, weights) for flow in (estimator, *members))
+        fitted = Parallel(n_jobs=estimator.n_jobs)(jobs)
+        parameters = estimator.get_params(deep=False)
+        estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
+    warn_once_each([caught for _, caught in fitted], estimator.n_flows)
+    return [flow for flow, _ in fitted[1:]]
 
 
-def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray):
-    fit_choosing_feature(flow, features, lambda X: flow._fit_one_flow(X, Y, weights))
-    return flow
+def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> tuple[object, list]:
+    """``flow`` fitted, and the warnings of the fit it kept (``boosted_feature="auto"`` fits twice)."""
+
+    def fit(X: np.ndarray) -> list[tuple[type[Warning], str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            flow._fit_one_flow(X, Y, weights)
+        return [(record.category, str(record.message)) for record in caught]
+
+    return flow, fit_choosing_feature(flow, features, fit)
+
+
+def warn_once_each(caught: list[list[tuple[type[Warning], str]]], n_flows: int) -> None:
+    """Emit each distinct warning of the flows' kept fits once, saying how many flows gave it.
+
+    Recorded rather than emitted where they arise: the fit that "auto"
+    discards has nothing to say about the model, five flows repeating one
+    message say no more than one, and workers' warnings would not reach the
+    caller.
+    """
+    counts: dict[tuple[type[Warning], str], int] = {}
+    for flow_warnings in caught:
+        for warning in dict.fromkeys(flow_warnings):
+            counts[warning] = counts.get(warning, 0) + 1
+    for (category, message), count in counts.items():
+        prefix = f"{count} of {n_flows} flows: " if n_flows > 1 else ""
+        # The caller of fit: this function, fit_flows, FlowRegressor.fit and its two decorators.
+        warnings.warn(prefix + message, category, stacklevel=6)
 
 
 def mixture_log_density(log_densities: list[np.ndarray]) -> np.ndarray:

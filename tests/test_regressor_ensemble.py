@@ -3,12 +3,15 @@
 import copy
 import io
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from scipy.integrate import cumulative_trapezoid
+from sklearn.exceptions import ConvergenceWarning
 
 from skflow import FlowRegressor
+from skflow._fitting import kept_start_message
 
 from .conftest import SMALL_REGRESSOR, from_older_state
 
@@ -177,3 +180,26 @@ def test_flows_trained_in_parallel_workers_are_the_same_flows(data, ensemble):
     parallel.save(buffer)
     buffer.seek(0)
     np.testing.assert_array_equal(FlowRegressor.load(buffer).score_samples(X, y), parallel.score_samples(X, y))
+
+
+def ridge_warnings_of_fit(**params):
+    """The fitted regressor and the ConvergenceWarnings its fit emitted, on a linear target where a ridge
+    regression wins some flows' comparisons."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(160, 3))
+    y = X[:, 0] + 0.5 * rng.normal(size=160)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg = FlowRegressor(**{**FAST, "n_flows": 4, "boosted_feature": "auto", **params}).fit(X, y)
+    return reg, [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_each_warning_of_the_kept_fits_is_emitted_once_with_the_number_of_flows_that_gave_it():
+    reg, messages = ridge_warnings_of_fit()
+    kept_ridge = sum(member.best_epoch_ == 0 for member in members(reg))
+    assert 0 < kept_ridge < 4
+    ridge = [message for message in messages if "ridge regression" in message]
+    # "auto" trains each flow twice; the discarded fits' warnings say nothing about the model.
+    assert ridge == [f"{kept_ridge} of 4 flows: {kept_start_message('linear')}"]
+    # Workers' warnings reach the caller too, the same ones.
+    assert ridge_warnings_of_fit(n_jobs=2)[1] == messages
