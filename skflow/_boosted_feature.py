@@ -67,11 +67,14 @@ def fit_boosted_trees(
     """
     n_rows, n_targets = Y.shape
     folds = list(KFold(min(N_FOLDS, n_rows), shuffle=True, random_state=seed).split(X))
+    # Equal weights fit the same trees as none (unit weights bit for bit, others to float32 rounding), and
+    # scikit-learn bins weighted data by a weighted percentile per bin edge: 85% of the trees' time on 450 rows.
+    fold_weights = None if np.all(weights == weights[0]) else weights
     out_of_fold, average = np.empty_like(Y), np.empty_like(Y)
     nodes, roots, baseline = [], [], np.zeros(n_targets)
     n_nodes = 0
     for target in range(n_targets):
-        candidates = [_fold_models(X, Y[:, target], weights, folds, seed, leaf) for leaf in LEAF_SIZES]
+        candidates = [_fold_models(X, Y[:, target], fold_weights, folds, seed, leaf) for leaf in LEAF_SIZES]
         models, out_of_fold[:, target], average[:, target] = min(
             candidates, key=lambda fitted: np.average((fitted[1] - Y[:, target]) ** 2, weights=weights)
         )
@@ -95,10 +98,10 @@ def fit_boosted_trees(
 
 
 def _fold_models(
-    X: np.ndarray, y: np.ndarray, weights: np.ndarray, folds: list, seed: int, min_samples_leaf: int
+    X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, folds: list, seed: int, min_samples_leaf: int
 ) -> tuple[list[HistGradientBoostingRegressor], np.ndarray, np.ndarray]:
-    """One target's fold models of leaf size ``min_samples_leaf``, their out-of-fold prediction and their
-    average prediction of every row."""
+    """One target's fold models of leaf size ``min_samples_leaf`` (``weights`` None: unweighted), their
+    out-of-fold prediction and their average prediction of every row."""
     models, out_of_fold, average = [], np.empty_like(y), np.zeros_like(y)
     for train, held_out in folds:
         model = HistGradientBoostingRegressor(
@@ -106,7 +109,7 @@ def _fold_models(
         )
         # One thread, as the flows train: OpenMP threads that wait on busy cores made fits several times slower.
         with threadpool_limits(1):
-            model.fit(X[train], y[train], sample_weight=weights[train])
+            model.fit(X[train], y[train], sample_weight=None if weights is None else weights[train])
             prediction = model.predict(X)
         out_of_fold[held_out] = prediction[held_out]
         average += prediction / len(folds)

@@ -67,6 +67,21 @@ def test_trees_as_arrays_are_scikit_learns_fold_models_of_the_leaf_size_with_the
     boosted.check_trees(trees, n_features=6, n_targets=2)
 
 
+def test_equal_weights_fit_the_same_fold_models_as_no_weights():
+    # fit_boosted_trees passes no weights where all are equal, sparing scikit-learn's weighted binning (a
+    # weighted percentile per bin edge); 330 rows leave each fold more distinct values than bins, where
+    # that binning applies.
+    X, y = steps(330, seed=3)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(X))
+    _, out_of_fold, average = boosted._fold_models(X, y, None, folds, 0, 20)
+    _, unit_out_of_fold, unit_average = boosted._fold_models(X, y, np.ones(330), folds, 0, 20)
+    np.testing.assert_array_equal(out_of_fold, unit_out_of_fold)
+    np.testing.assert_array_equal(average, unit_average)
+    # Other equal weights scale the float32 gradients and hessians alike: the same trees, to rounding.
+    _, scaled_out_of_fold, _ = boosted._fold_models(X, y, np.full(330, 2.5), folds, 0, 20)
+    np.testing.assert_allclose(out_of_fold, scaled_out_of_fold, rtol=0, atol=1e-7 * np.abs(y).max())
+
+
 @pytest.mark.parametrize("column", [boosted.VALUE, boosted.LEFT])
 def test_a_tree_layout_that_does_not_reproduce_scikit_learn_turns_the_feature_off(monkeypatch, column):
     X, y = steps(200)
