@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -309,6 +310,13 @@ def test_demo_quick_prints_a_table_and_saves_a_plot(workdir):
         cells = row.split()[-3:]
         values = [float(cell.rstrip("*")) for cell in cells]
         assert [cell.endswith("*") for cell in cells] == [v == max(values) for v in values]
+    # The paired differences: FlowDensity's mean minus the better other model's, as in the table.
+    paired = next(i for i, line in enumerate(lines) if line.startswith("FlowDensity minus the better"))
+    for row, line in zip(rows, lines[paired + 1 : paired + 3], strict=True):
+        flow, mixture, kde = (float(cell.rstrip("*")) for cell in row.split()[-3:])
+        mean, error, rival = re.search(r"([+-]\d+\.\d+) \+- (\d+\.\d+)  \(against (\w+)\)$", line).groups()
+        assert rival == ("GaussianMixture" if mixture >= kde else "KernelDensity")
+        assert abs(float(mean) - (flow - max(mixture, kde))) <= 0.002 and float(error) > 0
     png = workdir / "plots" / "demo.png"  # the missing folder is created
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "plots/demo.png" in result.stdout

@@ -35,6 +35,7 @@ class DatasetResult:
     log_likelihood: dict[str, float] = field(default_factory=dict)
     fit_seconds: dict[str, float] = field(default_factory=dict)
     models: dict[str, object] = field(default_factory=dict)
+    row_log_likelihoods: dict[str, np.ndarray] = field(default_factory=dict)  # per held-out row
 
     @property
     def best(self) -> str:
@@ -110,7 +111,8 @@ def run_demo(plot_path: str = "skflow_demo.png", quick: bool = False, random_sta
                     warnings.simplefilter("ignore", ConvergenceWarning)
                 model.fit(X_train)
             result.fit_seconds[model_name] = time.perf_counter() - tic
-            result.log_likelihood[model_name] = float(np.mean(model.score_samples(X_test)))
+            result.row_log_likelihoods[model_name] = model.score_samples(X_test)
+            result.log_likelihood[model_name] = float(np.mean(result.row_log_likelihoods[model_name]))
             result.models[model_name] = getattr(model, "best_estimator_", model)
             print(
                 f" {model_name} {result.fit_seconds[model_name]:.1f} s", end=";" if model_name != MODELS[-1] else "\n"
@@ -118,6 +120,8 @@ def run_demo(plot_path: str = "skflow_demo.png", quick: bool = False, random_sta
         results.append(result)
     print()
     print(format_table(results))
+    print()
+    print(format_paired_differences(results))
     print(
         "\nA difference of d nats means the better model gives the held-out rows exp(d) times the density, on average"
         " (geometric mean): 1 nat = 2.7x, 3 nats = 20x."
@@ -161,6 +165,34 @@ def format_table(results: list[DatasetResult]) -> str:
         cells = "".join(f"  {r.fit_seconds[m]:>14.1f} " for m in MODELS)
         lines.append(f"{r.name:<{name_width}}  {r.n_samples:>5}  {r.n_features:>8}{cells}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def format_paired_differences(results: list[DatasetResult]) -> str:
+    """FlowDensity's log-likelihood minus the better other model's, averaged over the same held-out rows,
+    with the standard error of that mean: a difference within about two standard errors of 0 is a tie.
+
+    Examples
+    --------
+    >>> rows = {"FlowDensity": np.array([-1.0, -2.0, -1.5, -1.5]),
+    ...         "GaussianMixture": np.array([-1.5, -2.0, -2.0, -2.5]),
+    ...         "KernelDensity": np.array([-3.0, -3.0, -3.0, -3.0])}
+    >>> r = DatasetResult("toy", 20, 2, {m: float(v.mean()) for m, v in rows.items()}, row_log_likelihoods=rows)
+    >>> print(format_paired_differences([r]))  # doctest: +NORMALIZE_WHITESPACE
+    FlowDensity minus the better of the other two, per held-out row (mean +- standard error; within about two
+    standard errors of 0, the difference is noise of the split)
+    toy  +0.500 +- 0.204  (against GaussianMixture)
+    """
+    lines = [
+        "FlowDensity minus the better of the other two, per held-out row (mean +- standard error; within about two "
+        "standard errors of 0, the difference is noise of the split)"
+    ]
+    name_width = max(len(r.name) for r in results)
+    for r in results:
+        rival = max((m for m in MODELS if m != "FlowDensity"), key=r.log_likelihood.get)
+        difference = r.row_log_likelihoods["FlowDensity"] - r.row_log_likelihoods[rival]
+        error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else float("nan")
+        lines.append(f"{r.name:<{name_width}}  {difference.mean():+.3f} +- {error:.3f}  (against {rival})")
+    return "\n".join(lines)
 
 
 def _check_plot_path(path: str) -> None:
