@@ -5,7 +5,7 @@ are off on average: each is over-confident in its own places. Averaging the
 densities of several, each from its own initialization, batch order and
 validation rows (Lakshminarayanan et al. 2017, "Deep Ensembles"), cancels much
 of that variance: on the small UCI sets, five flows scored about 0.1 nats a
-row better than one held-out (docs/regression.md). The mixture is still an exact density; its
+row better than one held-out (docs/regression_design_notes.md). The mixture is still an exact density; its
 mean is the average of the members' means, a draw is a draw of a member
 chosen uniformly, and its quantiles solve ``F(y) = tau`` for the mixture's
 distribution function, bracketed by the members' exact quantiles.

@@ -15,7 +15,7 @@ alone, is compared too (:func:`ridge_columns`).
 
 Measured first, and not kept: the flow *started* from the ridge fit and
 trained from there. It gained as much on small data, but lost 0.05 to 0.7
-nats on Boston, concrete and energy (docs/regression.md): training left the
+nats on Boston, concrete and energy (docs/regression_design_notes.md): training left the
 linear start slowly and stopped early.
 
 The ridge penalty is chosen by exact leave-one-out error over a fixed grid
@@ -51,7 +51,7 @@ def comparison_validation_fraction(validation_fraction: float, n_rows: int) -> f
     unscored, whatever the data, so on 40 to 99 rows a flow would never be
     compared. Holding out ``MIN_VALIDATION_ROWS`` rows instead, where that
     is at most ``MAX_COMPARISON_HOLDOUT`` of them, measured on 40, 60 and
-    80 rows of seven small sets (three draws each; docs/regression.md):
+    80 rows of seven small sets (three draws each; docs/regression_design_notes.md):
     bimodal, skewed and nonlinear targets gained 0.05 to 0.95 nats a row
     (lognormal 60 rows -1.630 -> -1.285, bimodal 80 rows -1.867 -> -0.914),
     nearly linear ones lost at most 0.08 (friedman1). A fraction of 0 (no

@@ -70,7 +70,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         Spline bins per target; 8 by default ("auto" is FlowDensity's, for unconditional densities).
     learning_rate : float, default=3e-3
         As in :class:`FlowDensity` (default 1e-3 there): at 1e-3 a flow of one
-        target trained too slowly on the small UCI sets (docs/regression.md).
+        target trained too slowly on the small UCI sets (docs/regression_design_notes.md).
     batch_size, max_epochs, validation_fraction, n_iter_no_change, tol, weight_decay
         Training, as in :class:`FlowDensity`; early stopping scores held-out
         rows by their conditional log-likelihood.
@@ -108,7 +108,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         which the MLP conditioners learn slowly. "auto": on 100 to 5,000 rows
         each flow trains with and without it and keeps the one that scores
         better on its validation rows (twice the training; ``boosted_feature_``
-        says which), otherwise without (docs/regression.md).
+        says which), otherwise without (docs/regression_design_notes.md).
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial
         weights, batch order and validation rows: each trains on a different
@@ -116,7 +116,7 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
         rest use their equal-weight mixture, at ``n_flows`` times one flow's
         cost. Five flows scored 0.05-0.12 nats a row better than one on five
         of six UCI sets tried, 0.005 on wine's integer target
-        (docs/regression.md); ``n_flows=1`` is a single flow.
+        (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes
         (None: 1, unless in a :func:`joblib.parallel_backend` context; -1:

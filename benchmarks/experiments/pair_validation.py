@@ -1,7 +1,7 @@
 """Can rows that two flows both held out calibrate the ensemble's common latent scale?
 
-The ensemble's intervals over-cover on the small UCI sets (docs/user_guide/
-regression.md, "Calibration"): each flow's latent scale is fitted on its own
+The ensemble's intervals over-cover on the small UCI sets (docs/
+regression_design_notes.md, "Calibration"): each flow's latent scale is fitted on its own
 held-out rows, and the mixture of flows adds their disagreement on top. A
 common factor ``c`` on every flow's scale would fix it, but no row is held
 out of every flow, so nothing honest can choose ``c``: holding the same rows
