@@ -1,6 +1,6 @@
 """skflow: normalizing-flow density estimation with scikit-learn's API."""
 
-from ._fitting import EpochInfo
+from ._training_report import EpochInfo
 from ._version import __version__
 from .density import FlowDensity
 from .outlier import FlowOutlierDetector

@@ -1,4 +1,4 @@
-"""Training glue shared by the estimators: build the flow, train it, report.
+"""Training glue shared by the estimators: build the flow and train it (what a fit reports: ``_training_report``).
 
 The estimators hold the parameters (read here by name: ``flow``,
 ``n_transforms``, ``tail_bound``, ``learning_rate``,
@@ -16,7 +16,6 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -36,7 +35,7 @@ from ._core import (
     build_flow,
     train_flow,
 )
-from ._core.device import resolve_device, single_threaded, to_numpy, to_tensor
+from ._core.device import resolve_device, single_threaded, to_tensor
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import (
@@ -50,6 +49,7 @@ from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixt
 from ._mixture_start import choose_start
 from ._preprocessing import Preprocessing, fit_preprocessing, make_augment, point_masses
 from ._progress import EpochProgress
+from ._training_report import check_finite_weights, epoch_callback, warn_about_training
 from ._validation import Interval, StrOptions, check_numeric, drop_zero_weight_rows, positive_weights
 
 # Parameter constraints shared by the estimators that fit one flow (scikit-learn's _parameter_constraints).
@@ -75,33 +75,6 @@ FLOW_PARAMETER_CONSTRAINTS: dict = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
-
-
-@dataclass(frozen=True)
-class EpochInfo:
-    """What an estimator's ``callback`` receives after each epoch (and once before training).
-
-    Attributes
-    ----------
-    epoch : int
-        0 for the initial flow, then 1, 2, ...
-    train_loss : float or None
-        Mean training negative log-likelihood of the epoch (standardized
-        units); None at epoch 0.
-    validation_score : float or None
-        Mean validation log-likelihood (standardized units) of the weights
-        evaluated at this epoch; None without a validation set.
-    log_density : callable
-        ``log_density(X)`` (``log_density(X, y)`` for a regressor): the
-        log-density of rows in the units of the training data, as
-        ``score_samples``, under the weights evaluated at this epoch; for
-        learning curves on held-out data.
-    """
-
-    epoch: int
-    train_loss: float | None
-    validation_score: float | None
-    log_density: Callable[..., np.ndarray]
 
 
 def check_learning_rate_and_weight_decay(estimator) -> None:
@@ -421,79 +394,3 @@ def training_rows(flow: Flow, X: np.ndarray, weights: np.ndarray, device: torch.
     rows = map_in_batches(lambda x: flow.preprocess(x)[0], X, batch_rows(X.shape[1], (1,), 1), device, np.float32)
     train_w = to_tensor(weights * (X.shape[0] / weights.sum()), device, torch.float32)
     return to_tensor(rows, device, torch.float32), train_w
-
-
-def epoch_callback(estimator, flow: Flow, arguments=None):
-    if estimator.callback is None:
-        return None
-
-    def log_density(X, context=None):
-        if arguments is not None:
-            X, context = arguments(X, context)
-        with torch.inference_mode():
-            x = to_tensor(np.asarray(X, dtype=np.float64), estimator.device_)
-            c = None if context is None else to_tensor(np.asarray(context, dtype=np.float64), estimator.device_)
-            return to_numpy(flow.log_prob(x, c))
-
-    def report(epoch, train_loss, score):
-        estimator.callback(EpochInfo(epoch, train_loss, score, log_density))
-
-    return report
-
-
-def check_finite_weights(estimator, flow: Flow) -> None:
-    # Without a validation set nothing evaluates the weights after the last step: check them here.
-    if not all(bool(torch.isfinite(p).all()) for p in flow.parameters()):
-        raise ValueError(
-            f"{type(estimator).__name__} could not be fitted: training diverged in its last step (non-finite "
-            "weights); lower learning_rate"
-        )
-
-
-def warn_about_training(estimator, result: TrainResult) -> None:
-    if result.n_recoveries:
-        warnings.warn(
-            f"training diverged {result.n_recoveries} time(s); the last good weights were restored and "
-            f"learning_rate lowered to {result.final_learning_rate:.3g}",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-    if result.best_epoch == 0 and result.n_iter > 0:
-        warnings.warn(kept_start_message(getattr(estimator, "base", "normal")), ConvergenceWarning, stacklevel=4)
-    if still_improving(result, estimator.n_iter_no_change, estimator.tol):
-        warnings.warn(
-            f"max_epochs={estimator.max_epochs_} reached before early stopping; the flow may be underfitted. "
-            "Increase max_epochs or learning_rate.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-
-
-def kept_start_message(base: str) -> str:
-    """Why a fit returned its untrained flow (or, with ``base="linear"``, the ridge regression)."""
-    if base == "linear":
-        return (
-            "no epoch scored better on the validation rows than a ridge regression with Gaussian noise, which is "
-            "the model (few rows, or a nearly linear target)"
-        )
-    if base == "mixture":
-        start, advice = "the Gaussian mixture fitted to the standardized data", "the flow is that mixture"
-    else:
-        start, advice = "its base density after the fixed preprocessing", "lower learning_rate or check the data"
-    return f"no epoch improved the validation score of the initial flow ({start}), which was kept; {advice}"
-
-
-def still_improving(result: TrainResult, n_iter_no_change: int, tol: float) -> bool:
-    """Whether training ended at max_epochs while the score still rose by ``tol`` per epoch.
-
-    With the cosine schedule, reaching max_epochs is the planned end, and the
-    weight average keeps creeping up in the last, tiny steps. The test is the
-    early-stopping criterion averaged over the last ``n_iter_no_change``
-    epochs: the kept epoch is the last one and the score gained more than
-    ``tol`` per epoch over that window.
-    """
-    scores = result.validation_scores or [-loss for loss in result.loss_curve]
-    if result.stopped_early or result.best_epoch != result.n_iter or len(scores) < 2:
-        return False
-    window = min(n_iter_no_change, len(scores) - 1)
-    return scores[-1] - scores[-1 - window] > window * tol

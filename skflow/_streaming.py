@@ -31,9 +31,7 @@ from ._bounds import outside_bounds
 from ._core import Flow, Rows, Trainer, TrainResult, flow_from_config
 from ._core.device import single_threaded, to_tensor
 from ._fitting import (
-    check_finite_weights,
     draw_seed,
-    epoch_callback,
     fitted_preprocessing,
     new_flow,
     train_config,
@@ -42,6 +40,7 @@ from ._fitting import (
 )
 from ._mixture_init import fit_mixture, mixture_rows
 from ._preprocessing import Preprocessing, make_augment
+from ._training_report import check_finite_weights, epoch_callback
 
 
 def stream_state(preprocessing: Preprocessing, seed: int | None) -> dict:

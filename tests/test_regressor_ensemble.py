@@ -11,7 +11,7 @@ from scipy.integrate import cumulative_trapezoid
 from sklearn.exceptions import ConvergenceWarning
 
 from skflow import FlowRegressor
-from skflow._fitting import kept_start_message
+from skflow._training_report import kept_start_message
 
 from .conftest import SMALL_REGRESSOR, from_older_state
 

@@ -9,7 +9,7 @@ from scipy.stats import beta, lognorm, norm, poisson
 from sklearn.datasets import load_digits, load_iris, load_wine, make_moons
 from sklearn.exceptions import ConvergenceWarning
 
-from skflow import FlowDensity, FlowRegressor, _fitting
+from skflow import FlowDensity, FlowRegressor, _training_report
 from skflow._core import flow as flow_module
 from skflow._core.train import TrainResult
 from skflow._preprocessing import discrete_cells, point_masses
@@ -135,7 +135,7 @@ def test_max_epochs_warning_uses_the_early_stopping_criterion_over_the_last_epoc
     """The weight average creeps up in the last tiny cosine steps: that alone is not 'still improving'."""
 
     def still_improving(result):
-        return _fitting.still_improving(result, n_iter_no_change=4, tol=0.01)
+        return _training_report.still_improving(result, n_iter_no_change=4, tol=0.01)
 
     scores = [-3.0, -2.0, -1.5, -1.49, -1.48, -1.475, -1.47]
     creeping = TrainResult(validation_scores=scores, n_iter=7, best_epoch=7)
