@@ -375,3 +375,50 @@ def test_noise_experiment_without_noise_is_the_library_and_restores_it():
         assert Rows.batch is batch and Trainer.one_pass is one_pass
     np.testing.assert_array_equal(scores[0.0], plain)
     assert not np.allclose(scores[0.3], plain)
+
+
+def test_pair_design_holds_each_row_out_of_exactly_two_flows_and_restores_the_library():
+    """benchmarks.experiments.pair_validation: within the design every held-out row is held out of the two flows
+    of its pair (and each flow holds out about its 10%); outside it, fits are the library's own."""
+    import skflow._core.train as training
+    import skflow._ensemble as ensemble
+    import skflow._fitting as fitting
+    from benchmarks.experiments.pair_validation import PairDesign, pair_factor
+    from skflow import FlowRegressor
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 200, seed=0)
+    params = dict(max_epochs=2, n_transforms=1, hidden_units=(8,), boosted_feature=False, random_state=0)
+    held = []
+    split, fitted = training.validation_split, ensemble._fitted
+    before = FlowRegressor(n_flows=2, **params).fit(X, y).score_samples(X, y)
+    original = fitting.train_flow
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        held.append(set(result.validation_index.tolist()))
+        return result
+
+    with PairDesign(seed=0) as design, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitting, "train_flow", spy)
+        paired = FlowRegressor(n_flows=5, **params).fit(X, y)
+    assert training.validation_split is split and ensemble._fitted is fitted
+    assert len(held) == 5 and all(abs(len(rows) - 20) <= 1 for rows in held)
+    for row, pair in design.pair_of_row.items():
+        assert [m for m, rows in enumerate(held) if row in rows] == list(pair)
+    assert 0.5 <= pair_factor(paired, design, X, y) <= 1.3
+    np.testing.assert_array_equal(FlowRegressor(n_flows=2, **params).fit(X, y).score_samples(X, y), before)
+
+
+def test_first_flow_decides_gives_every_flow_its_choice_and_restores_the_library():
+    """benchmarks.experiments.shared_tree_choice: the flows after the first take its choice of the trees' feature."""
+    import skflow._boosted_feature as boosted
+    from benchmarks.experiments.shared_tree_choice import FirstFlowDecides
+    from skflow import FlowRegressor
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 150, seed=1)
+    params = dict(n_flows=4, max_epochs=2, n_transforms=1, hidden_units=(8,), random_state=0)
+    choices = boosted.boosted_choices
+    with FirstFlowDecides():
+        shared = FlowRegressor(**params).fit(X, y)
+    assert boosted.boosted_choices is choices
+    assert len({member.boosted_feature_ for member in shared._members()}) == 1
