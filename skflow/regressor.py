@@ -17,22 +17,17 @@ from ._conditional import check_coverage, check_levels, check_target_names, chec
 from ._conditional_flow import draws, log_density
 from ._core import FlowSpec, TrainConfig
 from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density, new_members
-from ._fitting import (
-    FLOW_PARAMETER_CONSTRAINTS,
-    assign_fitted,
-    fit_flow,
-    fitted_preprocessing,
-    unchanged_on_error,
-)
+from ._fitting import FLOW_PARAMETER_CONSTRAINTS, assign_fitted, fit_flow, fitted_preprocessing, unchanged_on_error
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._regression_data import REGRESSOR_FITTED_ATTRIBUTES, context_scaling, validate_regression_data
+from ._regression_output import PredictionOutputMixin, draw_columns
 from ._streaming import Context, stream_chunk, stream_state
 from ._validation import Interval, StrOptions, _fit_context, check_n_samples, check_numeric
 
 
 @register_safe_class
-class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
+class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin, BaseEstimator):
     """Conditional normalizing flow: the full predictive density p(y | x).
 
     The flow maps the target ``y`` to a normal latent, with every coupling
@@ -48,17 +43,11 @@ class FlowRegressor(SafePersistenceMixin, RegressorMixin, BaseEstimator):
     (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets
     are modelled as they are: no Gaussian noise is assumed.
 
-    ``predict`` is the mean of the conditional distribution: for an
-    ensemble, the average of its flows' means. With one target it is
-    ``E[y | x] = E[f^-1(Z; x)]``, ``Z ~ N(0, 1)``, by composite 2-point
-    Gauss-Legendre quadrature in the latent (128 points on ``[-7, 7]``,
-    within 1e-3 conditional standard deviations of a 12,000-point rule on a
-    bimodal fit); with several targets, the inverse map averaged over 512
-    fixed scrambled-Sobol latent points (within 3e-3 of 65,536 points).
-    ``predict`` is deterministic. The quantiles of an
-    ensemble solve ``F(y) = tau`` for the mixture's distribution function,
-    by Newton steps safeguarded by bisection between its flows' exact
-    quantiles, to 1e-12 in ``F`` or float64 resolution in ``y``.
+    ``predict`` is the mixture's mean, by a fixed quadrature in the latent
+    (deterministic; see the method), and an ensemble's quantiles solve its
+    mixture's distribution function between its flows' exact quantiles, to
+    1e-12. ``set_output(transform="pandas")`` makes the predictions pandas
+    objects indexed like ``X`` and named after the targets.
 
     Parameters
     ----------
@@ -382,13 +371,14 @@ max_epochs_, device_
         -------
         log_density : ndarray of shape (n_samples,)
             Finite, or ``-inf`` where the density underflows or ``y`` is
-            infinite or outside ``bounds``; never NaN.
+            infinite or outside ``bounds``; never NaN. A Series with ``set_output(transform="pandas")``.
         """
         features = self._validated(X)
         names = getattr(self, "target_names_in_", None)
         Y = check_targets(y, features.shape[0], self.n_targets_, type(self).__name__, names)
         members = self._members()
-        return mixture_log_density([log_density(member, member._context(features), Y) for member in members])
+        density = mixture_log_density([log_density(member, member._context(features), Y) for member in members])
+        return self._output(X, density, name="log_density")
 
     def score(self, X, y, sample_weight=None) -> float:
         """R² of :meth:`predict`, as for every scikit-learn regressor (:meth:`score_samples` gives the
@@ -399,11 +389,13 @@ max_epochs_, device_
     def predict(self, X) -> np.ndarray:
         """Conditional mean ``E[y | x]``.
 
-        One target: composite Gauss-Legendre quadrature of ``f^-1(z; x)``
-        against the latent normal density (128 points; the integral of the
-        exact quantile function); several targets: the average of the inverse
-        map over 512 fixed scrambled-Sobol latent points, the same on every
-        call (accuracy: class docstring). With ``bounds`` it stays finite and strictly inside.
+        For an ensemble, the average of its flows' means. One target:
+        composite 2-point Gauss-Legendre quadrature of ``f^-1(z; x)`` against
+        the latent normal density (128 points on ``[-7, 7]``, within 1e-3
+        conditional standard deviations of a 12,000-point rule on a bimodal
+        fit); several targets: the inverse map averaged over 512 fixed
+        scrambled-Sobol latent points (within 3e-3 of 65,536), the same on
+        every call. With ``bounds`` it stays finite and strictly inside.
 
         Parameters
         ----------
@@ -412,11 +404,12 @@ max_epochs_, device_
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            The shape of the ``y`` the model was fitted on.
+            The shape of the ``y`` the model was fitted on (a Series or DataFrame with pandas output).
         """
         features = self._validated(X)  # first: it raises NotFittedError
         mean = ensemble_mean(self._members(), features)
-        return mean[:, 0] if self._y_ndim == 1 else mean
+        labels = self._target_labels()
+        return self._output(X, mean[:, 0], name=labels[0]) if self._y_ndim == 1 else self._output(X, mean, labels)
 
     def predict_quantiles(self, X, quantiles) -> np.ndarray:
         """Exact conditional quantiles of a single target.
@@ -433,6 +426,7 @@ max_epochs_, device_
         Returns
         -------
         y_quantiles : ndarray of shape (n_samples, n_quantiles)
+            A DataFrame with a column per level with pandas output (``set_output``).
 
         Raises
         ------
@@ -447,7 +441,7 @@ max_epochs_, device_
                 f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
                 "marginal quantiles from sample(X, n_samples) instead"
             )
-        return ensemble_quantiles(self._members(), features, levels)
+        return self._output(X, ensemble_quantiles(self._members(), features, levels), list(levels))
 
     def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
         """Central prediction interval of a single target: its quantiles ``(1 -+ coverage) / 2``.
@@ -460,10 +454,11 @@ max_epochs_, device_
         Returns
         -------
         interval : ndarray of shape (n_samples, 2)
-            Lower and upper ends.
+            Lower and upper ends (columns ``lower`` and ``upper`` with pandas output).
         """
         check_coverage(coverage)
-        return self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
+        ends = self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
+        return self._output(X, np.asarray(ends), ["lower", "upper"])
 
     def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw targets from ``p(y | x)`` for each row of ``X``.
@@ -479,14 +474,16 @@ max_epochs_, device_
         Returns
         -------
         y_samples : ndarray of shape (n_rows, n_samples) or (n_rows, n_samples, n_targets)
-            The latter for a model fitted on 2-D ``y``.
+            The latter for a model fitted on 2-D ``y``. With pandas output, a DataFrame with a column per
+            draw, or per (draw, target).
         """
         check_n_samples(n_samples)
         features = self._validated(X)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         samples = mixture_draws(self._members(), features, n_samples, generator, draws)
-        return samples[:, :, 0] if self._y_ndim == 1 else samples
+        samples = samples[:, :, 0] if self._y_ndim == 1 else samples
+        return self._output(X, samples, draw_columns(n_samples, self._target_labels()))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
