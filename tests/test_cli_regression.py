@@ -86,6 +86,16 @@ def test_predict_writes_means_intervals_and_quantiles(model, houses, workdir, sk
     np.testing.assert_allclose(interval, reg.predict_interval(X, 0.9), rtol=1e-9)  # --coverage defaults to 0.9
 
 
+def test_a_model_saved_with_pandas_output_predicts_and_scores_as_any_other(model, houses, workdir, skflow_in_process):
+    FlowRegressor.load(str(model)).set_output(transform="pandas").save(str(workdir / "pandas.skflow"))
+    houses.drop(columns="price").to_csv(workdir / "new.csv", index=False)
+    for command, files in (("predict", ["new.csv"]), ("score", ["houses.csv"])):
+        plain = skflow_in_process(command, model, *files, cwd=workdir)
+        configured = skflow_in_process(command, workdir / "pandas.skflow", *files, cwd=workdir)
+        assert configured.returncode == 0, configured.stderr
+        assert configured.stdout == plain.stdout
+
+
 def test_several_targets_with_columns_and_a_weight(houses, workdir, skflow_in_process):
     houses.assign(w=np.linspace(0.5, 1.5, len(houses))).to_csv(workdir / "weighted.csv", index=False)
     args = ["--target", "price,tax", "--columns", "area", "--sample-weight", "w", "--verbose", "0", "--n-flows", "2"]

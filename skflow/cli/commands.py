@@ -58,7 +58,8 @@ def load_model(path: str) -> FlowDensity | FlowRegressor:
         raise CLIError(f"{path}: not a model written by 'skflow fit' ({one_line(exc)})") from None
     if not hasattr(model, "flow_"):
         raise CLIError(f"{path}: holds an unfitted {type(model).__name__}")
-    return model
+    # A model saved after set_output(transform="pandas") would hand the commands pandas objects; they write arrays.
+    return model.set_output(transform="default")
 
 
 def model_columns(model: FlowDensity) -> list[str]:
