@@ -30,12 +30,13 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.special import logsumexp, ndtr
 
 import skflow._core.train as training
 import skflow._ensemble as ensemble
-from benchmarks.experiments.ensemble_disagreement import latents, main
+from benchmarks.experiments.ensemble_disagreement import latents, main, score
 from skflow import FlowRegressor
+from skflow._core import standard_normal_log_prob
+from skflow._ensemble import mixture_log_density
 
 SCAN = np.round(np.arange(0.5, 1.301, 0.025), 3)
 EXTRAPOLATION = 1.6  # (4/5) / (1/2): the share of between-flow variance in a mixture of five against two
@@ -83,36 +84,33 @@ class PairDesign:
         training.validation_split, ensemble._fitted = self._restore
 
 
-def member_log_densities(model, X: np.ndarray, y: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """log p_m(y | x) of every flow with its latent scale times each factor: (n_factors, n_flows, n_rows),
-    and each flow's distribution function at y (n_factors, n_flows, n_rows)."""
+def flow_latents(model, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every flow's latent ``z`` and ``log|det J|`` at the rows (each (n_flows, n_rows)), and its latent scale."""
     features = model._validated(X)
-    out, cdf = [], []
-    for member in model._members():
-        z, log_det = latents(member, member._context(features), y)
-        scale = member.latent_scale_[0] * factors[:, None]
-        u = z[None, :] / scale
-        out.append(-0.5 * u**2 - 0.5 * np.log(2 * np.pi) - np.log(scale) + log_det[None, :])
-        cdf.append(ndtr(u))
-    return np.stack(out, axis=1), np.stack(cdf, axis=1)
+    members = model._members()
+    parts = [latents(member, member._context(features), y) for member in members]
+    z, log_det = (np.stack(part) for part in zip(*parts, strict=True))
+    return z, log_det, np.array([member.latent_scale_[0] for member in members])
 
 
 def test_scores(model, X: np.ndarray, y: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mixture's mean test log-likelihood and 90% coverage for each factor."""
-    log_p, cdf = member_log_densities(model, X, y, factors)
-    mixture = logsumexp(log_p, axis=1) - np.log(log_p.shape[1])
-    pit = cdf.mean(axis=1)
-    return mixture.mean(axis=1), ((pit >= 0.05) & (pit <= 0.95)).mean(axis=1)
+    """The mixture's mean test log-likelihood and 90% coverage with every flow's scale times each factor."""
+    z, log_det, scales = flow_latents(model, X, y)
+    scored = np.array([score(z, log_det, scales, np.full(z.shape[1], factor)) for factor in factors])
+    return scored[:, 0], scored[:, 1]
 
 
 def pair_factor(model, design: PairDesign, X: np.ndarray, y: np.ndarray) -> float:
     """The factor that maximizes the two-flow mixtures' log-likelihood on the rows both flows held out."""
     rows = np.array(sorted(design.pair_of_row))
-    log_p, _ = member_log_densities(model, X[rows], y[rows], SCAN)
-    pairs = np.array([design.pair_of_row[int(r)] for r in rows])
+    z, log_det, scales = flow_latents(model, X[rows], y[rows])
+    first, second = np.array([design.pair_of_row[int(r)] for r in rows]).T
     index = np.arange(len(rows))
-    both = np.stack([log_p[:, pairs[:, 0], index], log_p[:, pairs[:, 1], index]])
-    totals = (logsumexp(both, axis=0) - np.log(2)).sum(axis=1)
+    totals = []
+    for factor in SCAN:
+        scale = scales[:, None] * factor
+        log_p = standard_normal_log_prob(torch.as_tensor((z / scale)[..., None])).numpy() - np.log(scale) + log_det
+        totals.append(mixture_log_density([log_p[first, index], log_p[second, index]]).sum())
     return float(SCAN[np.argmax(totals)])
 
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 import time
 import warnings
 
-import numpy as np
-
 import skflow._boosted_feature as boosted
 import skflow._ensemble as ensemble
 from benchmarks.experiments.ensemble_disagreement import main
 from skflow import FlowRegressor
+from skflow.metrics import interval_coverage
 
 
 class FirstFlowDecides:
@@ -55,10 +54,9 @@ def scored(split, seed: int) -> dict:
         warnings.simplefilter("ignore")
         model = FlowRegressor(random_state=seed).fit(split.X_train, split.y_train)
     seconds = time.perf_counter() - started
-    low, high = model.predict_interval(split.X_test).T
     return {
         "ll": float(model.score_samples(split.X_test, split.y_test).mean()),
-        "cov90": float(np.mean((low <= split.y_test) & (split.y_test <= high))),
+        "cov90": interval_coverage(split.y_test, model.predict_interval(split.X_test)),
         "fit_s": round(seconds, 2),
         "choices": [bool(member.boosted_feature_) for member in model._members()],
     }
