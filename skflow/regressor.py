@@ -435,13 +435,16 @@ max_epochs_, device_
             single quantile function (draw marginal ones with :meth:`sample`).
         """
         levels = check_levels(quantiles)
+        return self._output(X, self._quantiles(X, levels), list(levels))
+
+    def _quantiles(self, X, levels: np.ndarray) -> np.ndarray:
         features = self._validated(X)
         if self.n_targets_ > 1:
             raise ValueError(
                 f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
                 "marginal quantiles from sample(X, n_samples) instead"
             )
-        return self._output(X, ensemble_quantiles(self._members(), features, levels), list(levels))
+        return ensemble_quantiles(self._members(), features, levels)
 
     def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
         """Central prediction interval of a single target: its quantiles ``(1 -+ coverage) / 2``.
@@ -457,8 +460,8 @@ max_epochs_, device_
             Lower and upper ends (columns ``lower`` and ``upper`` with pandas output).
         """
         check_coverage(coverage)
-        ends = self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
-        return self._output(X, np.asarray(ends), ["lower", "upper"])
+        ends = self._quantiles(X, check_levels([(1 - coverage) / 2, (1 + coverage) / 2]))
+        return self._output(X, ends, ["lower", "upper"])
 
     def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw targets from ``p(y | x)`` for each row of ``X``.
