@@ -422,3 +422,25 @@ def test_first_flow_decides_gives_every_flow_its_choice_and_restores_the_library
         shared = FlowRegressor(**params).fit(X, y)
     assert boosted.boosted_choices is choices
     assert len({member.boosted_feature_ for member in shared._members()}) == 1
+
+
+def test_common_calibration_factor_is_the_maximum_likelihood_scale_factor():
+    """benchmarks.experiments.common_calibration: ``calibration_factor`` maximizes the mixture's likelihood, so
+    widening every flow's latent scale by 1.25 divides it by 1.25 (to the scan's step)."""
+    import copy
+
+    from benchmarks.experiments.common_calibration import FACTORS, calibration_factor
+    from benchmarks.experiments.pair_validation import test_scores
+    from skflow import FlowRegressor
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 200, seed=2)
+    params = dict(n_flows=3, max_epochs=3, n_transforms=1, hidden_units=(8,), boosted_feature=False, random_state=0)
+    model = FlowRegressor(**params).fit(X, y)
+    factor = calibration_factor(model, X, y)
+    log_likelihood, _ = test_scores(model, X, y, FACTORS)
+    assert factor == FACTORS[np.argmax(log_likelihood)]
+    wider = copy.deepcopy(model)
+    for member in wider._members():
+        member.latent_scale_ = member.latent_scale_ * 1.25
+    assert 0.7 <= factor <= 1.2
+    assert abs(calibration_factor(wider, X, y) * 1.25 - factor) <= 0.02
