@@ -444,3 +444,25 @@ def test_common_calibration_factor_is_the_maximum_likelihood_scale_factor():
         member.latent_scale_ = member.latent_scale_ * 1.25
     assert 0.7 <= factor <= 1.2
     assert abs(calibration_factor(wider, X, y) * 1.25 - factor) <= 0.02
+
+
+def test_keep_both_trainings_rebuilds_the_default_and_restores_the_library():
+    """benchmarks.experiments.early_feature_choice: both trainings of every flow are kept, the full choice rebuilds
+    the fitted model exactly, and another choice changes only the flows whose training differs."""
+    import skflow._ensemble as ensemble
+    from benchmarks.experiments.early_feature_choice import KeepBothTrainings, choice_after, with_choices
+    from skflow import FlowRegressor
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 150, seed=3)
+    original = ensemble.fit_choosing_feature
+    with KeepBothTrainings() as kept:
+        model = FlowRegressor(n_flows=3, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0).fit(X, y)
+    assert ensemble.fit_choosing_feature is original
+    assert len(kept.trainings) == 3 and all(set(states) == {False, True} for states in kept.trainings)
+    full = [choice_after(states, None) for states in kept.trainings]
+    assert full == [member.boosted_feature_ for member in model._members()]
+    expected = model.score_samples(X, y)
+    np.testing.assert_array_equal(with_choices(model, kept.trainings, full).score_samples(X, y), expected)
+    flipped = with_choices(model, kept.trainings, [not full[0], *full[1:]])
+    assert flipped._members()[0].boosted_feature_ != full[0] and model._members()[0].boosted_feature_ == full[0]
+    assert not np.array_equal(flipped.score_samples(X, y), expected)
