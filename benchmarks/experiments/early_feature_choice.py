@@ -20,17 +20,15 @@ as the full choice did, and the epochs trained against the default's::
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 import skflow._ensemble as ensemble
 from benchmarks.experiments.boosted_feature import tree_friendly_sets
+from benchmarks.experiments.ensemble_disagreement import main
 from benchmarks.regression import Settings, Split, splits_of
 from skflow import FlowRegressor
 from skflow._boosted_feature import _fitted_state
@@ -143,29 +141,13 @@ def measure(dataset: str, split: Split, seed: int) -> dict:
     return record
 
 
-def splits(dataset: str, number: int, rows: int) -> list[Split]:
-    if rows:
-        X, y = next((X, y) for name, X, y in tree_friendly_sets(rows + 2000, number) if name == dataset)
-        return [Split(X[:rows], y[:rows], X[rows:], y[rows:], index=number)]
+def tree_friendly_or_uci(dataset: str, number: int, args) -> list[Split]:
+    """Split ``number``: draw ``number`` of a tree-friendly set with ``--rows`` training rows, or a UCI split."""
+    if args.rows:
+        X, y = next((X, y) for name, X, y in tree_friendly_sets(args.rows + 2000, number) if name == dataset)
+        return [Split(X[: args.rows], y[: args.rows], X[args.rows :], y[args.rows :], index=number)]
     return list(splits_of(dataset, Settings(first_split=number, max_splits=number + 1)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", required=True)
-    parser.add_argument("--splits", nargs="+", type=int, default=[0])
-    parser.add_argument("--rows", type=int, default=0, help="training rows of a tree-friendly set (0: a UCI set)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    for dataset in args.sets:
-        for number in args.splits:
-            for split in splits(dataset, number, args.rows):
-                record = measure(dataset, split, args.seed)
-                print(json.dumps(record), flush=True)
-                with args.out.open("a") as file:
-                    file.write(json.dumps(record) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    main(measure=measure, description=__doc__, splits_of_number=tree_friendly_or_uci)

@@ -104,17 +104,26 @@ def measure(dataset: str, split, seed: int) -> dict:
     return record
 
 
-def main(argv: list[str] | None = None, measure=measure, description: str = __doc__) -> None:
-    """Run ``measure(dataset, split, seed)`` on each chosen split and append its record to ``--out``."""
+def main(argv: list[str] | None = None, measure=measure, description: str = __doc__, splits_of_number=None) -> None:
+    """Run ``measure(dataset, split, seed)`` on each chosen split and append its record to ``--out``.
+
+    ``splits_of_number(dataset, number, args)``, when given, yields the splits of a set's split number
+    (default: the benchmark's standard splits); ``--rows`` is for it to read.
+    """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", required=True)
     parser.add_argument("--splits", nargs="+", type=int, default=[0])
+    parser.add_argument("--rows", type=int, default=0, help="training rows, for sets drawn here (0: a UCI set)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     for dataset in args.sets:
         for number in args.splits:
-            for split in splits_of(dataset, Settings(first_split=number, max_splits=number + 1)):
+            if splits_of_number is None:
+                splits = splits_of(dataset, Settings(first_split=number, max_splits=number + 1))
+            else:
+                splits = splits_of_number(dataset, number, args)
+            for split in splits:
                 record = measure(dataset, split, args.seed)
                 print(json.dumps(record), flush=True)
                 with args.out.open("a") as file:
