@@ -11,18 +11,19 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._auto_parameters import resolve_training_sizes
-from ._boosted_feature import check_fitted_widths, empty_trees, set_trees, with_tree_feature
+from ._boosted_feature import check_fitted_widths, with_tree_feature
 from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_target_names, check_targets
 from ._conditional_flow import draws, log_density
 from ._core import FlowSpec, TrainConfig
-from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density, new_members
+from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density
 from ._fitting import FLOW_PARAMETER_CONSTRAINTS, assign_fitted, fit_flow, fitted_preprocessing, unchanged_on_error
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
 from ._regression_data import REGRESSOR_FITTED_ATTRIBUTES, context_scaling, validate_regression_data
 from ._regression_output import PredictionOutputMixin, draw_columns
-from ._streaming import Context, stream_chunk, stream_state
+from ._regression_stream import stream_regressor_chunk
+from ._streaming import stream_state
 from ._validation import Interval, StrOptions, _fit_context, check_n_samples, check_numeric
 
 
@@ -60,13 +61,17 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     learning_rate : float, default=3e-3
         As in :class:`FlowDensity` (default 1e-3 there): at 1e-3 a flow of one
         target trained too slowly on the small UCI sets (docs/regression_design_notes.md).
-    batch_size, max_epochs, validation_fraction, n_iter_no_change, tol, weight_decay
+    max_epochs : int or "auto", default=100
+        At most this many epochs; early stopping usually ends training sooner.
+        "auto" is :class:`FlowDensity`'s (more epochs from 5,000 rows).
+    batch_size, validation_fraction, n_iter_no_change, tol, weight_decay
         Training, as in :class:`FlowDensity`; early stopping scores held-out
         rows by their conditional log-likelihood.
     dequantize : "auto" or bool, default="auto"
-        Dequantize integer-valued targets (as :class:`FlowDensity` does its
-        features). Predictions then refer to the integer plus uniform noise
-        on ``[-0.5, 0.5)``, whose mean is the integer target's mean.
+        Dequantize discrete targets, as :class:`FlowDensity` does its features:
+        "auto" adds uniform noise on ``[-0.5, 0.5)`` to integer targets, and noise as
+        wide as the smallest gap to other targets with at most one distinct value per
+        5 rows (rounded measurements). Predictions refer to the target plus that noise.
     bounds : None, (low, high) or sequence of (low, high) or None, default=None
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``.
         Quantiles, means and samples then stay inside; targets on or outside
@@ -97,15 +102,16 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         which the MLP conditioners learn slowly. "auto": on 100 to 5,000 rows
         each flow trains with and without it and keeps the one that scores
         better on its validation rows (twice the training; ``boosted_feature_``
-        says which), otherwise without (docs/regression_design_notes.md).
+        says which), otherwise without, as with ``validation_fraction=0``
+        (docs/regression_design_notes.md). ``partial_fit`` of an unfitted model trains without.
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial
         weights, batch order and validation rows: each trains on a different
         90% of the rows, by default); ``predict``, ``score_samples`` and the
         rest use their equal-weight mixture, at ``n_flows`` times one flow's
-        cost. Five flows scored 0.05-0.12 nats a row better than one on five
-        of six UCI sets tried, 0.005 on wine's integer target
-        (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
+        cost (the trees are fitted once for all). Five flows scored 0.05-0.12 nats
+        a row better than one on five of six UCI sets tried (at ``learning_rate=1e-3``),
+        0.005 on wine's integer target (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes
         (None: 1, unless in a :func:`joblib.parallel_backend` context; -1:
@@ -114,7 +120,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     callback : callable or None, default=None
         Called with an :class:`EpochInfo` per epoch of each flow in turn; its
         ``log_density(X, y)`` is that flow's ``score_samples`` under that
-        epoch's weights (before calibration).
+        epoch's weights (before calibration). With ``boosted_feature="auto"``
+        each flow's two trainings call it in turn, the one without the trees first.
     device, random_state, verbose : see :class:`FlowDensity`
 
     Attributes
@@ -322,21 +329,7 @@ max_epochs_, device_
         """
         first = not hasattr(self, "flow_")
         X, Y, weights = validate_regression_data(self, X, y, sample_weight, reset=first)
-        if first:
-            set_trees(self, empty_trees())  # no cross-fitting in a stream
-            self.x_location_, self.x_scale_ = context_scaling(X, weights)
-            self.boosted_feature_ = False
-        context = Context(self._context(with_tree_feature(self, X)), self._callback_arguments)
-        flow, preprocessing, result, state = stream_chunk(self, Y, weights, context, self._fit_preprocessing, "y")
-        assign_fitted(self, flow, preprocessing, result)
-        self._trainer_state_ = state
-        # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
-        # (also after a fit, whose scale would no longer match the flow once training goes on).
-        self.latent_scale_ = np.ones(self.n_targets_)
-        if first:
-            self.ensemble_ = new_members(self)
-        for member in self.ensemble_:
-            member.partial_fit(X, Y if self._y_ndim == 2 else Y[:, 0], weights)
+        stream_regressor_chunk(self, X, Y, weights, first)
         return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
@@ -414,9 +407,10 @@ max_epochs_, device_
     def predict_quantiles(self, X, quantiles) -> np.ndarray:
         """Exact conditional quantiles of a single target.
 
-        Every layer of a one-target flow is increasing, so the quantile of
-        level ``tau`` is ``f^-1(Phi^-1(tau); x)``, computed to float precision
-        (no sampling, no crossing quantiles).
+        Every layer of a one-target flow is increasing, so a flow's quantile of
+        level ``tau`` is ``f^-1(s Phi^-1(tau); x)`` (``s``: its latent scale), to
+        float precision; an ensemble's solves its mixture's distribution function
+        between its flows' quantiles, to 1e-12. No sampling, no crossing quantiles.
 
         Parameters
         ----------
@@ -435,13 +429,13 @@ max_epochs_, device_
             single quantile function (draw marginal ones with :meth:`sample`).
         """
         levels = check_levels(quantiles)
-        return self._output(X, self._quantiles(X, levels), list(levels))
+        return self._output(X, self._quantiles(X, levels, "predict_quantiles"), list(levels))
 
-    def _quantiles(self, X, levels: np.ndarray) -> np.ndarray:
+    def _quantiles(self, X, levels: np.ndarray, method: str) -> np.ndarray:
         features = self._validated(X)
         if self.n_targets_ > 1:
             raise ValueError(
-                f"predict_quantiles needs a model of one target; this one has {self.n_targets_}. Estimate "
+                f"{method} needs a model of one target; this one has {self.n_targets_}. Estimate "
                 "marginal quantiles from sample(X, n_samples) instead"
             )
         return ensemble_quantiles(self._members(), features, levels)
@@ -460,7 +454,7 @@ max_epochs_, device_
             Lower and upper ends (columns ``lower`` and ``upper`` with pandas output).
         """
         check_coverage(coverage)
-        ends = self._quantiles(X, check_levels([(1 - coverage) / 2, (1 + coverage) / 2]))
+        ends = self._quantiles(X, check_levels([(1 - coverage) / 2, (1 + coverage) / 2]), "predict_interval")
         return self._output(X, ends, ["lower", "upper"])
 
     def sample(self, X, n_samples: int = 1, random_state=None) -> np.ndarray:

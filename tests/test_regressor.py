@@ -133,8 +133,10 @@ def test_several_targets_joint_density_mean_and_samples():
     samples = reg.sample(X[:7], n_samples=4, random_state=0)
     assert samples.shape == (7, 4, 2)
     np.testing.assert_array_equal(samples, reg.sample(X[:7], n_samples=4, random_state=0))
-    with pytest.raises(ValueError, match="one target"):
+    with pytest.raises(ValueError, match="^predict_quantiles needs a model of one target"):
         reg.predict_quantiles(X[:3], [0.5])
+    with pytest.raises(ValueError, match="^predict_interval needs a model of one target"):
+        reg.predict_interval(X[:3])
     # A one-column 2-D y keeps its shape in predictions, and is the same model as the 1-D y.
     one = FlowRegressor(max_epochs=2, **FAST)
     np.testing.assert_allclose(one.fit(X, Y[:, :1]).predict(X[:5])[:, 0], one.fit(X, Y[:, 0]).predict(X[:5]))

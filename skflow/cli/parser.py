@@ -50,10 +50,10 @@ some of its columns (--columns 2019,2020,2021, or --target, --sample-weight): th
 
 --target COLUMN[,COLUMN...] fits a FlowRegressor instead: the conditional density of the target column(s)
 (jointly, for several) given the feature columns, which are --columns or every other column (but the weight).
-FlowRegressor takes the same options except --standardize (and --base is linear|normal, --n-bins an int), its own
---calibrate, --n-flows (an ensemble of 5 flows by default; 1 fits five times faster) and --n-jobs; its --learning-rate
-defaults to 3e-3 and its --n-bins to 8. --bounds and --dequantize then apply to the target(s), and the features
-are standardized inside the model.
+FlowRegressor takes the same options except --standardize (and --base is linear|normal, default linear; --n-bins an
+int), its own --calibrate, --boosted-feature, --n-flows (an ensemble of 5 flows by default; 1 fits about three times
+faster) and --n-jobs; its --max-epochs defaults to 100, its --learning-rate to 3e-3 and its --n-bins to 8. --bounds and
+--dequantize then apply to the target(s), and the features are standardized inside the model.
 """
 
 SCORE_EPILOG = """\
