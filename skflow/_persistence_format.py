@@ -136,6 +136,8 @@ class _Encoder:
             if not all(isinstance(k, str) for k in value):
                 raise TypeError(f"cannot save {where}: a dict with non-string keys")
             return {"__dict__": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
+        if callable(value):  # a callback: the safe format stores data, never code
+            raise TypeError(f"cannot save {where}, a {type(value).__name__}: set_params(callback=None) before saving")
         raise TypeError(f"cannot save {where} of type {type(value).__name__} in the safe format")
 
 

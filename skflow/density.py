@@ -57,7 +57,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         "autoregressive" from 5,000 rows and 3 to 32 features, "spline"
         otherwise (``flow_kind_``; the user guide's parameters page says why).
     n_transforms : int, default=5
-        Number of coupling layers.
+        Number of coupling (or autoregressive) layers.
     hidden_units : "auto" or tuple of int, default="auto"
         Hidden layer sizes of each conditioner MLP. "auto" scales the width
         with the number of features, capped on small data.
@@ -132,7 +132,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Called as ``callback(info)`` with an :class:`EpochInfo` once before
         training (epoch 0) and after every epoch: the epoch, its losses and
         a ``log_density`` function of the weights evaluated then (learning
-        curves on held-out data, custom logging).
+        curves on held-out data, custom logging). ``save`` refuses a model with
+        a callback (code is not saved): ``set_params(callback=None)`` first.
     device : str, default="auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". On the CPU,
         training runs on one torch thread (the setting is restored after
@@ -142,7 +143,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Seeds weight initialization, the validation split, batching and sampling.
         With an int, fits on CPU are reproducible bit for bit.
     verbose : int, default=0
-        0 is silent; 1 shows a progress bar with the losses.
+        0 is silent; 1 shows a progress bar with the losses; 2 a line per epoch.
 
     Attributes
     ----------
@@ -158,9 +159,10 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         weights kept as candidates: a moving average of the recent optimizer
         steps. Empty without a validation set.
     best_epoch_ : int
-        Epoch whose weights were kept; 0 means no epoch scored better than
-        the untrained flow (the initial mixture, or with ``base="normal"`` a
-        Gaussian fitted by the standardization), which was kept.
+        Epoch whose weights were kept; 0: no epoch beat the untrained flow,
+        which was kept: the initial mixture, refitted on every training row
+        (the design: no warning), or with ``base="normal"`` a Gaussian fitted
+        by the standardization (with a ``ConvergenceWarning``).
     n_components_ : int
         Components of the base mixture; 1 with ``base="normal"``.
     n_iter_ : int
@@ -314,22 +316,18 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
     def partial_fit(self, X, y=None, sample_weight=None):
         """One pass of mini-batch steps over ``X``: train on data that arrives in chunks.
 
-        The first call on an unfitted estimator fixes the preprocessing from
-        its chunk, as ``fit`` would (bounds, weighted standardization, which
-        columns are dequantized, constant or get ``asinh`` tails, "auto"
-        sizes and ``flow_kind_``: a first chunk under 5,000 rows gives coupling
-        splines, so pass ``flow`` explicitly when streaming), and never
-        updates it: give it a representative chunk. Later values beyond
-        that chunk's range are fine (identity spline tails,
-        ``asinh``); values on or outside ``bounds`` or another number of
-        features raise a ``ValueError``. Each call makes one shuffled pass at
-        the constant rate ``learning_rate`` (no validation split, schedule or
-        early stopping), continuing the AdamW moments, weight average and
-        random stream of the calls before; after ``fit`` it continues from the
-        fitted weights with a fresh optimizer. The weight average scores
-        afterwards, as after ``fit``. The training state (``_trainer_state_``)
-        pickles and saves with the estimator, which then continues exactly.
-        A pass that diverges raises and changes nothing.
+        The first call on an unfitted estimator fixes the preprocessing, the
+        "auto" sizes and ``flow_kind_`` from its chunk, as ``fit`` would, and
+        never updates them: give it a representative chunk (one under 5,000
+        rows gives coupling splines: pass ``flow`` to stream autoregressive
+        ones). Later values beyond its range are fine; values on or outside
+        ``bounds`` or another number of features raise a ``ValueError``. Each
+        call makes one shuffled pass at the constant ``learning_rate`` (no
+        validation split, schedule or early stopping), continuing the AdamW
+        moments, weight average and random stream of the calls before, which
+        pickle and save with the estimator; after ``fit`` it continues from
+        the fitted weights with a fresh optimizer. A pass that diverges raises
+        and changes nothing. The user guide's "Large data" page has more.
 
         Parameters
         ----------

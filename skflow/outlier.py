@@ -24,9 +24,10 @@ class FlowOutlierDetector(SafePersistenceMixin, OutlierMixin, BaseEstimator):
 
     Fits a :class:`~skflow.FlowDensity` to the training data and flags a sample
     as an outlier when its log-density falls below a threshold ``offset_``.
-    ``score_samples`` is the exact log-density (higher is more normal), so the
-    scores mean the same thing as ``GaussianMixture.score_samples`` and can be
-    compared across models and datasets in nats.
+    ``score_samples`` is the exact log-density (higher is more normal), in the
+    units of ``X``: it means the same as ``GaussianMixture.score_samples`` and
+    compares across models fitted to the same data (not across datasets or
+    units, which shift every log-density).
 
     Parameters
     ----------

@@ -1,6 +1,7 @@
 """FlowDensity: correctness of its numbers and its scikit-learn integration."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -9,7 +10,6 @@ import pytest
 from scipy.stats import loguniform, multivariate_normal
 from sklearn.base import clone
 from sklearn.datasets import make_moons
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
@@ -217,8 +217,10 @@ def test_tiny_data_keeps_the_mixture_start():
 
     data = load_linnerud()
     X = np.hstack([data.data, data.target]).astype(float)
-    with pytest.warns(ConvergenceWarning, match="no epoch improved"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         est = FlowDensity(random_state=0).fit(X[:16])
+    assert not [w for w in caught if "no epoch improved" in str(w.message)]  # a designed outcome: no warning
     assert est.best_epoch_ == 0 and est.n_components_ == 1
     # The start is one full Gaussian whose covariance is shrunk towards the identity (a variance floor of 0.3
     # in standardized units): below the unshrunk maximum-likelihood Gaussian on its 16 training rows, by

@@ -326,9 +326,31 @@ def test_nested_estimator_of_a_foreign_class_is_refused(fitted, tmp_path):
 def test_save_refuses_state_it_cannot_store_safely_and_writes_nothing(fitted, tmp_path):
     copy = pickle.loads(pickle.dumps(fitted))
     copy.callback_ = print  # e.g. an attribute a user or subclass added
-    with pytest.raises(TypeError, match=r"cannot save the estimator state\['callback_'\] of type builtin_function"):
+    with pytest.raises(TypeError, match=r"cannot save the estimator state\['callback_'\], a builtin_function"):
+        copy.save(tmp_path / "model.skflow")
+    copy.__dict__.pop("callback_")
+    copy.data_ = {1: 2}  # not callable: the general message
+    with pytest.raises(TypeError, match=r"cannot save the estimator state\['data_'\]: a dict with non-string keys"):
         copy.save(tmp_path / "model.skflow")
     assert not (tmp_path / "model.skflow").exists()
+
+
+def test_a_callback_is_not_saved_and_the_error_says_how_to_save(data, tmp_path):
+    """The safe format stores no code: a model fitted with a callback (also a detector's density's) is refused,
+    the message says what to do, and after set_params(callback=None) it saves and scores as before."""
+    from skflow.outlier import FlowOutlierDetector
+
+    def log(info):
+        return None
+
+    detector = FlowOutlierDetector(density=FlowDensity(callback=log, **FAST), contamination=0.1).fit(data)
+    with pytest.raises(TypeError, match=r"\['callback'\], a function: set_params\(callback=None\) before saving"):
+        detector.save(tmp_path / "detector.skflow")
+    detector.set_params(density__callback=None)
+    detector.density_.set_params(callback=None)
+    detector.save(tmp_path / "detector.skflow")
+    restored = FlowOutlierDetector.load(tmp_path / "detector.skflow")
+    np.testing.assert_array_equal(restored.decision_function(data), detector.decision_function(data))
 
 
 # ---------------------------------------------------------------- hardening

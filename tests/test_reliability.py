@@ -366,6 +366,7 @@ def test_fits_in_threads_equal_serial_fits_bit_for_bit():
         ({"tail_bound": 1e-300}, r"'tail_bound' parameter"),
         ({"weight_decay": 1e10}, r"weight_decay=1e\+10 with learning_rate=0.01: AdamW"),
         ({"device": "meta"}, r"device='meta' is not supported"),
+        ({"device": "mps"}, r"device='mps' is not supported.*float64, which MPS lacks"),
         ({"hidden_units": (8, True)}, r"hidden_units must be 'auto' or a non-empty sequence of positive ints"),
     ],
 )
