@@ -28,7 +28,8 @@ recommended defaults. Every detector but IsolationForest sees standardized
 features (the flow standardizes internally).
 
 Run ``python benchmarks/anomaly.py`` (full) or ``--quick`` (one small task,
-a few epochs: a smoke test). Results go to ``benchmarks/results/anomaly.json``.
+a few epochs: a smoke test). Results go to ``benchmarks/results/anomaly.json``;
+``--from-json PATH`` prints the Markdown table of a saved results file.
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ def mean_ranks(results, names, metric):
 
 
 def markdown_table(results, names, ranks):
+    """The Markdown table of a run: AUC / AP per task (bold: best AUC), then the mean ranks (bold: lowest)."""
     has_oracle = any("oracle" in rows for rows in results.values())
     header = ["task", *names] + (["oracle"] if has_oracle else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -291,7 +293,9 @@ def markdown_table(results, names, ranks):
             cells.append(f"{oracle['roc_auc']:.3f} / {oracle['average_precision']:.3f}" if oracle else "")
         lines.append("| " + " | ".join([task, *cells]) + " |")
     for metric, label in (("roc_auc", "mean rank (AUC)"), ("average_precision", "mean rank (AP)")):
+        best = min(ranks[metric][name] for name in names)
         cells = [f"{ranks[metric][name]:.2f}" for name in names]
+        cells = [f"**{cell}**" if ranks[metric][name] == best else cell for name, cell in zip(names, cells)]
         lines.append("| " + " | ".join([label, *cells] + ([""] if has_oracle else [])) + " |")
     return "\n".join(lines)
 
@@ -302,7 +306,17 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file for the results")
     parser.add_argument("--tasks", nargs="*", help="run only these task names")
     parser.add_argument("--seed", type=int, default=0, help="seeds the splits, the synthetic data and the models")
+    parser.add_argument(
+        "--from-json", type=Path, metavar="PATH", help="print the Markdown table of a saved results file; runs nothing"
+    )
     args = parser.parse_args(argv)
+
+    if args.from_json is not None:
+        record = json.loads(args.from_json.read_text())
+        metrics = ("roc_auc", "average_precision")
+        ranks = {metric: mean_ranks(record["results"], DETECTORS, metric) for metric in metrics}
+        print(markdown_table(record["results"], DETECTORS, ranks))
+        return record
 
     tasks = make_tasks(args.quick, args.seed)
     if args.tasks:
