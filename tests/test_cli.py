@@ -289,7 +289,7 @@ def test_help_shows_commands_parameters_and_examples(workdir, skflow_in_process)
     # Every FlowDensity parameter is an option, with its docstring and its default.
     for name in FlowDensity().get_params():
         assert f"--{name.replace('_', '-')}" in fit.stdout
-    assert "Number of coupling layers. [default: 5]" in " ".join(fit.stdout.split())
+    assert "Number of coupling (or autoregressive) layers. [default: 5]" in " ".join(fit.stdout.split())
     assert "examples:" in fit.stdout
     no_command = skflow_in_process(cwd=workdir)
     assert no_command.returncode == 2 and "examples:" in no_command.stderr
