@@ -466,3 +466,20 @@ def test_keep_both_trainings_rebuilds_the_default_and_restores_the_library():
     flipped = with_choices(model, kept.trainings, [not full[0], *full[1:]])
     assert flipped._members()[0].boosted_feature_ != full[0] and model._members()[0].boosted_feature_ == full[0]
     assert not np.array_equal(flipped.score_samples(X, y), expected)
+
+
+def test_every_training_mixture_is_the_average_of_the_kept_and_the_discarded_ensembles():
+    """benchmarks.experiments.both_trainings_mixture: all ten trainings, equally weighted, are the average of the
+    default ensemble and the ensemble of the trainings it discarded."""
+    from benchmarks.experiments.both_trainings_mixture import every_training
+    from benchmarks.experiments.early_feature_choice import KeepBothTrainings, choice_after, with_choices
+    from skflow import FlowRegressor
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 150, seed=4)
+    with KeepBothTrainings() as kept:
+        model = FlowRegressor(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0).fit(X, y)
+    every = every_training(model, kept.trainings)
+    assert len(every._members()) == 4 and len(model._members()) == 2
+    discarded = with_choices(model, kept.trainings, [not choice_after(states, None) for states in kept.trainings])
+    average = np.logaddexp(model.score_samples(X, y), discarded.score_samples(X, y)) - np.log(2)
+    np.testing.assert_allclose(every.score_samples(X, y), average, rtol=1e-10, atol=1e-10)
