@@ -69,9 +69,10 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         rows by their conditional log-likelihood.
     dequantize : "auto" or bool, default="auto"
         Dequantize discrete targets, as :class:`FlowDensity` does its features:
-        "auto" adds uniform noise on ``[-0.5, 0.5)`` to integer targets, and noise as
-        wide as the smallest gap to other targets with at most one distinct value per
-        5 rows (rounded measurements). Predictions refer to the target plus that noise.
+        "auto" adds uniform noise on ``[-0.5, 0.5)`` to integer targets, and to other
+        discrete ones (at most one distinct value per 5 rows: rounded measurements)
+        noise as wide as the smallest gap between their values. Predictions refer to
+        the target plus that noise.
     bounds : None, (low, high) or sequence of (low, high) or None, default=None
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``.
         Quantiles, means and samples then stay inside; targets on or outside
