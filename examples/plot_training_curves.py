@@ -54,7 +54,7 @@ for batch_size in (32, 256):
 # constant ``-sum(log(scale_))``; a bounds map, tails or a power map make it
 # vary with the row, so the offset is its mean over the rows scored.
 for batch_size, est in models.items():
-    _, fixed_log_det = est.flow_.preprocess(torch.as_tensor(X_test))
+    _, fixed_log_det = est.flow_.preprocess(torch.as_tensor(X_test, device=est.device_))
     shift = float(fixed_log_det.mean())
     print(
         f"batch_size={batch_size:3d}: stopped after {est.n_iter_} epochs, best epoch {est.best_epoch_}, "

@@ -280,6 +280,9 @@ def save_estimator(estimator: Any, path: str | os.PathLike | io.IOBase) -> None:
     check_fitted_state(estimator)
     encoder = _Encoder()
     state = encoder.encode(dict(estimator.__getstate__()), "the estimator state")
+    if encoder.dropped_callbacks:  # stacklevel: the caller of the estimator's save method
+        message = "the callback is not saved (the safe format stores no code): the loaded model has none"
+        warnings.warn(message, UserWarning, stacklevel=3)
     metadata = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

@@ -94,6 +94,7 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.arrays: list[np.ndarray] = []
+        self.dropped_callbacks: list[str] = []  # callback parameters, code, stored as None
         # Equal arrays are written once (an ensemble's flows each hold the same boosted trees): content -> index.
         self._stored: dict[tuple[str, tuple[int, ...], bytes], int] = {}
 
@@ -136,8 +137,12 @@ class _Encoder:
             if not all(isinstance(k, str) for k in value):
                 raise TypeError(f"cannot save {where}: a dict with non-string keys")
             return {"__dict__": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
-        if callable(value):  # a callback: the safe format stores data, never code
-            raise TypeError(f"cannot save {where}, a {type(value).__name__}: set_params(callback=None) before saving")
+        if callable(value) and not isinstance(value, type):
+            # The callback parameter, also of an ensemble's flows or a detector's density: saved as None.
+            if where.endswith("['callback']"):
+                self.dropped_callbacks.append(where)
+                return None
+            raise TypeError(f"cannot save {where}, a {type(value).__name__}: the safe format stores data, not code")
         raise TypeError(f"cannot save {where} of type {type(value).__name__} in the safe format")
 
 

@@ -1,14 +1,15 @@
 """``FlowRegressor.partial_fit``'s pass over one chunk, for the flow and the rest of its ensemble.
 
-A stream has no rows to spare: no cross-fitted trees (so no boosted
-feature), no validation rows, hence no ridge comparison and no latent-scale
-calibration. The first chunk fixes the preprocessing and the features'
-standardization; every later chunk continues the optimizer state.
+A stream has no rows to spare: no validation rows, hence no ridge
+comparison and no latent-scale calibration, and a stream that starts
+unfitted has no cross-fitted trees (so no boosted feature; ``partial_fit``
+after ``fit`` keeps the fitted ones). The first chunk fixes the
+preprocessing and the features' standardization; every later chunk
+continues the optimizer state.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -19,16 +20,16 @@ from ._fitting import assign_fitted
 from ._regression_data import context_scaling
 from ._streaming import Context, stream_chunk
 
-IGNORED_BOOSTED_FEATURE = "partial_fit trains without the boosted feature (boosted_feature=True applies to fit)"
-
 
 def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, first: bool) -> None:
     """One pass of ``estimator``'s flow over validated ``(X, Y)`` with ``weights``, then of each other flow."""
     if first:
-        if estimator.boosted_feature != "auto" and estimator.boosted_feature:
+        # Said once, by the ensemble's first flow: new_members gives the others ensemble_ = [] before their first chunk.
+        if estimator.boosted_feature != "auto" and estimator.boosted_feature and "ensemble_" not in vars(estimator):
             # The caller of partial_fit: this function, partial_fit and its two decorators.
             warnings.warn(
-                f"{IGNORED_BOOSTED_FEATURE}: the trees need out-of-fold predictions of rows a stream does not keep",
+                "partial_fit trains without the boosted feature (boosted_feature=True applies to fit): the trees "
+                "need out-of-fold predictions of rows a stream does not keep",
                 UserWarning,
                 stacklevel=5,
             )
@@ -36,9 +37,7 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
         estimator.x_location_, estimator.x_scale_ = context_scaling(X, weights)
         estimator.boosted_feature_ = False
     context = Context(estimator._context(with_tree_feature(estimator, X)), estimator._callback_arguments)
-    flow, preprocessing, result, state = stream_chunk(
-        estimator, Y, weights, context, estimator._fit_preprocessing, "y"
-    )
+    flow, preprocessing, result, state = stream_chunk(estimator, Y, weights, context, estimator._fit_preprocessing, "y")
     assign_fitted(estimator, flow, preprocessing, result)
     estimator._trainer_state_ = state
     # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
@@ -47,6 +46,4 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
     if first:
         estimator.ensemble_ = new_members(estimator)
     for member in estimator.ensemble_:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=re.escape(IGNORED_BOOSTED_FEATURE))  # the first flow has said it
-            member.partial_fit(X, Y if estimator._y_ndim == 2 else Y[:, 0], weights)
+        member.partial_fit(X, Y if estimator._y_ndim == 2 else Y[:, 0], weights)

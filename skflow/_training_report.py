@@ -1,9 +1,10 @@
 """What a fit reports about its training: the epoch callback's :class:`EpochInfo` and the warnings.
 
-A fit that diverged and recovered, kept its starting point (or the ridge
-regression it was compared with) or ran out of epochs while still improving
-says so with a ``ConvergenceWarning``; weights that are not finite after
-the last step are an error.
+A fit that diverged and recovered, kept its standard-normal start (or the
+ridge regression it was compared with) or ran out of epochs while still
+improving says so with a ``ConvergenceWarning``; a kept mixture start is the
+design and is reported by ``best_epoch_ == 0`` alone. Weights that are not
+finite after the last step are an error.
 """
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Called as ``callback(info)`` with an :class:`EpochInfo` once before
         training (epoch 0) and after every epoch: the epoch, its losses and
         a ``log_density`` function of the weights evaluated then (learning
-        curves on held-out data, custom logging). ``save`` refuses a model with
-        a callback (code is not saved): ``set_params(callback=None)`` first.
+        curves on held-out data, custom logging). ``save`` does not store it
+        (code), with a warning: the loaded model has none.
     device : str, default="auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". On the CPU,
         training runs on one torch thread (the setting is restored after

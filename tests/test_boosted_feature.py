@@ -214,10 +214,11 @@ def test_partial_fit_goes_on_with_the_fitted_trees_and_a_stream_has_none(fitted)
     assert len(streamed.tree_roots_) == 0 and streamed.x_location_.shape == (6,)
     said = [w for w in caught if "partial_fit trains without the boosted feature" in str(w.message)]
     assert len(said) == 1 and said[0].filename == __file__  # once for the ensemble, at the caller's line
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        FlowRegressor(n_flows=2, **FAST).partial_fit(X, y)
-    assert not [w for w in caught if "boosted feature" in str(w.message)]
+    for quiet in (FlowRegressor(n_flows=2, **FAST), FlowRegressor(boosted_feature=False, n_flows=2, **FAST), fitted):
+        with warnings.catch_warnings(record=True) as caught:  # "auto", False, and True after fit (trees kept)
+            warnings.simplefilter("always")
+            pickle.loads(pickle.dumps(quiet)).partial_fit(X, y)
+        assert not [w for w in caught if "boosted feature" in str(w.message)]
 
 
 def test_a_saved_ensemble_stores_its_trees_once_and_each_flow_loads_its_own_copy(fitted):
