@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ._auto_parameters import start_schedule
+from ._auto_parameters import START_BASE_LR_FACTOR, start_schedule
 from ._bounds import outside_bounds, parse_bounds
 from ._core import (
     Flow,
@@ -78,11 +78,14 @@ FLOW_PARAMETER_CONSTRAINTS: dict = {
 
 
 def check_learning_rate_and_weight_decay(estimator) -> None:
-    if estimator.learning_rate * estimator.weight_decay >= 1.0:
+    # A mixture base steps START_BASE_LR_FACTOR times as fast on large data (start_schedule): its factor counts too.
+    fastest = START_BASE_LR_FACTOR if getattr(estimator, "base", "normal") == "mixture" else 1.0
+    if fastest * estimator.learning_rate * estimator.weight_decay >= 1.0:
+        base = f", and the mixture base's by (1 - {fastest:g} * learning_rate * weight_decay)" if fastest > 1 else ""
         raise ValueError(
             f"weight_decay={estimator.weight_decay:g} with learning_rate={estimator.learning_rate:g}: AdamW "
-            "multiplies every weight by (1 - learning_rate * weight_decay) at each step, which must stay positive; "
-            "lower weight_decay"
+            f"multiplies every weight by (1 - learning_rate * weight_decay) at each step{base}, which must stay "
+            "positive; lower weight_decay"
         )
 
 
