@@ -16,11 +16,16 @@ and the mixture of all ten on the test rows: log-likelihood and 90% coverage::
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 
-from benchmarks.experiments.early_feature_choice import KeepBothTrainings, scores, tree_friendly_or_uci
+from benchmarks.experiments.early_feature_choice import (
+    KeepBothTrainings,
+    as_ensemble,
+    scores,
+    trained_as,
+    tree_friendly_or_uci,
+)
 from benchmarks.experiments.ensemble_disagreement import main
 from benchmarks.regression import Split
 from skflow import FlowRegressor
@@ -28,17 +33,8 @@ from skflow import FlowRegressor
 
 def every_training(model: FlowRegressor, trainings: list[dict[bool, dict]]) -> FlowRegressor:
     """A copy of the fitted ``model`` whose ensemble holds every training of every flow."""
-    flows = []
-    for member, states in zip(model._members(), trainings, strict=True):
-        for state in states.values():
-            flow = copy.copy(member)
-            flow.__dict__.update({k: v for k, v in state.items() if k != "ensemble_"})
-            flows.append(flow)
-    mixture = flows[0]
-    mixture.ensemble_ = [copy.copy(flow) for flow in flows[1:]]
-    for flow in mixture.ensemble_:
-        flow.ensemble_ = []
-    return mixture
+    members = zip(model._members(), trainings, strict=True)
+    return as_ensemble([trained_as(member, state) for member, states in members for state in states.values()])
 
 
 def measure(dataset: str, split: Split, seed: int) -> dict:

@@ -32,12 +32,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from benchmarks.experiments.ensemble_disagreement import main
-from benchmarks.experiments.pair_validation import SCAN, _best, fit, flow_latents, test_scores
-from skflow._core import standard_normal_log_prob
-from skflow._ensemble import mixture_log_density
+from benchmarks.experiments.pair_validation import SCAN, _best, fit, test_scores
 
 CALIBRATION_FRACTION = 0.1
 FACTORS = np.round(np.arange(0.5, 1.501, 0.01), 3)
@@ -45,13 +42,8 @@ FACTORS = np.round(np.arange(0.5, 1.501, 0.01), 3)
 
 def calibration_factor(model, X: np.ndarray, y: np.ndarray) -> float:
     """The factor on every flow's scale that maximizes the mixture's log-likelihood of the rows."""
-    z, log_det, scales = flow_latents(model, X, y)
-    totals = []
-    for factor in FACTORS:
-        scale = scales[:, None] * factor
-        log_p = standard_normal_log_prob(torch.as_tensor((z / scale)[..., None])).numpy() - np.log(scale) + log_det
-        totals.append(mixture_log_density(list(log_p)).sum())
-    return float(FACTORS[np.argmax(totals)])
+    log_likelihood, _ = test_scores(model, X, y, FACTORS)
+    return float(FACTORS[np.argmax(log_likelihood)])
 
 
 def measure(dataset: str, split, seed: int) -> dict:

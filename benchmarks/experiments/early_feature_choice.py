@@ -89,11 +89,23 @@ def abort_choice(states: dict[bool, dict], first: bool, epochs: int) -> tuple[bo
 
 def with_choices(model: FlowRegressor, trainings: list[dict[bool, dict]], choices: list[bool]) -> FlowRegressor:
     """A copy of the fitted ``model`` whose flows are the chosen trainings."""
-    chosen = copy.copy(model)
-    chosen.ensemble_ = [copy.copy(member) for member in model.ensemble_]
-    for member, states, uses in zip(chosen._members(), trainings, choices, strict=True):
-        member.__dict__.update({k: v for k, v in states[uses].items() if k != "ensemble_"})
-    return chosen
+    members = zip(model._members(), trainings, choices, strict=True)
+    return as_ensemble([trained_as(member, states[uses]) for member, states, uses in members])
+
+
+def trained_as(member: FlowRegressor, state: dict) -> FlowRegressor:
+    """A copy of one flow of a fitted ensemble, with the fitted ``state`` of one of its trainings."""
+    flow = copy.copy(member)
+    flow.__dict__.update({k: v for k, v in state.items() if k != "ensemble_"})
+    return flow
+
+
+def as_ensemble(flows: list[FlowRegressor]) -> FlowRegressor:
+    """The first of the fitted ``flows``, holding the others as its ensemble (equal weights)."""
+    for flow in flows[1:]:
+        flow.ensemble_ = []
+    flows[0].ensemble_ = flows[1:]
+    return flows[0]
 
 
 def scores(model: FlowRegressor, split: Split) -> tuple[float, float]:
