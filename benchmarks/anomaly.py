@@ -300,6 +300,12 @@ def markdown_table(results, names, ranks):
     return "\n".join(lines)
 
 
+def ranked_table(results):
+    """The detectors' mean ranks by each metric, and the Markdown table of the results with them."""
+    ranks = {metric: mean_ranks(results, DETECTORS, metric) for metric in ("roc_auc", "average_precision")}
+    return ranks, markdown_table(results, DETECTORS, ranks)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one small task and a few epochs (smoke test)")
@@ -313,9 +319,7 @@ def main(argv=None):
 
     if args.from_json is not None:
         record = json.loads(args.from_json.read_text())
-        metrics = ("roc_auc", "average_precision")
-        ranks = {metric: mean_ranks(record["results"], DETECTORS, metric) for metric in metrics}
-        print(markdown_table(record["results"], DETECTORS, ranks))
+        print(ranked_table(record["results"])[1])
         return record
 
     tasks = make_tasks(args.quick, args.seed)
@@ -331,8 +335,7 @@ def main(argv=None):
             "n_features": task.X_train.shape[1],
         }
         results[task.name] = evaluate(task, DETECTORS, quick=args.quick, seed=args.seed)
-    ranks = {metric: mean_ranks(results, DETECTORS, metric) for metric in ("roc_auc", "average_precision")}
-    table = markdown_table(results, DETECTORS, ranks)
+    ranks, table = ranked_table(results)
     print("\nROC AUC / average precision (outliers positive); bold: best AUC\n")
     print(table)
     record = {
