@@ -98,6 +98,14 @@ class _Encoder:
         # Equal arrays are written once (an ensemble's flows each hold the same boosted trees): content -> index.
         self._stored: dict[tuple[str, tuple[int, ...], bytes], int] = {}
 
+    def _entry(self, key: str, value: Any, where: str) -> Any:
+        """A state entry; the callback parameter (also of an ensemble's flows or a detector's density) is code,
+        which the format does not store: it is saved as None."""
+        if key == "callback" and callable(value) and not isinstance(value, type):
+            self.dropped_callbacks.append(where)
+            return None
+        return self.encode(value, where)
+
     def _array(self, array: np.ndarray, kind: str) -> dict[str, Any]:
         if array.dtype.kind not in "biuf":
             if array.dtype.kind in "OU" and all(isinstance(v, str) for v in array.ravel()):
@@ -136,12 +144,8 @@ class _Encoder:
         if isinstance(value, dict):
             if not all(isinstance(k, str) for k in value):
                 raise TypeError(f"cannot save {where}: a dict with non-string keys")
-            return {"__dict__": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
+            return {"__dict__": {k: self._entry(k, v, f"{where}[{k!r}]") for k, v in value.items()}}
         if callable(value) and not isinstance(value, type):
-            # The callback parameter, also of an ensemble's flows or a detector's density: saved as None.
-            if where.endswith("['callback']"):
-                self.dropped_callbacks.append(where)
-                return None
             raise TypeError(f"cannot save {where}, a {type(value).__name__}: the safe format stores data, not code")
         raise TypeError(f"cannot save {where} of type {type(value).__name__} in the safe format")
 
