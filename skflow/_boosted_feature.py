@@ -32,9 +32,10 @@ from threadpoolctl import threadpool_limits
 
 N_FOLDS = 5
 # boosted_feature="auto" tries the feature in fits of this many rows: from 100 rows, where 10 or more
-# rows validate (fewer make the choice noise), up to 5,000, where training twice costs seconds, not
-# minutes, and a flow has more rows to learn the features' effects itself.
-AUTO_ROWS = (100, 5000)
+# rows validate (fewer make the choice noise), up to 20,000. Trees still help some sets of several
+# thousand rows (power-plant, 8,611: +0.13 nats a row, RMSE 3.8 -> 3.2; docs/regression_design_notes.md);
+# above, training twice would add many minutes to a fit of minutes.
+AUTO_ROWS = (100, 20000)
 # The trees' leaf sizes tried, per target. scikit-learn's default 20 is too coarse for a few hundred rows
 # of a nearly noiseless target (yacht's fold models: out-of-fold RMSE 4.0 at 20, 0.91 at 5), and fine
 # leaves overfit noisy ones (Friedman #1 on 300 rows: 2.01 at 20, 2.50 at 5), so the folds choose.
@@ -200,7 +201,7 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
     """Whether each flow of a fit of ``n_rows`` rows trains without and/or with the trees' prediction.
 
     ``boosted_feature=True``: with; False: without; "auto": both, on 100 to
-    5,000 rows with validation rows (``AUTO_ROWS``), each flow keeping the
+    20,000 rows with validation rows (``AUTO_ROWS``), each flow keeping the
     training that scores better on its validation rows.
     """
     setting = estimator.boosted_feature

@@ -102,7 +102,8 @@ def kept_start_message(base: str) -> str:
     if base == "linear":
         return (
             "no epoch scored better on the validation rows than a ridge regression with Gaussian noise, which is "
-            "the model (few rows, or a nearly linear target)"
+            "the model (few rows, a nearly linear target, or, with the boosted feature, one whose best model is "
+            "a Gaussian around the trees' prediction)"
         )
     return (
         "no epoch improved the validation score of the initial flow (its base density after the fixed "

@@ -483,3 +483,24 @@ def test_every_training_mixture_is_the_average_of_the_kept_and_the_discarded_ens
     discarded = with_choices(model, kept.trainings, [not choice_after(states, None) for states in kept.trainings])
     average = np.logaddexp(model.score_samples(X, y), discarded.score_samples(X, y)) - np.log(2)
     np.testing.assert_allclose(every.score_samples(X, y), average, rtol=1e-10, atol=1e-10)
+
+
+def test_auto_rows_above_lifts_the_limit_for_one_fit_and_scores_each_rule(monkeypatch):
+    """benchmarks.experiments.auto_rows_above: above "auto"'s upper limit every flow still trains both ways for
+    the experiment, the library's limit is restored, and the choice rule scores as the ensemble of its choices."""
+    import skflow._boosted_feature as boosted
+    from benchmarks.experiments.auto_rows_above import measure
+    from benchmarks.regression import Split
+
+    X, y, _ = conditional_datasets.make("hetero_skewed", 300, seed=5)
+    monkeypatch.setattr(boosted, "AUTO_ROWS", (100, 120))  # 150 training rows: above the limit
+    split = Split(X[:150], y[:150], X[150:], y[150:], index=0)
+    params = dict(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,))
+    record = measure("hetero_skewed", split, 0, **params)
+    assert boosted.AUTO_ROWS == (100, 120)
+    assert [set(epochs) for epochs in record["epochs"]] == [{"False", "True"}] * 2
+    chosen = record["choice"]["with_trees"]
+    if chosen in (0, 2):
+        assert record["choice"]["scores"] == record["with" if chosen else "without"]["scores"]
+    assert record["with"]["scores"] != record["without"]["scores"]
+    assert all(record[rule]["rmse"] > 0 for rule in ("without", "with", "choice"))
