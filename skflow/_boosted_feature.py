@@ -31,11 +31,12 @@ from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 N_FOLDS = 5
-# boosted_feature="auto" tries the feature in fits of this many rows: from 100 rows, where 10 or more
-# rows validate (fewer make the choice noise), up to 20,000. Trees still help some sets of several
-# thousand rows (power-plant, 8,611: +0.13 nats a row, RMSE 3.8 -> 3.2; docs/regression_design_notes.md);
-# above, training twice would add many minutes to a fit of minutes.
-AUTO_ROWS = (100, 20000)
+# boosted_feature="auto" tries the feature in fits of this many rows: from 40 rows, where the ridge
+# comparison holds out 10 rows (skflow._linear_start; fewer make the choice noise), up to 20,000. On 40 to
+# 80 rows of 14 small sets the trees gained 0.07-0.09 nats a row on average, and some sets of several
+# thousand rows still need them (power-plant, 8,611: +0.13, RMSE 3.8 -> 3.2; docs/regression_design_notes.md);
+# above 20,000, training twice would add many minutes to a fit of minutes.
+AUTO_ROWS = (40, 20000)
 # The trees' leaf sizes tried, per target. scikit-learn's default 20 is too coarse for a few hundred rows
 # of a nearly noiseless target (yacht's fold models: out-of-fold RMSE 4.0 at 20, 0.91 at 5), and fine
 # leaves overfit noisy ones (Friedman #1 on 300 rows: 2.01 at 20, 2.50 at 5), so the folds choose.
@@ -200,7 +201,7 @@ def check_trees(trees: tuple[np.ndarray, np.ndarray, np.ndarray], n_features: in
 def boosted_choices(estimator, n_rows: int) -> list[bool]:
     """Whether each flow of a fit of ``n_rows`` rows trains without and/or with the trees' prediction.
 
-    ``boosted_feature=True``: with; False: without; "auto": both, on 100 to
+    ``boosted_feature=True``: with; False: without; "auto": both, on 40 to
     20,000 rows with validation rows (``AUTO_ROWS``), each flow keeping the
     training that scores better on its validation rows.
     """

@@ -100,7 +100,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         gradient-boosted trees (``HistGradientBoostingRegressor``, leaf size
         chosen by the folds): out-of-fold on the training rows, the fold
         models' mean on new ones. Trees find steps and relevant features,
-        which the MLP conditioners learn slowly. "auto": on 100 to 20,000 rows
+        which the MLP conditioners learn slowly. "auto": on 40 to 20,000 rows
         each flow trains with and without it and keeps the one that scores
         better on its validation rows (twice the training; ``boosted_feature_``
         says which), otherwise without, as with ``validation_fraction=0``

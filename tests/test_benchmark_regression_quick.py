@@ -504,3 +504,19 @@ def test_auto_rows_above_lifts_the_limit_for_one_fit_and_scores_each_rule(monkey
         assert record["choice"]["scores"] == record["with" if chosen else "without"]["scores"]
     assert record["with"]["scores"] != record["without"]["scores"]
     assert all(record[rule]["rmse"] > 0 for rule in ("without", "with", "choice"))
+
+
+def test_auto_rows_below_tries_the_trees_from_40_rows_for_one_fit_only():
+    """benchmarks.experiments.auto_rows_below: ``low=40`` makes a fit on 60 rows choose per flow with and without
+    the trees, ``low=100`` does not, and the library's limit is restored either way."""
+    import skflow._boosted_feature as boosted
+    from benchmarks.experiments.auto_rows_below import measure, splits
+
+    limit = boosted.AUTO_ROWS
+    name, X_train, y_train, X_test, y_test = next(s for s in splits(60, 0) if s[0] == "steps")
+    params = dict(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,))
+    default = measure(X_train, y_train, X_test, y_test, low=100, **params)
+    lowered = measure(X_train, y_train, X_test, y_test, low=40, **params)
+    assert boosted.AUTO_ROWS == limit and len(X_train) == 60 and len(X_test) == 2000
+    assert default[2] == 0 and 0 <= lowered[2] <= 2
+    assert default[0] != lowered[0] or lowered[2] == 0
