@@ -30,9 +30,13 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
+from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
+from ._linear_start import KEPT_SCORE, comparison_validation_fraction
+
 N_FOLDS = 5
-# boosted_feature="auto" tries the feature in fits of this many rows: from 40 rows, where the ridge
-# comparison holds out 10 rows (skflow._linear_start; fewer make the choice noise), up to 20,000. On 40 to
+# boosted_feature="auto" tries the feature in fits of this many rows, where at least MIN_VALIDATION_ROWS
+# validate (fewer make the choice noise): from 40 rows, where the ridge comparison of base="linear" holds
+# out 10 (skflow._linear_start; base="normal" needs 100 at the default fraction), up to 20,000. On 40 to
 # 80 rows of 14 small sets the trees gained 0.07-0.09 nats a row on average, and some sets of several
 # thousand rows still need them (power-plant, 8,611: +0.13, RMSE 3.8 -> 3.2; docs/regression_design_notes.md);
 # above 20,000, training twice would add many minutes to a fit of minutes.
@@ -202,14 +206,24 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
     """Whether each flow of a fit of ``n_rows`` rows trains without and/or with the trees' prediction.
 
     ``boosted_feature=True``: with; False: without; "auto": both, on 40 to
-    20,000 rows with validation rows (``AUTO_ROWS``), each flow keeping the
-    training that scores better on its validation rows.
+    20,000 rows (``AUTO_ROWS``) of which at least ``MIN_VALIDATION_ROWS``
+    validate, each flow keeping the training that scores better on them.
     """
     setting = estimator.boosted_feature
     if setting == "auto":
         low, high = AUTO_ROWS
-        return [False, True] if low <= n_rows <= high and estimator.validation_fraction > 0 else [False]
+        validated = _choice_rows(estimator, n_rows) >= MIN_VALIDATION_ROWS
+        return [False, True] if low <= n_rows <= high and validated else [False]
     return [bool(setting)]
+
+
+def _choice_rows(estimator, n_rows: int) -> int:
+    """The validation rows of each flow's fit of ``n_rows`` rows: those that would choose between its trainings.
+    With ``base="linear"`` a small fraction is raised for the ridge comparison (``_linear_start``)."""
+    fraction = estimator.validation_fraction
+    if getattr(estimator, "base", "normal") == "linear":
+        fraction = comparison_validation_fraction(fraction, n_rows)
+    return n_validation_rows(n_rows, fraction)
 
 
 def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
@@ -245,8 +259,8 @@ def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
 
 def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray], T]) -> T:
     """``fit(columns)`` the estimator's flow on the features alone and/or with the trees' prediction
-    (``boosted_choices``); keep the fit whose best validation score is higher (ties: the features alone)
-    and return what that fit returned.
+    (``boosted_choices``); keep the fit whose kept model scores higher on the validation rows (ties: the
+    features alone) and return what that fit returned.
 
     Both fits share the seed, so they hold out the same validation rows and
     their scores, in the same standardized target units, compare.
@@ -259,9 +273,18 @@ def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndar
         returned = fit(features if use else features[:, :n_features])
         estimator.boosted_feature_ = use
         fitted.append((_fitted_state(estimator), returned))
-    best, returned = max(fitted, key=lambda pair: max(pair[0]["validation_scores_"], default=-np.inf))
-    estimator.__dict__.update(best)
+        estimator.__dict__.pop(KEPT_SCORE, None)
+    best, returned = max(fitted, key=lambda pair: kept_validation_score(pair[0]))
+    estimator.__dict__.update({name: value for name, value in best.items() if name != KEPT_SCORE})
     return returned
+
+
+def kept_validation_score(state: dict) -> float:
+    """The mean validation log-likelihood of the model a fit kept (its fitted ``state``): the ridge regression's
+    that replaced the trained flow (``base="linear"``), else the trained flow's best epoch's."""
+    if KEPT_SCORE in state:
+        return state[KEPT_SCORE]
+    return max(state["validation_scores_"], default=-np.inf)
 
 
 def _fitted_state(estimator) -> dict:

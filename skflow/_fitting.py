@@ -39,6 +39,7 @@ from ._core.device import resolve_device, single_threaded, to_tensor
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import (
+    KEPT_SCORE,
     comparison_validation_fraction,
     fit_ridge_gaussian,
     ridge_columns,
@@ -342,6 +343,7 @@ def better_of_flow_and_ridge(
     best = int(np.argmax(scores))
     if best == 0:
         return flow
+    setattr(estimator, KEPT_SCORE, scores[best])  # boosted_feature="auto" compares the kept models
     result.best_epoch, result.validation_index = 0, None
     return ridge_of_every_row(estimator, preprocessing, augment, train_x, train_w, context, seed, column_sets[best - 1])
 

@@ -40,6 +40,9 @@ RELATIVE_ALPHAS = np.logspace(-6, 2, 33)
 MAX_ROWS = 20_000
 # Most of the rows that may be held out so that the comparison has MIN_VALIDATION_ROWS to score.
 MAX_COMPARISON_HOLDOUT = 0.25
+# The estimator attribute, set during a fit where a ridge regression replaced the trained flow and removed
+# by the caller, that holds the ridge's mean log-likelihood of the validation rows.
+KEPT_SCORE = "_kept_validation_score"
 # Leverages are clipped below 1 so that a row the fit interpolates cannot divide by zero.
 MAX_LEVERAGE = 1 - 1e-6
 

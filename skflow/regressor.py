@@ -101,10 +101,13 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         chosen by the folds): out-of-fold on the training rows, the fold
         models' mean on new ones. Trees find steps and relevant features,
         which the MLP conditioners learn slowly. "auto": on 40 to 20,000 rows
-        each flow trains with and without it and keeps the one that scores
-        better on its validation rows (twice the training; ``boosted_feature_``
-        says which), otherwise without, as with ``validation_fraction=0``
-        (docs/regression_design_notes.md). ``partial_fit`` of an unfitted model trains without.
+        of which 10 or more validate (from 40 rows with ``base="linear"``,
+        which holds out 10 there; from 100 with "normal"), each flow trains
+        with and without it and keeps the one whose model (the flow, or the
+        ridge that replaced it) scores better on its validation rows (twice
+        the training; ``boosted_feature_`` says which), otherwise without, as
+        with ``validation_fraction=0`` (docs/regression_design_notes.md).
+        ``partial_fit`` of an unfitted model trains without.
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial
         weights, batch order and validation rows: each trains on a different

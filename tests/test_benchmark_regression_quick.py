@@ -499,11 +499,15 @@ def test_auto_rows_above_lifts_the_limit_for_one_fit_and_scores_each_rule(monkey
     record = measure("hetero_skewed", split, 0, **params)
     assert boosted.AUTO_ROWS == (100, 120)
     assert [set(epochs) for epochs in record["epochs"]] == [{"False", "True"}] * 2
-    chosen = record["choice"]["with_trees"]
+    chosen = record["choice"]["with_trees"]  # measure asserts that the choices rebuild the fitted model
     if chosen in (0, 2):
         assert record["choice"]["scores"] == record["with" if chosen else "without"]["scores"]
     assert record["with"]["scores"] != record["without"]["scores"]
-    assert all(record[rule]["rmse"] > 0 for rule in ("without", "with", "choice"))
+    monkeypatch.setattr(boosted, "AUTO_ROWS", (100, 20000))
+    monkeypatch.setattr("skflow.FlowRegressor.fit", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        measure("hetero_skewed", split, 0, **params)
+    assert boosted.AUTO_ROWS == (100, 20000)
 
 
 def test_auto_rows_below_tries_the_trees_from_40_rows_for_one_fit_only():
@@ -518,5 +522,5 @@ def test_auto_rows_below_tries_the_trees_from_40_rows_for_one_fit_only():
     default = measure(X_train, y_train, X_test, y_test, low=100, **params)
     lowered = measure(X_train, y_train, X_test, y_test, low=40, **params)
     assert boosted.AUTO_ROWS == limit and len(X_train) == 60 and len(X_test) == 2000
-    assert default[2] == 0 and 0 <= lowered[2] <= 2
-    assert default[0] != lowered[0] or lowered[2] == 0
+    assert default[2] == 0 and lowered[2] > 0  # on this draw of steps the trees win a flow's choice
+    assert default[0] != lowered[0]

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from skflow import FlowRegressor
 from skflow import _boosted_feature as boosted
 from skflow._boosted_feature import fit_boosted_trees, predict_trees
-from skflow._linear_start import fit_ridge_gaussian, ridge_gaussian
+from skflow._linear_start import KEPT_SCORE, fit_ridge_gaussian, ridge_gaussian
 
 from .conftest import SMALL_REGRESSOR
 
@@ -108,18 +108,42 @@ def test_the_context_holds_the_trees_prediction_and_the_density_stays_normalized
         assert trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
 
 
-def test_auto_keeps_for_each_flow_the_fit_that_validates_better():
+def test_auto_keeps_for_each_flow_the_fit_whose_kept_model_validates_better(monkeypatch):
     X, y = steps(300, seed=3)
+    states, original = [], boosted._fitted_state
+    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         auto = FlowRegressor(n_flows=1, **FAST).fit(X, y)
-        fits = {use: FlowRegressor(n_flows=1, boosted_feature=use, **FAST).fit(X, y) for use in (False, True)}
-    scores = {use: max(reg.validation_scores_) for use, reg in fits.items()}
-    chosen = max(scores, key=lambda use: (scores[use], not use))
-    assert auto.boosted_feature_ == chosen
-    assert max(auto.validation_scores_) == scores[chosen]
+    assert [state["boosted_feature_"] for state in states] == [False, True]
+    scores = [boosted.kept_validation_score(state) for state in states]  # the flow's, or the ridge's
+    chosen = max((False, True), key=lambda use: (scores[use], not use))
+    assert auto.boosted_feature_ == chosen and not hasattr(auto, KEPT_SCORE)
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forced = FlowRegressor(n_flows=1, boosted_feature=chosen, **FAST).fit(X, y)
     X_test, y_test = steps(200, seed=4)
-    np.testing.assert_array_equal(auto.score_samples(X_test, y_test), fits[chosen].score_samples(X_test, y_test))
+    np.testing.assert_array_equal(auto.score_samples(X_test, y_test), forced.score_samples(X_test, y_test))
+
+
+def test_a_kept_ridge_competes_with_its_own_score_not_the_flow_it_replaced(monkeypatch):
+    # 60 rows and 3 epochs: most flows keep a ridge regression, which scored above every epoch of the flow.
+    X, y = steps(60, seed=5)
+    states, original = [], boosted._fitted_state
+    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = FlowRegressor(n_flows=3, **{**FAST, "max_epochs": 3}).fit(X, y)
+    ridges = [state for state in states if state["best_epoch_"] == 0]
+    assert len(states) == 6 and ridges
+    assert all((KEPT_SCORE in state) == (state["best_epoch_"] == 0) for state in states)
+    assert all(state[KEPT_SCORE] > max(state["validation_scores_"]) for state in ridges)
+    for member, pair in zip(auto._members(), (states[0:2], states[2:4], states[4:6]), strict=True):
+        score = [boosted.kept_validation_score(state) for state in pair]
+        assert member.boosted_feature_ == max((False, True), key=lambda use: (score[use], not use))
+    assert boosted.kept_validation_score({"validation_scores_": [-2.0, -1.5]}) == -1.5
+    assert boosted.kept_validation_score({"validation_scores_": [-2.0], KEPT_SCORE: -1.0}) == -1.0
 
 
 def test_trees_lift_a_stepped_target_that_the_flow_alone_learns_slowly():
@@ -156,6 +180,17 @@ def test_auto_tries_both_trainings_from_40_to_20000_rows_with_validation_rows(n_
     assert boosted.boosted_choices(FlowRegressor(validation_fraction=fraction), n_rows) == choices
     assert boosted.boosted_choices(FlowRegressor(boosted_feature=True), n_rows) == [True]
     assert boosted.boosted_choices(FlowRegressor(boosted_feature=False), n_rows) == [False]
+
+
+@pytest.mark.parametrize(
+    "base, fraction, n_rows, choices",
+    [("normal", 0.1, 60, [False]), ("normal", 0.1, 100, [False, True]), ("normal", 0.05, 150, [False]),
+     ("linear", 0.05, 150, [False, True])],
+)
+def test_auto_needs_ten_rows_to_choose_on(base, fraction, n_rows, choices):
+    # Without the ridge comparison nothing raises a small validation fraction: 60 rows would choose on 6.
+    estimator = FlowRegressor(base=base, validation_fraction=fraction)
+    assert boosted.boosted_choices(estimator, n_rows) == choices
 
 
 def test_two_targets_get_one_prediction_each(fitted):

@@ -55,6 +55,7 @@ def measure(dataset: str, split: Split, seed: int, **params) -> dict:
         ensemble = with_choices(model, kept.trainings, choices)
         record[name] = {"scores": scores(ensemble, split), "rmse": rmse(ensemble, split)}
     record["choice"]["with_trees"] = sum(rules["choice"])
+    assert np.allclose(scores(model, split), record["choice"]["scores"]), "each flow's choice rebuilds the model"
     record["epochs"] = [{str(uses): state["n_iter_"] for uses, state in states.items()} for states in kept.trainings]
     return record
 

@@ -31,7 +31,7 @@ from benchmarks.experiments.boosted_feature import tree_friendly_sets
 from benchmarks.experiments.ensemble_disagreement import main
 from benchmarks.regression import Settings, Split, splits_of
 from skflow import FlowRegressor
-from skflow._boosted_feature import _fitted_state
+from skflow._boosted_feature import _fitted_state, kept_validation_score
 from skflow.metrics import interval_coverage
 
 EPOCHS = (2, 4, 6, 10, 15)
@@ -66,7 +66,9 @@ class KeepBothTrainings:
 
 def choice_after(states: dict[bool, dict], epochs: int | None) -> bool:
     """The training a flow keeps when both are compared on their first ``epochs`` validation scores (None:
-    all), as ``fit_choosing_feature`` compares them: the higher best score, ties to training without."""
+    as ``fit_choosing_feature`` compares them, by the kept model's score), ties to training without."""
+    if epochs is None:
+        return max(states, key=lambda uses: (kept_validation_score(states[uses]), not uses))
     return max(states, key=lambda uses: (best_score(states[uses], epochs), not uses))
 
 

@@ -2,7 +2,7 @@
 
 With ``boosted_feature="auto"`` every flow of a ``FlowRegressor`` trains
 twice, without and with the trees' prediction, and keeps the better on its
-own validation rows: twice the training on 100 to 5,000 rows. Here the
+own validation rows: twice the training on 100 to 5,000 rows (then; now 40 to 20,000). Here the
 first flow chooses and the others train once, with its choice (6 trainings
 instead of 10 for five flows). Each split is fitted both ways from the same
 seed; test log-likelihood, 90% coverage, fit seconds and the flows' choices
