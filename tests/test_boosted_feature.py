@@ -108,18 +108,24 @@ def test_the_context_holds_the_trees_prediction_and_the_density_stays_normalized
         assert trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
 
 
-def test_auto_keeps_for_each_flow_the_fit_whose_kept_model_validates_better(monkeypatch):
-    X, y = steps(300, seed=3)
+def fit_recording_trainings(monkeypatch, X, y, **params) -> tuple[FlowRegressor, list[dict]]:
+    """A quiet fit, and the fitted state of every training of every flow, in order (without, with the trees)."""
     states, original = [], boosted._fitted_state
     monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        auto = FlowRegressor(n_flows=1, **FAST).fit(X, y)
+        model = FlowRegressor(**params).fit(X, y)
+    monkeypatch.undo()
+    return model, states
+
+
+def test_auto_keeps_for_each_flow_the_fit_whose_kept_model_validates_better(monkeypatch):
+    X, y = steps(300, seed=3)
+    auto, states = fit_recording_trainings(monkeypatch, X, y, n_flows=1, **FAST)
     assert [state["boosted_feature_"] for state in states] == [False, True]
     scores = [boosted.kept_validation_score(state) for state in states]  # the flow's, or the ridge's
     chosen = max((False, True), key=lambda use: (scores[use], not use))
     assert auto.boosted_feature_ == chosen and not hasattr(auto, KEPT_SCORE)
-    monkeypatch.undo()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         forced = FlowRegressor(n_flows=1, boosted_feature=chosen, **FAST).fit(X, y)
@@ -130,11 +136,7 @@ def test_auto_keeps_for_each_flow_the_fit_whose_kept_model_validates_better(monk
 def test_a_kept_ridge_competes_with_its_own_score_not_the_flow_it_replaced(monkeypatch):
     # 60 rows and 3 epochs: most flows keep a ridge regression, which scored above every epoch of the flow.
     X, y = steps(60, seed=5)
-    states, original = [], boosted._fitted_state
-    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        auto = FlowRegressor(n_flows=3, **{**FAST, "max_epochs": 3}).fit(X, y)
+    auto, states = fit_recording_trainings(monkeypatch, X, y, n_flows=3, **{**FAST, "max_epochs": 3})
     ridges = [state for state in states if state["best_epoch_"] == 0]
     assert len(states) == 6 and ridges
     assert all((KEPT_SCORE in state) == (state["best_epoch_"] == 0) for state in states)
