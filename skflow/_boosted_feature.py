@@ -31,7 +31,8 @@ from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
-from ._linear_start import KEPT_SCORE, comparison_validation_fraction
+from ._fitting import held_out_fraction
+from ._linear_start import KEPT_SCORE
 
 N_FOLDS = 5
 # boosted_feature="auto" tries the feature in fits of this many rows, where at least MIN_VALIDATION_ROWS
@@ -212,18 +213,10 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
     setting = estimator.boosted_feature
     if setting == "auto":
         low, high = AUTO_ROWS
-        validated = _choice_rows(estimator, n_rows) >= MIN_VALIDATION_ROWS
+        # The rows each flow's fit holds out (a regressor's fit is conditional) are those that would choose.
+        validated = n_validation_rows(n_rows, held_out_fraction(estimator, n_rows, True)) >= MIN_VALIDATION_ROWS
         return [False, True] if low <= n_rows <= high and validated else [False]
     return [bool(setting)]
-
-
-def _choice_rows(estimator, n_rows: int) -> int:
-    """The validation rows of each flow's fit of ``n_rows`` rows: those that would choose between its trainings.
-    With ``base="linear"`` a small fraction is raised for the ridge comparison (``_linear_start``)."""
-    fraction = estimator.validation_fraction
-    if getattr(estimator, "base", "normal") == "linear":
-        fraction = comparison_validation_fraction(fraction, n_rows)
-    return n_validation_rows(n_rows, fraction)
 
 
 def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:

@@ -198,13 +198,12 @@ def assign_fitted(estimator, flow: Flow, preprocessing: Preprocessing, result: T
 
 
 def train_config(
-    estimator, warmup_steps: int = 0, base_lr_factor: float = 1.0, compared_rows: int | None = None
+    estimator, warmup_steps: int = 0, base_lr_factor: float = 1.0, validation_fraction: float | None = None
 ) -> TrainConfig:
-    """The training settings of ``estimator``; ``compared_rows``: the number of rows of a fit whose trained flow
-    is then compared with a ridge regression, which raises a small validation fraction (``_linear_start``)."""
-    validation_fraction = estimator.validation_fraction
-    if compared_rows is not None:
-        validation_fraction = comparison_validation_fraction(validation_fraction, compared_rows)
+    """The training settings of ``estimator``; ``validation_fraction``: the fit's (``held_out_fraction``),
+    default the estimator's."""
+    if validation_fraction is None:
+        validation_fraction = estimator.validation_fraction
     return TrainConfig(
         warmup_steps=warmup_steps,
         base_lr_factor=base_lr_factor,
@@ -266,10 +265,11 @@ def fit_flow(
         degrees_of_freedom = kept_degrees_of_freedom(start.candidate, mixture, start.degrees_of_freedom)
         # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture, degrees_of_freedom)
-    compared_rows = X.shape[0] if compares_with_ridge(estimator, context) else None
-    config = train_config(estimator, **start_schedule(X.shape[0], start is not None), compared_rows=compared_rows)
+    compared = compares_with_ridge(estimator, context is not None)
+    fraction = held_out_fraction(estimator, X.shape[0], context is not None)
+    config = train_config(estimator, **start_schedule(X.shape[0], start is not None), validation_fraction=fraction)
     n_validation = n_validation_rows(X.shape[0], config.validation_fraction)
-    if compared_rows is not None and config.validation_fraction > 0 and n_validation < MIN_VALIDATION_ROWS:
+    if compared and config.validation_fraction > 0 and n_validation < MIN_VALIDATION_ROWS:
         # Too few rows would validate to compare a trained flow with the ridge, which is the model either way
         # (and, where none would, better than a flow trained on a handful of rows without early stopping).
         warnings.warn(untrained_ridge_message(X.shape[0], n_validation), ConvergenceWarning, stacklevel=3)
@@ -296,7 +296,7 @@ def fit_flow(
                 "help, look for extreme values in the data"
             ) from None
     check_finite_weights(estimator, flow)
-    if compared_rows is not None:
+    if compared:
         flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
     warn_about_training(estimator, result)
     flow = flow.double().eval()
@@ -310,9 +310,17 @@ def fit_flow(
     return flow, result, preprocessing
 
 
-def compares_with_ridge(estimator, context: np.ndarray | None) -> bool:
+def compares_with_ridge(estimator, conditional: bool) -> bool:
     """Whether a fit's trained flow is compared with a ridge regression: ``base="linear"`` and a context."""
-    return getattr(estimator, "base", "normal") == "linear" and context is not None
+    return getattr(estimator, "base", "normal") == "linear" and conditional
+
+
+def held_out_fraction(estimator, n_rows: int, conditional: bool) -> float:
+    """The fraction of a fit's ``n_rows`` rows that validates: ``validation_fraction``, raised where the trained
+    flow is then compared with a ridge regression, so that the comparison has rows to score (``_linear_start``)."""
+    if compares_with_ridge(estimator, conditional):
+        return comparison_validation_fraction(estimator.validation_fraction, n_rows)
+    return estimator.validation_fraction
 
 
 def better_of_flow_and_ridge(
