@@ -53,9 +53,10 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     Parameters
     ----------
     flow, n_transforms, hidden_units, tail_bound : see :class:`FlowDensity`
-        The learned layers. ``hidden_units="auto"`` sizes the conditioners by
-        the number of targets plus features; ``flow="auto"`` counts the
-        targets only (a coupling spline below 3 targets, ``flow_kind_``).
+        The learned layers. ``hidden_units="auto"`` sizes the conditioners by the number of targets plus
+        features; ``flow="auto"`` counts the targets only (a coupling spline below 3 targets, ``flow_kind_``).
+        The regressor also takes "mixture_cdf": couplings through a conditional 5-component Gaussian mixture's
+        CDF (one target, ``n_transforms=1``: a mixture density network; user guide, "Multimodal targets").
     n_bins : int in [2, 333], default=8
         Spline bins per target; 8 by default ("auto" is FlowDensity's, for unconditional densities).
     learning_rate : float, default=3e-3
@@ -189,6 +190,7 @@ max_epochs_, device_
 
     _parameter_constraints: dict = {
         **FLOW_PARAMETER_CONSTRAINTS,
+        "flow": [StrOptions({"auto", "spline", "affine", "autoregressive", "mixture_cdf"})],
         "base": [StrOptions({"linear", "normal"})],
         "calibrate": ["boolean"],
         "n_flows": [Interval(Integral, 1, None, closed="left")],

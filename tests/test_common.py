@@ -22,6 +22,7 @@ ESTIMATORS = [
     fast_detector(),
     fast_regressor(),
     fast_regressor(boosted_feature=True),
+    fast_regressor(flow="mixture_cdf", n_transforms=1),
 ]
 
 

@@ -16,6 +16,7 @@ from skflow._core import (
     YeoJohnson,
 )
 from skflow._core.autoregressive import AutoregressiveSpline
+from skflow._core.mixture_cdf import MixtureCDFCoupling
 from skflow._core.transforms import _LUWeight
 
 from .conftest import autograd_log_abs_det, perturb_parameters
@@ -61,6 +62,11 @@ def make_transforms():
         "autoregressive_spline_1d": perturb_parameters(AutoregressiveSpline(1, (8,), tail_bound=3.0)),
         "autoregressive_spline_context": WithContext(
             perturb_parameters(AutoregressiveSpline(D, (16,), tail_bound=3.0, context_features=2)), 2
+        ),
+        "mixture_cdf_coupling": perturb_parameters(MixtureCDFCoupling(MASK, (16, 16))),
+        "mixture_cdf_coupling_1d": perturb_parameters(MixtureCDFCoupling(ONE, (8,), n_components=3)),
+        "mixture_cdf_coupling_1d_context": WithContext(
+            perturb_parameters(MixtureCDFCoupling(ONE, (8,), context_features=2)), 2
         ),
         "lu_linear": perturb_parameters(LULinear(D), scale=0.3),
         "permutation": Permutation(torch.tensor([2, 0, 3, 1])),

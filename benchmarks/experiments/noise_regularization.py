@@ -17,11 +17,8 @@ log-likelihood and 90% coverage::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import warnings
-from pathlib import Path
 
 import torch
 
@@ -29,7 +26,7 @@ from skflow import FlowRegressor
 from skflow._core import rows as rows_module
 from skflow._core import train as train_module
 
-from ..regression import Settings, splits_of
+from .split_runs import append_record, numbered_splits, split_parser
 
 # label: (h_y, h_x)
 VARIANTS = {"none": (0.0, 0.0), "x0.1": (0.0, 0.1), "x0.2": (0.0, 0.2), "y0.02": (0.02, 0.0), "y0.05": (0.05, 0.0)}
@@ -77,23 +74,13 @@ def measure(split, h_y: float, h_x: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", required=True)
-    parser.add_argument("--splits", nargs="+", type=int, default=[0, 1])
+    parser = split_parser(__doc__)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    parser.add_argument("--data-dir", default=Settings.data_dir)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    for name in args.sets:
-        settings = Settings(data_dir=args.data_dir, first_split=min(args.splits), max_splits=max(args.splits) + 1)
-        for split in splits_of(name, settings):
-            if split.index not in args.splits:
-                continue
-            for label in args.variants:
-                record = {"set": name, "split": split.index, "variant": label, **measure(split, *VARIANTS[label])}
-                with args.out.open("a") as file:
-                    file.write(json.dumps(record) + "\n")
-                print(json.dumps(record), flush=True)
+    for name, split in numbered_splits(args):
+        for label in args.variants:
+            record = {"set": name, "split": split.index, "variant": label, **measure(split, *VARIANTS[label])}
+            append_record(args.out, record)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase, stan
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
+from .mixture_cdf import MixtureCDFCoupling
 from .train import Rows, TrainConfig, Trainer, TrainingDivergedError, TrainResult, train_flow
 from .transforms import IndexedContext, LULinear, Permutation, Transform
 
@@ -15,6 +16,7 @@ __all__ = [
     "StudentTMixtureBase",
     "FlowSpec",
     "LULinear",
+    "MixtureCDFCoupling",
     "Permutation",
     "SplineCoupling",
     "StandardNormal",

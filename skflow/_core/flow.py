@@ -17,9 +17,10 @@ from .autoregressive import AutoregressiveSpline
 from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
+from .mixture_cdf import MixtureCDFCoupling
 from .transforms import Context, LinearShift, LULinear, Permutation, Transform
 
-FLOW_KINDS = ("spline", "affine", "autoregressive")
+FLOW_KINDS = ("spline", "affine", "autoregressive", "mixture_cdf")
 MIXINGS = ("lu", "permutation")
 
 
@@ -185,6 +186,10 @@ def _learned_layers(
                 SplineCoupling(
                     mask, spec.hidden_units, spec.n_bins, spec.tail_bound, context_features, generator=generator
                 )
+            )
+        elif spec.flow == "mixture_cdf":
+            layers.append(
+                MixtureCDFCoupling(mask, spec.hidden_units, context_features=context_features, generator=generator)
             )
         else:
             layers.append(AffineCoupling(mask, spec.hidden_units, context_features, generator=generator))

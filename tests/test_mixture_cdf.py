@@ -1,0 +1,125 @@
+"""The Gaussian-mixture CDF coupling: exact density of a known mixture, exact quantiles, far tails, the estimator."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import optimize, stats
+from scipy.special import logsumexp
+
+from skflow import FlowDensity, FlowRegressor
+from skflow._core.base import standard_normal_log_prob
+from skflow._core.mixture_cdf import MixtureCDFCoupling
+
+from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, pickled_and_saved_copies
+
+ONE = torch.ones(1, dtype=torch.bool)
+WEIGHTS = np.array([0.2, 0.5, 0.3])
+MEANS = np.array([-3.0, 0.5, 4.0])
+SCALES = np.array([0.4, 1.0, 2.0])
+
+
+def known_mixture_layer() -> MixtureCDFCoupling:
+    """One feature, no context: the conditioner is a constant, set to the mixture above."""
+    layer = MixtureCDFCoupling(ONE, (8,), n_components=3).double()
+    with torch.no_grad():
+        layer.conditioner.value.copy_(torch.from_numpy(np.concatenate([np.log(WEIGHTS), MEANS, np.log(SCALES)])))
+    return layer
+
+
+def mixture_log_pdf(x: np.ndarray) -> np.ndarray:
+    return logsumexp(np.log(WEIGHTS) + stats.norm.logpdf(x[:, None], MEANS, SCALES), axis=1)
+
+
+def mixture_quantile(z: float) -> float:
+    """The x with F(x) = Phi(z), compared in the tail that z is in (no cancellation near 1)."""
+    if z < 0:
+        gap = lambda x: WEIGHTS @ stats.norm.cdf((x - MEANS) / SCALES) - stats.norm.cdf(z)  # noqa: E731
+    else:
+        gap = lambda x: stats.norm.sf(z) - WEIGHTS @ stats.norm.sf((x - MEANS) / SCALES)  # noqa: E731
+    return optimize.brentq(gap, -60.0, 60.0, xtol=1e-14, rtol=1e-15)
+
+
+def test_one_layer_on_a_normal_latent_is_the_mixture_density_far_into_both_tails():
+    layer = known_mixture_layer()
+    x = np.array([-40.0, -12.0, -3.0, 0.0, 0.5, 2.2, 9.0, 30.0])
+    with torch.no_grad():
+        z, log_det = layer(torch.from_numpy(x[:, None]))
+    log_density = (standard_normal_log_prob(z) + log_det).numpy()
+    np.testing.assert_allclose(log_density, mixture_log_pdf(x), rtol=1e-10, atol=1e-10)
+    # Beyond ~37 sd F underflows float64's exp; z comes from log F and stays exact there.
+    assert np.isfinite(z.numpy()).all() and np.all(np.diff(z.numpy()[:, 0]) > 0)
+
+
+def test_the_inverse_of_a_normal_quantile_is_the_mixture_quantile():
+    layer = known_mixture_layer()
+    z = np.array([-7.0, -2.3, -0.8, 0.0, 0.74, 2.3, 6.0])
+    with torch.no_grad():
+        x, _ = layer.inverse(torch.from_numpy(z[:, None]))
+    expected = [mixture_quantile(value) for value in z]
+    np.testing.assert_allclose(x.numpy()[:, 0], expected, rtol=1e-10, atol=1e-10)
+
+
+def test_the_starting_layer_is_a_unit_variance_mixture_with_separated_components():
+    layer = MixtureCDFCoupling(ONE, (8,), context_features=2)
+    with torch.no_grad():
+        params = layer.conditioner(torch.zeros(1, 2)).view(3, -1)
+    log_weights, means, log_scales = params
+    assert torch.allclose(log_weights, log_weights[0]) and len(set(means.tolist())) == layer.n_components
+    variance = (means.square() + (2 * log_scales).exp()).mean()
+    assert variance.item() == pytest.approx(1.0)
+
+
+def bimodal_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 1))
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    return X, sign * (1.5 + 0.5 * X[:, 0]) + 0.3 * rng.normal(size=n)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = bimodal_rows(600, 0)
+    settings = {**SMALL_REGRESSOR, **ONE_FLOW_ALONE, "flow": "mixture_cdf", "n_transforms": 1, "max_epochs": 20}
+    return FlowRegressor(**settings).fit(X, y)
+
+
+def test_the_regressors_quantiles_are_those_of_its_density(fitted):
+    X, _ = bimodal_rows(3, 1)
+    levels = np.array([0.05, 0.3, 0.5, 0.9])
+    quantiles = fitted.predict_quantiles(X, levels)
+    grid = np.linspace(-12.0, 12.0, 24_001)
+    for row, row_quantiles in zip(X, quantiles):
+        density = np.exp(fitted.score_samples(np.repeat(row[None], grid.size, axis=0), grid))
+        cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
+        assert cdf[-1] == pytest.approx(1.0, abs=1e-4)
+        np.testing.assert_allclose(np.interp(row_quantiles, grid, cdf), levels, atol=1e-4)
+
+
+def test_a_fitted_mixture_layer_finds_both_modes_and_survives_a_round_trip(fitted):
+    X, y = bimodal_rows(400, 2)
+    # Both modes of each row: the central 50% interval of a bimodal row spans the gap between them.
+    low, high = fitted.predict_interval(X, coverage=0.5).T
+    centre = 1.5 + 0.5 * X[:, 0]
+    assert np.mean((low < -centre + 0.3) & (high > centre - 0.3)) > 0.9
+    for copy in pickled_and_saved_copies(fitted):
+        np.testing.assert_array_equal(copy.score_samples(X, y), fitted.score_samples(X, y))
+        np.testing.assert_array_equal(copy.predict_quantiles(X, [0.1, 0.9]), fitted.predict_quantiles(X, [0.1, 0.9]))
+
+
+def test_flow_density_does_not_take_the_mixture_cdf_layer():
+    with pytest.raises(ValueError, match="flow"):
+        FlowDensity(flow="mixture_cdf").fit(np.random.default_rng(0).normal(size=(50, 2)))
+
+
+def test_two_targets_couple_through_mixtures_and_their_density_integrates_to_one():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(400, 1))
+    y1 = X[:, 0] + np.where(rng.random(400) < 0.5, -1.0, 1.0) + 0.3 * rng.normal(size=400)
+    Y = np.column_stack([y1, 0.5 * y1**2 + 0.3 * rng.normal(size=400)])
+    settings = {**SMALL_REGRESSOR, **ONE_FLOW_ALONE, "flow": "mixture_cdf", "max_epochs": 10}
+    reg = FlowRegressor(**settings).fit(X, Y)
+    axis_0, axis_1 = np.linspace(-9, 9, 361), np.linspace(-9, 13, 441)
+    grid = np.stack(np.meshgrid(axis_0, axis_1, indexing="ij"), -1).reshape(-1, 2)
+    density = np.exp(reg.score_samples(np.full((len(grid), 1), 0.3), grid)).reshape(len(axis_0), len(axis_1))
+    assert np.trapezoid(np.trapezoid(density, axis_1, axis=1), axis_0) == pytest.approx(1.0, abs=2e-3)
+    assert reg.sample(X[:4], n_samples=3, random_state=0).shape == (4, 3, 2)
