@@ -30,6 +30,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
+from ._core.flow import FLOW_KINDS
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
 from ._fitting import held_out_fraction
 from ._linear_start import KEPT_SCORE
@@ -250,23 +251,41 @@ def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
     return np.hstack([X, predict_trees(trees_of(estimator), X)])
 
 
-def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray], T]) -> T:
-    """``fit(columns)`` the estimator's flow on the features alone and/or with the trees' prediction
-    (``boosted_choices``); keep the fit whose kept model scores higher on the validation rows (ties: the
-    features alone) and return what that fit returned.
+def layer_choices(estimator) -> list[str | None]:
+    """The layer kinds each flow trains and chooses among: ``[None]`` (the ``flow`` parameter's) where it is
+    a string, else its kinds, checked (``ValueError`` naming the problem)."""
+    flow = estimator.flow
+    if isinstance(flow, str):
+        return [None]
+    kinds = list(flow)
+    unknown = [kind for kind in kinds if kind not in FLOW_KINDS]
+    if not kinds or unknown or len(set(kinds)) < len(kinds):
+        raise ValueError(
+            f"flow, when a sequence, must hold distinct layer kinds among {FLOW_KINDS} for each flow to choose "
+            f"from; got {flow!r}"
+        )
+    return kinds
 
-    Both fits share the seed, so they hold out the same validation rows and
+
+def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str | None], T]) -> T:
+    """``fit(columns, kind)`` the estimator's flow on the features alone and/or with the trees' prediction
+    (``boosted_choices``), for each layer kind it chooses among (``layer_choices``); keep the fit whose kept
+    model scores higher on the validation rows (ties: the earlier kind, then the features alone) and return
+    what that fit returned.
+
+    All fits share the seed, so they hold out the same validation rows and
     their scores, in the same standardized target units, compare.
-    ``boosted_feature_`` says which was kept.
+    ``boosted_feature_`` and ``flow_kind_`` say which was kept.
     """
     n_features = estimator.n_features_in_
     choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
     fitted = []
-    for use in choices:
-        returned = fit(features if use else features[:, :n_features])
-        estimator.boosted_feature_ = use
-        fitted.append((_fitted_state(estimator), returned))
-        estimator.__dict__.pop(KEPT_SCORE, None)
+    for kind in layer_choices(estimator):
+        for use in choices:
+            returned = fit(features if use else features[:, :n_features], kind)
+            estimator.boosted_feature_ = use
+            fitted.append((_fitted_state(estimator), returned))
+            estimator.__dict__.pop(KEPT_SCORE, None)
     best, returned = max(fitted, key=lambda pair: kept_validation_score(pair[0]))
     estimator.__dict__.update({name: value for name, value in best.items() if name != KEPT_SCORE})
     return returned

@@ -22,7 +22,7 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
-from ._boosted_feature import TREE_ATTRIBUTES, fit_choosing_feature, fit_tree_feature
+from ._boosted_feature import TREE_ATTRIBUTES, fit_choosing_feature, fit_tree_feature, layer_choices
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
 from ._fitting import draw_seed
@@ -63,6 +63,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     With ``n_jobs`` other than 1 the flows train at once in joblib workers,
     and the first flow's fitted state is copied back into ``estimator``.
     """
+    layer_choices(estimator)  # a bad sequence of layer kinds fails before anything trains
     features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
@@ -77,12 +78,13 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
 
 
 def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> tuple[object, list]:
-    """``flow`` fitted, and the warnings of the fit it kept (``boosted_feature="auto"`` fits twice)."""
+    """``flow`` fitted, and the warnings of the fit it kept (``boosted_feature="auto"`` fits twice, and a
+    sequence of layer kinds once each)."""
 
-    def fit(X: np.ndarray) -> list[tuple[type[Warning], str]]:
+    def fit(X: np.ndarray, kind: str | None) -> list[tuple[type[Warning], str]]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            flow._fit_one_flow(X, Y, weights)
+            flow._fit_one_flow(X, Y, weights, kind)
         return [(record.category, str(record.message)) for record in caught]
 
     return flow, fit_choosing_feature(flow, features, fit)

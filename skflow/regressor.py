@@ -16,6 +16,7 @@ from ._calibration import fitted_latent_scale, upgrade_regressor_state
 from ._conditional import check_coverage, check_levels, check_target_names, check_targets
 from ._conditional_flow import draws, log_density
 from ._core import FlowSpec, TrainConfig
+from ._core.flow import FLOW_KINDS
 from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density
 from ._fitting import FLOW_PARAMETER_CONSTRAINTS, assign_fitted, fit_flow, fitted_preprocessing, unchanged_on_error
 from ._persistence import SafePersistenceMixin, register_safe_class
@@ -44,11 +45,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets
     are modelled as they are: no Gaussian noise is assumed.
 
-    ``predict`` is the mixture's mean, by a fixed quadrature in the latent
-    (deterministic; see the method), and an ensemble's quantiles solve its
-    mixture's distribution function between its flows' exact quantiles, to
-    1e-12. ``set_output(transform="pandas")`` makes the predictions pandas
-    objects indexed like ``X`` and named after the targets.
+    ``predict`` is the mixture's mean, by a fixed quadrature in the latent (deterministic; see the method),
+    and an ensemble's quantiles solve its mixture's distribution function between its flows' exact quantiles,
+    to 1e-12. ``set_output(transform="pandas")``: pandas predictions, indexed like ``X``, named after the targets.
 
     Parameters
     ----------
@@ -56,7 +55,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         The learned layers. ``hidden_units="auto"`` sizes the conditioners by the number of targets plus
         features; ``flow="auto"`` counts the targets only (a coupling spline below 3 targets, ``flow_kind_``).
         The regressor also takes "mixture_cdf": couplings through a conditional 5-component Gaussian mixture's
-        CDF (one target, ``n_transforms=1``: a mixture density network; user guide, "Multimodal targets").
+        CDF (one target, ``n_transforms=1``: a mixture density network), and a sequence of kinds, such as
+        ``("spline", "mixture_cdf")``: each flow trains each and keeps the one that validates best, as with
+        ``boosted_feature`` (``flow_kind_``; user guide, "Multimodal targets").
     n_bins : int in [2, 333], default=8
         Spline bins per target; 8 by default ("auto" is FlowDensity's, for unconditional densities).
     learning_rate : float, default=3e-3
@@ -110,23 +111,21 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         with ``validation_fraction=0`` (docs/regression_design_notes.md).
         ``partial_fit`` of an unfitted model trains without.
     n_flows : int, default=5
-        Flows in the ensemble, each fitted from its own seed (its own initial
-        weights, batch order and validation rows: each trains on a different
-        90% of the rows, by default); ``predict``, ``score_samples`` and the
-        rest use their equal-weight mixture, at ``n_flows`` times one flow's
-        cost (the trees are fitted once for all). Five flows scored 0.05-0.12 nats
-        a row better than one on five of six UCI sets tried (at ``learning_rate=1e-3``),
-        0.005 on wine's integer target (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
+        Flows in the ensemble, each fitted from its own seed (its own initial weights, batch order and
+        validation rows: each trains on a different 90% of the rows, by default); ``predict``,
+        ``score_samples`` and the rest use their equal-weight mixture, at ``n_flows`` times one flow's cost
+        (the trees are fitted once for all). Five flows scored 0.05-0.12 nats a row better than one on five
+        of six UCI sets tried (at ``learning_rate=1e-3``), 0.005 on wine's integer target
+        (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
     n_jobs : int or None, default=None
-        Flows of the ensemble trained at once, in joblib worker processes
-        (None: 1, unless in a :func:`joblib.parallel_backend` context; -1:
-        every core). Each trains on one thread either way; a ``callback``
-        then runs in the workers.
+        Flows of the ensemble trained at once, in joblib worker processes (None: 1, unless in a
+        :func:`joblib.parallel_backend` context; -1: every core). Each trains on one thread either way; a
+        ``callback`` then runs in the workers.
     callback : callable or None, default=None
         Called with an :class:`EpochInfo` per epoch of each flow in turn; its
         ``log_density(X, y)`` is that flow's ``score_samples`` under that
-        epoch's weights (before calibration). With ``boosted_feature="auto"``
-        each flow's two trainings call it in turn, the one without the trees first.
+        epoch's weights (before calibration). With ``boosted_feature="auto"`` (or a sequence of layer kinds)
+        each flow's trainings call it in turn, the one without the trees first.
     device, random_state, verbose : see :class:`FlowDensity`
 
     Attributes
@@ -190,7 +189,7 @@ max_epochs_, device_
 
     _parameter_constraints: dict = {
         **FLOW_PARAMETER_CONSTRAINTS,
-        "flow": [StrOptions({"auto", "spline", "affine", "autoregressive", "mixture_cdf"})],
+        "flow": [StrOptions({"auto", *FLOW_KINDS}), list, tuple],
         "base": [StrOptions({"linear", "normal"})],
         "calibrate": ["boolean"],
         "n_flows": [Interval(Integral, 1, None, closed="left")],
@@ -276,13 +275,14 @@ max_epochs_, device_
         self.ensemble_ = fit_flows(self, X, Y, weights)
         return self
 
-    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> None:
+    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, flow: str | None = None) -> None:
         """Fit this estimator's own flow (the first of an ensemble) to validated data: ``X``, the features, with
-        the trees' prediction or without (``skflow._boosted_feature``)."""
+        the trees' prediction or without (``skflow._boosted_feature``); ``flow``: the layer kind, if not the
+        parameter's."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         self.x_location_, self.x_scale_ = context_scaling(X, weights)
-        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1])
+        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1], flow=flow)
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)

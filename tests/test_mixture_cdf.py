@@ -1,5 +1,8 @@
 """The Gaussian-mixture CDF coupling: exact density of a known mixture, exact quantiles, far tails, the estimator."""
 
+import copy
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +10,7 @@ from scipy import optimize, stats
 from scipy.special import logsumexp
 
 from skflow import FlowDensity, FlowRegressor
+from skflow import _boosted_feature as boosted
 from skflow._core.base import standard_normal_log_prob
 from skflow._core.mixture_cdf import MixtureCDFCoupling
 
@@ -101,9 +105,10 @@ def test_a_fitted_mixture_layer_finds_both_modes_and_survives_a_round_trip(fitte
     low, high = fitted.predict_interval(X, coverage=0.5).T
     centre = 1.5 + 0.5 * X[:, 0]
     assert np.mean((low < -centre + 0.3) & (high > centre - 0.3)) > 0.9
-    for copy in pickled_and_saved_copies(fitted):
-        np.testing.assert_array_equal(copy.score_samples(X, y), fitted.score_samples(X, y))
-        np.testing.assert_array_equal(copy.predict_quantiles(X, [0.1, 0.9]), fitted.predict_quantiles(X, [0.1, 0.9]))
+    for duplicate in pickled_and_saved_copies(fitted):
+        np.testing.assert_array_equal(duplicate.score_samples(X, y), fitted.score_samples(X, y))
+        levels = [0.1, 0.9]
+        np.testing.assert_array_equal(duplicate.predict_quantiles(X, levels), fitted.predict_quantiles(X, levels))
 
 
 def test_flow_density_does_not_take_the_mixture_cdf_layer():
@@ -123,3 +128,42 @@ def test_two_targets_couple_through_mixtures_and_their_density_integrates_to_one
     density = np.exp(reg.score_samples(np.full((len(grid), 1), 0.3), grid)).reshape(len(axis_0), len(axis_1))
     assert np.trapezoid(np.trapezoid(density, axis_1, axis=1), axis_0) == pytest.approx(1.0, abs=2e-3)
     assert reg.sample(X[:4], n_samples=3, random_state=0).shape == (4, 3, 2)
+
+
+def fit_recording_kinds(monkeypatch, X, y, **params) -> tuple[FlowRegressor, list[dict]]:
+    """A quiet fit, and the fitted state of every training of every flow, in order."""
+    states, original = [], boosted._fitted_state
+    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FlowRegressor(**params).fit(X, y)
+    monkeypatch.undo()
+    return model, states
+
+
+def test_each_flow_keeps_the_layer_kind_that_validates_best_and_equals_its_forced_fit(monkeypatch):
+    X, y = bimodal_rows(400, 3)
+    settings = {**SMALL_REGRESSOR, "boosted_feature": False, "max_epochs": 8}
+    chooser, states = fit_recording_kinds(monkeypatch, X, y, flow=("spline", "mixture_cdf"), n_flows=2, **settings)
+    assert [state["flow_kind_"] for state in states] == ["spline", "mixture_cdf"] * 2
+    members = [chooser, *chooser.ensemble_]
+    for member, pair in zip(members, (states[:2], states[2:])):
+        scores = [boosted.kept_validation_score(state) for state in pair]
+        assert member.flow_kind_ == ("spline", "mixture_cdf")[int(scores[1] > scores[0])]
+    # The first flow is the fit of its kind alone: same seed, same validation rows, same weights.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forced = FlowRegressor(flow=chooser.flow_kind_, n_flows=1, **settings).fit(X, y)
+    alone = copy.copy(chooser)
+    alone.n_flows, alone.ensemble_ = 1, []
+    np.testing.assert_array_equal(alone.score_samples(X, y), forced.score_samples(X, y))
+    for duplicate in pickled_and_saved_copies(chooser):
+        assert duplicate.flow == ("spline", "mixture_cdf")
+        np.testing.assert_array_equal(duplicate.score_samples(X, y), chooser.score_samples(X, y))
+
+
+@pytest.mark.parametrize("flow", [(), ("spline", "spline"), ("spline", "auto"), ["splines"]])
+def test_a_bad_sequence_of_layer_kinds_is_refused_before_training(flow):
+    X, y = bimodal_rows(100, 4)
+    with pytest.raises(ValueError, match="distinct layer kinds"):
+        FlowRegressor(flow=flow).fit(X, y)
