@@ -110,3 +110,20 @@ REGRESSOR_FAILED_CHECKS = {
     "check_methods_sample_order_invariance": SCORE_SAMPLES_NEEDS_Y,
     "check_methods_subset_invariance": SCORE_SAMPLES_NEEDS_Y,
 }
+
+
+def fit_recording_trainings(monkeypatch, X, y, **params):
+    """A quiet ``FlowRegressor(**params)`` fit, and the fitted state of every training of every flow, in order
+    (for each flow: each layer kind, and within it without, then with the trees)."""
+    import warnings
+
+    from skflow import FlowRegressor
+    from skflow import _boosted_feature as boosted
+
+    states, original = [], boosted._fitted_state
+    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FlowRegressor(**params).fit(X, y)
+    monkeypatch.undo()
+    return model, states

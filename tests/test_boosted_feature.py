@@ -18,7 +18,7 @@ from skflow import _boosted_feature as boosted
 from skflow._boosted_feature import fit_boosted_trees, predict_trees
 from skflow._linear_start import KEPT_SCORE, fit_ridge_gaussian, ridge_gaussian
 
-from .conftest import SMALL_REGRESSOR
+from .conftest import SMALL_REGRESSOR, fit_recording_trainings
 
 FAST = {**SMALL_REGRESSOR, "max_epochs": 8}
 
@@ -108,17 +108,6 @@ def test_the_context_holds_the_trees_prediction_and_the_density_stays_normalized
         assert trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
 
 
-def fit_recording_trainings(monkeypatch, X, y, **params) -> tuple[FlowRegressor, list[dict]]:
-    """A quiet fit, and the fitted state of every training of every flow, in order (without, with the trees)."""
-    states, original = [], boosted._fitted_state
-    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = FlowRegressor(**params).fit(X, y)
-    monkeypatch.undo()
-    return model, states
-
-
 def test_auto_keeps_for_each_flow_the_fit_whose_kept_model_validates_better(monkeypatch):
     X, y = steps(300, seed=3)
     auto, states = fit_recording_trainings(monkeypatch, X, y, n_flows=1, **FAST)
@@ -173,8 +162,13 @@ def test_auto_fits_no_trees_outside_its_rows_or_without_validation_rows(n_rows, 
 
 @pytest.mark.parametrize(
     "n_rows, fraction, choices",
-    [(39, 0.1, [False]), (40, 0.1, [False, True]), (20000, 0.1, [False, True]), (20001, 0.1, [False]),
-     (20000, 0.0, [False])],
+    [
+        (39, 0.1, [False]),
+        (40, 0.1, [False, True]),
+        (20000, 0.1, [False, True]),
+        (20001, 0.1, [False]),
+        (20000, 0.0, [False]),
+    ],
 )
 def test_auto_tries_both_trainings_from_40_to_20000_rows_with_validation_rows(n_rows, fraction, choices):
     # From 40 rows the ridge comparison holds out 10 rows, which also choose; power-plant's 8,611 training
@@ -186,8 +180,12 @@ def test_auto_tries_both_trainings_from_40_to_20000_rows_with_validation_rows(n_
 
 @pytest.mark.parametrize(
     "base, fraction, n_rows, choices",
-    [("normal", 0.1, 60, [False]), ("normal", 0.1, 100, [False, True]), ("normal", 0.05, 150, [False]),
-     ("linear", 0.05, 150, [False, True])],
+    [
+        ("normal", 0.1, 60, [False]),
+        ("normal", 0.1, 100, [False, True]),
+        ("normal", 0.05, 150, [False]),
+        ("linear", 0.05, 150, [False, True]),
+    ],
 )
 def test_auto_needs_ten_rows_to_choose_on(base, fraction, n_rows, choices):
     # Without the ridge comparison nothing raises a small validation fraction: 60 rows would choose on 6.

@@ -14,7 +14,7 @@ from skflow import _boosted_feature as boosted
 from skflow._core.base import standard_normal_log_prob
 from skflow._core.mixture_cdf import MixtureCDFCoupling
 
-from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, pickled_and_saved_copies
+from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, fit_recording_trainings, pickled_and_saved_copies
 
 ONE = torch.ones(1, dtype=torch.bool)
 WEIGHTS = np.array([0.2, 0.5, 0.3])
@@ -130,21 +130,10 @@ def test_two_targets_couple_through_mixtures_and_their_density_integrates_to_one
     assert reg.sample(X[:4], n_samples=3, random_state=0).shape == (4, 3, 2)
 
 
-def fit_recording_kinds(monkeypatch, X, y, **params) -> tuple[FlowRegressor, list[dict]]:
-    """A quiet fit, and the fitted state of every training of every flow, in order."""
-    states, original = [], boosted._fitted_state
-    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = FlowRegressor(**params).fit(X, y)
-    monkeypatch.undo()
-    return model, states
-
-
 def test_each_flow_keeps_the_layer_kind_that_validates_best_and_equals_its_forced_fit(monkeypatch):
     X, y = bimodal_rows(400, 3)
     settings = {**SMALL_REGRESSOR, "boosted_feature": False, "max_epochs": 8}
-    chooser, states = fit_recording_kinds(monkeypatch, X, y, flow=("spline", "mixture_cdf"), n_flows=2, **settings)
+    chooser, states = fit_recording_trainings(monkeypatch, X, y, flow=("spline", "mixture_cdf"), n_flows=2, **settings)
     assert [state["flow_kind_"] for state in states] == ["spline", "mixture_cdf"] * 2
     members = [chooser, *chooser.ensemble_]
     for member, pair in zip(members, (states[:2], states[2:])):
