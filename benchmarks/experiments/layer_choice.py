@@ -11,7 +11,7 @@ highest (a kept ridge counts as its flow's best epoch, an approximation: no
 flow kept one on these sets in the runs before). One JSON line per split::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.layer_choice \\
-        --sets bimodal_moving yacht --splits 0 1 --out results.jsonl
+        --sets bimodal_moving yacht --splits 0 1 --out results.jsonl [--candidates spline mixture_cdf5]
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def single_flows(reg: FlowRegressor) -> list[FlowRegressor]:
     return [first, *reg.ensemble_]
 
 
-def measure(split) -> dict:
+def measure(split, candidates: list[str]) -> dict:
     scores, validation = {}, {}
-    for label, params in CANDIDATES.items():
+    for label in candidates:
+        params = CANDIDATES[label]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reg = FlowRegressor(random_state=0, **params).fit(split.X_train, split.y_train)
@@ -58,6 +59,8 @@ def measure(split) -> dict:
         validation[label] = [max(m.validation_scores_, default=-np.inf) for m in members]
     record = {}
     for rule, labels in RULES.items():
+        if not set(labels) <= set(candidates):
+            continue
         chosen = [max(labels, key=lambda label: validation[label][i]) for i in range(len(scores["spline"]))]
         log_likelihood = float(mixture_log_density([scores[c][i] for i, c in enumerate(chosen)]).mean())
         record[rule] = {"log_likelihood": log_likelihood, "chosen": chosen}
@@ -68,9 +71,11 @@ def measure(split) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = split_parser(__doc__).parse_args(argv)
+    parser = split_parser(__doc__)
+    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    args = parser.parse_args(argv)
     for name, split in numbered_splits(args):
-        append_record(args.out, {"set": name, "split": split.index, **measure(split)})
+        append_record(args.out, {"set": name, "split": split.index, **measure(split, args.candidates)})
 
 
 if __name__ == "__main__":
