@@ -162,17 +162,17 @@ def resolve_n_bins(n_bins, n_features: int) -> int:
 
 
 def resolve_training_sizes(
-    estimator, n_samples: int, n_features: int, flow_features: int | None = None, flow: str | None = None
+    estimator, n_samples: int, n_features: int, flow_features: int | None = None, kind: str | None = None
 ) -> None:
     """Set ``estimator``'s ``flow_kind_``, ``n_bins_``, ``hidden_units_``, ``batch_size_`` and ``max_epochs_``
     from its parameters and the data's size (``n_features``: every column the conditioners see, a regressor's
     targets and features; ``flow_features``: the columns the flow models, a regressor's targets, by default
-    all). ``flow``: the layer kind to build instead of the ``flow`` parameter's; where that parameter is a
+    all). ``kind``: the layer kind to build instead of the ``flow`` parameter's; where that parameter is a
     sequence of kinds (a regressor's flows choosing among them), its first kind."""
     modelled = n_features if flow_features is None else flow_features
-    if flow is None:
-        flow = estimator.flow if isinstance(estimator.flow, str) else estimator.flow[0]
-    estimator.flow_kind_ = resolve_flow_kind(flow, n_samples, modelled)
+    if kind is None:
+        kind = estimator.flow if isinstance(estimator.flow, str) else estimator.flow[0]
+    estimator.flow_kind_ = resolve_flow_kind(kind, n_samples, modelled)
     estimator.n_bins_ = resolve_n_bins(estimator.n_bins, modelled)
     estimator.hidden_units_ = resolve_hidden_units(estimator.hidden_units, n_samples, n_features)
     estimator.batch_size_ = resolve_batch_size(estimator.batch_size, n_samples)

@@ -275,14 +275,14 @@ max_epochs_, device_
         self.ensemble_ = fit_flows(self, X, Y, weights)
         return self
 
-    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, flow: str | None = None) -> None:
+    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, kind: str | None = None) -> None:
         """Fit this estimator's own flow (the first of an ensemble) to validated data: ``X``, the features, with
-        the trees' prediction or without (``skflow._boosted_feature``); ``flow``: the layer kind, if not the
-        parameter's."""
+        the trees' prediction or without (``skflow._boosted_feature``); ``kind``: the layer kind, if not the
+        ``flow`` parameter's."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
         self.x_location_, self.x_scale_ = context_scaling(X, weights)
-        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1], flow=flow)
+        resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1], kind=kind)
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
         assign_fitted(self, flow, preprocessing, result)

@@ -51,7 +51,7 @@ def measure(split, params: dict) -> dict:
     if split.true_log_likelihood is not None:
         n_targets = 1 if np.ndim(split.y_test) == 1 else split.y_test.shape[1]
         record["gap_per_dim"] = (split.true_log_likelihood - log_likelihood) / n_targets
-    record["trees_kept"] = int(sum(m.boosted_feature_ for m in [reg, *reg.ensemble_]))
+    record["trees_kept"] = int(sum(member.boosted_feature_ for member in reg._members()))
     return record
 
 

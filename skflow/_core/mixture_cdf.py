@@ -82,21 +82,24 @@ class MixtureCDFCoupling(Coupling):
             x = _solve_cdf(z, log_weights, means, log_scales)
             if torch.is_grad_enabled():
                 # The implicit function's gradient, dx = (dz - dz(x)) / (dz/dx), with x's value left as solved.
-                log_derivative = _log_derivative(x, z, log_weights, means, log_scales)
-                step = (z - _normal_quantile_of_cdf(x, log_weights, means, log_scales)) * torch.exp(-log_derivative)
+                u = _standardized(x, means, log_scales)
+                step = (z - _normal_quantile_of_cdf(u, log_weights)) * torch.exp(
+                    -_log_derivative(u, z, log_weights, log_scales)
+                )
                 x = x + (step - step.detach())
-            return x, -_log_derivative(x, z, log_weights, means, log_scales)
-        z = _normal_quantile_of_cdf(x, log_weights, means, log_scales)
-        return z, _log_derivative(x, z, log_weights, means, log_scales)
+            return x, -_log_derivative(_standardized(x, means, log_scales), z, log_weights, log_scales)
+        u = _standardized(x, means, log_scales)
+        z = _normal_quantile_of_cdf(u, log_weights)
+        return z, _log_derivative(u, z, log_weights, log_scales)
 
 
 def _standardized(x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
+    """``(x - mu_k) / sigma_k`` for every component: (D, K, N) from x (D, N)."""
     return (x.unsqueeze(-2) - means) * torch.exp(-log_scales)
 
 
-def _log_cdf_pair(x, log_weights, means, log_scales) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log F(x)`` and ``log(1 - F(x))``, each accurate in its own tail."""
-    u = _standardized(x, means, log_scales)
+def _log_cdf_pair(u: torch.Tensor, log_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log F(x)`` and ``log(1 - F(x))`` from the standardized ``u``, each accurate in its own tail."""
     lower = torch.logsumexp(log_weights + torch.special.log_ndtr(u), dim=-2)
     upper = torch.logsumexp(log_weights + torch.special.log_ndtr(-u), dim=-2)
     return lower, upper
@@ -122,18 +125,18 @@ def _normal_quantile_of_log(log_p: torch.Tensor) -> torch.Tensor:
     return torch.where(far, z, direct)
 
 
-def _normal_quantile_of_cdf(x, log_weights, means, log_scales) -> torch.Tensor:
-    """``Phi^-1(F(x))``, from whichever of ``F`` and ``1 - F`` is below one half (no cancellation near 1)."""
-    log_lower, log_upper = _log_cdf_pair(x, log_weights, means, log_scales)
+def _normal_quantile_of_cdf(u: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+    """``Phi^-1(F(x))``, from whichever of ``F`` and ``1 - F`` is below one half (no cancellation near 1):
+    ``Phi^-1(F)`` below the median, ``-Phi^-1(1 - F)`` above it."""
+    log_lower, log_upper = _log_cdf_pair(u, log_weights)
     in_lower_half = log_lower < _LOG_HALF
-    z_low = _normal_quantile_of_log(torch.minimum(log_lower, torch.full_like(log_lower, _LOG_HALF)))
-    z_high = -_normal_quantile_of_log(torch.minimum(log_upper, torch.full_like(log_upper, _LOG_HALF)))
-    return torch.where(in_lower_half, z_low, z_high)
+    smaller_tail = torch.where(in_lower_half, log_lower, log_upper).clamp_max(_LOG_HALF)
+    z = _normal_quantile_of_log(smaller_tail)
+    return torch.where(in_lower_half, z, -z)
 
 
-def _log_derivative(x, z, log_weights, means, log_scales) -> torch.Tensor:
-    """``log f(x) - log phi(z)``."""
-    u = _standardized(x, means, log_scales)
+def _log_derivative(u: torch.Tensor, z: torch.Tensor, log_weights: torch.Tensor, log_scales: torch.Tensor):
+    """``log f(x) - log phi(z)``, from the standardized ``u``."""
     log_density = torch.logsumexp(log_weights - 0.5 * u.square() - log_scales, dim=-2) - _HALF_LOG_2PI
     return log_density + 0.5 * z.square() + _HALF_LOG_2PI
 
@@ -153,7 +156,7 @@ def _solve_cdf(z, log_weights, means, log_scales) -> torch.Tensor:
     target = torch.special.log_ndtr(torch.where(lower_tail, z, -z))
     for _ in range(BISECTION_STEPS):
         middle = 0.5 * (low + high)
-        log_lower, log_upper = _log_cdf_pair(middle, log_weights, means, log_scales)
+        log_lower, log_upper = _log_cdf_pair(_standardized(middle, means, log_scales), log_weights)
         # F(middle) below Phi(z): the root is above middle.
         below = torch.where(lower_tail, log_lower < target, log_upper > target)
         low = torch.where(below, middle, low)
