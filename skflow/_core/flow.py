@@ -267,6 +267,9 @@ def build_flow(
     if linear_shift is not None:
         if not context_features:
             raise ValueError("a linear shift needs a context")
+        for layer in learned:  # the ridge regression's flow: its other layers are the identity
+            if isinstance(layer, MixtureCDFCoupling):
+                layer.set_identity()
         learned.append(LinearShift(n_features, int(context_features)))
         with torch.no_grad():
             for parameter, value in zip(learned[-1].parameters(), linear_shift, strict=True):

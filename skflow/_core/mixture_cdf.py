@@ -13,7 +13,7 @@ conditioner sees a context is a mixture density network (Bishop 1994) whose
 latent is exact, so quantiles, the CDF and draws work as for any flow. Flow++
 (Ho et al. 2019) couples through a mixture of logistics the same way. The
 inverse has no closed form; the root of ``F(x) = Phi(z)`` is bracketed
-exactly (below) and found by bisection to the last bit.
+exactly (below) and found by Newton's method, safeguarded by bisection.
 """
 
 from __future__ import annotations
@@ -29,12 +29,21 @@ N_COMPONENTS = 5
 # Log-scales are clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX] (standardized units): no component narrower than
 # ~1e-3 of the feature's spread, so the density cannot grow without bound on a repeated value.
 LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 3.0
-# The starting means spread over [-MEAN_SPREAD, MEAN_SPREAD], with scales that make the mixture's variance 1:
-# identical components would receive identical gradients and never separate.
-MEAN_SPREAD = 1.0
+# The starting means are evenly spaced, their mean square this share of the mixture's unit variance and the
+# rest the components' common variance (5 components: means -1 to 1, scales 0.71): identical components
+# would receive identical gradients and never separate.
+MEANS_SHARE = 0.5
 _LOG_HALF = math.log(0.5)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-BISECTION_STEPS = 64
+_LOG_2 = math.log(2.0)
+_SQRT_HALF = math.sqrt(0.5)
+# log Phi(v) from erfc for v >= ERFC_RANGE (sd), from erfcx below (_log_normal_cdf_of_nonpositive).
+ERFC_RANGE = -10.0
+# The inverse's solver stops where a step moves x by at most this many machine epsilons relative to
+# |x| + the narrowest component's scale; bisection alone would need 64 steps to resolve float64.
+SOLVER_RESOLUTION = 4.0
+MAX_SOLVER_STEPS = 64
+_SMALLEST_SCALE = math.exp(LOG_SCALE_MIN)
 # Newton steps of Phi^-1 from a log-probability too small for exp (the tail beyond ~37 sd in float64).
 NEWTON_STEPS = 6
 
@@ -64,11 +73,25 @@ class MixtureCDFCoupling(Coupling):
     def _set_starting_mixture(self) -> None:
         k = self.n_components
         start = torch.zeros(self.params_per_feature)
-        means = torch.linspace(-MEAN_SPREAD, MEAN_SPREAD, k) if k > 1 else torch.zeros(1)
+        means = torch.linspace(-1.0, 1.0, k) if k > 1 else torch.zeros(1)
+        if k > 1:
+            means = means * math.sqrt(MEANS_SHARE / float(means.square().mean()))
         start[k : 2 * k] = means
         start[2 * k :] = 0.5 * math.log(1.0 - float(means.square().mean()))
+        self._set_bias(start)
+
+    @torch.no_grad()
+    def set_identity(self) -> None:
+        """Make every component the standard normal: ``F = Phi``, so the layer is the identity (to rounding)
+        until trained. A ridge regression's flow (``linear_shift``) needs its other layers to be the identity;
+        training from here would never separate the components."""
+        if hasattr(self.conditioner, "output"):
+            self.conditioner.output.weight.zero_()
+        self._set_bias(torch.zeros(self.params_per_feature))
+
+    def _set_bias(self, per_feature: torch.Tensor) -> None:
         bias = self.conditioner.output.bias if hasattr(self.conditioner, "output") else self.conditioner.value
-        bias.copy_(start.repeat(self.transformed.numel()))
+        bias.copy_(per_feature.repeat(self.transformed.numel()))
 
     def _mixture(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-weights, means and log-scales, each (D, K, N), from params (D, 3K, N)."""
@@ -99,30 +122,55 @@ def _standardized(x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor
 
 
 def _log_cdf_pair(u: torch.Tensor, log_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log F(x)`` and ``log(1 - F(x))`` from the standardized ``u``, each accurate in its own tail."""
-    lower = torch.logsumexp(log_weights + torch.special.log_ndtr(u), dim=-2)
-    upper = torch.logsumexp(log_weights + torch.special.log_ndtr(-u), dim=-2)
+    """``log F(x)`` and ``log(1 - F(x))`` from the standardized ``u``, each accurate in its own tail.
+
+    Per component, ``log Phi(-|u|)`` (the smaller tail, the one ``log_ndtr`` is
+    needed for) and its complement ``log(1 - Phi(-|u|))``, exact since
+    ``Phi(-|u|) <= 1/2``: one ``log_ndtr`` call instead of two.
+    """
+    toward_lower = u <= 0
+    small = _log_normal_cdf_of_nonpositive(torch.where(toward_lower, u, -u))
+    large = torch.log1p(-small.exp())
+    lower = torch.logsumexp(log_weights + torch.where(toward_lower, small, large), dim=-2)
+    upper = torch.logsumexp(log_weights + torch.where(toward_lower, large, small), dim=-2)
     return lower, upper
+
+
+def _log_normal_cdf_of_nonpositive(v: torch.Tensor) -> torch.Tensor:
+    """``log Phi(v)`` for ``v <= 0``, as ``torch.special.log_ndtr`` but about 20 times faster on a CPU.
+
+    ``log(erfc(-v / sqrt 2) / 2)`` down to ``ERFC_RANGE`` sd, where erfc's own
+    value (about 1e-23) is still a normal float32; beyond, from the scaled
+    ``erfcx``, which never underflows, computed only for those entries.
+    """
+    near = torch.special.erfc(v.clamp_min(ERFC_RANGE) * -_SQRT_HALF).log() - _LOG_2
+    far = v < ERFC_RANGE
+    if not bool(far.any()):
+        return near
+    v_far = v[far]
+    far_values = torch.special.erfcx(v_far * -_SQRT_HALF).log() - _LOG_2 - 0.5 * v_far.square()
+    return near.masked_scatter(far, far_values)
 
 
 def _normal_quantile_of_log(log_p: torch.Tensor) -> torch.Tensor:
     """``Phi^-1(exp(log_p))`` for ``log_p <= log(1/2)``, also where ``exp(log_p)`` underflows.
 
     There, Newton's method on ``log Phi(z) = log_p`` from the tail's leading
-    term ``-sqrt(-2 log_p)``; ``d log Phi / dz = phi(z) / Phi(z)``. Both branches
-    are computed on values valid for them, so neither sends NaN into the gradient.
+    term ``-sqrt(-2 log_p)``, for those entries only; ``d log Phi / dz = phi(z) /
+    Phi(z)``. ``direct`` sees only values valid for it, so it sends no NaN into
+    the gradient.
     """
     floor = _log_probability_floor(log_p.dtype)
     direct = torch.special.ndtri(log_p.clamp_min(floor).exp())
     far = log_p < floor
     if not bool(far.any()):  # nearly always in training: the tail branch would cost more than the rest
         return direct
-    far_log_p = log_p.clamp_max(floor)
+    far_log_p = log_p[far]
     z = -torch.sqrt(-2.0 * far_log_p)
     for _ in range(NEWTON_STEPS):
-        log_cdf = torch.special.log_ndtr(z)
+        log_cdf = _log_normal_cdf_of_nonpositive(z)
         z = z - (log_cdf - far_log_p) * torch.exp(log_cdf + 0.5 * z.square() + _HALF_LOG_2PI)
-    return torch.where(far, z, direct)
+    return direct.masked_scatter(far, z)
 
 
 def _normal_quantile_of_cdf(u: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
@@ -143,22 +191,36 @@ def _log_derivative(u: torch.Tensor, z: torch.Tensor, log_weights: torch.Tensor,
 
 @torch.no_grad()
 def _solve_cdf(z, log_weights, means, log_scales) -> torch.Tensor:
-    """The ``x`` with ``F(x) = Phi(z)``, by bisection.
+    """The ``x`` with ``F(x) = Phi(z)``, by Newton's method safeguarded with bisection.
 
     ``x_lo = min_k (mu_k + sigma_k z)`` and ``x_hi = max_k (mu_k + sigma_k z)``
     bracket it: at ``x_lo`` every component's CDF is at most ``Phi(z)``, at
-    ``x_hi`` at least. The comparison is in log space, on whichever tail
-    ``z`` is in, so it stays exact far out.
+    ``x_hi`` at least. Newton steps on ``Phi^-1(F(x)) - z``, nearly linear in
+    ``x`` (exactly so where one component dominates), whose slope is the
+    layer's own derivative ``f(x) / phi(z)``; a step that would leave the
+    bracket bisects it instead, and every evaluation narrows it. ``z(x)`` is
+    exact in both tails (``_normal_quantile_of_cdf``), so the root is too.
+    6 to 9 evaluations where bisection took 64 (the inverse is what
+    quantiles, the conditional mean and sampling cost).
     """
     ends = means + log_scales.exp() * z.unsqueeze(-2)
     low, high = ends.amin(dim=-2), ends.amax(dim=-2)
-    lower_tail = z < 0
-    target = torch.special.log_ndtr(torch.where(lower_tail, z, -z))
-    for _ in range(BISECTION_STEPS):
-        middle = 0.5 * (low + high)
-        log_lower, log_upper = _log_cdf_pair(_standardized(middle, means, log_scales), log_weights)
-        # F(middle) below Phi(z): the root is above middle.
-        below = torch.where(lower_tail, log_lower < target, log_upper > target)
-        low = torch.where(below, middle, low)
-        high = torch.where(below, high, middle)
-    return 0.5 * (low + high)
+    x = 0.5 * (low + high)
+    tolerance = SOLVER_RESOLUTION * torch.finfo(x.dtype).eps
+    for _ in range(MAX_SOLVER_STEPS):
+        u = _standardized(x, means, log_scales)
+        z_at_x = _normal_quantile_of_cdf(u, log_weights)
+        below = z_at_x < z
+        low, high = torch.where(below, x, low), torch.where(below, high, x)
+        newton = x - (z_at_x - z) * torch.exp(-_log_derivative(u, z_at_x, log_weights, log_scales))
+        inside = (newton >= low) & (newton <= high)  # False where the step is NaN
+        following = torch.where(inside, newton, 0.5 * (low + high))
+        # Where z(x) is z to its own rounding, x stays: closer steps would follow that rounding's noise,
+        # amplified by 1 / (dz/dx) where the density is low (between modes).
+        solved = (z_at_x - z).abs() <= tolerance * (z.abs() + 1.0)
+        scale = x.abs() + _SMALLEST_SCALE
+        converged = solved | ((following - x).abs() <= tolerance * scale) | (high - low <= tolerance * scale)
+        x = torch.where(solved, x, following)
+        if bool(converged.all()):
+            break
+    return x
