@@ -22,18 +22,14 @@ format holds no pickled objects) and evaluated here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import TypeVar
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from ._core.flow import FLOW_KINDS
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
 from ._fitting import held_out_fraction
-from ._linear_start import KEPT_SCORE
 
 N_FOLDS = 5
 # boosted_feature="auto" tries the feature in fits of this many rows, where at least MIN_VALIDATION_ROWS
@@ -52,7 +48,6 @@ LEAF_SIZES = (20, 10, 5)
 FEATURE, THRESHOLD, LEFT, RIGHT, VALUE = range(5)
 # The fitted attributes that hold a regressor's trees: ``(nodes, roots, baseline)``.
 TREE_ATTRIBUTES = ("tree_nodes_", "tree_roots_", "tree_baseline_")
-T = TypeVar("T")
 
 
 def empty_trees() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,10 +209,14 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
     setting = estimator.boosted_feature
     if setting == "auto":
         low, high = AUTO_ROWS
-        # The rows each flow's fit holds out (a regressor's fit is conditional) are those that would choose.
-        validated = n_validation_rows(n_rows, held_out_fraction(estimator, n_rows, True)) >= MIN_VALIDATION_ROWS
-        return [False, True] if low <= n_rows <= high and validated else [False]
+        return [False, True] if low <= n_rows <= high and validates_choice(estimator, n_rows) else [False]
     return [bool(setting)]
+
+
+def validates_choice(estimator, n_rows: int) -> bool:
+    """Whether at least ``MIN_VALIDATION_ROWS`` of a fit of ``n_rows`` rows validate: the rows each flow's fit
+    holds out (a regressor's fit is conditional) are those that would choose."""
+    return n_validation_rows(n_rows, held_out_fraction(estimator, n_rows, True)) >= MIN_VALIDATION_ROWS
 
 
 def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
@@ -249,59 +248,6 @@ def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
     if not len(estimator.tree_roots_):
         return X
     return np.hstack([X, predict_trees(trees_of(estimator), X)])
-
-
-def layer_choices(estimator) -> list[str | None]:
-    """The layer kinds each flow trains and chooses among: ``[None]`` (the ``flow`` parameter's) where it is
-    a string, else its kinds, checked (``ValueError`` naming the problem)."""
-    flow = estimator.flow
-    if isinstance(flow, str):
-        return [None]
-    kinds = list(flow)
-    unknown = [kind for kind in kinds if kind not in FLOW_KINDS]
-    if not kinds or unknown or len(set(kinds)) < len(kinds):
-        raise ValueError(
-            f"flow, when a sequence, must hold distinct layer kinds among {FLOW_KINDS} for each flow to choose "
-            f"from; got {flow!r}"
-        )
-    return kinds
-
-
-def fit_choosing_feature(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str | None], T]) -> T:
-    """``fit(columns, kind)`` the estimator's flow on the features alone and/or with the trees' prediction
-    (``boosted_choices``), for each layer kind it chooses among (``layer_choices``); keep the fit whose kept
-    model scores higher on the validation rows (ties: the earlier kind, then the features alone) and return
-    what that fit returned.
-
-    All fits share the seed, so they hold out the same validation rows and
-    their scores, in the same standardized target units, compare.
-    ``boosted_feature_`` and ``flow_kind_`` say which was kept.
-    """
-    n_features = estimator.n_features_in_
-    choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
-    fitted = []
-    for kind in layer_choices(estimator):
-        for use in choices:
-            returned = fit(features if use else features[:, :n_features], kind)
-            estimator.boosted_feature_ = use
-            fitted.append((_fitted_state(estimator), returned))
-            estimator.__dict__.pop(KEPT_SCORE, None)
-    best, returned = max(fitted, key=lambda pair: kept_validation_score(pair[0]))
-    estimator.__dict__.update({name: value for name, value in best.items() if name != KEPT_SCORE})
-    return returned
-
-
-def kept_validation_score(state: dict) -> float:
-    """The mean validation log-likelihood of the model a fit kept (its fitted ``state``): the ridge regression's
-    that replaced the trained flow (``base="linear"``), else the trained flow's best epoch's."""
-    if KEPT_SCORE in state:
-        return state[KEPT_SCORE]
-    return max(state["validation_scores_"], default=-np.inf)
-
-
-def _fitted_state(estimator) -> dict:
-    parameters = estimator.get_params(deep=False)
-    return {name: value for name, value in vars(estimator).items() if name not in parameters}
 
 
 def check_fitted_widths(estimator) -> None:

@@ -22,10 +22,11 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
-from ._boosted_feature import TREE_ATTRIBUTES, fit_choosing_feature, fit_tree_feature, layer_choices
+from ._boosted_feature import TREE_ATTRIBUTES, fit_tree_feature
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
 from ._fitting import draw_seed
+from ._flow_choice import fit_choosing, layer_choices
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
 # narrow as float64 resolves around y.
@@ -63,7 +64,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     With ``n_jobs`` other than 1 the flows train at once in joblib workers,
     and the first flow's fitted state is copied back into ``estimator``.
     """
-    layer_choices(estimator)  # a bad sequence of layer kinds fails before anything trains
+    layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
     features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
@@ -87,7 +88,7 @@ def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> t
             flow._fit_one_flow(X, Y, weights, kind)
         return [(record.category, str(record.message)) for record in caught]
 
-    return flow, fit_choosing_feature(flow, features, fit)
+    return flow, fit_choosing(flow, features, fit)
 
 
 def warn_once_each(caught: list[list[tuple[type[Warning], str]]], n_flows: int) -> None:

@@ -53,11 +53,11 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     ----------
     flow, n_transforms, hidden_units, tail_bound : see :class:`FlowDensity`
         The learned layers. ``hidden_units="auto"`` sizes the conditioners by the number of targets plus
-        features; ``flow="auto"`` counts the targets only (a coupling spline below 3 targets, ``flow_kind_``).
-        The regressor also takes "mixture_cdf": couplings through a conditional 5-component Gaussian mixture's
-        CDF (one target, ``n_transforms=1``: a mixture density network), and a sequence of kinds, such as
-        ``("spline", "mixture_cdf")``: each flow trains each and keeps the one that validates best, as with
-        ``boosted_feature`` (``flow_kind_``; user guide, "Multimodal targets").
+        features. The regressor also takes "mixture_cdf": couplings through a conditional 5-component Gaussian
+        mixture's CDF (one target, ``n_transforms=1``: a mixture density network), and a sequence of kinds:
+        each flow trains each and keeps the one that validates best, as with ``boosted_feature``. "auto" is
+        ``("spline", "mixture_cdf")`` on 40 to 5,000 rows (below 3 targets), else FlowDensity's "auto" for
+        the targets alone (``flow_kind_``: each flow's kind; user guide, "Multimodal targets").
     n_bins : int in [2, 333], default=8
         Spline bins per target; 8 by default ("auto" is FlowDensity's, for unconditional densities).
     learning_rate : float, default=3e-3

@@ -118,10 +118,10 @@ def fit_recording_trainings(monkeypatch, X, y, **params):
     import warnings
 
     from skflow import FlowRegressor
-    from skflow import _boosted_feature as boosted
+    from skflow import _flow_choice as choice
 
-    states, original = [], boosted._fitted_state
-    monkeypatch.setattr(boosted, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
+    states, original = [], choice._fitted_state
+    monkeypatch.setattr(choice, "_fitted_state", lambda estimator: states.append(original(estimator)) or states[-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = FlowRegressor(**params).fit(X, y)

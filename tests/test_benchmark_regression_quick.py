@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 from benchmarks import conditional_datasets, regression
+from benchmarks.experiments.split_runs import SPLINES_ONLY
 from benchmarks.regression_methods import (
     CONTENDERS,
     CRPS_LEVELS,
@@ -387,7 +388,9 @@ def test_pair_design_holds_each_row_out_of_exactly_two_flows_and_restores_the_li
     from skflow import FlowRegressor
 
     X, y, _ = conditional_datasets.make("hetero_skewed", 200, seed=0)
-    params = dict(max_epochs=2, n_transforms=1, hidden_units=(8,), boosted_feature=False, random_state=0)
+    params = dict(
+        max_epochs=2, n_transforms=1, hidden_units=(8,), boosted_feature=False, random_state=0, **SPLINES_ONLY
+    )
     held = []
     split, fitted = training.validation_split, ensemble._fitted
     before = FlowRegressor(n_flows=2, **params).fit(X, y).score_samples(X, y)
@@ -411,16 +414,16 @@ def test_pair_design_holds_each_row_out_of_exactly_two_flows_and_restores_the_li
 
 def test_first_flow_decides_gives_every_flow_its_choice_and_restores_the_library():
     """benchmarks.experiments.shared_tree_choice: the flows after the first take its choice of the trees' feature."""
-    import skflow._boosted_feature as boosted
+    import skflow._flow_choice as choice
     from benchmarks.experiments.shared_tree_choice import FirstFlowDecides
     from skflow import FlowRegressor
 
     X, y, _ = conditional_datasets.make("hetero_skewed", 150, seed=1)
-    params = dict(n_flows=4, max_epochs=2, n_transforms=1, hidden_units=(8,), random_state=0)
-    choices = boosted.boosted_choices
+    params = dict(n_flows=4, max_epochs=2, n_transforms=1, hidden_units=(8,), random_state=0, **SPLINES_ONLY)
+    choices = choice.boosted_choices
     with FirstFlowDecides():
         shared = FlowRegressor(**params).fit(X, y)
-    assert boosted.boosted_choices is choices
+    assert choice.boosted_choices is choices
     assert len({member.boosted_feature_ for member in shared._members()}) == 1
 
 
@@ -454,10 +457,13 @@ def test_keep_both_trainings_rebuilds_the_default_and_restores_the_library():
     from skflow import FlowRegressor
 
     X, y, _ = conditional_datasets.make("hetero_skewed", 150, seed=3)
-    original = ensemble.fit_choosing_feature
+    original = ensemble.fit_choosing
     with KeepBothTrainings() as kept:
-        model = FlowRegressor(n_flows=3, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0).fit(X, y)
-    assert ensemble.fit_choosing_feature is original
+        model = FlowRegressor(
+            n_flows=3, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0, **SPLINES_ONLY
+        )
+        model.fit(X, y)
+    assert ensemble.fit_choosing is original
     assert len(kept.trainings) == 3 and all(set(states) == {False, True} for states in kept.trainings)
     full = [choice_after(states, None) for states in kept.trainings]
     assert full == [member.boosted_feature_ for member in model._members()]
@@ -477,7 +483,10 @@ def test_every_training_mixture_is_the_average_of_the_kept_and_the_discarded_ens
 
     X, y, _ = conditional_datasets.make("hetero_skewed", 150, seed=4)
     with KeepBothTrainings() as kept:
-        model = FlowRegressor(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0).fit(X, y)
+        model = FlowRegressor(
+            n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0, **SPLINES_ONLY
+        )
+        model.fit(X, y)
     every = every_training(model, kept.trainings)
     assert len(every._members()) == 4 and len(model._members()) == 2
     discarded = with_choices(model, kept.trainings, [not choice_after(states, None) for states in kept.trainings])

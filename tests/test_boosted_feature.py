@@ -15,12 +15,14 @@ from threadpoolctl import threadpool_limits
 
 from skflow import FlowRegressor
 from skflow import _boosted_feature as boosted
+from skflow import _flow_choice as choice
 from skflow._boosted_feature import fit_boosted_trees, predict_trees
 from skflow._linear_start import KEPT_SCORE, fit_ridge_gaussian, ridge_gaussian
 
 from .conftest import SMALL_REGRESSOR, fit_recording_trainings
 
-FAST = {**SMALL_REGRESSOR, "max_epochs": 8}
+# Splines only: these tests count and rebuild the trees' trainings, not the layer kinds' (test_mixture_cdf.py).
+FAST = {**SMALL_REGRESSOR, "max_epochs": 8, "flow": "spline"}
 
 
 def steps(n, seed=0, n_features=6):
@@ -112,7 +114,7 @@ def test_auto_keeps_for_each_flow_the_fit_whose_kept_model_validates_better(monk
     X, y = steps(300, seed=3)
     auto, states = fit_recording_trainings(monkeypatch, X, y, n_flows=1, **FAST)
     assert [state["boosted_feature_"] for state in states] == [False, True]
-    scores = [boosted.kept_validation_score(state) for state in states]  # the flow's, or the ridge's
+    scores = [choice.kept_validation_score(state) for state in states]  # the flow's, or the ridge's
     chosen = max((False, True), key=lambda use: (scores[use], not use))
     assert auto.boosted_feature_ == chosen and not hasattr(auto, KEPT_SCORE)
     with warnings.catch_warnings():
@@ -131,10 +133,10 @@ def test_a_kept_ridge_competes_with_its_own_score_not_the_flow_it_replaced(monke
     assert all((KEPT_SCORE in state) == (state["best_epoch_"] == 0) for state in states)
     assert all(state[KEPT_SCORE] > max(state["validation_scores_"]) for state in ridges)
     for member, pair in zip(auto._members(), (states[0:2], states[2:4], states[4:6]), strict=True):
-        score = [boosted.kept_validation_score(state) for state in pair]
+        score = [choice.kept_validation_score(state) for state in pair]
         assert member.boosted_feature_ == max((False, True), key=lambda use: (score[use], not use))
-    assert boosted.kept_validation_score({"validation_scores_": [-2.0, -1.5]}) == -1.5
-    assert boosted.kept_validation_score({"validation_scores_": [-2.0], KEPT_SCORE: -1.0}) == -1.0
+    assert choice.kept_validation_score({"validation_scores_": [-2.0, -1.5]}) == -1.5
+    assert choice.kept_validation_score({"validation_scores_": [-2.0], KEPT_SCORE: -1.0}) == -1.0
 
 
 def test_trees_lift_a_stepped_target_that_the_flow_alone_learns_slowly():

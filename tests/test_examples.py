@@ -1,7 +1,8 @@
 """Smoke tests for the examples, the README snippet and the docs' doctests.
 
-The examples are run with FlowDensity's and FlowRegressor's training cut to two epochs (the
-figures would be meaningless, the code paths are the same) from a copy in a
+The examples are run with FlowDensity's and FlowRegressor's training cut to two epochs and
+FlowDensity's starting mixture chosen among a few candidates (the figures would be meaningless, the
+code paths are the same) from a copy in a
 temporary folder, so the committed figures under docs/_static are left alone.
 Each must save the figures the docs show.
 """
@@ -40,10 +41,16 @@ def _two_epochs(fit):
 
 
 @pytest.fixture
-def two_epoch_fits(monkeypatch):
-    """Cap max_epochs at 2 for every FlowDensity and FlowRegressor fit, including clones made by GridSearchCV."""
+def quick_fits(monkeypatch):
+    """Cap max_epochs at 2 for every FlowDensity and FlowRegressor fit, including clones made by GridSearchCV,
+    and let FlowDensity's starting mixture choose among 1, 2 or 4 components and one variance floor (the
+    full search took most of the examples' time)."""
+    from skflow import _mixture_init
+
     for estimator in (FlowDensity, FlowRegressor):
         monkeypatch.setattr(estimator, "fit", _two_epochs(estimator.fit))
+    monkeypatch.setattr(_mixture_init, "CANDIDATE_COMPONENTS", (1, 2, 4))
+    monkeypatch.setattr(_mixture_init, "SMALL_DATA_REG_COVARS", (1e-2,))
 
 
 @pytest.fixture
@@ -68,7 +75,7 @@ def test_examples_are_gallery_scripts():
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
-def test_example_runs_and_saves_committed_figures(example, tmp_path, two_epoch_fits, agg_backend, monkeypatch):
+def test_example_runs_and_saves_committed_figures(example, tmp_path, quick_fits, agg_backend, monkeypatch):
     copy = tmp_path / "examples" / example.name
     copy.parent.mkdir()
     shutil.copy(example, copy)
@@ -83,7 +90,7 @@ def test_example_runs_and_saves_committed_figures(example, tmp_path, two_epoch_f
     assert not missing, f"{example.name}: figure(s) {missing} are not committed under docs/_static"
 
 
-def test_readme_example_runs(two_epoch_fits):
+def test_readme_example_runs(quick_fits):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     code = re.search(r"```python\n(.*?)```", readme, flags=re.S).group(1)
     namespace: dict = {}

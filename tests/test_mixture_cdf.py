@@ -10,7 +10,8 @@ from scipy import optimize, stats
 from scipy.special import logsumexp
 
 from skflow import FlowDensity, FlowRegressor
-from skflow import _boosted_feature as boosted
+from skflow import _flow_choice as choice
+from skflow._core import mixture_cdf
 from skflow._core.base import standard_normal_log_prob
 from skflow._core.mixture_cdf import MixtureCDFCoupling
 
@@ -61,6 +62,32 @@ def test_the_inverse_of_a_normal_quantile_is_the_mixture_quantile():
         x, _ = layer.inverse(torch.from_numpy(z[:, None]))
     expected = [mixture_quantile(value) for value in z]
     np.testing.assert_allclose(x.numpy()[:, 0], expected, rtol=1e-10, atol=1e-10)
+
+
+def test_the_inverse_is_exact_between_far_apart_narrow_modes_in_a_few_evaluations(monkeypatch):
+    """Between two narrow modes the density is nearly zero and x barely moves z: Newton's steps overshoot
+    there, and the bisection that replaces them must still find the root."""
+    layer = MixtureCDFCoupling(ONE, (8,), n_components=2).double()
+    with torch.no_grad():
+        layer.conditioner.value.copy_(torch.tensor([np.log(0.5), np.log(0.5), -5.0, 5.0, np.log(0.05), np.log(0.05)]))
+    z = torch.linspace(-9.0, 9.0, 2001, dtype=torch.float64)[:, None]
+    evaluations, original = [], mixture_cdf._normal_quantile_of_cdf
+    monkeypatch.setattr(mixture_cdf, "_normal_quantile_of_cdf", lambda *a: evaluations.append(1) or original(*a))
+    with torch.no_grad():
+        x, _ = layer.inverse(z)
+    assert len(evaluations) <= 16  # bisection alone: 64
+    monkeypatch.undo()
+    with torch.no_grad():
+        z_again, _ = layer(x)
+    np.testing.assert_allclose(z_again.numpy(), z.numpy(), rtol=0, atol=1e-12)
+
+    def gap(value, level):
+        return 0.5 * stats.norm.cdf((value + 5) / 0.05) + 0.5 * stats.norm.cdf((value - 5) / 0.05) - level
+
+    # Near z = 0 the start (x = 0) is in the gap, where F is 1/2 to double precision: every x there is a root.
+    for row in (900, 995, 1005, 1100):
+        expected = optimize.brentq(gap, -6.0, 6.0, args=(stats.norm.cdf(z[row, 0].item()),), xtol=1e-14)
+        assert x[row, 0].item() == pytest.approx(expected, abs=1e-9)
 
 
 def test_the_starting_layer_is_a_unit_variance_mixture_with_separated_components():
@@ -137,7 +164,7 @@ def test_each_flow_keeps_the_layer_kind_that_validates_best_and_equals_its_force
     assert [state["flow_kind_"] for state in states] == ["spline", "mixture_cdf"] * 2
     members = [chooser, *chooser.ensemble_]
     for member, pair in zip(members, (states[:2], states[2:])):
-        scores = [boosted.kept_validation_score(state) for state in pair]
+        scores = [choice.kept_validation_score(state) for state in pair]
         assert member.flow_kind_ == ("spline", "mixture_cdf")[int(scores[1] > scores[0])]
     # The first flow is the fit of its kind alone: same seed, same validation rows, same weights.
     with warnings.catch_warnings():
@@ -156,3 +183,34 @@ def test_a_bad_sequence_of_layer_kinds_is_refused_before_training(flow):
     X, y = bimodal_rows(100, 4)
     with pytest.raises(ValueError, match="distinct layer kinds"):
         FlowRegressor(flow=flow).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "n_rows, n_targets, params, kinds",
+    [
+        (39, 1, {}, [None]),  # 3 validation rows: nothing to choose on
+        (40, 1, {}, ["spline", "mixture_cdf"]),  # base="linear" holds out 10
+        (99, 1, {"base": "normal"}, [None]),  # holds out 9
+        (100, 1, {"base": "normal"}, ["spline", "mixture_cdf"]),
+        (5000, 2, {}, ["spline", "mixture_cdf"]),
+        (5001, 1, {}, [None]),  # a fit of minutes already: the splines alone
+        (5000, 3, {}, [None]),  # "auto" means autoregressive splines there
+        (2000, 1, {"flow": "spline"}, [None]),
+        (2000, 1, {"flow": ["mixture_cdf", "affine"]}, ["mixture_cdf", "affine"]),
+    ],
+)
+def test_auto_lets_each_flow_choose_its_layers_on_40_to_5000_rows_that_validate(n_rows, n_targets, params, kinds):
+    estimator = FlowRegressor(**params)
+    estimator.n_targets_ = n_targets
+    assert choice.layer_choices(estimator, n_rows) == kinds
+
+
+def test_the_default_flow_is_the_choice_between_splines_and_mixture_layers():
+    X, y = bimodal_rows(300, 5)
+    settings = {**SMALL_REGRESSOR, **ONE_FLOW_ALONE, "max_epochs": 6}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = FlowRegressor(**settings).fit(X, y)
+        chosen = FlowRegressor(flow=("spline", "mixture_cdf"), **settings).fit(X, y)
+    assert default.flow_kind_ == chosen.flow_kind_ == "mixture_cdf"  # two modes: the splines validate lower
+    np.testing.assert_array_equal(default.score_samples(X, y), chosen.score_samples(X, y))

@@ -29,6 +29,8 @@ from benchmarks.experiments.ensemble_disagreement import main
 from benchmarks.regression import Split
 from skflow import FlowRegressor
 
+from .split_runs import SPLINES_ONLY
+
 
 def rmse(model: FlowRegressor, split: Split) -> float:
     return float(np.sqrt(np.mean((model.predict(split.X_test) - split.y_test) ** 2)))
@@ -41,7 +43,7 @@ def measure(dataset: str, split: Split, seed: int, **params) -> dict:
         started = time.perf_counter()
         with KeepBothTrainings() as kept, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = FlowRegressor(random_state=seed, **params).fit(split.X_train, split.y_train)
+            model = FlowRegressor(random_state=seed, **{**SPLINES_ONLY, **params}).fit(split.X_train, split.y_train)
         seconds = time.perf_counter() - started
     finally:
         boosted.AUTO_ROWS = limit

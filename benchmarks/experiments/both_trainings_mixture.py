@@ -30,6 +30,8 @@ from benchmarks.experiments.ensemble_disagreement import main
 from benchmarks.regression import Split
 from skflow import FlowRegressor
 
+from .split_runs import SPLINES_ONLY
+
 
 def every_training(model: FlowRegressor, trainings: list[dict[bool, dict]]) -> FlowRegressor:
     """A copy of the fitted ``model`` whose ensemble holds every training of every flow."""
@@ -41,7 +43,7 @@ def measure(dataset: str, split: Split, seed: int) -> dict:
     started = time.perf_counter()
     with KeepBothTrainings() as kept, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = FlowRegressor(random_state=seed).fit(split.X_train, split.y_train)
+        model = FlowRegressor(random_state=seed, **SPLINES_ONLY).fit(split.X_train, split.y_train)
     every = every_training(model, kept.trainings)
     return {
         "dataset": dataset,

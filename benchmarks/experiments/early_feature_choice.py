@@ -31,18 +31,20 @@ from benchmarks.experiments.boosted_feature import tree_friendly_sets
 from benchmarks.experiments.ensemble_disagreement import main
 from benchmarks.regression import Settings, Split, splits_of
 from skflow import FlowRegressor
-from skflow._boosted_feature import _fitted_state, kept_validation_score
+from skflow._flow_choice import _fitted_state, kept_validation_score
 from skflow.metrics import interval_coverage
+
+from .split_runs import SPLINES_ONLY
 
 EPOCHS = (2, 4, 6, 10, 15)
 
 
 class KeepBothTrainings:
-    """Patches the ensemble's ``fit_choosing_feature`` to keep every flow's fitted state of each training."""
+    """Patches the ensemble's ``fit_choosing`` to keep every flow's fitted state of each training."""
 
     def __enter__(self) -> KeepBothTrainings:
         self.trainings: list[dict[bool, dict]] = []  # per flow, in the ensemble's order: {uses trees: state}
-        self._original = original = ensemble.fit_choosing_feature
+        self._original = original = ensemble.fit_choosing
 
         def keeping(estimator, features, fit):
             states = {}
@@ -57,16 +59,16 @@ class KeepBothTrainings:
             self.trainings.append(states)
             return returned
 
-        ensemble.fit_choosing_feature = keeping
+        ensemble.fit_choosing = keeping
         return self
 
     def __exit__(self, *exc) -> None:
-        ensemble.fit_choosing_feature = self._original
+        ensemble.fit_choosing = self._original
 
 
 def choice_after(states: dict[bool, dict], epochs: int | None) -> bool:
     """The training a flow keeps when both are compared on their first ``epochs`` validation scores (None:
-    as ``fit_choosing_feature`` compares them, by the kept model's score), ties to training without."""
+    as ``fit_choosing`` compares them, by the kept model's score), ties to training without."""
     if epochs is None:
         return max(states, key=lambda uses: (kept_validation_score(states[uses]), not uses))
     return max(states, key=lambda uses: (best_score(states[uses], epochs), not uses))
@@ -81,7 +83,7 @@ def abort_choice(states: dict[bool, dict], first: bool, epochs: int) -> tuple[bo
     ``epochs`` epochs unless its best score by then beats the first's by then (else both train fully and
     compare as the default does)."""
     if len(states) == 1:
-        (uses, state), = states.items()
+        ((uses, state),) = states.items()
         return uses, state["n_iter_"]
     second = states[not first]
     if best_score(second, epochs) <= best_score(states[first], epochs):
@@ -119,7 +121,7 @@ def measure(dataset: str, split: Split, seed: int) -> dict:
     started = time.perf_counter()
     with KeepBothTrainings() as kept, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = FlowRegressor(random_state=seed).fit(split.X_train, split.y_train)
+        model = FlowRegressor(random_state=seed, **SPLINES_ONLY).fit(split.X_train, split.y_train)
     trainings = kept.trainings
     epochs = [{uses: state["n_iter_"] for uses, state in states.items()} for states in trainings]
     full = [choice_after(states, None) for states in trainings]

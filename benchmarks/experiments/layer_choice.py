@@ -27,7 +27,7 @@ from skflow._ensemble import mixture_log_density
 from .split_runs import append_record, numbered_splits, split_parser
 
 CANDIDATES = {
-    "spline": {},
+    "spline": {"flow": "spline"},
     "mixture_cdf1": {"flow": "mixture_cdf", "n_transforms": 1},
     "mixture_cdf5": {"flow": "mixture_cdf", "n_transforms": 5},
 }

@@ -38,6 +38,8 @@ from skflow import FlowRegressor
 from skflow._core import standard_normal_log_prob
 from skflow._ensemble import mixture_log_density
 
+from .split_runs import SPLINES_ONLY
+
 SCAN = np.round(np.arange(0.5, 1.301, 0.025), 3)
 EXTRAPOLATION = 1.6  # (4/5) / (1/2): the share of between-flow variance in a mixture of five against two
 N_FLOWS = 5
@@ -117,7 +119,7 @@ def pair_factor(model, design: PairDesign, X: np.ndarray, y: np.ndarray) -> floa
 def fit(X: np.ndarray, y: np.ndarray, seed: int) -> FlowRegressor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return FlowRegressor(random_state=seed).fit(X, y)
+        return FlowRegressor(random_state=seed, **SPLINES_ONLY).fit(X, y)
 
 
 def measure(dataset: str, split, seed: int) -> dict:
@@ -133,7 +135,9 @@ def measure(dataset: str, split, seed: int) -> dict:
     record.update(default=(ll[0], cov[0]), default_check=check, default_best=_best(ll[1:], cov[1:]))
     ll, cov = test_scores(paired, split.X_test, split.y_test, np.r_[factors, SCAN])
     record.update(
-        pair_1=(ll[0], cov[0]), pair_c2=(ll[1], cov[1]), pair_extrapolated=(ll[2], cov[2]),
+        pair_1=(ll[0], cov[0]),
+        pair_c2=(ll[1], cov[1]),
+        pair_extrapolated=(ll[2], cov[2]),
         pair_best=_best(ll[3:], cov[3:]),
     )
     return record

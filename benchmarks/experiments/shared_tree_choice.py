@@ -17,18 +17,20 @@ from __future__ import annotations
 import time
 import warnings
 
-import skflow._boosted_feature as boosted
 import skflow._ensemble as ensemble
+import skflow._flow_choice as choice
 from benchmarks.experiments.ensemble_disagreement import main
 from skflow import FlowRegressor
 from skflow.metrics import interval_coverage
+
+from .split_runs import SPLINES_ONLY
 
 
 class FirstFlowDecides:
     """Patches the ensemble's fit so that the flows after the first take the first flow's choice."""
 
     def __enter__(self) -> FirstFlowDecides:
-        original_choices, original_fitted = boosted.boosted_choices, ensemble._fitted
+        original_choices, original_fitted = choice.boosted_choices, ensemble._fitted
         decided = {}
 
         def choices(estimator, n_rows):
@@ -41,18 +43,18 @@ class FirstFlowDecides:
             return result
 
         self._restore = (original_choices, original_fitted)
-        boosted.boosted_choices, ensemble._fitted = choices, fitted
+        choice.boosted_choices, ensemble._fitted = choices, fitted
         return self
 
     def __exit__(self, *exc) -> None:
-        boosted.boosted_choices, ensemble._fitted = self._restore
+        choice.boosted_choices, ensemble._fitted = self._restore
 
 
 def scored(split, seed: int) -> dict:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = FlowRegressor(random_state=seed).fit(split.X_train, split.y_train)
+        model = FlowRegressor(random_state=seed, **SPLINES_ONLY).fit(split.X_train, split.y_train)
     seconds = time.perf_counter() - started
     return {
         "ll": float(model.score_samples(split.X_test, split.y_test).mean()),
