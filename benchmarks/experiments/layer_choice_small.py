@@ -18,35 +18,25 @@ those that kept mixture layers::
 from __future__ import annotations
 
 import functools
-import warnings
 
-import numpy as np
+from .small_regression import Column, fit_and_score, run
 
-from skflow import FlowRegressor
-
-from .small_regression import Column, run
+COLUMNS = (("splines", "spline"), ("auto", "auto"))
 
 
 def measure(X_train, y_train, X_test, y_test, flow: str) -> list:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reg = FlowRegressor(random_state=0, flow=flow).fit(X_train, y_train)
-    interval = reg.predict_interval(X_test)
-    covered = (y_test >= interval[:, 0]) & (y_test <= interval[:, 1])
-    members = reg._members()
-    ridges = sum(member.best_epoch_ == 0 for member in members)
-    mixtures = sum(member.flow_kind_ == "mixture_cdf" and member.best_epoch_ > 0 for member in members)
-    return [float(reg.score_samples(X_test, y_test).mean()), float(np.mean(covered)), ridges, mixtures]
+    """``small_regression``'s scores, and the flows that kept trained mixture layers."""
+    reg, scores = fit_and_score(X_train, y_train, X_test, y_test, flow=flow)
+    mixtures = sum(member.flow_kind_ == "mixture_cdf" and member.best_epoch_ > 0 for member in reg._members())
+    return [*scores, mixtures]
 
 
 def main(argv: list[str] | None = None) -> None:
     def columns(n: int) -> list[Column]:
-        return [(flow_label, functools.partial(measure, flow=flow)) for flow_label, flow in COLUMNS]
+        return [(label, functools.partial(measure, flow=flow)) for label, flow in COLUMNS]
 
     run(argv, __doc__, [60, 120, 250], columns)
 
-
-COLUMNS = (("splines", "spline"), ("auto", "auto"))
 
 if __name__ == "__main__":
     main()

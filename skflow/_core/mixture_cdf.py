@@ -73,8 +73,9 @@ class MixtureCDFCoupling(Coupling):
     def _set_starting_mixture(self) -> None:
         k = self.n_components
         start = torch.zeros(self.params_per_feature)
-        means = torch.linspace(-1.0, 1.0, k) if k > 1 else torch.zeros(1)
+        means = torch.zeros(1)
         if k > 1:
+            means = torch.linspace(-1.0, 1.0, k)
             means = means * math.sqrt(MEANS_SHARE / float(means.square().mean()))
         start[k : 2 * k] = means
         start[2 * k :] = 0.5 * math.log(1.0 - float(means.square().mean()))
@@ -103,14 +104,15 @@ class MixtureCDFCoupling(Coupling):
         if inverse:
             z = x
             x = _solve_cdf(z, log_weights, means, log_scales)
+            u = _standardized(x, means, log_scales)
             if torch.is_grad_enabled():
                 # The implicit function's gradient, dx = (dz - dz(x)) / (dz/dx), with x's value left as solved.
-                u = _standardized(x, means, log_scales)
                 step = (z - _normal_quantile_of_cdf(u, log_weights)) * torch.exp(
                     -_log_derivative(u, z, log_weights, log_scales)
                 )
                 x = x + (step - step.detach())
-            return x, -_log_derivative(_standardized(x, means, log_scales), z, log_weights, log_scales)
+                u = _standardized(x, means, log_scales)
+            return x, -_log_derivative(u, z, log_weights, log_scales)
         u = _standardized(x, means, log_scales)
         z = _normal_quantile_of_cdf(u, log_weights)
         return z, _log_derivative(u, z, log_weights, log_scales)
@@ -126,7 +128,7 @@ def _log_cdf_pair(u: torch.Tensor, log_weights: torch.Tensor) -> tuple[torch.Ten
 
     Per component, ``log Phi(-|u|)`` (the smaller tail, the one ``log_ndtr`` is
     needed for) and its complement ``log(1 - Phi(-|u|))``, exact since
-    ``Phi(-|u|) <= 1/2``: one ``log_ndtr`` call instead of two.
+    ``Phi(-|u|) <= 1/2``: one ``log Phi`` per component instead of two.
     """
     toward_lower = u <= 0
     small = _log_normal_cdf_of_nonpositive(torch.where(toward_lower, u, -u))
