@@ -36,15 +36,16 @@ from ._core import (
     train_flow,
 )
 from ._core.device import resolve_device, single_threaded, to_tensor
-from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
+from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows, weighted_mean
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import (
     KEPT_SCORE,
+    VALIDATION_ROWS,
     comparison_validation_fraction,
     fit_ridge_gaussian,
     ridge_columns,
     untrained_ridge_message,
-    validation_log_likelihood,
+    validation_row_log_likelihoods,
 )
 from ._mixture_init import Mixture, fit_candidate, kept_degrees_of_freedom, mixture_rows
 from ._mixture_start import choose_start
@@ -298,6 +299,9 @@ def fit_flow(
     check_finite_weights(estimator, flow)
     if compared:
         flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
+    elif context is not None and result.validation_index is not None:
+        rows = (train_x, train_w, train_context, result.validation_index)
+        setattr(estimator, VALIDATION_ROWS, validation_row_log_likelihoods(flow, *rows, augment, seed))
     warn_about_training(estimator, result)
     flow = flow.double().eval()
     if start is not None and result.best_epoch == 0:
@@ -347,8 +351,10 @@ def better_of_flow_and_ridge(
         ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
         candidates.append(ridge)
     rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
-    scores = [validation_log_likelihood(candidate, *rows, augment, seed) for candidate in candidates]
+    row_scores = [validation_row_log_likelihoods(candidate, *rows, augment, seed) for candidate in candidates]
+    scores = [weighted_mean(*scored) for scored in row_scores]
     best = int(np.argmax(scores))
+    setattr(estimator, VALIDATION_ROWS, row_scores[best])
     if best == 0:
         return flow
     setattr(estimator, KEPT_SCORE, scores[best])  # boosted_feature="auto" compares the kept models

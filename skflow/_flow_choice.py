@@ -20,7 +20,7 @@ import numpy as np
 from ._auto_parameters import resolve_flow_kind
 from ._boosted_feature import boosted_choices, validates_choice
 from ._core.flow import FLOW_KINDS
-from ._linear_start import KEPT_SCORE
+from ._linear_start import KEPT_SCORE, VALIDATION_ROWS
 
 # flow="auto" lets each flow of a fit of this many rows train both these kinds and keep the one that validates
 # higher (ties: splines). Over splits 0-5 of the small UCI sets that gained yacht +0.085 nats a row, energy
@@ -29,6 +29,8 @@ from ._linear_start import KEPT_SCORE
 # each flow twice over, so above 5,000 rows, where a fit takes minutes already, the flows keep the splines.
 AUTO_LAYER_ROWS = (40, 5000)
 AUTO_LAYER_KINDS = ("spline", "mixture_cdf")
+# What a fit leaves on the estimator for this choice alone: not part of the model.
+FIT_SCORES = (KEPT_SCORE, VALIDATION_ROWS)
 T = TypeVar("T")
 
 
@@ -79,9 +81,10 @@ def fit_choosing(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str
             returned = fit(features if use else features[:, :n_features], kind)
             estimator.boosted_feature_ = use
             fitted.append((_fitted_state(estimator), returned))
-            estimator.__dict__.pop(KEPT_SCORE, None)
+            for name in FIT_SCORES:
+                estimator.__dict__.pop(name, None)
     best, returned = max(fitted, key=lambda pair: kept_validation_score(pair[0]))
-    estimator.__dict__.update({name: value for name, value in best.items() if name != KEPT_SCORE})
+    estimator.__dict__.update({name: value for name, value in best.items() if name not in FIT_SCORES})
     return returned
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ._core import Flow, Rows
-from ._core.rows import MIN_VALIDATION_ROWS, row_log_likelihoods, weighted_mean
+from ._core.rows import MIN_VALIDATION_ROWS, row_log_likelihoods
 
 # Ridge penalties tried, relative to the largest squared singular value of the centred context.
 RELATIVE_ALPHAS = np.logspace(-6, 2, 33)
@@ -43,6 +43,10 @@ MAX_COMPARISON_HOLDOUT = 0.25
 # The estimator attribute, set during a fit where a ridge regression replaced the trained flow and removed
 # by the caller, that holds the ridge's mean log-likelihood of the validation rows.
 KEPT_SCORE = "_kept_validation_score"
+# The estimator attribute, set during a conditional fit with validation rows and removed by the caller, that
+# holds the kept model's log-likelihood of each validation row and the rows' weights, for paired comparisons
+# of trainings that share the validation rows (benchmarks/experiments/choice_rules.py).
+VALIDATION_ROWS = "_validation_row_scores"
 # Leverages are clipped below 1 so that a row the fit interpolates cannot divide by zero.
 MAX_LEVERAGE = 1 - 1e-6
 
@@ -144,7 +148,7 @@ def fit_ridge_gaussian(
     return every_weight, bias, log_scale
 
 
-def validation_log_likelihood(
+def validation_row_log_likelihoods(
     flow: Flow,
     rows: torch.Tensor,
     weights: torch.Tensor,
@@ -152,15 +156,15 @@ def validation_log_likelihood(
     validation_index: torch.Tensor,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
     seed: int,
-) -> float:
-    """Weighted mean log-likelihood of the validation rows under ``flow``'s learned part (standardized units),
-    dequantized targets with one draw of noise seeded by ``seed``: the same draw for every flow scored."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-likelihood of each validation row under ``flow``'s learned part (standardized units), and the rows'
+    weights; dequantized targets get one draw of noise seeded by ``seed``: the same draw for every flow scored."""
     validation = Rows.select(rows, weights, context, validation_index)
     if augment is not None:
         validation.x = augment(validation.x, torch.Generator().manual_seed(seed))
     flow.eval()
     with torch.inference_mode():
-        return weighted_mean(row_log_likelihoods(flow, validation), validation.weights())
+        return row_log_likelihoods(flow, validation), validation.weights()
 
 
 def untrained_ridge_message(n_rows: int, n_validation: int) -> str:

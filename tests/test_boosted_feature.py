@@ -17,7 +17,8 @@ from skflow import FlowRegressor
 from skflow import _boosted_feature as boosted
 from skflow import _flow_choice as choice
 from skflow._boosted_feature import fit_boosted_trees, predict_trees
-from skflow._linear_start import KEPT_SCORE, fit_ridge_gaussian, ridge_gaussian
+from skflow._core.rows import weighted_mean
+from skflow._linear_start import KEPT_SCORE, VALIDATION_ROWS, fit_ridge_gaussian, ridge_gaussian
 
 from .conftest import SMALL_REGRESSOR, fit_recording_trainings
 
@@ -137,6 +138,22 @@ def test_a_kept_ridge_competes_with_its_own_score_not_the_flow_it_replaced(monke
         assert member.boosted_feature_ == max((False, True), key=lambda use: (score[use], not use))
     assert choice.kept_validation_score({"validation_scores_": [-2.0, -1.5]}) == -1.5
     assert choice.kept_validation_score({"validation_scores_": [-2.0], KEPT_SCORE: -1.0}) == -1.0
+
+
+def test_each_training_records_its_kept_models_score_of_each_validation_row_and_the_model_keeps_none(monkeypatch):
+    # The per-row scores that paired comparisons of trainings read (benchmarks/experiments/choice_rules.py).
+    X, y = steps(150, seed=5)
+    auto, states = fit_recording_trainings(monkeypatch, X, y, n_flows=3, **{**FAST, "max_epochs": 10})
+    assert {state["best_epoch_"] == 0 for state in states} == {True, False}  # ridges and trained flows
+    for state in states:
+        rows, weights = state[VALIDATION_ROWS]
+        assert rows.shape == weights.shape and len(rows) >= 10
+        mean = weighted_mean(rows, weights)
+        if state["best_epoch_"] == 0:  # a kept ridge: exactly the score it competed with
+            assert mean == state[KEPT_SCORE]
+        else:  # the trained flow at its best epoch, scored again
+            assert mean == pytest.approx(max(state["validation_scores_"]), abs=1e-4)
+    assert not any(hasattr(member, VALIDATION_ROWS) or hasattr(member, KEPT_SCORE) for member in auto._members())
 
 
 def test_trees_lift_a_stepped_target_that_the_flow_alone_learns_slowly():
