@@ -11,7 +11,14 @@ of the default ``FlowRegressor(random_state=0)``:
 - ``trees``: two features only, gradient-boosted trees' out-of-fold predictions of the mean and of the log
   squared residual (five folds; on the test rows, the trees fitted on every training row);
 - ``selected``: the features whose share of a ``HistGradientBoostingRegressor``'s split gain is at least half
-  of an equal share (``--uci SET`` runs this one, against every feature, on a UCI set's standard splits)::
+  of an equal share;
+- ``relevance``: every feature, each standardized one divided by a relevance, its gain share over the largest
+  (at least 0.05): features the trees hardly use move the conditioners' inputs little, so the flow learns
+  from them slowly (Adam's steps are about the same size for every weight);
+- ``relevance_spread``: the same with the larger of two relevances, the mean's trees' and those of trees
+  fitted to the log squared out-of-fold residual (the features that move the spread).
+
+``--uci SET`` runs ``--variants`` on a UCI set's standard splits (``--draws`` are the split numbers)::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.noise_features --rows 3500 --features 30 \\
         --draws 0 1 --variants default w32 relevant --out results.jsonl
@@ -22,6 +29,7 @@ of the default ``FlowRegressor(random_state=0)``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -30,6 +38,7 @@ from scipy import stats
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import cross_val_predict
 
+import skflow.regressor as regressor_module
 from skflow import FlowRegressor
 
 from ..regression import Settings, splits_of
@@ -43,6 +52,8 @@ VARIANTS = {
     "relevant": {},
     "selected": {},
     "trees": {},
+    "relevance": {},
+    "relevance_spread": {},
 }
 N_TEST = 2000
 
@@ -86,12 +97,43 @@ def tree_summaries(X_train, y_train, X_test) -> tuple[np.ndarray, np.ndarray]:
     return np.c_[mean_train, spread_train], np.c_[mean_test, spread_test]
 
 
+def relevance(X: np.ndarray, y: np.ndarray, spread: bool) -> np.ndarray:
+    """Each feature's gain share over the largest, or the larger of the mean's and the spread's (``spread``)."""
+    shares = gain_shares(X, y)
+    shares = shares / shares.max()
+    if spread:
+        residual = y - cross_val_predict(HistGradientBoostingRegressor(), X, y, cv=5)
+        spread_shares = gain_shares(X, np.log(residual**2 + 1e-6 * np.var(y)))
+        shares = np.maximum(shares, spread_shares / spread_shares.max())
+    return np.clip(shares, 0.05, 1.0)
+
+
+@contextlib.contextmanager
+def context_divided_by(weights: np.ndarray | None):
+    """The regressor's standardized features divided by ``weights`` (its boosted trees' column unchanged)."""
+    original = regressor_module.context_scaling
+
+    def scaling(X, sample_weight):
+        location, scale = original(X, sample_weight)
+        scale = scale.copy()
+        scale[: len(weights)] /= weights
+        return location, scale
+
+    if weights is not None:
+        regressor_module.context_scaling = scaling
+    try:
+        yield
+    finally:
+        regressor_module.context_scaling = original
+
+
 def test_log_likelihood(variant: str, X_train, y_train, X_test, y_test) -> tuple[float, float]:
     """Mean test log-likelihood and 90% coverage of the variant's fit."""
     if variant == "trees":
         X_train, X_test = tree_summaries(X_train, y_train, X_test)
     columns = {"relevant": np.arange(3), "selected": selected_columns(X_train, y_train)}.get(variant, slice(None))
-    with warnings.catch_warnings():
+    weights = relevance(X_train, y_train, variant == "relevance_spread") if variant.startswith("relevance") else None
+    with warnings.catch_warnings(), context_divided_by(weights):
         warnings.simplefilter("ignore")
         reg = FlowRegressor(random_state=0, **VARIANTS[variant]).fit(X_train[:, columns], y_train)
     interval = reg.predict_interval(X_test[:, columns])
@@ -117,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 X_train, X_test = (split.X_train - location) / scale, (split.X_test - location) / scale
                 kept = selected_columns(X_train, split.y_train).tolist()
                 record = {"set": args.uci, "split": split.index, "kept": kept}
-                for variant in ("default", "selected"):
+                for variant in args.variants:
                     record[variant] = test_log_likelihood(variant, X_train, split.y_train, X_test, split.y_test)[0]
                 append_record(args.out, record)
         return
