@@ -25,6 +25,7 @@ from scipy.special import logsumexp
 from ._boosted_feature import TREE_ATTRIBUTES, fit_tree_feature
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
+from ._feature_relevance import RELEVANCE, relevance_choices
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
 
@@ -48,7 +49,8 @@ def new_members(estimator) -> list:
         member = type(estimator)(**params)
         for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREE_ATTRIBUTES):  # trees: one each
             setattr(member, name, getattr(estimator, name))
-        for name in ("feature_names_in_", "target_names_in_"):  # its warnings name the columns as the user does
+        # Where set: the names (its warnings name the columns as the user does) and, in fit, the trees' relevance.
+        for name in ("feature_names_in_", "target_names_in_", RELEVANCE):
             if hasattr(estimator, name):
                 setattr(member, name, getattr(estimator, name))
         member.ensemble_ = []
@@ -60,12 +62,15 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     """Fit ``estimator``'s own flow and the other flows of its ensemble (returned: its ``ensemble_``).
 
     The boosted trees are fitted first, once for all flows; each flow then
-    trains with or without their prediction (``skflow._boosted_feature``).
+    trains with or without their prediction (``skflow._boosted_feature``), and
+    with the features as given or scaled by the trees' relevance
+    (``skflow._feature_relevance``).
     With ``n_jobs`` other than 1 the flows train at once in joblib workers,
     and the first flow's fitted state is copied back into ``estimator``.
     """
     layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
     features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
+    relevance_choices(estimator)  # relevance_scaling=True without trees fails before anything trains
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]
@@ -75,17 +80,21 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
         parameters = estimator.get_params(deep=False)
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
     warn_once_each([caught for _, caught in fitted], estimator.n_flows)
-    return [flow for flow, _ in fitted[1:]]
+    flows = [flow for flow, _ in fitted]
+    for flow in flows:  # needed by the fit alone: the context scaling holds what it did
+        flow.__dict__.pop(RELEVANCE, None)
+    estimator.__dict__.pop(RELEVANCE, None)
+    return flows[1:]
 
 
 def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> tuple[object, list]:
-    """``flow`` fitted, and the warnings of the fit it kept (``boosted_feature="auto"`` fits twice, and a
-    sequence of layer kinds once each)."""
+    """``flow`` fitted, and the warnings of the fit it kept (``boosted_feature="auto"`` and
+    ``relevance_scaling="auto"`` fit twice each, and a sequence of layer kinds once each)."""
 
-    def fit(X: np.ndarray, kind: str | None) -> list[tuple[type[Warning], str]]:
+    def fit(X: np.ndarray, kind: str | None, scaled: bool) -> list[tuple[type[Warning], str]]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            flow._fit_one_flow(X, Y, weights, kind)
+            flow._fit_one_flow(X, Y, weights, kind, scaled)
         return [(record.category, str(record.message)) for record in caught]
 
     return flow, fit_choosing(flow, features, fit)

@@ -1,9 +1,12 @@
-"""Each flow's choice among its trainings: with or without the boosted trees' prediction, and among layer kinds.
+"""Each flow's choice among its trainings: with or without the boosted trees' prediction, among layer kinds, and
+with the features as given or scaled by their relevance.
 
 A regressor's flow may train several times on the same rows: without and
 with the trees' prediction as a feature (``boosted_feature="auto"``,
 ``skflow._boosted_feature``), and with each of several layer kinds
-(``flow="auto"`` on up to 5,000 rows, or a sequence of kinds). Every training
+(``flow="auto"`` on up to 5,000 rows, or a sequence of kinds), and with the
+features scaled by the trees' relevance (``relevance_scaling``,
+``skflow._feature_relevance``). Every training
 shares the flow's seed, hence its validation rows, so their validation
 log-likelihoods, in the same standardized target units, compare; the flow
 keeps the training whose kept model (``base="linear"``'s ridge regression
@@ -20,6 +23,7 @@ import numpy as np
 from ._auto_parameters import resolve_flow_kind
 from ._boosted_feature import boosted_choices, validates_choice
 from ._core.flow import FLOW_KINDS
+from ._feature_relevance import relevance_choices
 from ._linear_start import KEPT_SCORE, VALIDATION_ROWS
 
 # flow="auto" lets each flow of a fit of this many rows train both these kinds and keep the one that validates
@@ -63,26 +67,29 @@ def layer_choices(estimator, n_rows: int) -> list[str | None]:
     return kinds
 
 
-def fit_choosing(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str | None], T]) -> T:
-    """``fit(columns, kind)`` the estimator's flow on the features alone and/or with the trees' prediction
-    (``boosted_choices``), for each layer kind it chooses among (``layer_choices``); keep the fit whose kept
-    model scores higher on the validation rows (ties: the earlier kind, then the features alone) and return
+def fit_choosing(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str | None, bool], T]) -> T:
+    """``fit(columns, kind, scaled)`` the estimator's flow on the features alone and/or with the trees'
+    prediction (``boosted_choices``), for each layer kind it chooses among (``layer_choices``), with the features
+    as given and/or scaled by their relevance (``relevance_choices``); keep the fit whose kept model scores
+    higher on the validation rows (ties: as given, then the earlier kind, then the features alone) and return
     what that fit returned.
 
     All fits share the seed, so they hold out the same validation rows and
     their scores, in the same standardized target units, compare.
-    ``boosted_feature_`` and ``flow_kind_`` say which was kept.
+    ``boosted_feature_`` and ``flow_kind_`` say which was kept (``x_scale_``
+    whether the features were scaled).
     """
     n_features = estimator.n_features_in_
     choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
     fitted = []
-    for kind in layer_choices(estimator, features.shape[0]):
-        for use in choices:
-            returned = fit(features if use else features[:, :n_features], kind)
-            estimator.boosted_feature_ = use
-            fitted.append((_fitted_state(estimator), returned))
-            for name in FIT_SCORES:
-                estimator.__dict__.pop(name, None)
+    for scaled in relevance_choices(estimator):
+        for kind in layer_choices(estimator, features.shape[0]):
+            for use in choices:
+                returned = fit(features if use else features[:, :n_features], kind, scaled)
+                estimator.boosted_feature_ = use
+                fitted.append((_fitted_state(estimator), returned))
+                for name in FIT_SCORES:
+                    estimator.__dict__.pop(name, None)
     best, returned = max(fitted, key=lambda pair: kept_validation_score(pair[0]))
     estimator.__dict__.update({name: value for name, value in best.items() if name not in FIT_SCORES})
     return returned

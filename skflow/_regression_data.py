@@ -12,6 +12,7 @@ from sklearn.utils.validation import validate_data
 from ._conditional import check_numeric_target, check_target_names
 from ._core import Flow
 from ._core.device import resolve_device
+from ._feature_relevance import relevance_scaled
 from ._fitting import check_learning_rate_and_weight_decay
 from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
 
@@ -90,8 +91,11 @@ def _target_names(y) -> np.ndarray | None:
     return np.asarray(names, dtype=object)
 
 
-def context_scaling(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of the features (1 for a constant one): their context scaling.
+def context_scaling(
+    X: np.ndarray, weights: np.ndarray, relevance: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of the features (1 for a constant one): their context scaling;
+    with ``relevance``, the first ``len(relevance)`` scales divided by it (:mod:`skflow._feature_relevance`).
 
     Each column is divided by its largest magnitude first: the sum and the squares of values near
     1e300 would overflow to inf, and a context scaled by inf is zero, a model that ignores X.
@@ -101,4 +105,5 @@ def context_scaling(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
     scaled = X / magnitude
     mean = np.average(scaled, axis=0, weights=weights)
     std = np.sqrt(np.average(np.square(scaled - mean), axis=0, weights=weights))
-    return mean * magnitude, np.where(std > 0, std * magnitude, 1.0)
+    scale = np.where(std > 0, std * magnitude, 1.0)
+    return mean * magnitude, scale if relevance is None else relevance_scaled(scale, relevance)

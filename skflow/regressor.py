@@ -18,6 +18,7 @@ from ._conditional_flow import draws, log_density
 from ._core import FlowSpec, TrainConfig
 from ._core.flow import FLOW_KINDS
 from ._ensemble import ensemble_mean, ensemble_quantiles, fit_flows, mixture_draws, mixture_log_density
+from ._feature_relevance import RELEVANCE
 from ._fitting import FLOW_PARAMETER_CONSTRAINTS, assign_fitted, fit_flow, fitted_preprocessing, unchanged_on_error
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
@@ -80,17 +81,13 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Quantiles, means and samples then stay inside; targets on or outside
         score ``-inf``.
     base : {"linear", "normal"}, default="linear"
-        The flow starts as the Gaussian of the standardized target. With
-        "linear", the trained flow is then compared on its validation rows
-        with a ridge regression with Gaussian noise (penalty and noise by
-        leave-one-out error) fitted on its training rows, and the better is
-        kept (a ridge refitted on every row): a flow whose last layer shifts
-        by a linear function of ``x`` and scales, the others the identity
-        (``best_epoch_`` 0); with the boosted feature, also with a ridge of the
-        trees' prediction alone. The comparison needs 10 validation rows:
-        on 40 to 104 rows that many validate, above ``validation_fraction``;
-        with fewer (or none, under 10 rows) the ridge is the model, untrained;
-        with ``validation_fraction=0`` or ``partial_fit`` the trained flow.
+        The flow starts as the Gaussian of the standardized target. With "linear", the trained flow is then
+        compared on its validation rows with a ridge regression with Gaussian noise (penalty and noise by
+        leave-one-out error; with the boosted feature, also one of the trees' prediction alone) fitted on its
+        training rows, and the better is kept (a ridge refitted on every row, ``best_epoch_`` 0: a flow whose
+        last layer shifts by a linear function of ``x`` and scales). The comparison needs 10 validation rows:
+        on 40 to 104 rows that many validate, above ``validation_fraction``; with fewer (or none, under 10
+        rows) the ridge is the model, untrained; with ``validation_fraction=0`` or ``partial_fit`` the flow.
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one
         per target: the base becomes N(0, diag(s^2))) by maximum likelihood on
@@ -98,34 +95,34 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         few hundred rows is over-confident on new ones; this widens (or
         narrows) its distributions to what held-out rows show, exactly.
     boosted_feature : "auto" or bool, default="auto"
-        Give each flow, as one more feature per target, the prediction of
-        gradient-boosted trees (``HistGradientBoostingRegressor``, leaf size
-        chosen by the folds): out-of-fold on the training rows, the fold
-        models' mean on new ones. Trees find steps and relevant features,
-        which the MLP conditioners learn slowly. "auto": on 40 to 20,000 rows
-        of which 10 or more validate (from 40 rows with ``base="linear"``,
-        which holds out 10 there; from 100 with "normal"), each flow trains
-        with and without it and keeps the one whose model (the flow, or the
-        ridge that replaced it) scores better on its validation rows (twice
-        the training; ``boosted_feature_`` says which), otherwise without, as
-        with ``validation_fraction=0`` (docs/regression_design_notes.md).
-        ``partial_fit`` of an unfitted model trains without.
+        Give each flow, as one more feature per target, the prediction of gradient-boosted trees
+        (``HistGradientBoostingRegressor``, leaf size chosen by the folds): out-of-fold on the training rows,
+        the fold models' mean on new ones. Trees find steps and relevant features, which the MLP conditioners
+        learn slowly. "auto": on 40 to 20,000 rows of which 10 or more validate (from 40 rows with
+        ``base="linear"``, which holds out 10 there; from 100 with "normal"), each flow trains with and
+        without it and keeps the one whose model (the flow, or the ridge that replaced it) scores better on
+        its validation rows (twice the training; ``boosted_feature_`` says which), otherwise without, as with
+        ``validation_fraction=0``. ``partial_fit`` of an unfitted model trains without.
+    relevance_scaling : "auto" or bool, default=False
+        Divide each standardized feature by its relevance, its share of the boosted trees' split gain over the
+        largest (at least 0.05), so that the flow learns slowly from features the trees hardly used (features
+        that carry no information cost accuracy: user guide, "Known limits"). "auto": where the trees were
+        fitted, each flow trains both ways and keeps the one that validates better (twice the training);
+        True needs the trees. ``x_scale_`` holds the scaling.
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial weights, batch order and
         validation rows: each trains on a different 90% of the rows, by default); ``predict``,
         ``score_samples`` and the rest use their equal-weight mixture, at ``n_flows`` times one flow's cost
         (the trees are fitted once for all). Five flows scored 0.05-0.12 nats a row better than one on five
-        of six UCI sets tried (at ``learning_rate=1e-3``), 0.005 on wine's integer target
-        (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
+        of six UCI sets tried (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes (None: 1, unless in a
         :func:`joblib.parallel_backend` context; -1: every core). Each trains on one thread either way; a
         ``callback`` then runs in the workers.
     callback : callable or None, default=None
-        Called with an :class:`EpochInfo` per epoch of each flow in turn; its
-        ``log_density(X, y)`` is that flow's ``score_samples`` under that
-        epoch's weights (before calibration). With ``boosted_feature="auto"`` (or a sequence of layer kinds)
-        each flow's trainings call it in turn, the one without the trees first.
+        Called with an :class:`EpochInfo` per epoch of each flow in turn; its ``log_density(X, y)`` is that
+        flow's ``score_samples`` under that epoch's weights (before calibration). Where a flow trains several
+        times (the "auto" choices, a sequence of layer kinds) each training calls it in turn.
     device, random_state, verbose : see :class:`FlowDensity`
 
     Attributes
@@ -149,9 +146,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     target_names_in_ : ndarray of shape (n_targets_,)
         Defined when ``y`` is a named pandas Series or a DataFrame with string column names.
     x_location_, x_scale_ : ndarray of shape (n_features_in_,) or (n_features_in_ + n_targets_,)
-        Weighted mean and standard deviation of the features (and of the
-        trees' prediction, with ``boosted_feature_``), which standardize them
-        into the flow's context (scale 1 for a constant one).
+        Weighted mean and standard deviation of the features (and of the trees' prediction, with
+        ``boosted_feature_``; scale 1 for a constant one), the features' scale divided by their relevance
+        where the flow kept ``relevance_scaling``: the map from ``X`` to the flow's context.
     boosted_feature_ : bool
         Whether the (first) flow's context includes the trees' prediction.
     tree_nodes_, tree_roots_, tree_baseline_ : ndarray
@@ -195,9 +192,10 @@ max_epochs_, device_
         "n_flows": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [None, Integral],
         "boosted_feature": [StrOptions({"auto"}), "boolean"],
+        "relevance_scaling": [StrOptions({"auto"}), "boolean"],
     }
 
-    _parameters_added_since_format_1 = ("n_flows", "n_jobs", "base", "boosted_feature")
+    _parameters_added_since_format_1 = ("n_flows", "n_jobs", "base", "boosted_feature", "relevance_scaling")
     _fitted_attributes: dict = REGRESSOR_FITTED_ATTRIBUTES
 
     def __init__(
@@ -220,6 +218,7 @@ max_epochs_, device_
         base="linear",
         calibrate=True,
         boosted_feature="auto",
+        relevance_scaling=False,
         n_flows=5,
         n_jobs=None,
         device="auto",
@@ -244,6 +243,7 @@ max_epochs_, device_
         self.base = base
         self.calibrate = calibrate
         self.boosted_feature = boosted_feature
+        self.relevance_scaling = relevance_scaling
         self.n_flows = n_flows
         self.n_jobs = n_jobs
         self.device = device
@@ -275,13 +275,13 @@ max_epochs_, device_
         self.ensemble_ = fit_flows(self, X, Y, weights)
         return self
 
-    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, kind: str | None = None) -> None:
+    def _fit_one_flow(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, kind=None, scaled=False) -> None:
         """Fit this estimator's own flow (the first of an ensemble) to validated data: ``X``, the features, with
         the trees' prediction or without (``skflow._boosted_feature``); ``kind``: the layer kind, if not the
-        ``flow`` parameter's."""
+        ``flow`` parameter's; ``scaled``: the features scaled by their relevance (``skflow._feature_relevance``)."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
-        self.x_location_, self.x_scale_ = context_scaling(X, weights)
+        self.x_location_, self.x_scale_ = context_scaling(X, weights, getattr(self, RELEVANCE) if scaled else None)
         resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1], kind=kind)
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)

@@ -57,7 +57,7 @@ def recording_fit_choosing(estimator, features, fit):
     trainings, returns = [], []
     for kind in layer_choices(estimator, features.shape[0]):
         for use in choices:
-            returns.append(fit(features if use else features[:, :n_features], kind))
+            returns.append(fit(features if use else features[:, :n_features], kind, False))
             estimator.boosted_feature_ = use
             trainings.append(_fitted_state(estimator))
             for name in (KEPT_SCORE, VALIDATION_ROWS):

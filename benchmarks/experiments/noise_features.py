@@ -16,7 +16,9 @@ of the default ``FlowRegressor(random_state=0)``:
   (at least 0.05): features the trees hardly use move the conditioners' inputs little, so the flow learns
   from them slowly (Adam's steps are about the same size for every weight);
 - ``relevance_spread``: the same with the larger of two relevances, the mean's trees' and those of trees
-  fitted to the log squared out-of-fold residual (the features that move the spread).
+  fitted to the log squared out-of-fold residual (the features that move the spread);
+- ``library_auto``: ``FlowRegressor(relevance_scaling="auto")``, the library's version: relevance from the
+  boosted trees' fold models, each flow choosing between its trainings as given and scaled.
 
 ``--uci SET`` runs ``--variants`` on a UCI set's standard splits (``--draws`` are the split numbers)::
 
@@ -54,6 +56,7 @@ VARIANTS = {
     "trees": {},
     "relevance": {},
     "relevance_spread": {},
+    "library_auto": {"relevance_scaling": "auto"},
 }
 N_TEST = 2000
 
