@@ -49,8 +49,8 @@ class KeepBothTrainings:
         def keeping(estimator, features, fit):
             states = {}
 
-            def fit_and_keep(columns, kind):  # the default flow="auto" trains one layer kind
-                returned = fit(columns, kind)
+            def fit_and_keep(columns, kind, scaled):  # one layer kind (split_runs.SPLINES_ONLY), as given
+                returned = fit(columns, kind, scaled)
                 uses_trees = columns.shape[1] > estimator.n_features_in_
                 states[uses_trees] = {**_fitted_state(estimator), "boosted_feature_": uses_trees}
                 return returned
