@@ -299,9 +299,6 @@ def fit_flow(
     check_finite_weights(estimator, flow)
     if compared:
         flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
-    elif context is not None and result.validation_index is not None:
-        rows = (train_x, train_w, train_context, result.validation_index)
-        setattr(estimator, VALIDATION_ROWS, validation_row_log_likelihoods(flow, *rows, augment, seed))
     warn_about_training(estimator, result)
     flow = flow.double().eval()
     if start is not None and result.best_epoch == 0:

@@ -43,9 +43,10 @@ MAX_COMPARISON_HOLDOUT = 0.25
 # The estimator attribute, set during a fit where a ridge regression replaced the trained flow and removed
 # by the caller, that holds the ridge's mean log-likelihood of the validation rows.
 KEPT_SCORE = "_kept_validation_score"
-# The estimator attribute, set during a conditional fit with validation rows and removed by the caller, that
-# holds the kept model's log-likelihood of each validation row and the rows' weights, for paired comparisons
-# of trainings that share the validation rows (benchmarks/experiments/choice_rules.py).
+# The estimator attribute, set during a fit that compared its flow with the ridge regression and removed by the
+# caller, that holds the kept model's log-likelihood of each validation row and the rows' weights (computed for
+# the comparison anyway), for paired comparisons of trainings that share the validation rows
+# (benchmarks/experiments/choice_rules.py).
 VALIDATION_ROWS = "_validation_row_scores"
 # Leverages are clipped below 1 so that a row the fit interpolates cannot divide by zero.
 MAX_LEVERAGE = 1 - 1e-6

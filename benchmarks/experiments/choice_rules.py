@@ -38,9 +38,8 @@ from sklearn.model_selection import train_test_split
 
 import skflow._ensemble as ensemble
 from skflow import FlowRegressor
-from skflow._boosted_feature import boosted_choices
 from skflow._core.rows import clearly_better
-from skflow._flow_choice import _fitted_state, kept_validation_score, layer_choices
+from skflow._flow_choice import _fitted_state, fit_choosing, kept_validation_score
 from skflow._linear_start import KEPT_SCORE, VALIDATION_ROWS
 
 from .small_regression import small_sets
@@ -51,22 +50,19 @@ RULES = ("default", "spline", "mixture", "margin1", "margin2", "pooled", "both",
 
 
 def recording_fit_choosing(estimator, features, fit):
-    """``fit_choosing``, keeping every training's state (with its validation rows' scores) on the estimator."""
-    n_features = estimator.n_features_in_
-    choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
-    trainings, returns = [], []
-    for kind in layer_choices(estimator, features.shape[0]):
-        for use in choices:
-            returns.append(fit(features if use else features[:, :n_features], kind, False))
-            estimator.boosted_feature_ = use
-            trainings.append(_fitted_state(estimator))
-            for name in (KEPT_SCORE, VALIDATION_ROWS):
-                estimator.__dict__.pop(name, None)
-    kept = max(range(len(trainings)), key=lambda i: kept_validation_score(trainings[i]))  # the library's rule
-    dropped = (KEPT_SCORE, VALIDATION_ROWS)
-    estimator.__dict__.update({name: value for name, value in trainings[kept].items() if name not in dropped})
+    """The library's ``fit_choosing``, keeping every training's state (with its validation rows' scores) on the
+    estimator."""
+    trainings = []
+
+    def fit_and_record(columns, kind, scaled):
+        returned = fit(columns, kind, scaled)
+        uses_trees = columns.shape[1] > estimator.n_features_in_  # fit_choosing sets it after the training
+        trainings.append({**_fitted_state(estimator), "boosted_feature_": uses_trees})
+        return returned
+
+    returned = fit_choosing(estimator, features, fit_and_record)
     estimator.__dict__[CANDIDATES] = trainings
-    return returns[kept]
+    return returned
 
 
 def training_member(flow, state: dict):

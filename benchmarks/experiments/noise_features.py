@@ -117,10 +117,7 @@ def context_divided_by(weights: np.ndarray | None):
     original = regressor_module.context_scaling
 
     def scaling(X, sample_weight):
-        location, scale = original(X, sample_weight)
-        scale = scale.copy()
-        scale[: len(weights)] /= weights
-        return location, scale
+        return original(X, sample_weight, weights)
 
     if weights is not None:
         regressor_module.context_scaling = scaling
