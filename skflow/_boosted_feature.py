@@ -29,7 +29,6 @@ from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
-from ._feature_relevance import RELEVANCE, gain_relevance, split_gains
 from ._fitting import held_out_fraction
 
 N_FOLDS = 5
@@ -58,9 +57,8 @@ def empty_trees() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fit_boosted_trees(
     X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray] | None:
-    """The fold models' trees ``(nodes, roots, baseline)``, the out-of-fold predictions (n_rows, n_targets) and
-    the features' relevance by the kept models' split gain (:func:`skflow._feature_relevance.gain_relevance`).
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    """The fold models' trees ``(nodes, roots, baseline)`` and the out-of-fold predictions (n_rows, n_targets).
 
     Per target, the fold models of each leaf size in ``LEAF_SIZES`` are
     fitted and those with the smallest weighted out-of-fold squared error are
@@ -77,13 +75,12 @@ def fit_boosted_trees(
     fold_weights = None if np.all(weights == weights[0]) else weights
     out_of_fold, average = np.empty_like(Y), np.empty_like(Y)
     nodes, roots, baseline = [], [], np.zeros(n_targets)
-    n_nodes, kept_models = 0, []
+    n_nodes = 0
     for target in range(n_targets):
         candidates = [_fold_models(X, Y[:, target], fold_weights, folds, seed, leaf) for leaf in LEAF_SIZES]
         models, out_of_fold[:, target], average[:, target] = min(
             candidates, key=lambda fitted: np.average((fitted[1] - Y[:, target]) ** 2, weights=weights)
         )
-        kept_models.append(models)
         for model in models:
             baseline[target] += float(np.ravel(model._baseline_prediction)[0]) / len(folds)
             for predictors in model._predictors:
@@ -100,7 +97,7 @@ def fit_boosted_trees(
             stacklevel=3,
         )
         return None
-    return trees, out_of_fold, gain_relevance(split_gains(kept_models, X.shape[1]))
+    return trees, out_of_fold
 
 
 def _fold_models(
@@ -211,9 +208,15 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
     """
     setting = estimator.boosted_feature
     if setting == "auto":
-        low, high = AUTO_ROWS
-        return [False, True] if low <= n_rows <= high and validates_choice(estimator, n_rows) else [False]
+        return [False, True] if auto_chooses(estimator, n_rows) else [False]
     return [bool(setting)]
+
+
+def auto_chooses(estimator, n_rows: int) -> bool:
+    """Whether an "auto" setting (``boosted_feature``, ``relevance_scaling``) trains each flow both ways in a fit
+    of ``n_rows`` rows: 40 to 20,000 rows (``AUTO_ROWS``) of which at least ``MIN_VALIDATION_ROWS`` validate."""
+    low, high = AUTO_ROWS
+    return low <= n_rows <= high and validates_choice(estimator, n_rows)
 
 
 def validates_choice(estimator, n_rows: int) -> bool:
@@ -224,18 +227,15 @@ def validates_choice(estimator, n_rows: int) -> bool:
 
 def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
     """Fit ``estimator``'s trees (``tree_nodes_``, ``tree_roots_``, ``tree_baseline_``) where a flow may use
-    them, and return the training features: ``X``, with the out-of-fold prediction appended if so. The
-    features' relevance by the trees (None without trees) goes in the transient attribute ``RELEVANCE``."""
+    them, and return the training features: ``X``, with the out-of-fold prediction appended if so."""
     set_trees(estimator, empty_trees())
-    setattr(estimator, RELEVANCE, None)
     if True not in boosted_choices(estimator, X.shape[0]):
         return X
     fitted = fit_boosted_trees(X, Y, weights, seed)
     if fitted is None:
         return X
-    trees, out_of_fold, relevance = fitted
+    trees, out_of_fold = fitted
     set_trees(estimator, trees)
-    setattr(estimator, RELEVANCE, relevance)
     return np.hstack([X, out_of_fold])
 
 

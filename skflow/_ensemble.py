@@ -22,10 +22,10 @@ import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import logsumexp
 
-from ._boosted_feature import TREE_ATTRIBUTES, fit_tree_feature
+from ._boosted_feature import TREE_ATTRIBUTES, auto_chooses, fit_tree_feature
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
-from ._feature_relevance import RELEVANCE, relevance_choices
+from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
 
@@ -49,7 +49,7 @@ def new_members(estimator) -> list:
         member = type(estimator)(**params)
         for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREE_ATTRIBUTES):  # trees: one each
             setattr(member, name, getattr(estimator, name))
-        # Where set: the names (its warnings name the columns as the user does) and, in fit, the trees' relevance.
+        # Where set: the names (its warnings name the columns as the user does) and, in fit, the features' relevance.
         for name in ("feature_names_in_", "target_names_in_", RELEVANCE):
             if hasattr(estimator, name):
                 setattr(member, name, getattr(estimator, name))
@@ -63,14 +63,14 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
 
     The boosted trees are fitted first, once for all flows; each flow then
     trains with or without their prediction (``skflow._boosted_feature``), and
-    with the features as given or scaled by the trees' relevance
+    with the features as given or with those taken for noise scaled down
     (``skflow._feature_relevance``).
     With ``n_jobs`` other than 1 the flows train at once in joblib workers,
     and the first flow's fitted state is copied back into ``estimator``.
     """
     layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
     features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
-    relevance_choices(estimator)  # relevance_scaling=True without trees fails before anything trains
+    set_relevance(estimator, X, Y, weights, draw_seed(estimator), auto_chooses(estimator, X.shape[0]))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]

@@ -5,7 +5,7 @@ A regressor's flow may train several times on the same rows: without and
 with the trees' prediction as a feature (``boosted_feature="auto"``,
 ``skflow._boosted_feature``), and with each of several layer kinds
 (``flow="auto"`` on up to 5,000 rows, or a sequence of kinds), and with the
-features scaled by the trees' relevance (``relevance_scaling``,
+features taken for noise scaled down (``relevance_scaling``,
 ``skflow._feature_relevance``). Every training
 shares the flow's seed, hence its validation rows, so their validation
 log-likelihoods, in the same standardized target units, compare; the flow

@@ -104,11 +104,11 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         its validation rows (twice the training; ``boosted_feature_`` says which), otherwise without, as with
         ``validation_fraction=0``. ``partial_fit`` of an unfitted model trains without.
     relevance_scaling : "auto" or bool, default=False
-        Divide each standardized feature by its relevance, its share of the boosted trees' split gain over the
-        largest (at least 0.05), so that the flow learns slowly from features the trees hardly used (features
-        that carry no information cost accuracy: user guide, "Known limits"). "auto": where the trees were
-        fitted, each flow trains both ways and keeps the one that validates better (twice the training);
-        True needs the trees. ``x_scale_`` holds the scaling.
+        Divide by 20 the standardized features taken for noise (boosted trees fitted to the features and a
+        shuffled copy of each give them no more split gain than the best copy), so that the flow learns slowly
+        from them (user guide, "Known limits"). "auto": where some feature is, on the rows where
+        ``boosted_feature="auto"`` chooses, each flow trains both ways and keeps the one that validates better
+        (twice the training); otherwise as given. ``x_scale_`` holds the scaling.
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial weights, batch order and
         validation rows: each trains on a different 90% of the rows, by default); ``predict``,
@@ -147,8 +147,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Defined when ``y`` is a named pandas Series or a DataFrame with string column names.
     x_location_, x_scale_ : ndarray of shape (n_features_in_,) or (n_features_in_ + n_targets_,)
         Weighted mean and standard deviation of the features (and of the trees' prediction, with
-        ``boosted_feature_``; scale 1 for a constant one), the features' scale divided by their relevance
-        where the flow kept ``relevance_scaling``: the map from ``X`` to the flow's context.
+        ``boosted_feature_``; scale 1 for a constant one), noise features' scale times 20 where the flow kept
+        ``relevance_scaling``: the map from ``X`` to the flow's context.
     boosted_feature_ : bool
         Whether the (first) flow's context includes the trees' prediction.
     tree_nodes_, tree_roots_, tree_baseline_ : ndarray

@@ -47,7 +47,7 @@ def test_trees_as_arrays_are_scikit_learns_fold_models_of_the_leaf_size_with_the
     # A noisy stepped target and a noiseless smooth one: the folds should choose different leaf sizes.
     Y = np.column_stack([y, X[:, 3] ** 2])
     weights = np.random.default_rng(0).uniform(0.5, 2.0, 250)
-    trees, out_of_fold, _ = fit_boosted_trees(X, Y, weights, seed=7)
+    trees, out_of_fold = fit_boosted_trees(X, Y, weights, seed=7)
     X_new = np.random.default_rng(2).uniform(-1.5, 1.5, (100, 6))
     expected_oof, expected_new, chosen = np.empty_like(Y), np.zeros((100, 2)), []
     for k in range(2):

@@ -44,7 +44,7 @@ import skflow.regressor as regressor_module
 from skflow import FlowRegressor
 
 from ..regression import Settings, splits_of
-from .split_runs import append_record
+from .split_runs import append_record, split_parser
 
 VARIANTS = {
     "default": {},
@@ -71,6 +71,17 @@ def noisy_features_set(n_rows: int, n_features: int, seed: int):
     test = slice(n_rows, None)
     true = stats.gamma.logpdf((y[test] - location[test]) / scale[test], 2) - np.log(scale[test])
     return X[:n_rows], y[:n_rows], X[test], y[test], float(true.mean())
+
+
+def sets_or_noise_parser(description: str) -> argparse.ArgumentParser:
+    """``split_parser``'s options with ``--sets`` optional, ``--noise`` (training rows of this module's set, one
+    run each) and ``--draws`` (its seeds)."""
+    parser = split_parser(description)
+    parser.set_defaults(sets=[])
+    parser._actions[[a.dest for a in parser._actions].index("sets")].required = False
+    parser.add_argument("--noise", nargs="*", type=int, default=[], help="rows of noise_features' set")
+    parser.add_argument("--draws", nargs="+", type=int, default=[0])
+    return parser
 
 
 def gain_shares(X: np.ndarray, y: np.ndarray) -> np.ndarray:

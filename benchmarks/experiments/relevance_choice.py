@@ -32,8 +32,8 @@ from skflow._boosted_feature import boosted_choices
 from skflow._flow_choice import FIT_SCORES, _fitted_state, kept_validation_score, layer_choices
 
 from .choice_rules import best, ensemble_ll, training_member
-from .noise_features import context_divided_by, noisy_features_set, relevance
-from .split_runs import append_record, numbered_splits, split_parser
+from .noise_features import context_divided_by, noisy_features_set, relevance, sets_or_noise_parser
+from .split_runs import append_record, numbered_splits
 
 TRAININGS = "_recorded_trainings"
 WEIGHTS = {"relevance": None}  # the fit's relevance, set before each fit
@@ -95,11 +95,7 @@ def measure(X_train, y_train, X_test, y_test) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = split_parser(__doc__)
-    parser.set_defaults(sets=[])
-    parser._actions[[a.dest for a in parser._actions].index("sets")].required = False
-    parser.add_argument("--noise", nargs="*", type=int, default=[], help="rows of noise_features' set")
-    parser.add_argument("--draws", nargs="+", type=int, default=[0])
+    parser = sets_or_noise_parser(__doc__)
     args = parser.parse_args(argv)
     ensemble.fit_choosing = recording_fit_choosing
     for name, split in numbered_splits(args):
