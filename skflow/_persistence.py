@@ -135,9 +135,13 @@ def check_fitted_state(estimator: Any) -> None:
 
 
 # What an ensemble's members share with the estimator that holds them: each takes its context of the
-# estimator's features (standardized alike; a regressor's flow may add its trees' prediction, scaled after
-# them), and their densities are mixed over the same targets.
-_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_scale_", *TREE_ATTRIBUTES)
+# estimator's features, centred alike (a regressor's flow may add its trees' prediction after them), and their
+# densities are mixed over the same targets. Their scales may differ: a flow may keep noise features scaled
+# down (relevance_scaling) where another does not.
+_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", *TREE_ATTRIBUTES)
+# The features' means agree to rounding (a mean over more columns, with the trees' prediction, may sum in
+# another order): to this fraction of the features' scale.
+_LOCATION_TOLERANCE = 1e-9
 
 
 def _check_members_match(estimator: Any, members: list) -> None:
@@ -163,9 +167,22 @@ def _member_problem(estimator: Any, member: Any) -> str | None:
     if member.__dict__.get("ensemble_"):
         return "has members of its own"
     for name in _SHARED_WITH_MEMBERS:
-        if name in estimator.__dict__ and not _equal(_shared(member, name), _shared(estimator, name)):
+        if name not in estimator.__dict__:
+            continue
+        ours, theirs = _shared(estimator, name), _shared(member, name)
+        if name == "x_location_":
+            if not _close_locations(theirs, ours, _shared(estimator, "x_scale_")):
+                return f"has another {name}"
+        elif not _equal(theirs, ours):
             return f"has another {name}"
     return None
+
+
+def _close_locations(theirs: Any, ours: Any, scale: Any) -> bool:
+    arrays = all(isinstance(value, np.ndarray) for value in (theirs, ours, scale))
+    if not arrays or not theirs.shape == ours.shape == scale.shape:
+        return False
+    return bool(np.all(np.abs(theirs - ours) <= _LOCATION_TOLERANCE * np.abs(scale)))
 
 
 def _equal(a: Any, b: Any) -> bool:

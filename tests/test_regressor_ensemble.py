@@ -125,6 +125,25 @@ def test_a_file_whose_member_has_other_features_is_refused(data, ensemble):
         broken.save(buffer)
 
 
+def test_flows_with_and_without_the_trees_prediction_save_though_their_means_round_differently():
+    # The context's means over one more column (the trees' prediction) may differ from the others' in the
+    # last bit; the saved file's check of the members allows that, and nothing more (member_edits below).
+    from sklearn.datasets import make_moons
+
+    moons = make_moons(300, noise=0.1, random_state=0)[0] * [2.0, 0.5] + [1.0, 3.0]
+    X, y = moons[:, :1], moons[:, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FlowRegressor(n_flows=3, max_epochs=2, n_transforms=1, relevance_scaling=False, random_state=1)
+        model.fit(X, y)
+    locations = [member.x_location_[0] for member in model._members()]
+    assert len({member.boosted_feature_ for member in model._members()}) == 2 and len(set(locations)) == 2
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(FlowRegressor.load(buffer).score_samples(X, y), model.score_samples(X, y))
+
+
 def member_edits(X, y, ensemble):
     """Members that a file could be edited to hold, each with what should refuse it."""
     from skflow import FlowDensity
