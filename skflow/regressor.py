@@ -103,7 +103,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         without it and keeps the one whose model (the flow, or the ridge that replaced it) scores better on
         its validation rows (twice the training; ``boosted_feature_`` says which), otherwise without, as with
         ``validation_fraction=0``. ``partial_fit`` of an unfitted model trains without.
-    relevance_scaling : "auto" or bool, default=False
+    relevance_scaling : "auto" or bool, default="auto"
         Divide by 20 the standardized features taken for noise (boosted trees fitted to the features and a
         shuffled copy of each give them no more split gain than the best copy), so that the flow learns slowly
         from them (user guide, "Known limits"). "auto": where some feature is, on the rows where
@@ -218,7 +218,7 @@ max_epochs_, device_
         base="linear",
         calibrate=True,
         boosted_feature="auto",
-        relevance_scaling=False,
+        relevance_scaling="auto",
         n_flows=5,
         n_jobs=None,
         device="auto",

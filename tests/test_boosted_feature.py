@@ -22,8 +22,9 @@ from skflow._linear_start import KEPT_SCORE, VALIDATION_ROWS, fit_ridge_gaussian
 
 from .conftest import SMALL_REGRESSOR, fit_recording_trainings
 
-# Splines only: these tests count and rebuild the trees' trainings, not the layer kinds' (test_mixture_cdf.py).
-FAST = {**SMALL_REGRESSOR, "max_epochs": 8, "flow": "spline"}
+# Splines only, features as given: these tests count and rebuild the trees' trainings, not the layer kinds'
+# (test_mixture_cdf.py) or the noise features' scaling (test_feature_relevance.py).
+FAST = {**SMALL_REGRESSOR, "max_epochs": 8, "flow": "spline", "relevance_scaling": False}
 
 
 def steps(n, seed=0, n_features=6):

@@ -124,3 +124,15 @@ def test_true_scales_without_the_trees_and_the_setting_is_validated():
     assert (model.x_scale_[1:] > standard[1:]).any()
     with pytest.raises(ValueError, match="relevance_scaling"):
         FlowRegressor(relevance_scaling="yes").fit(X, y)
+
+
+def test_an_ensemble_whose_flows_kept_different_scalings_saves_loads_and_scores_the_same():
+    # Each flow keeps its own training: some the noise features scaled down, others as given, some with the
+    # trees' prediction (its context's means then sum over one more column, which may round differently).
+    X, y = one_feature_among_noise(300, seed=0)
+    model = quiet_fit(X, y, n_flows=3, random_state=0)
+    assert len({tuple(member.x_scale_[:5]) for member in model._members()}) > 1
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(FlowRegressor.load(buffer).score_samples(X, y), model.score_samples(X, y))

@@ -159,7 +159,7 @@ def test_two_targets_couple_through_mixtures_and_their_density_integrates_to_one
 
 def test_each_flow_keeps_the_layer_kind_that_validates_best_and_equals_its_forced_fit(monkeypatch):
     X, y = bimodal_rows(400, 3)
-    settings = {**SMALL_REGRESSOR, "boosted_feature": False, "max_epochs": 8}
+    settings = {**SMALL_REGRESSOR, "boosted_feature": False, "relevance_scaling": False, "max_epochs": 8}
     chooser, states = fit_recording_trainings(monkeypatch, X, y, flow=("spline", "mixture_cdf"), n_flows=2, **settings)
     assert [state["flow_kind_"] for state in states] == ["spline", "mixture_cdf"] * 2
     members = [chooser, *chooser.ensemble_]
