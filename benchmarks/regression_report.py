@@ -87,9 +87,8 @@ NOTES = [
     "flow: default `FlowRegressor(random_state=0)`. Its default scales noise features down "
     "(`relevance_scaling=\"auto\"`, twenty-seventh session), which changes no fit of concrete, kin8nm, power, "
     "protein, hetero_skewed or curved_2d (no feature is taken for noise there, or protein is above 20,000 rows); "
-    "energy, yacht, Boston and bimodal_moving were rerun on it; the naval and both wine rows ran on the earlier "
-    "default (`relevance_scaling=False`): \"auto\" changed naval's split 0 by +0.003 and wine's splits 0-2 by "
-    "-0.004 on average (docs/regression_design_notes.md).",
+    "energy, yacht, Boston, both wines and bimodal_moving were rerun on it; the naval row ran on the earlier "
+    "default (`relevance_scaling=False`): \"auto\" changed its split 0 by +0.003 (docs/regression_design_notes.md).",
     NGBOOST_NOTE,
     "hgb_gaussian: `HistGradientBoostingRegressor` defaults for the mean; one sigma per split, the RMS of 5-fold "
     "out-of-fold residuals on the training rows.",
