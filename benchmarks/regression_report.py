@@ -85,10 +85,10 @@ NOTES = [
     "rows' statistics; every contender but the flow also sees the target standardized that way, and its metrics "
     "are mapped back to the original units (an affine map: exact). The flow gets the target in its own units.",
     "flow: default `FlowRegressor(random_state=0)`. Its default scales noise features down "
-    "(`relevance_scaling=\"auto\"`, twenty-seventh session), which changes no fit of concrete, kin8nm, power, "
+    '(`relevance_scaling="auto"`, twenty-seventh session), which changes no fit of concrete, kin8nm, power, '
     "protein, hetero_skewed or curved_2d (no feature is taken for noise there, or protein is above 20,000 rows); "
     "energy, yacht, Boston, both wines and bimodal_moving were rerun on it; the naval row ran on the earlier "
-    "default (`relevance_scaling=False`): \"auto\" changed its split 0 by +0.003 (docs/regression_design_notes.md).",
+    'default (`relevance_scaling=False`): "auto" changed its split 0 by +0.003 (docs/regression_design_notes.md).',
     NGBOOST_NOTE,
     "hgb_gaussian: `HistGradientBoostingRegressor` defaults for the mean; one sigma per split, the RMS of 5-fold "
     "out-of-fold residuals on the training rows.",

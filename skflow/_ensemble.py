@@ -69,8 +69,10 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     and the first flow's fitted state is copied back into ``estimator``.
     """
     layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
-    features = fit_tree_feature(estimator, X, Y, weights, draw_seed(estimator))
-    set_relevance(estimator, X, Y, weights, draw_seed(estimator), auto_chooses(estimator, X.shape[0]))
+    # One draw for both: with a RandomState instance each draw advances it, and the flows' seeds come next.
+    seed = draw_seed(estimator)
+    features = fit_tree_feature(estimator, X, Y, weights, seed)
+    set_relevance(estimator, X, Y, weights, seed, auto_chooses(estimator, X.shape[0]))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]

@@ -70,7 +70,12 @@ def _split_gains(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, seed:
     # One thread, as the flows train (skflow._boosted_feature).
     with threadpool_limits(1):
         model.fit(X, y, sample_weight=weights)
-    gains = np.zeros(X.shape[1])
+    return summed_split_gains(model, X.shape[1])
+
+
+def summed_split_gains(model: HistGradientBoostingRegressor, n_features: int) -> np.ndarray:
+    """The split gain of every tree of a fitted ``HistGradientBoostingRegressor``, summed per feature."""
+    gains = np.zeros(n_features)
     for predictors in model._predictors:
         nodes = predictors[0].nodes
         splits = nodes[~nodes["is_leaf"].astype(bool)]

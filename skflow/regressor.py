@@ -108,7 +108,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         shuffled copy of each give them no more split gain than the best copy), so that the flow learns slowly
         from them (user guide, "Known limits"). "auto": where some feature is, on the rows where
         ``boosted_feature="auto"`` chooses, each flow trains both ways and keeps the one that validates better
-        (twice the training); otherwise as given. ``x_scale_`` holds the scaling.
+        (twice the training); otherwise, and in ``partial_fit``, as given. ``x_scale_`` holds the scaling.
     n_flows : int, default=5
         Flows in the ensemble, each fitted from its own seed (its own initial weights, batch order and
         validation rows: each trains on a different 90% of the rows, by default); ``predict``,

@@ -42,6 +42,7 @@ from sklearn.model_selection import cross_val_predict
 
 import skflow.regressor as regressor_module
 from skflow import FlowRegressor
+from skflow._feature_relevance import summed_split_gains
 
 from ..regression import Settings, splits_of
 from .split_runs import append_record, split_parser
@@ -86,12 +87,7 @@ def sets_or_noise_parser(description: str) -> argparse.ArgumentParser:
 
 def gain_shares(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each feature's share of the split gain of a default ``HistGradientBoostingRegressor`` fitted to (X, y)."""
-    model = HistGradientBoostingRegressor(random_state=0).fit(X, y)
-    gain = np.zeros(X.shape[1])
-    for iteration in model._predictors:
-        for tree in iteration:
-            splits = tree.nodes[~tree.nodes["is_leaf"].astype(bool)]
-            np.add.at(gain, splits["feature_idx"], splits["gain"])
+    gain = summed_split_gains(HistGradientBoostingRegressor(random_state=0).fit(X, y), X.shape[1])
     return gain / gain.sum()
 
 
