@@ -68,18 +68,14 @@ def fit_boosted_trees(
     None (with a warning) where the arrays do not reproduce scikit-learn's
     own predictions, which would mean its tree layout changed.
     """
-    n_rows, n_targets = Y.shape
-    folds = list(KFold(min(N_FOLDS, n_rows), shuffle=True, random_state=seed).split(X))
-    # Equal weights fit the same trees as none (unit weights bit for bit, others to float32 rounding), and
-    # scikit-learn bins weighted data by a weighted percentile per bin edge: 85% of the trees' time on 450 rows.
-    fold_weights = None if np.all(weights == weights[0]) else weights
+    n_targets = Y.shape[1]
+    folds, fold_weights = _folds(X, weights, seed)
     out_of_fold, average = np.empty_like(Y), np.empty_like(Y)
     nodes, roots, baseline = [], [], np.zeros(n_targets)
     n_nodes = 0
     for target in range(n_targets):
-        candidates = [_fold_models(X, Y[:, target], fold_weights, folds, seed, leaf) for leaf in LEAF_SIZES]
-        models, out_of_fold[:, target], average[:, target] = min(
-            candidates, key=lambda fitted: np.average((fitted[1] - Y[:, target]) ** 2, weights=weights)
+        models, out_of_fold[:, target], average[:, target] = _best_fold_models(
+            X, Y[:, target], weights, folds, fold_weights, seed
         )
         for model in models:
             baseline[target] += float(np.ravel(model._baseline_prediction)[0]) / len(folds)
@@ -98,6 +94,30 @@ def fit_boosted_trees(
         )
         return None
     return trees, out_of_fold
+
+
+def out_of_fold_prediction(X: np.ndarray, y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+    """The out-of-fold prediction of one target ``y`` by the fold models that :func:`fit_boosted_trees` would
+    keep for it (the same folds and leaf size), without their arrays."""
+    folds, fold_weights = _folds(X, weights, seed)
+    return _best_fold_models(X, y, weights, folds, fold_weights, seed)[1]
+
+
+def _folds(X: np.ndarray, weights: np.ndarray, seed: int) -> tuple[list, np.ndarray | None]:
+    """The folds of the rows of ``X``, and the weights the fold models get (None for equal ``weights``)."""
+    folds = list(KFold(min(N_FOLDS, X.shape[0]), shuffle=True, random_state=seed).split(X))
+    # Equal weights fit the same trees as none (unit weights bit for bit, others to float32 rounding), and
+    # scikit-learn bins weighted data by a weighted percentile per bin edge: 85% of the trees' time on 450 rows.
+    return folds, None if np.all(weights == weights[0]) else weights
+
+
+def _best_fold_models(
+    X: np.ndarray, y: np.ndarray, weights: np.ndarray, folds: list, fold_weights: np.ndarray | None, seed: int
+) -> tuple[list[HistGradientBoostingRegressor], np.ndarray, np.ndarray]:
+    """:func:`_fold_models` of the leaf size in ``LEAF_SIZES`` with the smallest weighted out-of-fold squared
+    error of ``y``."""
+    candidates = [_fold_models(X, y, fold_weights, folds, seed, leaf) for leaf in LEAF_SIZES]
+    return min(candidates, key=lambda fitted: np.average((fitted[1] - y) ** 2, weights=weights))
 
 
 def _fold_models(

@@ -28,6 +28,7 @@ from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantile
 from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
+from ._target_scale import LOG_SCALE, set_log_scale
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
 # narrow as float64 resolves around y.
@@ -50,7 +51,7 @@ def new_members(estimator) -> list:
         for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREE_ATTRIBUTES):  # trees: one each
             setattr(member, name, getattr(estimator, name))
         # Where set: the names (its warnings name the columns as the user does) and, in fit, the features' relevance.
-        for name in ("feature_names_in_", "target_names_in_", RELEVANCE):
+        for name in ("feature_names_in_", "target_names_in_", RELEVANCE, LOG_SCALE):
             if hasattr(estimator, name):
                 setattr(member, name, getattr(estimator, name))
         member.ensemble_ = []
@@ -71,8 +72,9 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
     # One draw for both: with a RandomState instance each draw advances it, and the flows' seeds come next.
     seed = draw_seed(estimator)
-    features = fit_tree_feature(estimator, X, Y, weights, seed)
-    set_relevance(estimator, X, Y, weights, seed, auto_chooses(estimator, X.shape[0]))
+    modelled = set_log_scale(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
+    features = fit_tree_feature(estimator, X, modelled, weights, seed)
+    set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, X.shape[0]))
     members = new_members(estimator)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]
@@ -83,9 +85,9 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
     warn_once_each([caught for _, caught in fitted], estimator.n_flows)
     flows = [flow for flow, _ in fitted]
-    for flow in flows:  # needed by the fit alone: the context scaling holds what it did
+    for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
-    estimator.__dict__.pop(RELEVANCE, None)
+        flow.__dict__.pop(LOG_SCALE, None)
     return flows[1:]
 
 

@@ -145,13 +145,15 @@ def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> t
     return X, weights
 
 
-def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, what: str = "X") -> Preprocessing:
+def fitted_preprocessing(
+    estimator, X: np.ndarray, weights: np.ndarray, what: str = "X", bounds="given"
+) -> Preprocessing:
     """The fixed preprocessing of the rows the flow models (``X``, or a regressor's ``y``).
 
-    Reads the estimator's ``bounds``, ``standardize`` (True where it has none),
-    ``dequantize`` and ``tail_bound``.
+    Reads the estimator's ``bounds`` (unless ``bounds`` gives them),
+    ``standardize`` (True where it has none), ``dequantize`` and ``tail_bound``.
     """
-    low, high = parse_bounds(estimator.bounds, X.shape[1])
+    low, high = parse_bounds(estimator.bounds if bounds == "given" else bounds, X.shape[1])
     outside = outside_bounds(X, low, high)
     if outside.any():
         raise ValueError(

@@ -26,6 +26,7 @@ from ._regression_data import REGRESSOR_FITTED_ATTRIBUTES, context_scaling, vali
 from ._regression_output import PredictionOutputMixin, draw_columns
 from ._regression_stream import stream_regressor_chunk
 from ._streaming import stream_state
+from ._target_scale import target_bounds
 from ._validation import Interval, StrOptions, _fit_context, check_n_samples, check_numeric
 
 
@@ -34,17 +35,14 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     """Conditional normalizing flow: the full predictive density p(y | x).
 
     The flow maps the target ``y`` to a normal latent, with every coupling
-    conditioner fed the (standardized) features ``x``, so that
-    ``log p(y | x) = log N(f(y; x); 0, diag(s^2)) + log|det J_f(y; x)|`` is
-    exact, in the units of ``y``; the latent scale ``s`` is fitted on the
-    validation rows after training (``calibrate``). ``n_flows`` such flows,
-    each from its own seed, make an ensemble: the model is the equal-weight
-    mixture of their densities. From that one model come the conditional mean
-    (:meth:`predict`), exact quantiles and central intervals of a single
-    target (:meth:`predict_quantiles`, :meth:`predict_interval`), draws
-    (:meth:`sample`) and the log-likelihood of observed targets
-    (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets
-    are modelled as they are: no Gaussian noise is assumed.
+    conditioner fed the (standardized) features ``x``, so that ``log p(y | x) = log N(f(y; x); 0, diag(s^2))
+    + log|det J_f(y; x)|`` is exact, in the units of ``y``; the latent scale ``s`` is fitted on the validation
+    rows after training (``calibrate``). ``n_flows`` such flows, each from its own seed, make an ensemble: the
+    model is the equal-weight mixture of their densities. From that one model come the conditional mean
+    (:meth:`predict`), exact quantiles and central intervals of a single target (:meth:`predict_quantiles`,
+    :meth:`predict_interval`), draws (:meth:`sample`) and the log-likelihood of observed targets
+    (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets are modelled as they are: no
+    Gaussian noise is assumed.
 
     ``predict`` is the mixture's mean, by a fixed quadrature in the latent (deterministic; see the method),
     and an ensemble's quantiles solve its mixture's distribution function between its flows' exact quantiles,
@@ -76,10 +74,11 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         discrete ones (at most one distinct value per 5 rows: rounded measurements)
         noise as wide as the smallest gap between their values. Predictions refer to
         the target plus that noise.
-    bounds : None, (low, high) or sequence of (low, high) or None, default=None
-        Support of bounded targets, as :class:`FlowDensity`'s ``bounds``.
-        Quantiles, means and samples then stay inside; targets on or outside
-        score ``-inf``.
+    bounds : "auto", None, (low, high) or sequence of (low, high) or None, default="auto"
+        Support of bounded targets, as :class:`FlowDensity`'s ``bounds``: quantiles, means and samples then stay
+        inside; targets on or outside score ``-inf``. "auto" gives the lower bound 0 (the flow models ``log y``)
+        to each positive, continuous target that boosted trees find far more likely on the log scale
+        (``skflow._target_scale``), no bound to the others; ``partial_fit`` takes it as None.
     base : {"linear", "normal"}, default="linear"
         The flow starts as the Gaussian of the standardized target. With "linear", the trained flow is then
         compared on its validation rows with a ridge regression with Gaussian noise (penalty and noise by
@@ -89,11 +88,10 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         on 40 to 104 rows that many validate, above ``validation_fraction``; with fewer (or none, under 10
         rows) the ridge is the model, untrained; with ``validation_fraction=0`` or ``partial_fit`` the flow.
     calibrate : bool, default=True
-        After training, fit each flow's scale ``s`` of the latent normal (one
-        per target: the base becomes N(0, diag(s^2))) by maximum likelihood on
-        its validation rows (if any; not for a kept ridge). A flow fitted to a
-        few hundred rows is over-confident on new ones; this widens (or
-        narrows) its distributions to what held-out rows show, exactly.
+        After training, fit each flow's scale ``s`` of the latent normal (one per target: the base becomes
+        N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge). A flow
+        fitted to a few hundred rows is over-confident on new ones; this widens (or narrows) its distributions
+        to what held-out rows show, exactly.
     boosted_feature : "auto" or bool, default="auto"
         Give each flow, as one more feature per target, the prediction of gradient-boosted trees
         (``HistGradientBoostingRegressor``, leaf size chosen by the folds): out-of-fold on the training rows,
@@ -156,7 +154,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     location_, scale_ : ndarray of shape (n_targets_,)
         Weighted standardization of the targets (after any bounds map).
     low_, high_ : ndarray of shape (n_targets_,)
-        The parsed ``bounds`` of the targets.
+        The parsed ``bounds`` of the targets: with "auto", ``low_`` is 0 on the targets modelled on the log scale.
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
     loss_curve_, validation_scores_, best_epoch_, n_iter_, flow_kind_, n_bins_, hidden_units_, batch_size_, \
@@ -193,6 +191,7 @@ max_epochs_, device_
         "n_jobs": [None, Integral],
         "boosted_feature": [StrOptions({"auto"}), "boolean"],
         "relevance_scaling": [StrOptions({"auto"}), "boolean"],
+        "bounds": [None, "array-like", StrOptions({"auto"})],
     }
 
     _parameters_added_since_format_1 = ("n_flows", "n_jobs", "base", "boosted_feature", "relevance_scaling")
@@ -214,7 +213,7 @@ max_epochs_, device_
         tol=TrainConfig.tol,
         weight_decay=TrainConfig.weight_decay,
         dequantize="auto",
-        bounds=None,
+        bounds="auto",
         base="linear",
         calibrate=True,
         boosted_feature="auto",
@@ -339,7 +338,7 @@ max_epochs_, device_
         return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
-        return fitted_preprocessing(self, Y, weights, what="y")
+        return fitted_preprocessing(self, Y, weights, what="y", bounds=target_bounds(self))
 
     def _context(self, features: np.ndarray) -> np.ndarray:
         """This flow's context: the features (with the trees' prediction, where it uses them) standardized."""

@@ -1,0 +1,122 @@
+"""bounds="auto" of FlowRegressor: positive targets that vary multiplicatively are modelled on the log scale."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from skflow import FlowRegressor
+from skflow._target_scale import LOG_SCALE_GAIN, log_scale_columns, log_scale_gains
+
+FAST = dict(n_flows=2, n_transforms=1, max_epochs=3, boosted_feature=False, relevance_scaling=False, flow="spline")
+
+
+def log_linear(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, np.exp(X @ [0.8, -0.5, 0.3] + 0.5 * rng.normal(size=n))
+
+
+def linear(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, 10.0 + X @ [0.8, -0.5, 0.3] + 0.5 * rng.normal(size=n)
+
+
+def fit_quietly(X, y, **params) -> FlowRegressor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return FlowRegressor(random_state=0, **{**FAST, **params}).fit(X, y)
+
+
+def test_log_linear_target_is_taken_to_the_log_scale_and_a_linear_one_is_not():
+    X, y_log = log_linear(200)
+    _, y_linear = linear(200)
+    gains = log_scale_gains(X, np.column_stack([y_log, y_linear]), np.ones(200), 0)
+    assert gains[0] > LOG_SCALE_GAIN > gains[1]
+    # Each column is judged alone: the joint density of both gets the log on the first only.
+    model = fit_quietly(X, np.column_stack([y_log, y_linear]))
+    np.testing.assert_array_equal(model.low_, [0.0, -np.inf])
+
+
+def test_a_convex_mean_with_additive_noise_keeps_y():
+    # The log straightens exp(x), so a linear model prefers it; the trees' flexible mean sees additive noise.
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-2, 2, (300, 2))
+    y = np.exp(X[:, 0]) + 0.3 * rng.normal(size=300)
+    keep = y > 0
+    assert log_scale_gains(X[keep], y[keep, None], np.ones(keep.sum()), 0)[0] < 0
+
+
+def test_gain_does_not_depend_on_the_units_of_y():
+    X, y = log_linear(150)
+    weights = np.ones(150)
+    np.testing.assert_allclose(
+        log_scale_gains(X, 1000.0 * y[:, None], weights, 0), log_scale_gains(X, y[:, None], weights, 0), atol=1e-9
+    )
+
+
+def test_rows_of_weight_zero_do_not_count():
+    X, y = log_linear(200)
+    weights = np.r_[np.ones(150), np.zeros(50)]
+    y_spoiled = y.copy()
+    y_spoiled[150:] = 1e-6  # extreme on the log scale, but weightless
+    model = FlowRegressor(**FAST)
+    np.testing.assert_array_equal(
+        log_scale_columns(model, X, y_spoiled[:, None], weights, 0),
+        log_scale_columns(model, X[:150], y[:150, None], weights[:150], 0),
+    )
+
+
+def test_not_for_non_positive_constant_or_dequantized_targets():
+    X, y = log_linear(200)
+    weights = np.ones(200)
+    model = FlowRegressor(**FAST)
+    assert log_scale_gains(X, (y - y.min())[:, None], weights, 0)[0] == -np.inf  # a zero: no log
+    assert log_scale_gains(X, np.full((200, 1), 3.0), weights, 0)[0] == -np.inf
+    assert log_scale_gains(X[:19], y[:19, None], weights[:19], 0)[0] == -np.inf  # too few rows
+    counts = np.round(10 * y) + 1  # integers: dequantized, so modelled as they are
+    assert log_scale_gains(X, counts[:, None], weights, 0)[0] > LOG_SCALE_GAIN
+    assert not log_scale_columns(model, X, counts[:, None], weights, 0)[0]
+    assert log_scale_columns(FlowRegressor(**FAST, dequantize=False), X, counts[:, None], weights, 0)[0]
+
+
+def test_auto_is_the_lower_bound_zero_given_by_hand():
+    X, y = log_linear(120)
+    auto = fit_quietly(X, y)
+    by_hand = fit_quietly(X, y, bounds=(0, None))
+    for model in (auto, *auto.ensemble_):
+        np.testing.assert_array_equal(model.low_, [0.0])
+    assert not hasattr(auto, "_log_scale_targets")  # transient: the fitted low_ holds the choice
+    X_new, y_new = log_linear(50, seed=1)
+    np.testing.assert_array_equal(auto.score_samples(X_new, y_new), by_hand.score_samples(X_new, y_new))
+    assert np.all(auto.score_samples(X_new[:3], -y_new[:3]) == -np.inf)
+    assert np.all(auto.predict_interval(X_new) > 0)
+
+
+def test_log_scale_density_integrates_to_one():
+    X, y = log_linear(120)
+    model = fit_quietly(X, y)
+    grid = np.linspace(1e-6, 1.0, 20001) ** 4 * 4 * y.max()  # dense near 0, where log y's density piles up
+    x = np.repeat(X[:1], grid.size, axis=0)
+    density = np.exp(model.score_samples(x, grid))
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_linear_target_and_partial_fit_keep_no_bound():
+    X, y = linear(120)
+    assert fit_quietly(X, y).low_[0] == -np.inf
+    X, y = log_linear(120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        streamed = FlowRegressor(random_state=0, **FAST).partial_fit(X, y)
+    assert streamed.low_[0] == -np.inf
+
+
+def test_saved_model_keeps_the_log_scale(tmp_path):
+    X, y = log_linear(120)
+    model = fit_quietly(X, y)
+    model.save(tmp_path / "model.skflow")
+    loaded = FlowRegressor.load(tmp_path / "model.skflow")
+    np.testing.assert_array_equal(loaded.score_samples(X, y), model.score_samples(X, y))
+    np.testing.assert_array_equal(loaded.low_, [0.0])
