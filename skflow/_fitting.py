@@ -153,7 +153,8 @@ def fitted_preprocessing(
     Reads the estimator's ``bounds`` (unless ``bounds`` gives them),
     ``standardize`` (True where it has none), ``dequantize`` and ``tail_bound``.
     """
-    low, high = parse_bounds(estimator.bounds if bounds == "given" else bounds, X.shape[1])
+    given = isinstance(bounds, str) and bounds == "given"  # bounds may be an array
+    low, high = parse_bounds(estimator.bounds if given else bounds, X.shape[1])
     outside = outside_bounds(X, low, high)
     if outside.any():
         raise ValueError(

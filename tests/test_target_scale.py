@@ -94,6 +94,12 @@ def test_auto_is_the_lower_bound_zero_given_by_hand():
     assert np.all(auto.predict_interval(X_new) > 0)
 
 
+def test_bounds_given_as_an_array_are_taken_as_given():
+    X, y = linear(120)
+    model = fit_quietly(X, y, bounds=np.array([0.0, np.inf]))
+    np.testing.assert_array_equal(model.low_, [0.0])
+
+
 def test_log_scale_density_integrates_to_one():
     X, y = log_linear(120)
     model = fit_quietly(X, y)
