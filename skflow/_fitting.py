@@ -145,16 +145,13 @@ def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> t
     return X, weights
 
 
-def fitted_preprocessing(
-    estimator, X: np.ndarray, weights: np.ndarray, what: str = "X", bounds="given"
-) -> Preprocessing:
-    """The fixed preprocessing of the rows the flow models (``X``, or a regressor's ``y``).
+def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, bounds, what: str = "X") -> Preprocessing:
+    """The fixed preprocessing of the rows the flow models (``X``, or a regressor's ``y``) within ``bounds``
+    (the estimator's parameter, or what a regressor's ``bounds="auto"`` chose).
 
-    Reads the estimator's ``bounds`` (unless ``bounds`` gives them),
-    ``standardize`` (True where it has none), ``dequantize`` and ``tail_bound``.
+    Reads the estimator's ``standardize`` (True where it has none), ``dequantize`` and ``tail_bound``.
     """
-    given = isinstance(bounds, str) and bounds == "given"  # bounds may be an array
-    low, high = parse_bounds(estimator.bounds if given else bounds, X.shape[1])
+    low, high = parse_bounds(bounds, X.shape[1])
     outside = outside_bounds(X, low, high)
     if outside.any():
         raise ValueError(

@@ -188,7 +188,7 @@ def point_masses(X: np.ndarray, skipped: np.ndarray) -> dict[int, tuple[float, f
     return found
 
 
-def _dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> tuple[np.ndarray, np.ndarray]:
+def dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> tuple[np.ndarray, np.ndarray]:
     """Which columns get training noise, and the width of its cells."""
     if dequantize == "auto":
         widths = discrete_cells(X, integer_columns(X))
@@ -209,7 +209,7 @@ def fit_preprocessing(
     """Statistics of the training rows ``X`` (all with positive ``weights``) for bounds ``low``/``high``."""
     n_features = X.shape[1]
     bounded = np.isfinite(low) | np.isfinite(high)
-    dequantized, cell_width = _dequantized_columns(X, bounded, dequantize)
+    dequantized, cell_width = dequantized_columns(X, bounded, dequantize)
     minimum, maximum, mean, std = _weighted_moments(_Unbounded(X, low, high), weights, n_features)
     # A constant integer column that is dequantized is not degenerate: its
     # training values are spread uniformly over one cell around the integer.

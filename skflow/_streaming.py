@@ -153,7 +153,8 @@ def stream_chunk(
     are left for the caller to set, so a failing call changes none of them.
     """
     if not hasattr(estimator, "flow_"):
-        preprocessing = (fit_preprocessing or partial(fitted_preprocessing, estimator))(X, weights)
+        fit_preprocessing = fit_preprocessing or partial(fitted_preprocessing, estimator, bounds=estimator.bounds)
+        preprocessing = fit_preprocessing(X, weights)
         context_features = 0 if context is None else context.rows.shape[1]
         flow, state = start_stream(estimator, X, preprocessing, weights, context_features)
         result = TrainResult()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._boosted_feature import out_of_fold_prediction
-from ._preprocessing import discrete_cells, integer_columns
+from ._preprocessing import dequantized_columns
 
 # Nats per row by which log y's out-of-fold Gaussian must beat y's for a column to get the log.
 LOG_SCALE_GAIN = 0.15
@@ -70,10 +70,7 @@ def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
 def log_scale_columns(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
     """Which target columns ``bounds="auto"`` models on the log scale: positive, continuous (not dequantized
     under ``estimator.dequantize``) and more likely so by more than ``LOG_SCALE_GAIN`` nats a row."""
-    if estimator.dequantize == "auto":
-        continuous = discrete_cells(Y, integer_columns(Y)) == 0
-    else:
-        continuous = np.full(Y.shape[1], not estimator.dequantize)
+    continuous = ~dequantized_columns(Y, np.zeros(Y.shape[1], dtype=bool), estimator.dequantize)[0]
     if not continuous.any():
         return continuous
     rows = weights > 0

@@ -304,7 +304,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         self : FlowDensity
         """
         X, weights = validate_training_data(self, X, sample_weight)
-        preprocessing = fitted_preprocessing(self, X, weights)
+        preprocessing = fitted_preprocessing(self, X, weights, self.bounds)
         resolve_training_sizes(self, *X.shape)
         flow, result, preprocessing = fit_flow(self, X, weights, preprocessing)
         self._assemble(flow, preprocessing, result)

@@ -338,7 +338,7 @@ max_epochs_, device_
         return self
 
     def _fit_preprocessing(self, Y: np.ndarray, weights: np.ndarray) -> Preprocessing:
-        return fitted_preprocessing(self, Y, weights, what="y", bounds=target_bounds(self))
+        return fitted_preprocessing(self, Y, weights, target_bounds(self), what="y")
 
     def _context(self, features: np.ndarray) -> np.ndarray:
         """This flow's context: the features (with the trees' prediction, where it uses them) standardized."""
