@@ -36,7 +36,7 @@ def test_log_linear_target_is_taken_to_the_log_scale_and_a_linear_one_is_not():
     assert gains[0] > LOG_SCALE_GAIN > gains[1]
     # Each column is judged alone: the joint density of both gets the log on the first only.
     model = fit_quietly(X, np.column_stack([y_log, y_linear]))
-    np.testing.assert_array_equal(model.low_, [0.0, -np.inf])
+    np.testing.assert_array_equal(model.low_, [-y_log.min(), -np.inf])
 
 
 def test_a_convex_mean_with_additive_noise_keeps_y():
@@ -81,17 +81,30 @@ def test_not_for_non_positive_constant_or_dequantized_targets():
     assert log_scale_columns(FlowRegressor(**FAST, dequantize=False), X, counts[:, None], weights, 0)[0]
 
 
-def test_auto_is_the_lower_bound_zero_given_by_hand():
+def test_auto_is_the_shifted_log_given_by_hand():
     X, y = log_linear(120)
     auto = fit_quietly(X, y)
-    by_hand = fit_quietly(X, y, bounds=(0, None))
+    by_hand = fit_quietly(X, y, bounds=(-y.min(), None))
     for model in (auto, *auto.ensemble_):
-        np.testing.assert_array_equal(model.low_, [0.0])
-    assert not hasattr(auto, "_log_scale_targets")  # transient: the fitted low_ holds the choice
+        np.testing.assert_array_equal(model.low_, [-y.min()])
+    assert not hasattr(auto, "_log_scale_lows")  # transient: the fitted low_ holds the choice
     X_new, y_new = log_linear(50, seed=1)
     np.testing.assert_array_equal(auto.score_samples(X_new, y_new), by_hand.score_samples(X_new, y_new))
-    assert np.all(auto.score_samples(X_new[:3], -y_new[:3]) == -np.inf)
-    assert np.all(auto.predict_interval(X_new) > 0)
+    assert np.all(auto.score_samples(X_new[:3], -y_new[:3] - y.min()) == -np.inf)
+    assert np.all(auto.predict_interval(X_new) > -y.min())
+
+
+def test_a_zero_unseen_in_training_scores_finite():
+    # A target positive on every training row can be 0 on new ones (protein's RMSD): with the bound at 0,
+    # such a row scored -inf, and the mean test log-likelihood with it.
+    X, y = log_linear(120)
+    model = fit_quietly(X, y)
+    assert model.low_[0] < 0
+    X_new, y_new = log_linear(50, seed=1)
+    y_new[:5] = 0.0
+    scores = model.score_samples(X_new, y_new)
+    assert np.all(np.isfinite(scores))
+    assert np.all(scores[:5] < np.median(scores[5:]))  # a tail, well below typical rows
 
 
 def test_bounds_given_as_an_array_are_taken_as_given():
@@ -103,7 +116,8 @@ def test_bounds_given_as_an_array_are_taken_as_given():
 def test_log_scale_density_integrates_to_one():
     X, y = log_linear(120)
     model = fit_quietly(X, y)
-    grid = np.linspace(1e-6, 1.0, 20001) ** 4 * 4 * y.max()  # dense near 0, where log y's density piles up
+    low = model.low_[0]
+    grid = low + np.linspace(1e-6, 1.0, 20001) ** 4 * 4 * (y.max() - low)  # dense near the bound, where it piles up
     x = np.repeat(X[:1], grid.size, axis=0)
     density = np.exp(model.score_samples(x, grid))
     assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
@@ -125,4 +139,4 @@ def test_saved_model_keeps_the_log_scale(tmp_path):
     model.save(tmp_path / "model.skflow")
     loaded = FlowRegressor.load(tmp_path / "model.skflow")
     np.testing.assert_array_equal(loaded.score_samples(X, y), model.score_samples(X, y))
-    np.testing.assert_array_equal(loaded.low_, [0.0])
+    np.testing.assert_array_equal(loaded.low_, [-y.min()])

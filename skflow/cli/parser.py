@@ -54,7 +54,8 @@ FlowRegressor takes the same options except --standardize (and --base is linear|
 int), its own --calibrate, --boosted-feature, --n-flows (an ensemble of 5 flows by default; 1 fits about three times
 faster) and --n-jobs; its --max-epochs defaults to 100, its --learning-rate to 3e-3 and its --n-bins to 8. --bounds and
 --dequantize then apply to the target(s), and the features are standardized inside the model. --bounds defaults to auto
-there: a positive target whose noise boosted trees find far more likely on the log scale is modelled as log y.
+there: a positive target whose noise boosted trees find far more likely on the log scale is modelled as log(y + c),
+c its smallest training value.
 """
 
 SCORE_EPILOG = """\
