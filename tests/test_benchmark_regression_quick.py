@@ -533,3 +533,24 @@ def test_auto_rows_below_tries_the_trees_from_40_rows_for_one_fit_only():
     assert boosted.AUTO_ROWS == limit and len(X_train) == 60 and len(X_test) == 2000
     assert default[2] == 0 and lowered[2] > 0  # on this draw of steps the trees win a flow's choice
     assert default[0] != lowered[0]
+
+
+def test_small_uci_fits_each_method_on_the_first_rows_of_each_split(data_dir, tmp_path):
+    """benchmarks.experiments.small_uci: one line per size, split and method, each fitted on the first ``n``
+    training rows of the standard split (the same numbers as the harness on that cut split)."""
+    import json
+
+    from benchmarks.experiments.small_uci import RidgeGaussian, main
+
+    out = tmp_path / "small.jsonl"
+    argv = ["--sets", "yacht", "--sizes", "40", "--splits", "2", "--data-dir", str(data_dir), "--out", str(out)]
+    main([*argv, "--methods", "ridge_gaussian", "hgb_gaussian"])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["n"], r["split"], r["method"]) for r in records] == [
+        (40, k, m) for k in (0, 1) for m in ("ridge_gaussian", "hgb_gaussian")
+    ]
+    split = next(regression.uci_splits("yacht", regression.Settings(data_dir=str(data_dir), max_splits=1)))
+    cut = regression.Split(split.X_train[:40], split.y_train[:40], split.X_test, split.y_test)
+    by_hand = regression.evaluate_split(RidgeGaussian(seed=0), cut)
+    assert records[0]["log_likelihood"] == by_hand["log_likelihood"]
+    assert records[0]["coverage90"] == by_hand["coverage90"]
