@@ -554,3 +554,23 @@ def test_small_uci_fits_each_method_on_the_first_rows_of_each_split(data_dir, tm
     by_hand = regression.evaluate_split(RidgeGaussian(seed=0), cut)
     assert records[0]["log_likelihood"] == by_hand["log_likelihood"]
     assert records[0]["coverage90"] == by_hand["coverage90"]
+
+
+def test_latent_prior_rescores_the_same_fit_and_restores_its_scales():
+    """benchmarks.experiments.latent_prior: prior 0 is the fitted model's own score; a prior moves each
+    calibrated flow's scale toward 1 for the rescoring only."""
+    from benchmarks.experiments.latent_prior import fit_recording_validation_rows, rescored
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 2))
+    y = X[:, 0] + 0.5 * rng.normal(size=150)
+    params = dict(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,), flow="spline", base="normal")
+    model, rows = fit_recording_validation_rows(X[:100], y[:100], **params)
+    scales = [member.latent_scale_.copy() for member in (model, *model.ensemble_)]
+    assert all(rows[scale.tobytes()] == 10 for scale in scales)  # every flow calibrated, on 10% of 100 rows
+    low, high = model.predict_interval(X[100:]).T
+    own = (model.score_samples(X[100:], y[100:]).mean(), np.mean((y[100:] >= low) & (y[100:] <= high)))
+    assert rescored(model, rows, 0, X[100:], y[100:]) == pytest.approx(own, abs=1e-12)
+    assert rescored(model, rows, 10**9, X[100:], y[100:])[0] != pytest.approx(own[0], abs=1e-6)
+    for member, scale in zip((model, *model.ensemble_), scales, strict=True):
+        np.testing.assert_array_equal(member.latent_scale_, scale)
