@@ -49,6 +49,11 @@ MIN_ROWS = 20
 LOG_SCALE = "_log_scale_lows"
 
 
+def log_shifts(Y: np.ndarray) -> np.ndarray:
+    """Each target column's ``c`` of ``log(y + c)``: its smallest training value."""
+    return Y.min(axis=0)
+
+
 def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
     """Per target column, how many nats a row a Gaussian of constant spread around the trees' out-of-fold
     prediction of ``log(y + c)`` (``c``: the column's smallest value) scores above one around their prediction of
@@ -60,7 +65,7 @@ def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
     difference is ``log(sigma_y) - log(sigma_log) - mean(log(y + c))``, the
     last term the log's Jacobian.
     """
-    smallest = Y.min(axis=0)  # of every row, as the fit's shift is: the test may see a subset
+    shifts = log_shifts(Y)  # of every row, as the fit's: the test may see a subset
     step = -(-X.shape[0] // MAX_ROWS)
     X, Y, weights = X[::step], Y[::step], weights[::step]
     gains = np.full(Y.shape[1], -np.inf)
@@ -70,7 +75,7 @@ def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
         if not (Y[:, j].min() > 0 and np.ptp(Y[:, j]) > 0):
             continue
         unit = Y[:, j].max()  # the gain does not depend on y's units; squares near 1e300 would overflow
-        y, log_y = Y[:, j] / unit, np.log((Y[:, j] + smallest[j]) / unit)
+        y, log_y = Y[:, j] / unit, np.log((Y[:, j] + shifts[j]) / unit)
         log_sigma = []
         for target in (y, log_y):
             residual = target - out_of_fold_prediction(X, target, weights, seed)
@@ -100,10 +105,11 @@ def set_log_scale(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, 
     if not is_auto(estimator.bounds):
         return Y
     logged = log_scale_columns(estimator, X, Y, weights, seed)
-    lows = np.where(logged, -Y.min(axis=0), -np.inf)
-    setattr(estimator, LOG_SCALE, lows)
-    shifted = Y - np.where(logged, lows, 0.0)  # y + c on the columns taken to the log scale
-    return np.where(logged, np.log(np.where(logged, shifted, 1.0)), Y)
+    shifts = log_shifts(Y)
+    setattr(estimator, LOG_SCALE, np.where(logged, -shifts, -np.inf))
+    modelled = Y.copy()
+    modelled[:, logged] = np.log(Y[:, logged] + shifts[logged])
+    return modelled
 
 
 def target_bounds(estimator):
