@@ -35,16 +35,31 @@ from ._target_scale import LOG_SCALE, set_log_scale
 QUANTILE_TOLERANCE = 1e-12
 MAX_QUANTILE_STEPS = 100
 
+# n_flows="auto". On fewer rows than this each flow's epoch, training and latent scale are chosen on 10 to 20
+# validation rows, and chance flatters some flows; ten average more of it away, at seconds a flow. Above, five
+# (docs/regression_design_notes.md, "More flows on small data").
+MANY_FLOWS_BELOW_ROWS = 200
+MANY_FLOWS, DEFAULT_FLOWS = 10, 5
 
-def new_members(estimator) -> list:
-    """The unfitted flows of ``estimator``'s ensemble after its own (none for ``n_flows=1``, whose
+
+def resolved_n_flows(estimator, n_rows: int | None) -> int:
+    """``estimator.n_flows``, "auto" resolved for a fit on ``n_rows`` rows (None: ``partial_fit``, whose first
+    chunk says nothing of the data's size)."""
+    if estimator.n_flows != "auto":
+        return estimator.n_flows
+    return MANY_FLOWS if n_rows is not None and n_rows < MANY_FLOWS_BELOW_ROWS else DEFAULT_FLOWS
+
+
+def new_members(estimator, n_flows: int) -> list:
+    """The unfitted flows of ``estimator``'s ensemble of ``n_flows`` after its own (none for one flow, whose
     ``random_state`` is then left as a single flow leaves it): its parameters, one flow each, each its
-    own seed, the shape of the data validated by ``estimator``."""
-    if estimator.n_flows == 1:
+    own seed, the shape of the data validated by ``estimator``. The first flows of a larger ensemble are a
+    smaller one's."""
+    if n_flows == 1:
         return []
     rng = np.random.RandomState(draw_seed(estimator))
     members = []
-    for seed in rng.randint(np.iinfo(np.int32).max, size=estimator.n_flows - 1):
+    for seed in rng.randint(np.iinfo(np.int32).max, size=n_flows - 1):
         # Not clone(): a callback object must stay the user's own, not a copy.
         params = {**estimator.get_params(deep=False), "n_flows": 1, "random_state": int(seed)}
         member = type(estimator)(**params)
@@ -75,7 +90,8 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     modelled = set_log_scale(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
     features = fit_tree_feature(estimator, X, modelled, weights, seed)
     set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, X.shape[0]))
-    members = new_members(estimator)
+    n_flows = resolved_n_flows(estimator, X.shape[0])
+    members = new_members(estimator, n_flows)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]
     else:
@@ -83,7 +99,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
         fitted = Parallel(n_jobs=estimator.n_jobs)(jobs)
         parameters = estimator.get_params(deep=False)
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
-    warn_once_each([caught for _, caught in fitted], estimator.n_flows)
+    warn_once_each([caught for _, caught in fitted], n_flows)
     flows = [flow for flow, _ in fitted]
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)

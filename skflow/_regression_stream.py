@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from ._boosted_feature import empty_trees, set_trees, with_tree_feature
-from ._ensemble import new_members
+from ._ensemble import new_members, resolved_n_flows
 from ._fitting import assign_fitted
 from ._regression_data import context_scaling
 from ._streaming import Context, stream_chunk
@@ -44,6 +44,6 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
     # (also after a fit, whose scale would no longer match the flow once training goes on).
     estimator.latent_scale_ = np.ones(estimator.n_targets_)
     if first:
-        estimator.ensemble_ = new_members(estimator)
+        estimator.ensemble_ = new_members(estimator, resolved_n_flows(estimator, None))
     for member in estimator.ensemble_:
         member.partial_fit(X, Y if estimator._y_ndim == 2 else Y[:, 0], weights)

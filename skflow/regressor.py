@@ -107,12 +107,12 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         from them (user guide, "Known limits"). "auto": where some feature is, on the rows where
         ``boosted_feature="auto"`` chooses, each flow trains both ways and keeps the one that validates better
         (twice the training); otherwise, and in ``partial_fit``, as given. ``x_scale_`` holds the scaling.
-    n_flows : int, default=5
+    n_flows : int or "auto", default="auto"
         Flows in the ensemble, each fitted from its own seed (its own initial weights, batch order and
         validation rows: each trains on a different 90% of the rows, by default); ``predict``,
         ``score_samples`` and the rest use their equal-weight mixture, at ``n_flows`` times one flow's cost
-        (the trees are fitted once for all). Five flows scored 0.05-0.12 nats a row better than one on five
-        of six UCI sets tried (docs/regression_design_notes.md); ``n_flows=1`` is a single flow.
+        (the trees are fitted once for all). "auto": 10 on fewer than 200 rows, 5 otherwise and in
+        ``partial_fit`` (``len(ensemble_) + 1``; docs/regression_design_notes.md). 1: a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes (None: 1, unless in a
         :func:`joblib.parallel_backend` context; -1: every core). Each trains on one thread either way; a
@@ -132,7 +132,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         ``log p(y | x) = log N(f(y; x); 0, diag(latent_scale_^2)) + log|det J_f|``
         for a single flow.
     ensemble_ : list of FlowRegressor
-        The other ``n_flows - 1`` flows of the ensemble, each a fitted
+        The ensemble's other flows (one fewer than ``n_flows``), each a fitted
         ``FlowRegressor(n_flows=1)`` (empty for a single flow). ``flow_``,
         ``latent_scale_`` and the training attributes below are the first
         flow's.
@@ -188,7 +188,7 @@ max_epochs_, device_
         "flow": [StrOptions({"auto", *FLOW_KINDS}), list, tuple],
         "base": [StrOptions({"linear", "normal"})],
         "calibrate": ["boolean"],
-        "n_flows": [Interval(Integral, 1, None, closed="left")],
+        "n_flows": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "n_jobs": [None, Integral],
         "boosted_feature": [StrOptions({"auto"}), "boolean"],
         "relevance_scaling": [StrOptions({"auto"}), "boolean"],
@@ -219,7 +219,7 @@ max_epochs_, device_
         calibrate=True,
         boosted_feature="auto",
         relevance_scaling="auto",
-        n_flows=5,
+        n_flows="auto",
         n_jobs=None,
         device="auto",
         callback=None,

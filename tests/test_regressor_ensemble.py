@@ -11,6 +11,7 @@ from scipy.integrate import cumulative_trapezoid
 from sklearn.exceptions import ConvergenceWarning
 
 from skflow import FlowRegressor
+from skflow._ensemble import resolved_n_flows
 from skflow._training_report import kept_start_message
 
 from .conftest import SMALL_REGRESSOR, from_older_state
@@ -64,6 +65,33 @@ def test_members_are_single_flows_of_their_own_seeds(data, ensemble):
     # Each flow holds out its own validation rows and fits its own latent scale.
     scales = [float(m.latent_scale_[0]) for m in members(ensemble)]
     assert len(set(scales)) == 3
+
+
+def test_a_larger_ensemble_begins_with_the_smaller_ones_flows(data, ensemble):
+    """The same seeds in order: n_flows=4 is n_flows=3 plus one flow, so "auto"'s ten flows on small data are
+    its five plus five (benchmarks.experiments.ensemble_size_small scores both from one fit)."""
+    X, y = data
+    larger = FlowRegressor(n_flows=4, **FAST).fit(X, y)
+    assert len(larger.ensemble_) == 3
+    for smaller_flow, larger_flow in zip(members(ensemble), members(larger)[:3], strict=True):
+        larger_density = first_flow(larger_flow).score_samples(X[:20], y[:20])
+        np.testing.assert_array_equal(larger_density, first_flow(smaller_flow).score_samples(X[:20], y[:20]))
+    assert larger.ensemble_[2].random_state not in {m.random_state for m in ensemble.ensemble_}
+
+
+@pytest.mark.parametrize(("n_rows", "expected"), [(39, 10), (199, 10), (200, 5), (5000, 5), (None, 5)])
+def test_auto_number_of_flows_is_ten_below_two_hundred_rows_and_five_otherwise(n_rows, expected):
+    assert resolved_n_flows(FlowRegressor(), n_rows) == expected
+    assert resolved_n_flows(FlowRegressor(n_flows=3), n_rows) == 3
+
+
+def test_auto_fits_ten_flows_on_small_data_and_five_in_partial_fit():
+    X, y = skewed(60, 1)
+    tiny = {**FAST, "max_epochs": 1, "n_transforms": 1, "hidden_units": (8,), "flow": "spline"}
+    assert len(FlowRegressor(**tiny).fit(X, y).ensemble_) == 9
+    assert len(FlowRegressor(**tiny).partial_fit(X, y).ensemble_) == 4
+    with pytest.raises(ValueError, match="n_flows"):
+        FlowRegressor(n_flows="many").fit(X, y)
 
 
 def test_density_is_the_mean_of_the_flows_densities(data, ensemble):

@@ -51,11 +51,11 @@ some of its columns (--columns 2019,2020,2021, or --target, --sample-weight): th
 --target COLUMN[,COLUMN...] fits a FlowRegressor instead: the conditional density of the target column(s)
 (jointly, for several) given the feature columns, which are --columns or every other column (but the weight).
 FlowRegressor takes the same options except --standardize (and --base is linear|normal, default linear; --n-bins an
-int), its own --calibrate, --boosted-feature, --n-flows (an ensemble of 5 flows by default; 1 fits about three times
-faster) and --n-jobs; its --max-epochs defaults to 100, its --learning-rate to 3e-3 and its --n-bins to 8. --bounds and
---dequantize then apply to the target(s), and the features are standardized inside the model. --bounds defaults to auto
-there: a positive target whose noise boosted trees find far more likely on the log scale is modelled as log(y + c),
-c its smallest training value.
+int), its own --calibrate, --boosted-feature, --n-flows (auto by default: an ensemble of 10 flows on fewer than 200
+rows, 5 otherwise; 1 fits about three times faster) and --n-jobs; its --max-epochs defaults to 100, its
+--learning-rate to 3e-3 and its --n-bins to 8. --bounds and --dequantize then apply to the target(s), and the features
+are standardized inside the model. --bounds defaults to auto there: a positive target whose noise boosted trees find
+far more likely on the log scale is modelled as log(y + c), c its smallest training value.
 """
 
 SCORE_EPILOG = """\
