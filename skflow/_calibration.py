@@ -105,6 +105,8 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["latent_scale_"] = np.ones(int(state["n_targets_"]))
     if "n_flows" not in state:
         state["n_flows"] = 1
+    if "flow_" in state and "target_range_" not in state:  # before the mean's guard: no range, no guard
+        state["target_range_"] = np.array([[-np.inf], [np.inf]]).repeat(int(state["n_targets_"]), axis=1)
     state.setdefault("n_jobs", None)
     if "flow_" in state and "ensemble_" not in state:
         state["n_flows"], state["ensemble_"] = 1, []

@@ -58,6 +58,10 @@ def conditional_mean(model, context: np.ndarray) -> np.ndarray:
     points = inverse_at(model, latent, context)
     # Inside the support and finite first: a far latent point can overflow to inf through exp (bounds).
     points = clip_to_support(points.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(points.shape)
+    # And inside the training range widened by its width: beyond it a flow's inverse extrapolates, and one
+    # training outlier made a flow's 1 - 1e-4 quantile 1e65 (docs/regression_design_notes.md, "Outliers").
+    low, high = model.target_range_
+    points = np.clip(points, low - (high - low), high + (high - low))
     return np.einsum("rpk,p->rk", points, weights)  # the average is kept inside by the caller (ensemble_mean)
 
 

@@ -28,6 +28,7 @@ from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantile
 from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
+from ._regression_data import widened_target_range
 from ._target_scale import LOG_SCALE, set_log_scale
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
@@ -104,6 +105,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
         flow.__dict__.pop(LOG_SCALE, None)
+        flow.target_range_ = widened_target_range(Y)
     return flows[1:]
 
 

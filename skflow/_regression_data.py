@@ -36,6 +36,7 @@ REGRESSOR_FITTED_ATTRIBUTES: dict = {
     "low_": np.ndarray,
     "high_": np.ndarray,
     "dequantized_": np.ndarray,
+    "target_range_": np.ndarray,
     "asinh_columns_": np.ndarray,
     "hidden_units_": tuple,
     "n_bins_": "int",
@@ -107,3 +108,12 @@ def context_scaling(
     std = np.sqrt(np.average(np.square(scaled - mean), axis=0, weights=weights))
     scale = np.where(std > 0, std * magnitude, 1.0)
     return mean * magnitude, scale if relevance is None else relevance_scaled(scale, relevance)
+
+
+def widened_target_range(Y: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """``target_range_`` (2, n_targets): the smallest and largest of ``Y``'s rows (those with weight: the
+    callers drop the others) and of ``previous``, the range so far."""
+    extremes = np.stack([Y.min(axis=0), Y.max(axis=0)])
+    if previous is None:
+        return extremes
+    return np.stack([np.minimum(previous[0], extremes[0]), np.maximum(previous[1], extremes[1])])

@@ -17,7 +17,7 @@ import numpy as np
 from ._boosted_feature import empty_trees, set_trees, with_tree_feature
 from ._ensemble import new_members, resolved_n_flows
 from ._fitting import assign_fitted
-from ._regression_data import context_scaling
+from ._regression_data import context_scaling, widened_target_range
 from ._streaming import Context, stream_chunk
 
 
@@ -43,6 +43,7 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
     # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
     # (also after a fit, whose scale would no longer match the flow once training goes on).
     estimator.latent_scale_ = np.ones(estimator.n_targets_)
+    estimator.target_range_ = widened_target_range(Y, getattr(estimator, "target_range_", None))
     if first:
         estimator.ensemble_ = new_members(estimator, resolved_n_flows(estimator, None))
     for member in estimator.ensemble_:

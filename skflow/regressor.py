@@ -132,10 +132,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         ``log p(y | x) = log N(f(y; x); 0, diag(latent_scale_^2)) + log|det J_f|``
         for a single flow.
     ensemble_ : list of FlowRegressor
-        The ensemble's other flows (one fewer than ``n_flows``), each a fitted
-        ``FlowRegressor(n_flows=1)`` (empty for a single flow). ``flow_``,
-        ``latent_scale_`` and the training attributes below are the first
-        flow's.
+        The ensemble's other flows (one fewer than ``n_flows``), each a fitted ``FlowRegressor(n_flows=1)``
+        (empty for a single flow). ``flow_``, ``latent_scale_`` and the training attributes are the first flow's.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when ``X`` has string feature names.
@@ -158,6 +156,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         scale.
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
+    target_range_ : ndarray of shape (2, n_targets_)
+        Smallest and largest training target (of the rows with weight; in ``partial_fit``, of every chunk).
     loss_curve_, validation_scores_, best_epoch_, n_iter_, flow_kind_, n_bins_, hidden_units_, batch_size_, \
 max_epochs_, device_
         As in :class:`FlowDensity`.
@@ -387,7 +387,8 @@ max_epochs_, device_
 
     def predict(self, X) -> np.ndarray:
         """Conditional mean ``E[y | x]``, the outer 1e-4 of each tail held at those quantiles (winsorized: a
-        flow's tail beyond its training rows is extrapolation, and through a bound's exp it can rule the mean).
+        flow's tail beyond its training rows is extrapolation, and through a bound's exp it can rule the mean),
+        and values beyond ``target_range_`` widened by its width on each side held there.
 
         For an ensemble, the average of its flows' means. One target: 2-point Gauss-Legendre quadrature of
         ``f^-1(z; x)`` on 64 panels of ``[-3.72, 3.72]`` against the latent normal density, plus the tails at its
