@@ -1,0 +1,93 @@
+"""Contexts held inside the training range at prediction: measured on fits that are the default's.
+
+The audit of the thirtieth session found a mixture-CDF flow whose density
+at one ordinary-looking test row put every plausible target near -53 nats:
+its context (with the trees' prediction) left the region its conditioner
+was trained on. Holding each flow's standardized context inside the range
+of its training rows' contexts, ``p(y | x) := p(y | clip(x))``, keeps every
+density normalized and changes nothing inside the range. The fit does not
+depend on it, so each default fit is scored both ways: test log-likelihood
+and 90% coverage, as given and clipped, and the share of test rows with some
+context outside the range. The UCI splits are the benchmark's
+(``--rows`` cuts them as :mod:`benchmarks.experiments.small_uci` does)::
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.context_clip --sets bostonHousing yacht \\
+        --splits 2 --out results.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from skflow import FlowRegressor
+
+from ..regression import Settings, _standardizer, uci_splits
+from .small_uci import SETS, TEST_ROWS
+
+
+def clipped(reg: FlowRegressor, X_train: np.ndarray) -> FlowRegressor:
+    """A copy of ``reg`` whose flows hold their contexts inside the range of their contexts of ``X_train``
+    (``reg`` itself unchanged)."""
+    model = copy.copy(reg)
+    members = [copy.copy(member) for member in reg._members()]
+    features = reg._validated(X_train)
+    for member in members:
+        context = member._context(features)
+        low, high = context.min(axis=0), context.max(axis=0)
+        original = member._context
+        member._context = lambda f, original=original, low=low, high=high: np.clip(original(f), low, high)
+    model.__dict__.update(members[0].__dict__)
+    model.ensemble_ = members[1:]
+    return model
+
+
+def scores(model: FlowRegressor, X: np.ndarray, y: np.ndarray) -> list[float]:
+    low, high = model.predict_interval(X).T
+    return [float(model.score_samples(X, y).mean()), float(((low <= y) & (y <= high)).mean())]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--splits", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=None, help="cut each split's training rows to this many")
+    parser.add_argument("--data-dir", default=Settings.data_dir)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    test_rows = TEST_ROWS if args.rows else None
+    settings = Settings(
+        data_dir=args.data_dir, max_splits=args.splits, max_train_rows=args.rows, max_test_rows=test_rows
+    )
+    for name in args.sets:
+        for split in uci_splits(name, settings):
+            location, scale = _standardizer(split.X_train)
+            X_train, X_test = (split.X_train - location) / scale, (split.X_test - location) / scale
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reg = FlowRegressor(random_state=0).fit(X_train, split.y_train)
+            outside = np.zeros(len(X_test), dtype=bool)
+            features_train, features_test = reg._validated(X_train), reg._validated(X_test)
+            for member in reg._members():
+                train, test = member._context(features_train), member._context(features_test)
+                outside |= ((test < train.min(axis=0)) | (test > train.max(axis=0))).any(axis=1)
+            record = {
+                "set": name,
+                "split": split.index,
+                "n": len(split.y_train),
+                "as_given": scores(reg, X_test, split.y_test),
+                "clipped": scores(clipped(reg, X_train), X_test, split.y_test),
+                "outside": float(outside.mean()),
+            }
+            print(json.dumps(record), flush=True)
+            with args.out.open("a") as file:
+                file.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
