@@ -8,8 +8,9 @@ of its training rows' contexts, ``p(y | x) := p(y | clip(x))``, keeps every
 density normalized and changes nothing inside the range. The fit does not
 depend on it, so each default fit is scored both ways: test log-likelihood
 and 90% coverage, as given and clipped, and the share of test rows with some
-context outside the range. The UCI splits are the benchmark's
-(``--rows`` cuts them as :mod:`benchmarks.experiments.small_uci` does)::
+context outside the range. The UCI splits are the benchmark's, at most
+1,000 test rows each (``--rows`` cuts the training rows as
+:mod:`benchmarks.experiments.small_uci` does)::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.context_clip --sets bostonHousing yacht \\
         --splits 2 --out results.jsonl
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import warnings
 from pathlib import Path
 
@@ -27,8 +27,9 @@ import numpy as np
 
 from skflow import FlowRegressor
 
-from ..regression import Settings, _standardizer, uci_splits
-from .small_uci import SETS, TEST_ROWS
+from ..regression import Settings, _standardizer
+from .small_uci import SETS, cut_splits
+from .split_runs import append_record
 
 
 def clipped(reg: FlowRegressor, X_train: np.ndarray) -> FlowRegressor:
@@ -60,33 +61,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=Settings.data_dir)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    test_rows = TEST_ROWS if args.rows else None
-    settings = Settings(
-        data_dir=args.data_dir, max_splits=args.splits, max_train_rows=args.rows, max_test_rows=test_rows
-    )
-    for name in args.sets:
-        for split in uci_splits(name, settings):
-            location, scale = _standardizer(split.X_train)
-            X_train, X_test = (split.X_train - location) / scale, (split.X_test - location) / scale
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                reg = FlowRegressor(random_state=0).fit(X_train, split.y_train)
-            outside = np.zeros(len(X_test), dtype=bool)
-            features_train, features_test = reg._validated(X_train), reg._validated(X_test)
-            for member in reg._members():
-                train, test = member._context(features_train), member._context(features_test)
-                outside |= ((test < train.min(axis=0)) | (test > train.max(axis=0))).any(axis=1)
-            record = {
-                "set": name,
-                "split": split.index,
-                "n": len(split.y_train),
-                "as_given": scores(reg, X_test, split.y_test),
-                "clipped": scores(clipped(reg, X_train), X_test, split.y_test),
-                "outside": float(outside.mean()),
-            }
-            print(json.dumps(record), flush=True)
-            with args.out.open("a") as file:
-                file.write(json.dumps(record) + "\n")
+    for name, _, split in cut_splits(args.sets, [args.rows], args.splits, args.data_dir):
+        location, scale = _standardizer(split.X_train)
+        X_train, X_test = (split.X_train - location) / scale, (split.X_test - location) / scale
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reg = FlowRegressor(random_state=0).fit(X_train, split.y_train)
+        outside = np.zeros(len(X_test), dtype=bool)
+        features_train, features_test = reg._validated(X_train), reg._validated(X_test)
+        for member in reg._members():
+            train, test = member._context(features_train), member._context(features_test)
+            outside |= ((test < train.min(axis=0)) | (test > train.max(axis=0))).any(axis=1)
+        record = {
+            "set": name,
+            "split": split.index,
+            "n": len(split.y_train),
+            "as_given": scores(reg, X_test, split.y_test),
+            "clipped": scores(clipped(reg, X_train), X_test, split.y_test),
+            "outside": float(outside.mean()),
+        }
+        append_record(args.out, record)
 
 
 if __name__ == "__main__":

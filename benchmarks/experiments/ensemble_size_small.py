@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import json
 import warnings
 from pathlib import Path
 
@@ -36,10 +35,11 @@ from sklearn.model_selection import train_test_split
 
 from skflow import FlowRegressor
 
-from ..regression import Settings, evaluate_split, uci_splits
+from ..regression import Settings, evaluate_split
 from ..regression_methods import Flow
 from .small_regression import fit_and_score, small_sets
-from .small_uci import SETS, TEST_ROWS
+from .small_uci import SETS, cut_splits
+from .split_runs import append_record
 
 SIZES = (5, 10)
 
@@ -65,25 +65,16 @@ def small_sets_run(sizes: list[int], draws: int, out: Path) -> None:
             for name, X, y in small_sets(seed):
                 X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=n, random_state=seed)
                 record = {"set": name, "n": n, "seed": seed, "sizes": nested_scores(X_train, y_train, X_test, y_test)}
-                append(out, record)
+                append_record(out, record)
 
 
 def uci_run(sizes: list[int], n_flows: int, splits: int, data_dir: str, out: Path) -> None:
-    for n in sizes:
-        settings = Settings(data_dir=data_dir, max_splits=splits, max_train_rows=n, max_test_rows=TEST_ROWS)
-        for name in SETS:
-            for split in uci_splits(name, settings):
-                contender = Flow(seed=0, estimator_class=functools.partial(FlowRegressor, n_flows=n_flows))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    metrics = evaluate_split(contender, split)
-                append(out, {"set": name, "n": n, "method": f"flow_{n_flows}", **metrics})
-
-
-def append(out: Path, record: dict) -> None:
-    print(json.dumps(record), flush=True)
-    with out.open("a") as file:
-        file.write(json.dumps(record) + "\n")
+    for name, n, split in cut_splits(list(SETS), sizes, splits, data_dir):
+        contender = Flow(seed=0, estimator_class=functools.partial(FlowRegressor, n_flows=n_flows))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            metrics = evaluate_split(contender, split)
+        append_record(out, {"set": name, "n": n, "method": f"flow_{n_flows}", **metrics})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,6 @@ line per set, size and split: test log-likelihood and 90% coverage per prior
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 
@@ -33,8 +32,9 @@ import numpy as np
 import skflow._calibration as calibration
 from skflow import FlowRegressor
 
-from ..regression import Settings, _standardizer, uci_splits
-from .small_uci import SETS, TEST_ROWS
+from ..regression import Settings, _standardizer
+from .small_uci import SETS, cut_splits
+from .split_runs import append_record
 
 PRIORS = (0, 5, 10, 20, 40)
 
@@ -84,22 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=Settings.data_dir)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    for n in args.sizes:
-        settings = Settings(
-            data_dir=args.data_dir, max_splits=args.splits, max_train_rows=n or None, max_test_rows=TEST_ROWS
-        )
-        for name in args.sets:
-            for split in uci_splits(name, settings):
-                location, scale = _standardizer(split.X_train)  # as the benchmark's harness does
-                X_train, X_test = (split.X_train - location) / scale, (split.X_test - location) / scale
-                model, rows = fit_recording_validation_rows(X_train, split.y_train)
-                record = {"set": name, "n": len(split.y_train), "split": split.index}
-                record["scales"] = [member.latent_scale_.tolist() for member in (model, *model.ensemble_)]
-                for prior in PRIORS:
-                    record[f"ll_{prior}"], record[f"cov_{prior}"] = rescored(model, rows, prior, X_test, split.y_test)
-                print(json.dumps(record), flush=True)
-                with args.out.open("a") as file:
-                    file.write(json.dumps(record) + "\n")
+    sizes = [n or None for n in args.sizes]
+    for name, _, split in cut_splits(args.sets, sizes, args.splits, args.data_dir):
+        location, scale = _standardizer(split.X_train)  # as the benchmark's harness does
+        X_train, X_test = (split.X_train - location) / scale, (split.X_test - location) / scale
+        model, rows = fit_recording_validation_rows(X_train, split.y_train)
+        record = {"set": name, "n": len(split.y_train), "split": split.index}
+        record["scales"] = [member.latent_scale_.tolist() for member in (model, *model.ensemble_)]
+        for prior in PRIORS:
+            record[f"ll_{prior}"], record[f"cov_{prior}"] = rescored(model, rows, prior, X_test, split.y_test)
+        append_record(args.out, record)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from skflow import FlowRegressor
 from skflow._target_scale import log_scale_gains
 
 from ..regression import Settings, splits_of
+from .split_runs import append_record
 
 BENCHMARK = Path(__file__).parents[1] / "results" / "regression.json"
 TEST_ROWS = 2000
@@ -75,7 +76,7 @@ def uci(names: list[str], n_splits: int, out: Path, data_dir: str) -> None:
                 log_y_coverage=coverage,
                 seconds=time.perf_counter() - started,
             )
-            _write(record, out)
+            append_record(out, record)
 
 
 def gamma_glm(n: int, rng: np.random.Generator):
@@ -119,13 +120,7 @@ def synthetic(names: list[str], sizes: list[int], seeds: list[int], out: Path) -
                     if bounds == "auto" and model.low_[0] == -np.inf:  # no log: the same fit as bounds=None
                         record["None"], record["None_coverage"] = record["auto"], coverage
                         break
-                _write(record, out)
-
-
-def _write(record: dict, out: Path) -> None:
-    print(json.dumps(record), flush=True)
-    with out.open("a") as file:
-        file.write(json.dumps(record) + "\n")
+                append_record(out, record)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,16 +23,17 @@ One JSON line per set, size, split and method::
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-from ..regression import Settings, evaluate_split, uci_splits
+from ..regression import Settings, Split, evaluate_split, uci_splits
 from ..regression_methods import Flow, HGBGaussian
 from ..regression_report import UCI_NAMES, WINE
+from .split_runs import append_record
 
 # Wine's integer target would meet Gaussian baselines on a grid: its dequantized copy instead.
 SETS = tuple(name for name in UCI_NAMES if name != WINE)
@@ -52,6 +53,18 @@ class RidgeGaussian(HGBGaussian):
 CONTENDERS = {"flow": Flow, "hgb_gaussian": HGBGaussian, "ridge_gaussian": RidgeGaussian}
 
 
+def cut_splits(
+    sets: list[str], sizes: list[int | None], splits: int, data_dir: str
+) -> Iterator[tuple[str, int, Split]]:
+    """``(set, n, split)`` for each ``n`` of ``sizes`` and each set's first ``splits`` standard splits, cut to
+    their first ``n`` training rows (None: all) and at most ``TEST_ROWS`` test rows."""
+    for n in sizes:
+        settings = Settings(data_dir=data_dir, max_splits=splits, max_train_rows=n, max_test_rows=TEST_ROWS)
+        for name in sets:
+            for split in uci_splits(name, settings):
+                yield name, n, split
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
@@ -61,18 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=Settings.data_dir)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    for n in args.sizes:
-        settings = Settings(data_dir=args.data_dir, max_splits=args.splits, max_train_rows=n, max_test_rows=TEST_ROWS)
-        for name in args.sets:
-            for split in uci_splits(name, settings):
-                for method in args.methods:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        metrics = evaluate_split(CONTENDERS[method](seed=0), split)
-                    record = {"set": name, "n": n, "method": method, **metrics}
-                    print(json.dumps(record), flush=True)
-                    with args.out.open("a") as file:
-                        file.write(json.dumps(record) + "\n")
+    for name, n, split in cut_splits(args.sets, args.sizes, args.splits, args.data_dir):
+        for method in args.methods:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                metrics = evaluate_split(CONTENDERS[method](seed=0), split)
+            append_record(args.out, {"set": name, "n": n, "method": method, **metrics})
 
 
 if __name__ == "__main__":
