@@ -102,10 +102,11 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
     warn_once_each([caught for _, caught in fitted], n_flows)
     flows = [flow for flow, _ in fitted]
+    target_range = widened_target_range(Y)
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
         flow.__dict__.pop(LOG_SCALE, None)
-        flow.target_range_ = widened_target_range(Y)
+        flow.target_range_ = target_range
     return flows[1:]
 
 

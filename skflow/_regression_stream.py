@@ -43,7 +43,7 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
     # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
     # (also after a fit, whose scale would no longer match the flow once training goes on).
     estimator.latent_scale_ = np.ones(estimator.n_targets_)
-    estimator.target_range_ = widened_target_range(Y, getattr(estimator, "target_range_", None))
+    estimator.target_range_ = widened_target_range(Y, None if first else estimator.target_range_)
     if first:
         estimator.ensemble_ = new_members(estimator, resolved_n_flows(estimator, None))
     for member in estimator.ensemble_:
