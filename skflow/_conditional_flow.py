@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from ._bounds import clip_to_support, outside_bounds
 from ._calibration import scaled_log_prob
@@ -21,6 +21,14 @@ from ._conditional import mean_rule
 from ._core import IndexedContext, standard_normal_log_prob
 from ._core.device import to_tensor
 from ._inference import batch_rows, map_in_batches
+from ._target_tails import (
+    Latent,
+    splice_points,
+    spliced_cdf_and_density,
+    spliced_draws,
+    spliced_log_density,
+    spliced_quantiles,
+)
 
 
 def map_rows(model, function: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray, points_per_row: int):
@@ -45,8 +53,13 @@ def inverse_at(model, latent: np.ndarray, context: np.ndarray) -> np.ndarray:
 def log_density(model, context: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """``log p(y | x)`` per row: finite, or ``-inf`` where it underflows or ``y`` is infinite or out of bounds."""
     k, scale = model.n_targets_, to_tensor(model.latent_scale_, model.device_)
-    rows = np.hstack([np.where(np.isfinite(Y), Y, 0.0), context])
-    values = map_rows(model, lambda t: scaled_log_prob(model.flow_, scale, t[:, :k], t[:, k:]), rows, 1)
+    finite_Y = np.where(np.isfinite(Y), Y, 0.0)
+    values = map_rows(
+        model, lambda t: scaled_log_prob(model.flow_, scale, t[:, :k], t[:, k:]), np.hstack([finite_Y, context]), 1
+    )
+    splice = splice_points(model)
+    if splice is not None:
+        values = spliced_log_density(splice, _latent_of(model, context), finite_Y[:, 0], values)
     values[outside_bounds(Y, model.low_, model.high_) | ~np.isfinite(Y).all(axis=1)] = -np.inf
     values[~np.isfinite(values)] = -np.inf
     return values
@@ -68,11 +81,25 @@ def conditional_mean(model, context: np.ndarray) -> np.ndarray:
 def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Quantiles (n_rows, n_levels) of a single target: ``f^-1(s Phi^-1(tau); x)``, the map being increasing."""
     values = inverse_at(model, ndtri(levels)[:, None], context)[:, :, 0]
+    splice = splice_points(model)
+    if splice is not None:
+        values = spliced_quantiles(splice, _latent_of(model, context), levels, values)
     return clip_to_support(values, model.low_, model.high_)
 
 
 def cdf_and_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distribution function and density of a single target at ``y[i]`` given context row ``rows[i]``."""
+    latent, log_densities = _latent_and_log_density(model, context, y, rows)
+    cdf, density = ndtr(latent), np.exp(log_densities)
+    splice = splice_points(model)
+    if splice is None:
+        return cdf, density
+    return spliced_cdf_and_density(splice, _latent_of(model, context), y, rows, cdf, density)
+
+
+def _latent_and_log_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray):
+    """The standardized latent ``f(y[i]; x) / s`` and the flow's log-density at ``y[i]``, given context row
+    ``rows[i]`` (a single target): ``F(y[i]) = Phi(latent)``."""
     scale = to_tensor(model.latent_scale_, model.device_)
     context = to_tensor(context, model.device_)
 
@@ -81,11 +108,16 @@ def cdf_and_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray)
         distinct, index = torch.unique(batch[:, 1].long(), return_inverse=True)
         z, log_abs_det = model.flow_(batch[:, :1], IndexedContext(context.index_select(0, distinct), index))
         u = z / scale
-        density = (standard_normal_log_prob(u) - torch.log(scale).sum() + log_abs_det).exp()
-        return torch.stack([torch.special.ndtr(u[:, 0]), density], dim=1)
+        log_density = standard_normal_log_prob(u) - torch.log(scale).sum() + log_abs_det
+        return torch.stack([u[:, 0], log_density], dim=1)
 
     values = map_rows(model, evaluate, np.stack([y, rows.astype(np.float64)], axis=1), 1)
     return values[:, 0], values[:, 1]
+
+
+def _latent_of(model, context: np.ndarray) -> Latent:
+    """``latent(rows, points)`` of :mod:`skflow._target_tails` for this model and context."""
+    return lambda rows, points: _latent_and_log_density(model, context, points, rows)[0]
 
 
 def draws(model, context: np.ndarray, n_samples: int, generator: torch.Generator) -> np.ndarray:
@@ -96,8 +128,10 @@ def draws(model, context: np.ndarray, n_samples: int, generator: torch.Generator
         shape = (rows.shape[0] * n_samples, model.n_targets_)
         latent = torch.randn(shape, generator=generator, dtype=torch.float64).to(rows.device)
         values = model.flow_.inverse(latent * scale, IndexedContext.repeated(rows, n_samples))[0]
-        return values.view(rows.shape[0], n_samples, model.n_targets_)
+        return torch.cat([values, latent], dim=1).view(rows.shape[0], n_samples, 2 * model.n_targets_)
 
-    samples = map_rows(model, draw, context, n_samples)
-    clip_to_support(samples.reshape(-1, model.n_targets_), model.low_, model.high_)
-    return samples
+    samples, latent = np.split(map_rows(model, draw, context, n_samples), 2, axis=2)
+    splice = splice_points(model)
+    if splice is not None:
+        samples = spliced_draws(splice, _latent_of(model, context), samples[:, :, 0], latent[:, :, 0])[:, :, None]
+    return clip_to_support(samples.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(samples.shape)

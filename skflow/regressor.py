@@ -157,7 +157,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
     target_range_ : ndarray of shape (2, n_targets_)
-        Smallest and largest training target (of the rows with weight; in ``partial_fit``, of every chunk).
+        Smallest and largest training target (of the rows with weight; in ``partial_fit``, of every chunk). One
+        target: beyond it widened by its width ``w`` on each side, each flow's tail is exponential with scale ``w``
+        and the flow's mass there (the user guide, "How predict and the quantiles are computed").
     loss_curve_, validation_scores_, best_epoch_, n_iter_, flow_kind_, n_bins_, hidden_units_, batch_size_, \
 max_epochs_, device_
         As in :class:`FlowDensity`.
@@ -250,8 +252,6 @@ max_epochs_, device_
         self.callback = callback
         self.random_state = random_state
         self.verbose = verbose
-
-    # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
     @unchanged_on_error
@@ -350,8 +350,6 @@ max_epochs_, device_
         X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         return np.asarray(y, dtype=np.float64).reshape(len(X), -1), self._context(with_tree_feature(self, X))
 
-    # ------------------------------------------------------------ inference
-
     def _validated(self, X) -> np.ndarray:
         """Validated features ``X``, with the trees' prediction appended (each flow takes its context of them)."""
         check_is_fitted(self)
@@ -413,10 +411,10 @@ max_epochs_, device_
     def predict_quantiles(self, X, quantiles) -> np.ndarray:
         """Exact conditional quantiles of a single target.
 
-        Every layer of a one-target flow is increasing, so a flow's quantile of
-        level ``tau`` is ``f^-1(s Phi^-1(tau); x)`` (``s``: its latent scale), to
-        float precision; an ensemble's solves its mixture's distribution function
-        between its flows' quantiles, to 1e-12. No sampling, no crossing quantiles.
+        Every layer of a one-target flow is increasing, so a flow's quantile of level ``tau`` is ``f^-1(s
+        Phi^-1(tau); x)`` (``s``: its latent scale; beyond ``target_range_`` widened, its exponential tail's), to
+        float precision; an ensemble's solves its mixture's distribution function between its flows' quantiles,
+        to 1e-12. No sampling, no crossing quantiles.
 
         Parameters
         ----------

@@ -591,3 +591,23 @@ def test_clipped_contexts_change_nothing_inside_the_training_range():
     assert not np.array_equal(copy_.score_samples(far, y[:5]), model.score_samples(far, y[:5]))
     np.testing.assert_array_equal(copy_.score_samples(far, y[:5]), copy_.score_samples(far * 2.0, y[:5]))
     assert "_context" not in vars(model) and all("_context" not in vars(m) for m in model.ensemble_)
+
+
+def test_tail_splice_comparison_scores_both_tails_on_one_fit():
+    """benchmarks.experiments.tail_splice: the copy without the splice keeps the flows' own tails (the fitted
+    model unchanged), and the comparison reports both on the same fit."""
+    from benchmarks.experiments.tail_splice import SYNTHETIC, compare, without_splice
+    from skflow import FlowRegressor
+    from skflow._target_tails import splice_points
+
+    X, y = SYNTHETIC["outlier_100"][0](np.random.default_rng(0), 120)
+    model = FlowRegressor(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0, **SPLINES_ONLY)
+    model.fit(X[:100], y[:100])
+    own = without_splice(model)
+    assert splice_points(own) is None and splice_points(model) is not None
+    far = np.full(20, splice_points(model).above + 50.0)
+    assert not np.array_equal(own.score_samples(X[100:], far), model.score_samples(X[100:], far))
+    np.testing.assert_array_equal(own.score_samples(X[100:], y[100:]), model.score_samples(X[100:], y[100:]))
+    record = compare(X[:100], y[:100], X[100:], y[100:], n_flows=2, max_epochs=3)
+    assert set(record) == {"spliced", "own_tails", "targets_beyond", "quantiles_moved", "largest_quantile"}
+    assert record["targets_beyond"] == 0.0 and len(record["spliced"]) == 3

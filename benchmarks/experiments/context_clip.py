@@ -18,17 +18,15 @@ context outside the range. The UCI splits are the benchmark's, at most
 
 from __future__ import annotations
 
-import argparse
 import copy
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from skflow import FlowRegressor
 
-from ..regression import Settings, _standardizer
-from .small_uci import SETS, cut_splits
+from ..regression import _standardizer
+from .small_uci import cut_split_parser, cut_splits
 from .split_runs import append_record
 
 
@@ -54,12 +52,7 @@ def scores(model: FlowRegressor, X: np.ndarray, y: np.ndarray) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
-    parser.add_argument("--splits", type=int, default=2)
-    parser.add_argument("--rows", type=int, default=None, help="cut each split's training rows to this many")
-    parser.add_argument("--data-dir", default=Settings.data_dir)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = cut_split_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
     for name, _, split in cut_splits(args.sets, [args.rows], args.splits, args.data_dir):
         location, scale = _standardizer(split.X_train)

@@ -65,6 +65,18 @@ def cut_splits(
                 yield name, n, split
 
 
+def cut_split_parser(description: str, splits: int = 2) -> argparse.ArgumentParser:
+    """The arguments of an experiment over :func:`cut_splits` of one size: ``--sets``, ``--splits``, ``--rows``
+    (None: every training row), ``--data-dir`` and ``--out``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--splits", type=int, default=splits)
+    parser.add_argument("--rows", type=int, default=None, help="cut each split's training rows to this many")
+    parser.add_argument("--data-dir", default=Settings.data_dir)
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
