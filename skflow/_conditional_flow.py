@@ -2,9 +2,11 @@
 
 Each function takes a fitted single-flow ``model`` (a ``FlowRegressor`` or a
 member of its ensemble; read here by its fitted attributes ``flow_``,
-``latent_scale_``, ``n_targets_``, ``n_features_in_``, ``low_``, ``high_`` and
-``device_``) and context rows already standardized by it. The estimator
-validates its input and combines its flows (:mod:`skflow._ensemble`).
+``latent_scale_``, ``n_targets_``, ``n_features_in_``, ``low_``, ``high_``,
+``target_range_`` and ``device_``) and context rows already standardized by
+it. With one target, every function describes the flow with its tails beyond
+the widened training range spliced (:mod:`skflow._target_tails`). The
+estimator validates its input and combines its flows (:mod:`skflow._ensemble`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from ._core.device import to_tensor
 from ._inference import batch_rows, map_in_batches
 from ._target_tails import (
     Latent,
-    splice_points,
+    splice_tails,
     spliced_cdf_and_density,
-    spliced_draws,
+    spliced_inverse,
     spliced_log_density,
     spliced_quantiles,
 )
@@ -57,9 +59,9 @@ def log_density(model, context: np.ndarray, Y: np.ndarray) -> np.ndarray:
     values = map_rows(
         model, lambda t: scaled_log_prob(model.flow_, scale, t[:, :k], t[:, k:]), np.hstack([finite_Y, context]), 1
     )
-    splice = splice_points(model)
-    if splice is not None:
-        values = spliced_log_density(splice, _latent_of(model, context), finite_Y[:, 0], values)
+    tails = splice_tails(model)
+    if tails:
+        values = spliced_log_density(tails, _latent_of(model, context), finite_Y[:, 0], values)
     values[outside_bounds(Y, model.low_, model.high_) | ~np.isfinite(Y).all(axis=1)] = -np.inf
     values[~np.isfinite(values)] = -np.inf
     return values
@@ -69,21 +71,25 @@ def conditional_mean(model, context: np.ndarray) -> np.ndarray:
     """``E[y | x]`` (n_rows, n_targets) by the fixed latent rule of :func:`skflow._conditional.mean_rule`."""
     latent, weights = mean_rule(model.n_targets_)
     points = inverse_at(model, latent, context)
-    # Inside the support and finite first: a far latent point can overflow to inf through exp (bounds).
+    tails = splice_tails(model)
+    if tails:
+        points = spliced_inverse(tails, _latent_of(model, context), points[:, :, 0], latent[None, :, 0])[:, :, None]
+    # Inside the support and finite: a far latent point can overflow to inf through exp (bounds).
     points = clip_to_support(points.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(points.shape)
-    # And inside the training range widened by its width: beyond it a flow's inverse extrapolates, and one
-    # training outlier made a flow's 1 - 1e-4 quantile 1e65 (docs/regression_design_notes.md, "Outliers").
-    low, high = model.target_range_
-    points = np.clip(points, low - (high - low), high + (high - low))
+    if not tails:
+        # Several targets: each held inside the training range widened by its width, beyond which a flow's inverse
+        # extrapolates (docs/regression_design_notes.md, "Outliers in the target").
+        low, high = model.target_range_
+        points = np.clip(points, low - (high - low), high + (high - low))
     return np.einsum("rpk,p->rk", points, weights)  # the average is kept inside by the caller (ensemble_mean)
 
 
 def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Quantiles (n_rows, n_levels) of a single target: ``f^-1(s Phi^-1(tau); x)``, the map being increasing."""
     values = inverse_at(model, ndtri(levels)[:, None], context)[:, :, 0]
-    splice = splice_points(model)
-    if splice is not None:
-        values = spliced_quantiles(splice, _latent_of(model, context), levels, values)
+    tails = splice_tails(model)
+    if tails:
+        values = spliced_quantiles(tails, _latent_of(model, context), levels, values)
     return clip_to_support(values, model.low_, model.high_)
 
 
@@ -91,13 +97,15 @@ def cdf_and_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray)
     """Distribution function and density of a single target at ``y[i]`` given context row ``rows[i]``."""
     latent, log_densities = _latent_and_log_density(model, context, y, rows)
     cdf, density = ndtr(latent), np.exp(log_densities)
-    splice = splice_points(model)
-    if splice is None:
+    tails = splice_tails(model)
+    if not tails:
         return cdf, density
-    return spliced_cdf_and_density(splice, _latent_of(model, context), y, rows, cdf, density)
+    return spliced_cdf_and_density(tails, _latent_of(model, context), y, rows, cdf, density)
 
 
-def _latent_and_log_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray):
+def _latent_and_log_density(
+    model, context: np.ndarray, y: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The standardized latent ``f(y[i]; x) / s`` and the flow's log-density at ``y[i]``, given context row
     ``rows[i]`` (a single target): ``F(y[i]) = Phi(latent)``."""
     scale = to_tensor(model.latent_scale_, model.device_)
@@ -128,10 +136,11 @@ def draws(model, context: np.ndarray, n_samples: int, generator: torch.Generator
         shape = (rows.shape[0] * n_samples, model.n_targets_)
         latent = torch.randn(shape, generator=generator, dtype=torch.float64).to(rows.device)
         values = model.flow_.inverse(latent * scale, IndexedContext.repeated(rows, n_samples))[0]
+        # Each draw's latent comes back with it: its level Phi(latent) places it in a spliced tail.
         return torch.cat([values, latent], dim=1).view(rows.shape[0], n_samples, 2 * model.n_targets_)
 
     samples, latent = np.split(map_rows(model, draw, context, n_samples), 2, axis=2)
-    splice = splice_points(model)
-    if splice is not None:
-        samples = spliced_draws(splice, _latent_of(model, context), samples[:, :, 0], latent[:, :, 0])[:, :, None]
+    tails = splice_tails(model)
+    if tails:
+        samples = spliced_inverse(tails, _latent_of(model, context), samples[:, :, 0], latent[:, :, 0])[:, :, None]
     return clip_to_support(samples.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(samples.shape)

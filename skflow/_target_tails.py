@@ -5,8 +5,8 @@ Beyond its training targets a flow extrapolates, and through a target's
 One data-entry error among 100 training rows (``y = 100``, the rest within
 -2.5 to 3) made the default ensemble's 0.9975 quantile exceed 1,000 on 177 of
 500 test rows, 2e24 at most, and its CRPS 1e17 (docs/regression_design_notes.md,
-"Outliers in the target"). So the flow's distribution is kept only on a range
-the data vouch for. With ``[min, max]`` the training targets' range
+"Tails beyond the training targets"). So the flow's distribution is kept only
+on a range the data vouch for. With ``[min, max]`` the training targets' range
 (``target_range_``), ``w = max - min`` and the splice points ``a = min - w``,
 ``b = max + w``, the flow's density ``p`` and distribution function ``F``:
 
@@ -16,11 +16,13 @@ the data vouch for. With ``[min, max]`` the training targets' range
 
 Each tail keeps the flow's mass, so ``p~`` is normalized and equals ``p`` on
 every training row (training never sees the splice); only the shape of the
-mass beyond changes. Quantiles and draws stay exact:
-``q~(tau) = b + w log((1 - F(b)) / (1 - tau))`` for ``tau > F(b)``. A side
-whose bound of the support (``bounds``) lies at or inside its splice point
-keeps the flow's tail, which the bound ends. Several targets keep the flow's
-tails: their joint distribution has no such split.
+mass beyond changes. Quantiles and draws stay exact by inversion:
+``q~(tau) = b + w log((1 - F(b)) / (1 - tau))`` for ``tau > F(b)``. Where a
+bound of the support (``bounds``) lies beyond a splice point, the exponential
+tail is cut there and renormalized (its mass still the flow's); where it lies
+at or inside one, that side keeps the flow's tail, which the bound ends.
+Several targets keep the flows' tails: their joint distribution has no such
+split.
 """
 
 from __future__ import annotations
@@ -31,95 +33,119 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_ndtr
 
-
-@dataclass(frozen=True)
-class SplicePoints:
-    """Where a one-target flow's tails are replaced: ``below`` (-inf: nowhere) and ``above`` (inf: nowhere),
-    and ``width`` ``w``, the exponential tails' scale."""
-
-    below: float
-    above: float
-    width: float
-
-
-def splice_points(model) -> SplicePoints | None:
-    """The splice points of a fitted one-target flow ``model``, or None (several targets, a constant target, or a
-    model saved before ``target_range_``: no splice)."""
-    if model.n_targets_ != 1:
-        return None
-    low, high = (float(value) for value in model.target_range_[:, 0])
-    width = high - low
-    if not (np.isfinite(width) and width > 0):
-        return None
-    below, above = low - width, high + width
-    below = below if below > model.low_[0] else -np.inf
-    above = above if above < model.high_[0] else np.inf
-    return SplicePoints(below, above, width)
-
-
-# ``latent(rows, points)``: the standardized latent ``f(points[i]; x) / s`` of each context row ``rows[i]``, so that
-# ``F = Phi(latent)``.
+# ``latent(rows, points)``: the standardized latent ``f(points[i]; x) / s`` of context row ``rows[i]``, so that the
+# flow's ``F(points[i]) = Phi(latent)``.
 Latent = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _log_masses(splice: SplicePoints, latent: Latent, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log F(a)`` and ``log(1 - F(b))`` at context rows ``rows``, each exact in its own tail."""
-    if rows.size == 0:
-        return np.empty(0), np.empty(0)
-    below = log_ndtr(latent(rows, np.full(rows.size, splice.below))) if np.isfinite(splice.below) else None
-    above = log_ndtr(-latent(rows, np.full(rows.size, splice.above))) if np.isfinite(splice.above) else None
-    minus_inf = np.full(rows.size, -np.inf)
-    return (minus_inf if below is None else below), (minus_inf if above is None else above)
+@dataclass(frozen=True)
+class Tail:
+    """One spliced side: its splice ``point``, ``sign`` (+1 above, -1 below: ``distance = sign (y - point)``),
+    ``width`` ``w`` (the exponential's scale) and ``room``, the distance from the point to the bound (inf:
+    none), where the exponential is cut."""
+
+    point: float
+    sign: int
+    width: float
+    room: float
+
+    def distance(self, y: np.ndarray) -> np.ndarray:
+        return self.sign * (y - self.point)
+
+    def log_mass(self, latent: Latent, rows: np.ndarray) -> np.ndarray:
+        """The flow's log-mass beyond the point at context rows ``rows``: ``log(1 - F(b))`` or ``log F(a)``, each
+        exact in its own tail."""
+        if rows.size == 0:
+            return np.empty(0)
+        return log_ndtr(-self.sign * latent(rows, np.full(rows.size, self.point)))
+
+    def _log_cut(self) -> float:
+        """``log(1 - exp(-room / w))``: the log-mass of the uncut exponential inside the room (0 if no bound)."""
+        return float(np.log1p(-np.exp(-self.room / self.width)))
+
+    def log_mass_beyond(self, log_mass: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """``log`` of the spliced tail's mass beyond ``distance`` (0 <= distance <= room)."""
+        with np.errstate(divide="ignore"):  # at the bound: no mass beyond
+            inside_room = np.log1p(-np.exp(-(self.room - distance) / self.width))
+        return log_mass - distance / self.width + inside_room - self._log_cut()
+
+    def log_density(self, log_mass: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        return log_mass - distance / self.width - np.log(self.width) - self._log_cut()
+
+    def distance_of(self, log_mass: np.ndarray, log_tail_level: np.ndarray) -> np.ndarray:
+        """The distance beyond which the spliced tail holds the mass ``exp(log_tail_level)`` (``1 - tau`` above,
+        ``tau`` below): inverse of :meth:`log_mass_beyond`. Clipped to ``[0, room]``: a level at the point,
+        which rounding put beyond it, stays there."""
+        log_fraction = np.minimum(log_tail_level - log_mass, 0.0)
+        distance = -self.width * np.logaddexp(-self.room / self.width, log_fraction + self._log_cut())
+        return np.clip(distance, 0.0, self.room)
 
 
-def spliced_log_density(splice: SplicePoints, latent: Latent, y: np.ndarray, values: np.ndarray) -> np.ndarray:
+def splice_tails(model) -> list[Tail]:
+    """The spliced sides of a fitted one-target flow ``model``: none for several targets, a constant target,
+    or a model saved before ``target_range_``; a side whose bound lies at or inside its point keeps the flow's."""
+    if model.n_targets_ != 1:
+        return []
+    low, high = (float(value) for value in model.target_range_[:, 0])
+    width = high - low
+    if not (np.isfinite(width) and width > 0):
+        return []
+    below = Tail(low - width, -1, width, (low - width) - float(model.low_[0]))
+    above = Tail(high + width, 1, width, float(model.high_[0]) - (high + width))
+    return [tail for tail in (below, above) if tail.room > 0]
+
+
+def spliced_log_density(tails: list[Tail], latent: Latent, y: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``log p~(y)`` from the flow's ``values`` = ``log p(y)``, ``y[i]`` given context row ``i``."""
     values = values.copy()
-    beyond = np.flatnonzero((y < splice.below) | (y > splice.above))
-    log_below, log_above = _log_masses(splice, latent, beyond)
-    distance = np.where(y[beyond] > splice.above, y[beyond] - splice.above, splice.below - y[beyond])
-    log_mass = np.where(y[beyond] > splice.above, log_above, log_below)
-    values[beyond] = log_mass - np.log(splice.width) - distance / splice.width
-    return values
-
-
-def spliced_quantiles(splice: SplicePoints, latent: Latent, levels: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``q~(tau)`` (n_rows, n_levels) from the flow's quantiles ``values`` at ``levels``: those beyond a splice
-    point (exactly the levels beyond its ``F``, the map being increasing) from the exponential tail."""
-    levels = np.broadcast_to(levels, values.shape)
-    return _spliced_values(splice, latent, values, np.log(levels), np.log1p(-levels))
-
-
-def spliced_draws(splice: SplicePoints, latent: Latent, values: np.ndarray, standard_latent: np.ndarray) -> np.ndarray:
-    """Draws (n_rows, n_samples) of ``p~`` from the flow's draws ``values``, ``f^-1(s u)`` of the standard normal
-    ``u`` (``standard_latent``): each keeps its level ``Phi(u)``, so they are ``p~``'s by inversion."""
-    return _spliced_values(splice, latent, values, log_ndtr(standard_latent), log_ndtr(-standard_latent))
-
-
-def _spliced_values(splice, latent, values, log_levels, log_upper_levels) -> np.ndarray:
-    """Values (n_rows, n_points) of levels ``tau`` given as ``log tau`` and ``log(1 - tau)``, the flow's
-    inverse replaced by ``p~``'s beyond the splice points."""
-    values = values.copy()
-    rows = np.flatnonzero(((values < splice.below) | (values > splice.above)).any(axis=1))
-    log_below, log_above = _log_masses(splice, latent, rows)
-    part = values[rows]
-    # Clipped at 0: a level at the splice point, which rounding put beyond it, stays there.
-    over = splice.above + splice.width * np.maximum(log_above[:, None] - log_upper_levels[rows], 0.0)
-    under = splice.below - splice.width * np.maximum(log_below[:, None] - log_levels[rows], 0.0)
-    values[rows] = np.where(part > splice.above, over, np.where(part < splice.below, under, part))
+    for tail in tails:
+        beyond = np.flatnonzero(tail.distance(y) > 0)
+        values[beyond] = tail.log_density(tail.log_mass(latent, beyond), tail.distance(y[beyond]))
     return values
 
 
 def spliced_cdf_and_density(
-    splice: SplicePoints, latent: Latent, y: np.ndarray, rows: np.ndarray, cdf: np.ndarray, density: np.ndarray
+    tails: list[Tail], latent: Latent, y: np.ndarray, rows: np.ndarray, cdf: np.ndarray, density: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``F~(y)`` and ``p~(y)`` from the flow's ``cdf`` and ``density`` at ``y[i]``, given context row ``rows[i]``."""
+    """``F~(y)`` and ``p~(y)`` from the flow's ``cdf`` and ``density`` at ``y[i]``, given context row ``rows[i]``.
+
+    In the mixture's quantile search the masses are recomputed at each step, for the points beyond only:
+    almost always none."""
     cdf, density = cdf.copy(), density.copy()
-    beyond = np.flatnonzero((y < splice.below) | (y > splice.above))
-    log_below, log_above = _log_masses(splice, latent, rows[beyond])
-    over = y[beyond] > splice.above
-    distance = np.where(over, y[beyond] - splice.above, splice.below - y[beyond])
-    tail = np.exp(np.where(over, log_above, log_below) - distance / splice.width)  # the mass beyond y
-    cdf[beyond] = np.where(over, 1.0 - tail, tail)
-    density[beyond] = tail / splice.width
+    for tail in tails:
+        beyond = np.flatnonzero(tail.distance(y) > 0)
+        log_mass, distance = tail.log_mass(latent, rows[beyond]), tail.distance(y[beyond])
+        mass_beyond = np.exp(tail.log_mass_beyond(log_mass, distance))
+        cdf[beyond] = 1.0 - mass_beyond if tail.sign > 0 else mass_beyond
+        density[beyond] = np.exp(tail.log_density(log_mass, distance))
     return cdf, density
+
+
+def spliced_quantiles(tails: list[Tail], latent: Latent, levels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``q~(tau)`` (n_rows, n_levels) from the flow's quantiles ``values`` at ``levels``: those beyond a splice
+    point (exactly the levels beyond its ``F``, the map being increasing) from the exponential tail."""
+    levels = np.broadcast_to(levels, values.shape)
+    return _spliced_values(tails, latent, values, np.log(levels), np.log1p(-levels))
+
+
+def spliced_inverse(tails: list[Tail], latent: Latent, values: np.ndarray, standard_latent: np.ndarray) -> np.ndarray:
+    """``p~``'s inverse (n_rows, n_points) at the standard normal points ``standard_latent`` (draws, or a
+    quadrature's nodes), from the flow's ``values`` there, ``f^-1(s u)``: each keeps its level ``Phi(u)``."""
+    standard_latent = np.broadcast_to(standard_latent, values.shape)
+    return _spliced_values(tails, latent, values, log_ndtr(standard_latent), log_ndtr(-standard_latent))
+
+
+def _spliced_values(
+    tails: list[Tail], latent: Latent, values: np.ndarray, log_levels: np.ndarray, log_upper_levels: np.ndarray
+) -> np.ndarray:
+    """Values (n_rows, n_points) at levels ``tau`` given as ``log tau`` and ``log(1 - tau)``: the flow's beyond a
+    splice point replaced by ``p~``'s."""
+    values = values.copy()
+    for tail in tails:
+        beyond = tail.distance(values) > 0
+        rows = np.flatnonzero(beyond.any(axis=1))
+        log_mass = tail.log_mass(latent, rows)[:, None]
+        log_tail_levels = (log_upper_levels if tail.sign > 0 else log_levels)[rows]
+        replaced = tail.point + tail.sign * tail.distance_of(log_mass, log_tail_levels)
+        values[rows] = np.where(beyond[rows], replaced, values[rows])
+    return values

@@ -385,8 +385,8 @@ max_epochs_, device_
 
     def predict(self, X) -> np.ndarray:
         """Conditional mean ``E[y | x]``, the outer 1e-4 of each tail held at those quantiles (winsorized: a
-        flow's tail beyond its training rows is extrapolation, and through a bound's exp it can rule the mean),
-        and values beyond ``target_range_`` widened by its width on each side held there.
+        flow's tail beyond its training rows is extrapolation, and through a bound's exp it can rule the mean), of
+        the distribution the quantiles describe; several targets' values held inside ``target_range_`` widened.
 
         For an ensemble, the average of its flows' means. One target: 2-point Gauss-Legendre quadrature of
         ``f^-1(z; x)`` on 64 panels of ``[-3.72, 3.72]`` against the latent normal density, plus the tails at its

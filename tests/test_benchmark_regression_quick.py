@@ -598,14 +598,14 @@ def test_tail_splice_comparison_scores_both_tails_on_one_fit():
     model unchanged), and the comparison reports both on the same fit."""
     from benchmarks.experiments.tail_splice import SYNTHETIC, compare, without_splice
     from skflow import FlowRegressor
-    from skflow._target_tails import splice_points
+    from skflow._target_tails import splice_tails
 
     X, y = SYNTHETIC["outlier_100"][0](np.random.default_rng(0), 120)
     model = FlowRegressor(n_flows=2, max_epochs=3, n_transforms=1, hidden_units=(8,), random_state=0, **SPLINES_ONLY)
     model.fit(X[:100], y[:100])
     own = without_splice(model)
-    assert splice_points(own) is None and splice_points(model) is not None
-    far = np.full(20, splice_points(model).above + 50.0)
+    assert splice_tails(own) == [] and len(splice_tails(model)) == 2
+    far = np.full(20, splice_tails(model)[1].point + 50.0)
     assert not np.array_equal(own.score_samples(X[100:], far), model.score_samples(X[100:], far))
     np.testing.assert_array_equal(own.score_samples(X[100:], y[100:]), model.score_samples(X[100:], y[100:]))
     record = compare(X[:100], y[:100], X[100:], y[100:], n_flows=2, max_epochs=3)

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skflow import FlowRegressor
-from skflow._conditional import MEAN_TAIL
+from skflow._conditional import MEAN_TAIL, mean_rule
 from skflow.metrics import crps, interval_coverage, log_likelihood_scorer
 
 from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, fast_regressor, from_older_state
@@ -94,12 +94,11 @@ def test_quantiles_are_monotone_and_intervals_contain_the_median(fitted):
 
 
 def winsorized_mean(model, X: np.ndarray) -> np.ndarray:
-    """The integral over levels of one flow's quantile function held inside its MEAN_TAIL and 1 - MEAN_TAIL
-    quantiles and inside the training range widened by its width: the trapezoid rule on 20,001 levels evenly
+    """The integral over levels of one flow's quantile function (with its tails beyond the widened training range
+    spliced) held inside its MEAN_TAIL and 1 - MEAN_TAIL quantiles: the trapezoid rule on 20,001 levels evenly
     spaced on the normal scale (dense in the tails), plus the tails."""
     levels = norm.cdf(np.linspace(norm.ppf(MEAN_TAIL), norm.isf(MEAN_TAIL), 20001))
-    low, high = model.target_range_[:, 0]
-    quantiles = np.clip(model.predict_quantiles(X, levels), 2 * low - high, 2 * high - low)
+    quantiles = model.predict_quantiles(X, levels)
     return np.trapezoid(quantiles, levels, axis=1) + MEAN_TAIL * (quantiles[:, 0] + quantiles[:, -1])
 
 
@@ -120,14 +119,15 @@ def test_mean_of_a_heavy_tail_on_the_log_scale_is_winsorized():
     X_new = np.array([[-1.0], [0.0], [1.0]])
     mean = reg.predict(X_new)
     spread = np.diff(reg.predict_interval(X_new, 0.5), axis=1)[:, 0]
-    # rtol: where the training range's widening holds the tail, its kink costs the quadrature some accuracy.
+    # rtol: where the spliced tail begins, its kink costs the quadrature some accuracy.
     np.testing.assert_allclose(mean, winsorized_mean(reg, X_new), atol=1e-3 * spread.max(), rtol=2e-3)
     assert (mean < reg.predict_quantiles(X_new, 1 - MEAN_TAIL)[:, 0]).all()
 
 
-def test_mean_stays_inside_the_training_range_widened_by_its_width(fitted):
+def test_mean_stays_near_the_training_range_widened_by_its_width(fitted):
     """Three training outliers at 1e4 among 100 rows near 0 (two flows, three epochs): extrapolated upper
-    tails put means beyond 1e5 before the guard, where a flow's inverse says nothing of the data."""
+    tails put means beyond 1e5 before the guard, where a flow's inverse says nothing of the data. One target's
+    mean is that of its spliced tails (skflow._target_tails); several targets' values are held inside."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 3))
     y = X[:, 0] + 0.5 * X[:, 1] + 0.5 * rng.normal(size=600)
@@ -137,9 +137,18 @@ def test_mean_stays_inside_the_training_range_widened_by_its_width(fitted):
     low, high = reg.target_range_[:, 0]
     mean = reg.predict(X[100:])
     assert (mean >= low - (high - low)).all() and (mean <= high + (high - low)).all()
-    for member in reg._members():  # the rule itself, on a range the flows' tails certainly leave
+    # On a range the flows' tails certainly leave: a flow's mean is the quadrature rule's sum over its spliced
+    # quantiles (the same distribution as predict_quantiles), each at most b + w log(1 / MEAN_TAIL), b = 3, w = 2.
+    for member in reg._members():
         member.target_range_ = np.array([[-1.0], [1.0]])
-    assert (np.abs(reg.predict(X[100:])) <= 3.0).all()
+    member, (nodes, weights) = reg.ensemble_[0], mean_rule(1)
+    quantiles = member.predict_quantiles(X[100:110], norm.cdf(nodes[:, 0]))
+    np.testing.assert_allclose(member.predict(X[100:110]), quantiles @ weights, rtol=1e-9)
+    assert (np.abs(reg.predict(X[100:])) <= 3.0 + 2.0 * np.log(1 / MEAN_TAIL)).all()
+    Y = np.column_stack([y, -y])
+    two = FlowRegressor(max_epochs=3, n_flows=1, boosted_feature=False, random_state=0).fit(X[:100], Y[:100])
+    two.target_range_ = np.array([[-1.0, -1.0], [1.0, 1.0]])
+    assert (np.abs(two.predict(X[100:])) <= 3.0).all()
     # A model saved before the guard has no range and keeps its mean.
     X_fitted = np.array([[-2.0], [0.0], [1.5]])
     older = from_older_state(fitted, ("target_range_",))

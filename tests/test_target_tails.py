@@ -1,81 +1,129 @@
 """The exponential tails beyond a one-target flow's widened training range (skflow._target_tails)."""
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 from scipy.integrate import trapezoid
+from scipy.special import log_ndtr
 from scipy.stats import kstest, norm
 
 from skflow import FlowRegressor
-from skflow._conditional_flow import cdf_and_density
+from skflow._conditional_flow import _latent_and_log_density, cdf_and_density
 from skflow._target_tails import (
-    SplicePoints,
-    splice_points,
+    Tail,
+    splice_tails,
     spliced_cdf_and_density,
-    spliced_draws,
+    spliced_inverse,
     spliced_log_density,
     spliced_quantiles,
 )
 
 from .conftest import from_older_state
 
-# A standard normal "flow" spliced at -2 and 1.5 (w = 0.7): F and p are norm's, its latent the point itself.
-SPLICE = SplicePoints(-2.0, 1.5, 0.7)
+# Each row's "flow" is N(MU[row], SIGMA[row]); training targets in [-0.6, 0.1] (w = 0.7) put the splice points at
+# A = -1.3 and B = 0.8; BOUNDED has a bound at H = 1.2 above, where the upper exponential is cut.
+MU, SIGMA = np.array([0.0, 0.4, -0.3]), np.array([1.0, 0.6, 1.5])
+A, B, H = -1.3, 0.8, 1.2
+TAILS = [Tail(A, -1, 0.7, np.inf), Tail(B, 1, 0.7, np.inf)]
+BOUNDED = [TAILS[0], Tail(B, 1, 0.7, H - B)]
 
 
-def identity_latent(rows: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points
+def normal_latent(rows: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return (points - MU[rows]) / SIGMA[rows]
 
 
-def spliced_cdf(y: np.ndarray) -> np.ndarray:
-    return spliced_cdf_and_density(SPLICE, identity_latent, y, np.zeros(y.size, int), norm.cdf(y), norm.pdf(y))[0]
+def spliced(tails: list[Tail], row: int, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-density, distribution function and density of row ``row`` at ``y``."""
+    rows = np.full(y.size, row)
+    flow = norm(MU[row], SIGMA[row])
+    log_density = spliced_log_density(tails, lambda r, p: normal_latent(rows[r], p), y, flow.logpdf(y))
+    cdf, density = spliced_cdf_and_density(tails, normal_latent, y, rows, flow.cdf(y), flow.pdf(y))
+    return log_density, cdf, density
 
 
-def piecewise_integral(density, edges: list[float], points_per_piece: list[int]) -> float:
+def piecewise_integral(density, edges: list[float], points_per_piece: int) -> float:
     """Trapezoid integral of ``density`` between consecutive ``edges``, each piece's ends nudged inside it: the
     spliced density jumps at the splice points."""
     total = 0.0
-    for start, stop, n in zip(edges[:-1], edges[1:], points_per_piece, strict=True):
-        y = np.linspace(np.nextafter(start, stop), np.nextafter(stop, start), n)
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        y = np.linspace(np.nextafter(start, stop), np.nextafter(stop, start), points_per_piece)
         total += trapezoid(density(y), y)
     return total
 
 
-def test_spliced_density_is_normalized_and_the_flows_inside():
+@pytest.mark.parametrize("tails, top", [(TAILS, 40.0), (BOUNDED, H)])
+@pytest.mark.parametrize("row", [0, 1, 2])
+def test_spliced_density_is_normalized_keeps_each_tails_mass_and_the_flow_inside(tails, top, row):
+    flow = norm(MU[row], SIGMA[row])
+
     def density(y):
-        return np.exp(spliced_log_density(SPLICE, identity_latent, y, norm.logpdf(y)))
+        return np.exp(spliced(tails, row, y)[0])
 
-    edges = [-40.0, SPLICE.below, SPLICE.above, 40.0]
-    assert piecewise_integral(density, edges, [200_001] * 3) == pytest.approx(1.0, abs=1e-8)
-    y = np.linspace(-40.0, 40.0, 400_001)
-    log_density = spliced_log_density(SPLICE, identity_latent, y, norm.logpdf(y))
-    inside = (y >= SPLICE.below) & (y <= SPLICE.above)
-    np.testing.assert_array_equal(log_density[inside], norm.logpdf(y[inside]))
-    # Each tail keeps the flow's mass, and the density beyond decays with scale w.
-    above = y > SPLICE.above
-    assert piecewise_integral(density, [SPLICE.above, 40.0], [200_001]) == pytest.approx(norm.sf(1.5), rel=1e-8)
-    np.testing.assert_allclose(np.diff(log_density[above]), -np.diff(y[above]) / SPLICE.width, rtol=1e-9)
-    cdf, density = spliced_cdf_and_density(SPLICE, identity_latent, y, np.zeros(y.size, int), norm.cdf(y), norm.pdf(y))
-    np.testing.assert_allclose(density, np.exp(log_density), rtol=1e-12)
-    np.testing.assert_allclose(np.diff(cdf)[::1000], (trapezoid_steps(density, y))[::1000], rtol=1e-6, atol=1e-14)
-
-
-def trapezoid_steps(density: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return 0.5 * (density[1:] + density[:-1]) * np.diff(y)
+    assert piecewise_integral(density, [-40.0, A, B, top], 200_001) == pytest.approx(1.0, abs=1e-8)
+    assert piecewise_integral(density, [B, top], 200_001) == pytest.approx(flow.sf(B), rel=1e-7)
+    assert piecewise_integral(density, [-40.0, A], 200_001) == pytest.approx(flow.cdf(A), rel=1e-7)
+    y = np.linspace(A, B, 1001)
+    np.testing.assert_array_equal(spliced(tails, row, y)[0], flow.logpdf(y))
+    # The distribution function is the density's integral, and continuous at the splice points.
+    y = np.linspace(-6.0, top - 1e-9, 100_001)
+    _, cdf, density_values = spliced(tails, row, y)
+    steps = 0.5 * (density_values[1:] + density_values[:-1]) * np.diff(y)
+    jumps = (y[:-1] < A) & (y[1:] > A) | (y[:-1] < B) & (y[1:] > B)
+    np.testing.assert_allclose(np.diff(cdf)[~jumps], steps[~jumps], rtol=1e-5, atol=1e-12)
+    for point in (A, B):
+        np.testing.assert_allclose(spliced(tails, row, np.array([point - 1e-10, point + 1e-10]))[1], flow.cdf(point))
+    assert spliced(tails, row, np.array([top - 1e-12]))[1][0] == pytest.approx(1.0, abs=1e-8)
 
 
-def test_spliced_quantiles_and_draws_invert_the_spliced_distribution():
+def test_the_upper_tail_is_exponential_with_the_flows_mass_in_closed_form():
+    y = np.array([0.9, 3.0, 10.0])
+    for row in range(3):
+        log_density = spliced(TAILS, row, y)[0]
+        expected = norm(MU[row], SIGMA[row]).logsf(B) - np.log(0.7) - (y - B) / 0.7
+        np.testing.assert_allclose(log_density, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("tails", [TAILS, BOUNDED])
+def test_spliced_quantiles_and_draws_invert_the_distribution_function_row_by_row(tails):
     levels = np.array([1e-12, 1e-4, 0.01, 0.3, 0.9, 0.99, 1 - 1e-6, 1 - 1e-12])
-    quantiles = spliced_quantiles(SPLICE, identity_latent, levels, norm.ppf(levels)[None, :])[0]
-    np.testing.assert_allclose(spliced_cdf(quantiles), levels, rtol=1e-9)
-    assert quantiles[-1] == pytest.approx(SPLICE.above + SPLICE.width * np.log(norm.sf(SPLICE.above) / 1e-12))
+    flow_quantiles = norm.ppf(levels) * SIGMA[:, None] + MU[:, None]
+    quantiles = spliced_quantiles(tails, normal_latent, levels, flow_quantiles)  # three rows in one call
+    for row in range(3):
+        np.testing.assert_allclose(spliced(tails, row, quantiles[row])[1], levels, rtol=1e-9)
+        assert (quantiles[row] <= (H if tails is BOUNDED else np.inf)).all()
     # A draw keeps its level Phi(u): it is the spliced quantile of that level.
-    u = np.random.default_rng(0).normal(size=(1, 2000)) * 2.0
-    drawn = spliced_draws(SPLICE, identity_latent, u, u)
+    u = np.random.default_rng(0).normal(size=(3, 2000)) * 2.0
+    drawn = spliced_inverse(tails, normal_latent, u * SIGMA[:, None] + MU[:, None], u)
     # (rtol: a level near 1 in float64 keeps fewer digits of 1 - tau than the draw's log Phi(-u).)
-    np.testing.assert_allclose(drawn, spliced_quantiles(SPLICE, identity_latent, norm.cdf(u), u), rtol=1e-7)
-    # Continuous at the splice points, from both sides.
-    for point in (SPLICE.below, SPLICE.above):
-        np.testing.assert_allclose(spliced_cdf(np.array([point - 1e-9, point + 1e-9])), norm.cdf(point), atol=1e-9)
+    expected = spliced_quantiles(tails, normal_latent, norm.cdf(u), u * SIGMA[:, None] + MU[:, None])
+    np.testing.assert_allclose(drawn, expected, rtol=1e-7)
+    assert (drawn > B).mean() > 0.05 and (drawn < A).mean() > 0.05
+
+
+def assert_same_tails(found: list[Tail], expected: list[Tail]) -> None:
+    np.testing.assert_allclose([astuple(tail) for tail in found], [astuple(tail) for tail in expected], rtol=1e-12)
+
+
+def test_sides_follow_the_bounds_and_the_training_range():
+    class Model:
+        n_targets_, target_range_ = 1, np.array([[-0.6], [0.1]])
+        low_, high_ = np.array([-np.inf]), np.array([np.inf])
+
+    model = Model()
+    assert_same_tails(splice_tails(model), TAILS)
+    model.high_ = np.array([H])  # beyond the point: cut there
+    assert_same_tails(splice_tails(model), BOUNDED)
+    width = 0.1 - -0.6
+    model.low_, model.high_ = np.array([-0.6 - width]), np.array([0.1 + width])  # at the points: the flows' tails
+    assert splice_tails(model) == []
+    model.low_, model.high_ = np.array([-np.inf]), np.array([np.inf])
+    model.target_range_ = np.array([[0.1], [0.1]])  # a constant target
+    assert splice_tails(model) == []
+    model.target_range_ = np.array([[-np.inf], [np.inf]])  # a model saved before target_range_
+    assert splice_tails(model) == []
+    model.n_targets_, model.target_range_ = 2, np.array([[-1.3, 0.0], [0.8, 1.0]])
+    assert splice_tails(model) == []
 
 
 @pytest.fixture(scope="module")
@@ -86,64 +134,77 @@ def outlier_fit():
     X = rng.normal(size=(600, 5))
     y = X[:, 0] + 0.5 * rng.normal(size=600)
     y[0] = 100.0
-    reg = FlowRegressor(n_flows=2, max_epochs=20, random_state=0).fit(X[:100], y[:100])
+    with pytest.warns(Warning):  # some flow stops at max_epochs
+        reg = FlowRegressor(n_flows=2, max_epochs=20, random_state=0).fit(X[:100], y[:100])
     return reg, X[100:], y[:100]
 
 
 def test_outliers_leave_tails_that_stay_near_the_data(outlier_fit):
     reg, X_new, y = outlier_fit
-    splice = splice_points(reg)
+    below, above = splice_tails(reg)
     width = 100.0 - y.min()
-    assert (splice.below, splice.above, splice.width) == (y.min() - width, 100.0 + width, width)
+    assert (below.point, above.point, above.width, above.room) == (y.min() - width, 100.0 + width, width, np.inf)
     # Every mixture quantile lies below the largest of its flows', each at most b + w log(1 / (1 - tau)).
     top = reg.predict_quantiles(X_new, [1 - 1e-6])[:, 0]
-    assert (top <= splice.above + splice.width * np.log(1e6) + 1e-6).all(), top.max()
+    assert (top <= above.point + width * np.log(1e6) + 1e-6).all(), top.max()
     draws = reg.sample(X_new[:50], 2000, random_state=0)
-    assert np.isfinite(draws).all() and np.abs(draws).max() < splice.above + splice.width * 20
+    assert np.isfinite(draws).all() and np.abs(draws).max() < above.point + width * 20
 
 
-def test_fitted_spliced_density_integrates_to_one_and_matches_its_draws(outlier_fit):
+def test_a_fitted_flow_scores_and_inverts_its_tails_in_closed_form(outlier_fit):
     reg, X_new, _ = outlier_fit
-    splice = splice_points(reg)
-    # Dense where the flow's density lives, coarse along the exponential tails (scale w ~ 100).
-    edges = [splice.below - 40 * splice.width, splice.below, splice.above, splice.above + 40 * splice.width]
+    member = reg.ensemble_[0]  # one flow
+    below, above = splice_tails(member)
+    rows = np.arange(8)
+    context = member._context(X_new[rows])
+    # The flow's own log-masses beyond each point, row by row.
+    log_above = log_ndtr(-_latent_and_log_density(member, context, np.full(8, above.point), rows)[0])
+    log_below = log_ndtr(_latent_and_log_density(member, context, np.full(8, below.point), rows)[0])
+    assert np.isfinite(log_above).all() and np.isfinite(log_below).all()
+    distance = np.linspace(1.0, 300.0, 8)  # one call, eight rows, each at its own distance
+    scores_above = member.score_samples(X_new[rows], above.point + distance)
+    np.testing.assert_allclose(scores_above, log_above - np.log(above.width) - distance / above.width, rtol=1e-9)
+    scores_below = member.score_samples(X_new[rows], below.point - distance)
+    np.testing.assert_allclose(scores_below, log_below - np.log(below.width) - distance / below.width, rtol=1e-9)
+    tail_level = np.exp(log_above)[:, None] * np.array([0.5, 1e-3])  # levels beyond each row's F(b)
+    quantiles = np.array([member.predict_quantiles(X_new[[i]], 1 - tail_level[i])[0] for i in rows])
+    expected = above.point + above.width * np.log(np.exp(log_above)[:, None] / tail_level)
+    np.testing.assert_allclose(quantiles, expected, rtol=1e-6)
+    cdf, density = cdf_and_density(member, context, above.point + distance, rows)
+    np.testing.assert_allclose(np.log1p(-cdf), log_above - distance / above.width, rtol=1e-6)
+    np.testing.assert_allclose(np.log(density), scores_above, rtol=1e-9)
+
+
+def test_the_ensembles_mean_density_and_draws_are_its_spliced_flows(outlier_fit):
+    reg, X_new, _ = outlier_fit
+    below, above = splice_tails(reg)
+    # The density integrates to one, and the mass beyond b is the flows' mean mass there.
+    edges = [below.point - 40 * below.width, below.point, above.point, above.point + 40 * above.width]
     for row in X_new[:2]:
 
         def density(y, row=row):
             return np.exp(reg.score_samples(np.tile(row, (y.size, 1)), y))
 
-        assert piecewise_integral(density, edges, [4001, 300_001, 4001]) == pytest.approx(1.0, abs=1e-3)
-    member = reg.ensemble_[0]  # one flow: its draws follow its spliced distribution function
+        assert piecewise_integral(density, edges, 100_001) == pytest.approx(1.0, abs=1e-3)
+        one_row = np.zeros(1, int)
+        masses = [
+            1 - cdf_and_density(m, m._context(row[None]), np.array([above.point]), one_row)[0][0]
+            for m in reg._members()
+        ]
+        assert piecewise_integral(density, edges[2:], 100_001) == pytest.approx(np.mean(masses), rel=1e-3)
+    # One flow's draws follow its spliced distribution function.
+    member = reg.ensemble_[0]
     context = member._context(X_new[:1])
     drawn = member.sample(X_new[:1], 4000, random_state=1)[0]
     statistic = kstest(drawn, lambda v: cdf_and_density(member, context, v, np.zeros(v.size, int))[0])
     assert statistic.pvalue > 1e-3, statistic
 
 
-def test_no_splice_for_several_targets_a_constant_target_or_an_older_model(outlier_fit):
+def test_no_splice_for_a_model_saved_before_the_range(outlier_fit):
     reg, X_new, _ = outlier_fit
     older = from_older_state(reg, ("target_range_",))
-    assert splice_points(older) is None
+    assert splice_tails(older) == []
     inside = np.linspace(-2.0, 3.0, 7)
     np.testing.assert_allclose(older.score_samples(X_new[:7], inside), reg.score_samples(X_new[:7], inside))
-    member = reg.ensemble_[0]
-    member.target_range_ = np.array([[1.0], [1.0]])
-    assert splice_points(member) is None
-    member.target_range_ = reg.target_range_
-    member.n_targets_ = 2
-    assert splice_points(member) is None
-    member.n_targets_ = 1
-
-
-def test_a_bound_inside_a_splice_point_keeps_the_flows_tail(outlier_fit):
-    reg = outlier_fit[0]
-    member = reg.ensemble_[0]
-    low, high = member.low_.copy(), member.high_.copy()
-    try:
-        below = splice_points(member).below
-        member.low_, member.high_ = np.array([below - 1.0]), np.array([150.0])
-        assert (splice_points(member).below, splice_points(member).above) == (below, np.inf)
-        member.low_ = np.array([below])
-        assert splice_points(member).below == -np.inf
-    finally:
-        member.low_, member.high_ = low, high
+    far = np.full(7, splice_tails(reg)[1].point + 5000.0)  # the flows' asinh tails decay far slower
+    assert (older.score_samples(X_new[:7], far) > reg.score_samples(X_new[:7], far) + 10).all()
