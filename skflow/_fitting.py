@@ -146,8 +146,9 @@ def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> t
 
 
 def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, bounds, what: str = "X") -> Preprocessing:
-    """The fixed preprocessing of the rows the flow models (``X``, or a regressor's ``y``) within ``bounds``
-    (the estimator's parameter, or what a regressor's ``bounds="auto"`` chose).
+    """The fixed preprocessing of the rows the flow models (``X``, or a regressor's ``y``, standardized robustly
+    where gross outliers rule its spread) within ``bounds`` (the estimator's parameter, or what a regressor's
+    ``bounds="auto"`` chose).
 
     Reads the estimator's ``standardize`` (True where it has none), ``dequantize`` and ``tail_bound``.
     """
@@ -166,6 +167,7 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, bounds, 
         standardize=getattr(estimator, "standardize", True),
         dequantize=estimator.dequantize,
         tail_bound=estimator.tail_bound,
+        robust=what == "y",
     )
     masses = point_masses(X, preprocessing.dequantized | preprocessing.constant)
     if masses:

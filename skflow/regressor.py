@@ -150,7 +150,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     tree_nodes_, tree_roots_, tree_baseline_ : ndarray
         The boosted trees as arrays (empty without them; skflow._boosted_feature).
     location_, scale_ : ndarray of shape (n_targets_,)
-        Weighted standardization of the targets (after any bounds map).
+        Weighted standardization of the targets (after any bounds map): mean and standard deviation, or median
+        and interquartile range / 1.349 where gross outliers rule the standard deviation (user guide).
     low_, high_ : ndarray of shape (n_targets_,)
         The parsed ``bounds`` of the targets: with "auto", ``low_`` is ``-c`` on the targets modelled on the log
         scale.

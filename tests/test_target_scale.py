@@ -140,3 +140,51 @@ def test_saved_model_keeps_the_log_scale(tmp_path):
     loaded = FlowRegressor.load(tmp_path / "model.skflow")
     np.testing.assert_array_equal(loaded.score_samples(X, y), model.score_samples(X, y))
     np.testing.assert_array_equal(loaded.low_, [-y.min()])
+
+
+def test_gross_outliers_standardize_the_target_by_its_median_and_robust_spread():
+    """Where a few values rule the standard deviation (more than GROSS_SPREAD_RATIO times the interquartile
+    range / 1.349), the target is standardized robustly; elsewhere exactly as before. Weights count as
+    repeated rows."""
+    from skflow._preprocessing import GROSS_SPREAD_RATIO, fit_preprocessing
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(200, 1))
+    none = np.array([-np.inf]), np.array([np.inf])
+
+    def fitted(values, weights=None, robust=True):
+        weights = np.ones(len(values)) if weights is None else weights
+        return fit_preprocessing(
+            values, weights, *none, standardize=True, dequantize=False, tail_bound=3.0, robust=robust
+        )
+
+    plain, robust = fitted(y, robust=False), fitted(y)
+    np.testing.assert_array_equal([robust.loc, robust.scale], [plain.loc, plain.scale])
+    y[0] = -1e6
+    spread = np.subtract(*np.percentile(y[:, 0], [75, 25], method="inverted_cdf")) / 1.349
+    assert y.std() > GROSS_SPREAD_RATIO * spread
+    gross = fitted(y)
+    assert gross.loc[0] == np.percentile(y[:, 0], 50, method="inverted_cdf")
+    assert gross.scale[0] == pytest.approx(spread, rel=1e-12)
+    assert gross.lower_tails[0] and not gross.upper_tails[0]  # the error's side goes through asinh
+    assert fitted(y, robust=False).scale[0] == pytest.approx(y.std())
+    doubled = fitted(np.vstack([y, y[:50]]))
+    weighted = fitted(y, np.r_[np.full(50, 2.0), np.ones(150)])
+    np.testing.assert_allclose([weighted.loc, weighted.scale], [doubled.loc, doubled.scale], rtol=1e-12)
+
+
+def test_one_gross_error_leaves_the_rest_of_the_distribution_intact():
+    """One y = -1e6 among 50 rows near 0: standardized by the mean and standard deviation (1.4e5), the other
+    rows lay in a band 1e-5 wide, and the fitted medians missed by 278 with interquartile ranges of 666 where
+    the truth's is 0.4."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, (350, 1))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 0] + 0.3 * rng.normal(size=350)
+    y[0] = -1e6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = FlowRegressor(n_flows=2, max_epochs=20, random_state=0).fit(X[:50], y[:50])
+    quartiles = reg.predict_quantiles(X[50:], [0.25, 0.5, 0.75])
+    assert np.median(np.abs(quartiles[:, 1] - y[50:])) < 0.4
+    assert np.median(quartiles[:, 2] - quartiles[:, 0]) < 1.0
+    assert (np.abs(reg.sample(X[50:100], 200, random_state=0)) > 10).mean() < 0.02
