@@ -186,7 +186,10 @@ def mixture_quantiles(
     lies between. ``cdf_and_density(rows, points)`` gives the mixture's
     distribution function and density at ``points[i]`` for context row
     ``rows[i]``. Newton steps inside the shrinking bracket, bisection where a
-    step would leave it.
+    step would leave it. Each level is solved apart, to within a few rounding
+    steps where the distribution function jumps past several levels at once
+    (a flow with a near point mass), so the running maximum over the sorted
+    levels keeps them from crossing.
     """
     low, high = member_quantiles.min(axis=0).ravel(), member_quantiles.max(axis=0).ravel()
     target = np.broadcast_to(levels, member_quantiles.shape[1:]).ravel()
@@ -210,7 +213,10 @@ def mixture_quantiles(
         y[active] = np.where(found, evaluated, step)
         resolved = high[active] - low[active] <= 4 * np.spacing(np.abs(step))
         active = active[~(found | resolved)]
-    return y.reshape(member_quantiles.shape[1:])
+    quantiles = y.reshape(member_quantiles.shape[1:])
+    order = np.argsort(levels, kind="stable")
+    quantiles[:, order] = np.maximum.accumulate(quantiles[:, order], axis=1)
+    return quantiles
 
 
 def mixture_draws(members: list, features: np.ndarray, n_samples: int, generator: torch.Generator, draw) -> np.ndarray:

@@ -250,3 +250,28 @@ def test_each_warning_of_the_kept_fits_is_emitted_once_with_the_number_of_flows_
     assert ridge == [f"{kept_ridge} of 4 flows: {kept_start_message('linear')}"]
     # Workers' warnings reach the caller too, the same ones.
     assert ridge_warnings_of_fit(n_jobs=2)[1] == messages
+
+
+def test_mixture_quantiles_do_not_cross_where_its_distribution_function_jumps():
+    """A flow with a near point mass at 6e5 (sd 1e-12, below float64's spacing there) and a normal of sd 1
+    around it: the mixture's distribution function jumps by 1/2 within one rounding step, where each level
+    inside the jump is solved to some float of the step; they keep the order of their levels, given in any
+    order."""
+    from scipy.stats import norm
+
+    from skflow._ensemble import mixture_quantiles
+
+    location, scales = 6e5, np.array([1e-12, 1.0])
+
+    def cdf_and_density(rows, points):
+        u = (points[:, None] - location) / scales
+        return norm.cdf(u).mean(axis=1), (norm.pdf(u) / scales).mean(axis=1)
+
+    levels = np.random.default_rng(0).permutation(np.linspace(0.2, 0.8, 601))
+    member_quantiles = np.stack([location + norm.ppf(levels)[None, :] * scale for scale in scales])
+    quantiles = mixture_quantiles(cdf_and_density, member_quantiles, levels)[0]
+    assert (np.diff(quantiles[np.argsort(levels)]) >= 0).all()
+    inside = np.abs(levels - 0.5) < 0.2  # levels inside the jump: the quantile is the point mass
+    assert np.abs(quantiles[inside] - location).max() <= 4 * np.spacing(location)
+    outside = ~inside & (np.abs(levels - 0.5) > 0.3)
+    np.testing.assert_allclose(cdf_and_density(None, quantiles[outside])[0], levels[outside], atol=1e-9)
