@@ -186,10 +186,10 @@ def mixture_quantiles(
     lies between. ``cdf_and_density(rows, points)`` gives the mixture's
     distribution function and density at ``points[i]`` for context row
     ``rows[i]``. Newton steps inside the shrinking bracket, bisection where a
-    step would leave it. Each level is solved apart, to within a few rounding
-    steps where the distribution function jumps past several levels at once
-    (a flow with a near point mass), so the running maximum over the sorted
-    levels keeps them from crossing.
+    step would leave it. Each level is solved apart, to the solver's tolerance,
+    which where the distribution function jumps past several levels at once
+    (a flow with a near point mass) can leave them in either order; the
+    running maximum over the sorted levels keeps them from crossing.
     """
     low, high = member_quantiles.min(axis=0).ravel(), member_quantiles.max(axis=0).ravel()
     target = np.broadcast_to(levels, member_quantiles.shape[1:]).ravel()

@@ -171,6 +171,24 @@ def test_gross_outliers_standardize_the_target_by_its_median_and_robust_spread()
     doubled = fitted(np.vstack([y, y[:50]]))
     weighted = fitted(y, np.r_[np.full(50, 2.0), np.ones(150)])
     np.testing.assert_allclose([weighted.loc, weighted.scale], [doubled.loc, doubled.scale], rtol=1e-12)
+    # An integer target with most rows at one value: its spread counts the dequantization noise's.
+    counts = np.r_[np.zeros(80), rng.integers(1, 5, 19), 1e6][:, None]
+    dequantized = fit_preprocessing(
+        counts, np.ones(100), *none, standardize=True, dequantize="auto", tail_bound=3.0, robust=True
+    )
+    assert dequantized.dequantized[0] and dequantized.loc[0] == 0.0 and dequantized.scale[0] < 1.0
+
+
+def test_flow_density_keeps_the_mean_and_standard_deviation():
+    from skflow import FlowDensity
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    X[0, 0] = -1e6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = FlowDensity(n_transforms=1, max_epochs=1, random_state=0).fit(X)
+    assert est.scale_[0] == pytest.approx(X[:, 0].std(), rel=1e-6)
 
 
 def test_one_gross_error_leaves_the_rest_of_the_distribution_intact():
@@ -188,3 +206,18 @@ def test_one_gross_error_leaves_the_rest_of_the_distribution_intact():
     assert np.median(np.abs(quartiles[:, 1] - y[50:])) < 0.4
     assert np.median(quartiles[:, 2] - quartiles[:, 0]) < 1.0
     assert (np.abs(reg.sample(X[50:100], 200, random_state=0)) > 10).mean() < 0.02
+
+
+def test_a_gross_error_among_a_flows_validation_rows_does_not_rule_its_latent_scale():
+    """Where gross errors rule the target, each flow's latent scale comes from the median |z| of its validation
+    rows: one y = -1e6 among a flow's 10 made its scale 4.7 by the mean square, and its 90% intervals 1,000
+    wide."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, (50, 1))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 0] + 0.3 * rng.normal(size=50)
+    y[0] = -1e6
+    reg = fit_quietly(X, y, n_flows=10, max_epochs=5, n_transforms=2, base="normal")
+    scales = np.array([member.latent_scale_[0] for member in reg._members()])
+    assert (scales < 2.0).all(), scales
+    widths = np.diff(reg.predict_interval(X[1:], 0.9), axis=1)[:, 0]
+    assert np.median(widths) < 20.0  # five epochs: nearly the marginal's 90% interval, 3.4 wide, not 1,000
