@@ -33,6 +33,9 @@ from ._preprocessing import Preprocessing, gross_columns, make_augment, weighted
 # A scale outside this range means the flow or the validation rows are broken, not over-confident:
 # clipping keeps the density finite and the inverse within the splines' float range.
 SCALE_RANGE = (1e-2, 1e2)
+# A validation row's latent beyond this many typical scales (from the median |z|) is a gross error where gross
+# errors rule the target: a normal's |z| exceeds 5 sd once in 1.7 million.
+GROSS_Z = 5.0
 
 
 def fitted_latent_scale(
@@ -86,11 +89,15 @@ def fit_latent_scale(
     scale = np.sqrt(np.average(np.square(z), axis=0, weights=weights[index]))
     # Where a few gross errors rule a target (standardized robustly), one among the validation rows would rule
     # the mean square: one y = -1e6 among 10 made s 4.7 and the flow's 90% intervals 1,000 wide where the noise's
-    # are 1.5. There s is the normal's from the weighted median |z|, 0.6745 s.
+    # are 1.5. There rows beyond GROSS_Z times the scale that the median |z| implies are left out of it (the
+    # median itself, from 10 rows, was too noisy a scale: docs/regression_design_notes.md).
     gross = gross_columns(Y, weights, preprocessing)
     if gross.any():
-        median = weighted_quantiles(np.abs(z), weights[index], (0.5,))[0]
-        scale = np.where(gross, median / ndtri(0.75), scale)
+        typical = weighted_quantiles(np.abs(z), weights[index], (0.5,))[0] / ndtri(0.75)
+        kept = weights[index][:, None] * (np.abs(z) <= GROSS_Z * typical)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            trimmed = np.sqrt((kept * np.square(z)).sum(axis=0) / kept.sum(axis=0))
+        scale = np.where(gross, trimmed, scale)
     return np.clip(np.where(np.isfinite(scale), scale, 1.0), *SCALE_RANGE)
 
 

@@ -89,8 +89,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         rows) the ridge is the model, untrained; with ``validation_fraction=0`` or ``partial_fit`` the flow.
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one per target: the base becomes
-        N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge; from their
-        median ``|z|`` where gross errors rule the target). A flow fitted to a few hundred rows is over-confident
+        N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge; without
+        gross errors' rows where they rule the target). A flow fitted to a few hundred rows is over-confident
         on new ones; this widens (or narrows) its distributions to what held-out rows show, exactly.
     boosted_feature : "auto" or bool, default="auto"
         Give each flow, as one more feature per target, the prediction of gradient-boosted trees

@@ -209,9 +209,9 @@ def test_one_gross_error_leaves_the_rest_of_the_distribution_intact():
 
 
 def test_a_gross_error_among_a_flows_validation_rows_does_not_rule_its_latent_scale():
-    """Where gross errors rule the target, each flow's latent scale comes from the median |z| of its validation
-    rows: one y = -1e6 among a flow's 10 made its scale 4.7 by the mean square, and its 90% intervals 1,000
-    wide."""
+    """Where gross errors rule the target, each flow's latent scale leaves out validation rows far beyond what
+    their median |z| implies: one y = -1e6 among a flow's 10 made its scale 4.7 by the mean square, and its
+    90% intervals 1,000 wide."""
     rng = np.random.default_rng(0)
     X = rng.uniform(-2, 2, (50, 1))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 0] + 0.3 * rng.normal(size=50)
