@@ -28,7 +28,7 @@ from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
 from ._persisted_flow import fill_resolved_from_stored_flow, stored_flow_config
-from ._preprocessing import Preprocessing, gross_columns, make_augment, weighted_quantiles
+from ._preprocessing import Preprocessing, make_augment, weighted_quantiles
 
 # A scale outside this range means the flow or the validation rows are broken, not over-confident:
 # clipping keeps the density finite and the inverse within the splines' float range.
@@ -91,7 +91,7 @@ def fit_latent_scale(
     # the mean square: one y = -1e6 among 10 made s 4.7 and the flow's 90% intervals 1,000 wide where the noise's
     # are 1.5. There rows beyond GROSS_Z times the scale that the median |z| implies are left out of it (the
     # median itself, from 10 rows, was too noisy a scale: docs/regression_design_notes.md).
-    gross = gross_columns(Y, weights, preprocessing)
+    gross = np.zeros(n_targets, dtype=bool) if preprocessing.robust_scaled is None else preprocessing.robust_scaled
     if gross.any():
         typical = weighted_quantiles(np.abs(z), weights[index], (0.5,))[0] / ndtri(0.75)
         kept = weights[index][:, None] * (np.abs(z) <= GROSS_Z * typical)

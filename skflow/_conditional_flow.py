@@ -77,8 +77,9 @@ def conditional_mean(model, context: np.ndarray) -> np.ndarray:
     # Inside the support and finite: a far latent point can overflow to inf through exp (bounds).
     points = clip_to_support(points.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(points.shape)
     if not tails:
-        # Several targets: each held inside the training range widened by its width, beyond which a flow's inverse
-        # extrapolates (docs/regression_design_notes.md, "Outliers in the target").
+        # No spliced tails (several targets; or one whose range or bounds leave none): each value held inside the
+        # training range widened by its width, beyond which a flow's inverse extrapolates
+        # (docs/regression_design_notes.md, "Outliers in the target").
         low, high = model.target_range_
         points = np.clip(points, low - (high - low), high + (high - low))
     return np.einsum("rpk,p->rk", points, weights)  # the average is kept inside by the caller (ensemble_mean)

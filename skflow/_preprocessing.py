@@ -68,6 +68,8 @@ class Preprocessing:
     # The standardization of the power map's output; None: none (models fitted before it existed).
     power_loc: np.ndarray | None = None
     power_scale: np.ndarray | None = None
+    # bool: columns standardized by their median and robust spread (``GROSS_SPREAD_RATIO``); None: none.
+    robust_scaled: np.ndarray | None = None
 
     def noise_width(self) -> np.ndarray:
         """The uniform noise's width per column in data units, 0 where a column is not dequantized."""
@@ -174,15 +176,6 @@ def _gross(std, spread, dequantized: np.ndarray, cell_width: np.ndarray) -> np.n
     return (spread > 0) & (std > GROSS_SPREAD_RATIO * spread)
 
 
-def gross_columns(X: np.ndarray, weights: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """The columns of ``X`` that ``fit_preprocessing(robust=True)`` standardized by median and robust spread."""
-    unbounded = _Unbounded(X, preprocessing.low, preprocessing.high)
-    std = _weighted_moments(unbounded, weights, X.shape[1])[3]
-    spread = _weighted_median_and_spread(unbounded, weights)[1]
-    cell_width = np.ones(X.shape[1]) if preprocessing.cell_width is None else preprocessing.cell_width
-    return _gross(std, spread, preprocessing.dequantized, cell_width)
-
-
 def integer_columns(X: np.ndarray) -> np.ndarray:
     """Columns whose values are all integers of moderate size (counts, ratings, pixel levels)."""
     integer = np.ones(X.shape[1], dtype=bool)
@@ -254,10 +247,13 @@ def fit_preprocessing(
     n_features = X.shape[1]
     bounded = np.isfinite(low) | np.isfinite(high)
     dequantized, cell_width = dequantized_columns(X, bounded, dequantize)
-    minimum, maximum, mean, std = _weighted_moments(_Unbounded(X, low, high), weights, n_features)
+    unbounded = _Unbounded(X, low, high)
+    minimum, maximum, mean, std = _weighted_moments(unbounded, weights, n_features)
+    robust_scaled = None
     if robust:
-        median, spread = _weighted_median_and_spread(_Unbounded(X, low, high), weights)
-        mean, std = np.where(_gross(std, spread, dequantized, cell_width), (median, spread), (mean, std))
+        median, spread = _weighted_median_and_spread(unbounded, weights)
+        robust_scaled = _gross(std, spread, dequantized, cell_width)
+        mean, std = np.where(robust_scaled, (median, spread), (mean, std))
     # A constant integer column that is dequantized is not degenerate: its
     # training values are spread uniformly over one cell around the integer.
     constant = (maximum == minimum) & ~dequantized
@@ -292,6 +288,7 @@ def fit_preprocessing(
         dequantized=dequantized,
         constant=constant,
         cell_width=cell_width,
+        robust_scaled=robust_scaled,
     )
 
 

@@ -164,6 +164,7 @@ def test_gross_outliers_standardize_the_target_by_its_median_and_robust_spread()
     spread = np.subtract(*np.percentile(y[:, 0], [75, 25], method="inverted_cdf")) / 1.349
     assert y.std() > GROSS_SPREAD_RATIO * spread
     gross = fitted(y)
+    assert gross.robust_scaled[0] and not robust.robust_scaled[0] and plain.robust_scaled is None
     assert gross.loc[0] == np.percentile(y[:, 0], 50, method="inverted_cdf")
     assert gross.scale[0] == pytest.approx(spread, rel=1e-12)
     assert gross.lower_tails[0] and not gross.upper_tails[0]  # the error's side goes through asinh
