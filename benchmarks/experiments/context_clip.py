@@ -18,7 +18,6 @@ context outside the range. The UCI splits are the benchmark's, at most
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
@@ -27,23 +26,21 @@ from skflow import FlowRegressor
 
 from ..regression import _standardizer
 from .small_uci import cut_split_parser, cut_splits
-from .split_runs import append_record
+from .split_runs import append_record, with_edited_flows
 
 
 def clipped(reg: FlowRegressor, X_train: np.ndarray) -> FlowRegressor:
     """A copy of ``reg`` whose flows hold their contexts inside the range of their contexts of ``X_train``
     (``reg`` itself unchanged)."""
-    model = copy.copy(reg)
-    members = [copy.copy(member) for member in reg._members()]
     features = reg._validated(X_train)
-    for member in members:
+
+    def clip(member) -> None:
         context = member._context(features)
         low, high = context.min(axis=0), context.max(axis=0)
         original = member._context
-        member._context = lambda f, original=original, low=low, high=high: np.clip(original(f), low, high)
-    model.__dict__.update(members[0].__dict__)
-    model.ensemble_ = members[1:]
-    return model
+        member._context = lambda f: np.clip(original(f), low, high)
+
+    return with_edited_flows(reg, clip)
 
 
 def scores(model: FlowRegressor, X: np.ndarray, y: np.ndarray) -> list[float]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..regression import Settings, Split, splits_of
@@ -39,3 +40,14 @@ def append_record(path: Path, record: dict) -> None:
     with path.open("a") as file:
         file.write(json.dumps(record) + "\n")
     print(json.dumps(record), flush=True)
+
+
+def with_edited_flows(reg, edit: Callable[[object], None]):
+    """A copy of the fitted ``FlowRegressor`` ``reg`` whose flows are copies, each changed in place by ``edit``
+    (``reg`` and its flows unchanged): the same fit, rescored with something changed after it."""
+    members = [copy.copy(member) for member in reg._members()]
+    for member in members:
+        edit(member)
+    model = copy.copy(members[0])
+    model.ensemble_ = members[1:]
+    return model

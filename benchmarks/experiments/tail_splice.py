@@ -17,7 +17,6 @@ instead three draws of three sets whose tails matter (``SYNTHETIC``)::
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
@@ -27,7 +26,7 @@ from skflow._target_tails import splice_tails
 
 from ..regression import _standardizer
 from .small_uci import cut_split_parser, cut_splits
-from .split_runs import append_record
+from .split_runs import append_record, with_edited_flows
 
 LEVELS = (np.arange(199) + 0.5) / 199
 
@@ -65,13 +64,11 @@ def synthetic_splits(draws: int):
 
 def without_splice(reg: FlowRegressor) -> FlowRegressor:
     """A copy of ``reg`` whose flows keep their own tails (no ``target_range_``; ``reg`` itself unchanged)."""
-    model = copy.copy(reg)
-    members = [copy.copy(member) for member in reg._members()]
-    for member in members:
+
+    def forget_range(member) -> None:
         member.target_range_ = np.array([[-np.inf], [np.inf]])
-    model.__dict__.update(members[0].__dict__)
-    model.ensemble_ = members[1:]
-    return model
+
+    return with_edited_flows(reg, forget_range)
 
 
 def scores(model: FlowRegressor, X: np.ndarray, y: np.ndarray) -> tuple[list[float], np.ndarray]:
