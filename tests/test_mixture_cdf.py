@@ -64,6 +64,33 @@ def test_the_inverse_of_a_normal_quantile_is_the_mixture_quantile():
     np.testing.assert_allclose(x.numpy()[:, 0], expected, rtol=1e-10, atol=1e-10)
 
 
+def test_the_solvers_probability_space_evaluation_is_the_log_space_one_in_the_tails_too():
+    """The inverse's solver evaluates z(x) and log dz/dx from probabilities, falling back to the logs where
+    they underflow: both ways agree from the centre to 80 sd, and the far entries do take the fallback."""
+    generator = torch.Generator().manual_seed(0)
+    log_weights = torch.log_softmax(torch.randn(1, 4, 2000, generator=generator, dtype=torch.float64), dim=-2)
+    log_scales = 0.5 * torch.randn(1, 4, 2000, generator=generator, dtype=torch.float64)
+    means = 2 * torch.randn(1, 4, 2000, generator=generator, dtype=torch.float64)
+    x = torch.linspace(-120.0, 120.0, 2000, dtype=torch.float64)[None]
+    u = mixture_cdf._standardized(x, means, log_scales)
+    z, log_slope = mixture_cdf._solver_evaluation(u, log_weights.exp(), torch.exp(-log_scales), log_weights, log_scales)
+    expected_z = mixture_cdf._normal_quantile_of_cdf(u, log_weights)
+    np.testing.assert_allclose(z.numpy(), expected_z.numpy(), rtol=1e-12, atol=1e-12)
+    expected_slope = mixture_cdf._log_derivative(u, expected_z, log_weights, log_scales)
+    np.testing.assert_allclose(log_slope.numpy(), expected_slope.numpy(), rtol=1e-10, atol=1e-10)
+    assert 100 < int((expected_z.abs() > 37.5).sum()) < 1900  # both paths are exercised
+
+
+def test_the_inverse_recovers_points_beyond_where_the_tails_underflow():
+    layer = known_mixture_layer()
+    x = np.array([-80.0, -60.0, -40.0, -12.0, 0.0, 9.0, 30.0, 60.0, 80.0])
+    with torch.no_grad():
+        z, _ = layer(torch.from_numpy(x[:, None]))
+        recovered, _ = layer.inverse(z)
+    assert z.abs().max() > 38  # F or 1 - F below float64's smallest normal number
+    np.testing.assert_allclose(recovered.numpy()[:, 0], x, rtol=1e-12, atol=1e-12)
+
+
 def test_the_inverse_is_exact_between_far_apart_narrow_modes_in_a_few_evaluations(monkeypatch):
     """Between two narrow modes the density is nearly zero and x barely moves z: Newton's steps overshoot
     there, and the bisection that replaces them must still find the root."""
@@ -71,8 +98,8 @@ def test_the_inverse_is_exact_between_far_apart_narrow_modes_in_a_few_evaluation
     with torch.no_grad():
         layer.conditioner.value.copy_(torch.tensor([np.log(0.5), np.log(0.5), -5.0, 5.0, np.log(0.05), np.log(0.05)]))
     z = torch.linspace(-9.0, 9.0, 2001, dtype=torch.float64)[:, None]
-    evaluations, original = [], mixture_cdf._normal_quantile_of_cdf
-    monkeypatch.setattr(mixture_cdf, "_normal_quantile_of_cdf", lambda *a: evaluations.append(1) or original(*a))
+    evaluations, original = [], mixture_cdf._solver_evaluation
+    monkeypatch.setattr(mixture_cdf, "_solver_evaluation", lambda *a: evaluations.append(1) or original(*a))
     with torch.no_grad():
         x, _ = layer.inverse(z)
     assert len(evaluations) <= 16  # bisection alone: 64
