@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 from ._conditional import check_numeric_target, check_target_names
+from ._copies import merged_copies
 from ._core import Flow
 from ._core.device import resolve_device
 from ._feature_relevance import relevance_scaled
@@ -48,7 +49,7 @@ REGRESSOR_FITTED_ATTRIBUTES: dict = {
 }
 
 
-def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True):
+def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True, merge_copies: bool = False):
     """Checked X, y as a float64 (n, n_targets) array and weights, restricted to rows of positive weight.
 
     ``reset=True`` (``fit``, a first ``partial_fit``) records the features,
@@ -74,6 +75,8 @@ def validate_regression_data(estimator, X, y, sample_weight, reset: bool = True)
         positive_weights(sample_weight, X), X, Y, estimator_name=name, min_rows=min_rows
     )
     check_learning_rate_and_weight_decay(estimator)
+    if merge_copies:
+        X, Y, weights = merged_copies(X, Y, weights, name)
     if reset:
         estimator._y_ndim, estimator.n_targets_ = y.ndim, Y.shape[1]
         estimator.device_ = resolve_device(estimator.device)

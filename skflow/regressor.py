@@ -272,7 +272,7 @@ max_epochs_, device_
         -------
         self : FlowRegressor
         """
-        X, Y, weights = validate_regression_data(self, X, y, sample_weight)
+        X, Y, weights = validate_regression_data(self, X, y, sample_weight, merge_copies=True)
         self.ensemble_ = fit_flows(self, X, Y, weights)
         return self
 
