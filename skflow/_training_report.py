@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._core import Flow, TrainResult
 from ._core.device import to_numpy, to_tensor
+from ._linear_start import KEPT_SCORE
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ def warn_about_training(estimator, result: TrainResult) -> None:
     # A kept mixture start is a designed outcome (the GaussianMixture a user would tune, which training did not
     # clearly beat), reported by best_epoch_ == 0; a kept normal start or ridge says the flow learned nothing.
     if result.best_epoch == 0 and result.n_iter > 0 and base != "mixture":
-        warnings.warn(kept_start_message(base), ConvergenceWarning, stacklevel=4)
+        # With base="linear", epoch 0 is the ridge where it replaced the flow (KEPT_SCORE), else the untrained flow
+        # beat both the trained epochs and the ridge (a target the ridge fits worse than no model of x at all).
+        kept = base if hasattr(estimator, KEPT_SCORE) or base != "linear" else "normal"
+        warnings.warn(kept_start_message(kept), ConvergenceWarning, stacklevel=4)
     if still_improving(result, estimator.n_iter_no_change, estimator.tol):
         warnings.warn(
             f"max_epochs={estimator.max_epochs_} reached before early stopping; the flow may be underfitted. "

@@ -131,6 +131,26 @@ def test_max_epochs_reached_warns_and_early_stopping_does_not(moons):
     np.testing.assert_allclose(est.score_samples(moons), expected, rtol=1e-10)
 
 
+def test_a_kept_epoch_0_is_named_as_the_ridge_only_where_the_ridge_replaced_the_flow():
+    """With base="linear", epoch 0 is the ridge regression where it won the comparison, but the untrained flow
+    where that beat both the trained epochs and the ridge: the warning must not name the ridge then."""
+    from types import SimpleNamespace
+
+    from skflow._linear_start import KEPT_SCORE
+
+    def messages(estimator):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = TrainResult(validation_scores=[-1.0, -1.2], n_iter=1, best_epoch=0, stopped_early=True)
+            _training_report.warn_about_training(estimator, result)
+        return [str(w.message) for w in caught]
+
+    settings = dict(base="linear", n_iter_no_change=5, tol=1e-4, max_epochs_=100)
+    ridge_kept = SimpleNamespace(**settings, **{KEPT_SCORE: -1.0})
+    assert messages(ridge_kept) == [_training_report.kept_start_message("linear")]
+    assert messages(SimpleNamespace(**settings)) == [_training_report.kept_start_message("normal")]
+
+
 def test_max_epochs_warning_uses_the_early_stopping_criterion_over_the_last_epochs():
     """The weight average creeps up in the last tiny cosine steps: that alone is not 'still improving'."""
 
