@@ -30,6 +30,7 @@ from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
 from ._regression_data import widened_target_range
 from ._target_scale import LOG_SCALE, set_log_scale
+from ._training_report import worth_reporting
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
 # narrow as float64 resolves around y.
@@ -136,6 +137,8 @@ def warn_once_each(caught: list[list[tuple[type[Warning], str]]], n_flows: int) 
         for warning in dict.fromkeys(flow_warnings):
             counts[warning] = counts.get(warning, 0) + 1
     for (category, message), count in counts.items():
+        if not worth_reporting(message, count, n_flows):
+            continue
         prefix = f"{count} of {n_flows} flows: " if n_flows > 1 else ""
         # The caller of fit: this function, fit_flows, FlowRegressor.fit and its two decorators.
         warnings.warn(prefix + message, category, stacklevel=6)

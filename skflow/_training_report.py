@@ -115,6 +115,17 @@ def kept_start_message(base: str) -> str:
     )
 
 
+def worth_reporting(message: str, count: int, n_flows: int) -> bool:
+    """Whether a warning that ``count`` of a fit's ``n_flows`` flows gave is emitted.
+
+    A flow that kept its ridge regression is one member of the mixture by
+    design (``base="linear"``): said of some flows, on a healthy fit, it only
+    alarmed (a helper's audit saw it on 30 of 73 default fits of varied data).
+    It is emitted where every flow kept one, as the model is then linear.
+    """
+    return count == n_flows or message != kept_start_message("linear")
+
+
 def still_improving(result: TrainResult, n_iter_no_change: int, tol: float) -> bool:
     """Whether training ended at max_epochs while the score still rose by ``tol`` per epoch.
 
