@@ -16,7 +16,9 @@ the same fold models, whose predictions are distributed as the out-of-fold
 ones. The trees are scikit-learn's ``HistGradientBoostingRegressor`` with
 its defaults but the leaf size, which the out-of-fold error chooses per
 target, fitted per target and fold, then kept as plain arrays (the safe file
-format holds no pickled objects) and evaluated here.
+format holds no pickled objects) and evaluated here. A target ruled by gross
+errors (standardized robustly) gets trees of the absolute error instead
+(``ROBUST_LOSS``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ AUTO_ROWS = (40, 20000)
 # of a nearly noiseless target (yacht's fold models: out-of-fold RMSE 4.0 at 20, 0.91 at 5), and fine
 # leaves overfit noisy ones (Friedman #1 on 300 rows: 2.01 at 20, 2.50 at 5), so the folds choose.
 LEAF_SIZES = (20, 10, 5)
+# The loss of the trees of a target ruled by gross errors (standardized robustly, skflow._preprocessing): the
+# squared error's trees chase one y = -1e6 (docs/regression_design_notes.md); the absolute error's predict the
+# conditional median, which it does not move.
+ROBUST_LOSS = "absolute_error"
 # Columns of ``nodes``: the split feature (-1 at a leaf), its threshold (left where x <= threshold),
 # the left and right children (indices into ``nodes``, always after their parent) and the leaf value.
 FEATURE, THRESHOLD, LEFT, RIGHT, VALUE = range(5)
@@ -56,13 +62,15 @@ def empty_trees() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def fit_boosted_trees(
-    X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
+    X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int, robust: np.ndarray | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
     """The fold models' trees ``(nodes, roots, baseline)`` and the out-of-fold predictions (n_rows, n_targets).
 
     Per target, the fold models of each leaf size in ``LEAF_SIZES`` are
     fitted and those with the smallest weighted out-of-fold squared error are
-    kept. ``roots`` (n_trees, 2) holds each tree's root index and target
+    kept; the targets that ``robust`` marks (bool per target, None: none),
+    ruled by gross errors, get trees of the absolute error, chosen by it
+    (``ROBUST_LOSS``). ``roots`` (n_trees, 2) holds each tree's root index and target
     column; the leaf values and the baseline are divided by the number of
     folds, so that :func:`predict_trees` is the average of the fold models.
     None (with a warning) where the arrays do not reproduce scikit-learn's
@@ -74,8 +82,9 @@ def fit_boosted_trees(
     nodes, roots, baseline = [], [], np.zeros(n_targets)
     n_nodes = 0
     for target in range(n_targets):
+        loss = ROBUST_LOSS if robust is not None and robust[target] else "squared_error"
         models, out_of_fold[:, target], average[:, target] = _best_fold_models(
-            X, Y[:, target], weights, folds, fold_weights, seed
+            X, Y[:, target], weights, folds, fold_weights, seed, loss
         )
         for model in models:
             baseline[target] += float(np.ravel(model._baseline_prediction)[0]) / len(folds)
@@ -112,23 +121,37 @@ def _folds(X: np.ndarray, weights: np.ndarray, seed: int) -> tuple[list, np.ndar
 
 
 def _best_fold_models(
-    X: np.ndarray, y: np.ndarray, weights: np.ndarray, folds: list, fold_weights: np.ndarray | None, seed: int
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    folds: list,
+    fold_weights: np.ndarray | None,
+    seed: int,
+    loss: str = "squared_error",
 ) -> tuple[list[HistGradientBoostingRegressor], np.ndarray, np.ndarray]:
-    """:func:`_fold_models` of the leaf size in ``LEAF_SIZES`` with the smallest weighted out-of-fold squared
-    error of ``y``."""
-    candidates = [_fold_models(X, y, fold_weights, folds, seed, leaf) for leaf in LEAF_SIZES]
+    """:func:`_fold_models` of ``loss`` and of the leaf size in ``LEAF_SIZES`` with the smallest weighted
+    out-of-fold error of ``y``: squared, or absolute for the absolute error's trees."""
+    candidates = [_fold_models(X, y, fold_weights, folds, seed, leaf, loss) for leaf in LEAF_SIZES]
+    if loss == ROBUST_LOSS:  # one gross error's square would choose the leaves that chase it
+        return min(candidates, key=lambda fitted: np.average(np.abs(fitted[1] - y), weights=weights))
     return min(candidates, key=lambda fitted: np.average((fitted[1] - y) ** 2, weights=weights))
 
 
 def _fold_models(
-    X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, folds: list, seed: int, min_samples_leaf: int
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    folds: list,
+    seed: int,
+    min_samples_leaf: int,
+    loss: str = "squared_error",
 ) -> tuple[list[HistGradientBoostingRegressor], np.ndarray, np.ndarray]:
-    """One target's fold models of leaf size ``min_samples_leaf`` (``weights`` None: unweighted), their
-    out-of-fold prediction and their average prediction of every row."""
+    """One target's fold models of leaf size ``min_samples_leaf`` and ``loss`` (``weights`` None: unweighted),
+    their out-of-fold prediction and their average prediction of every row."""
     models, out_of_fold, average = [], np.empty_like(y), np.zeros_like(y)
     for train, held_out in folds:
         model = HistGradientBoostingRegressor(
-            min_samples_leaf=min_samples_leaf, random_state=seed, categorical_features=None
+            loss=loss, min_samples_leaf=min_samples_leaf, random_state=seed, categorical_features=None
         )
         # One thread, as the flows train: OpenMP threads that wait on busy cores made fits several times slower.
         with threadpool_limits(1):
@@ -245,13 +268,16 @@ def validates_choice(estimator, n_rows: int) -> bool:
     return n_validation_rows(n_rows, held_out_fraction(estimator, n_rows, True)) >= MIN_VALIDATION_ROWS
 
 
-def fit_tree_feature(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+def fit_tree_feature(
+    estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int, robust: np.ndarray | None = None
+) -> np.ndarray:
     """Fit ``estimator``'s trees (``tree_nodes_``, ``tree_roots_``, ``tree_baseline_``) where a flow may use
-    them, and return the training features: ``X``, with the out-of-fold prediction appended if so."""
+    them, and return the training features: ``X``, with the out-of-fold prediction appended if so.
+    ``robust``: the targets the flows standardize robustly (:func:`fit_boosted_trees`)."""
     set_trees(estimator, empty_trees())
     if True not in boosted_choices(estimator, X.shape[0]):
         return X
-    fitted = fit_boosted_trees(X, Y, weights, seed)
+    fitted = fit_boosted_trees(X, Y, weights, seed, robust)
     if fitted is None:
         return X
     trees, out_of_fold = fitted

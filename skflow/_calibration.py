@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.special import ndtri
 
 from ._boosted_feature import TREE_ATTRIBUTES, empty_trees
 from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
 from ._persisted_flow import fill_resolved_from_stored_flow, stored_flow_config
-from ._preprocessing import Preprocessing, make_augment, weighted_quantiles
+from ._preprocessing import Preprocessing, make_augment, trimmed_root_mean_square
 
 # A scale outside this range means the flow or the validation rows are broken, not over-confident:
 # clipping keeps the density finite and the inverse within the splines' float range.
 SCALE_RANGE = (1e-2, 1e2)
-# A validation row's latent beyond this many typical scales (from the median |z|) is a gross error where gross
-# errors rule the target: a normal's |z| exceeds 5 sd once in 1.7 million.
-GROSS_Z = 5.0
 
 
 def fitted_latent_scale(
@@ -93,11 +89,7 @@ def fit_latent_scale(
     # median itself, from 10 rows, was too noisy a scale: docs/regression_design_notes.md).
     gross = np.zeros(n_targets, dtype=bool) if preprocessing.robust_scaled is None else preprocessing.robust_scaled
     if gross.any():
-        typical = weighted_quantiles(np.abs(z), weights[index], (0.5,))[0] / ndtri(0.75)
-        kept = weights[index][:, None] * (np.abs(z) <= GROSS_Z * typical)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            trimmed = np.sqrt((kept * np.square(z)).sum(axis=0) / kept.sum(axis=0))
-        scale = np.where(gross, trimmed, scale)
+        scale = np.where(gross, trimmed_root_mean_square(z, weights[index]), scale)
     return np.clip(np.where(np.isfinite(scale), scale, 1.0), *SCALE_RANGE)
 
 

@@ -29,7 +29,7 @@ from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
 from ._regression_data import widened_target_range
-from ._target_scale import LOG_SCALE, set_log_scale
+from ._target_scale import LOG_SCALE, robust_targets, set_log_scale
 from ._training_report import worth_reporting
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
@@ -90,7 +90,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     # One draw for both: with a RandomState instance each draw advances it, and the flows' seeds come next.
     seed = draw_seed(estimator)
     modelled = set_log_scale(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
-    features = fit_tree_feature(estimator, X, modelled, weights, seed)
+    features = fit_tree_feature(estimator, X, modelled, weights, seed, robust_targets(estimator, Y, weights))
     set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, X.shape[0]))
     n_flows = resolved_n_flows(estimator, X.shape[0])
     members = new_members(estimator, n_flows)

@@ -346,7 +346,8 @@ def better_of_flow_and_ridge(
     column_sets = ridge_columns(estimator.n_features_in_, context.shape[1])
     candidates = [flow]
     for columns in column_sets:
-        shift = fit_ridge_gaussian(train_x, context, train_w, result.validation_index, seed, augment, columns)
+        held_out, robust = result.validation_index, preprocessing.robust_scaled
+        shift = fit_ridge_gaussian(train_x, context, train_w, held_out, seed, augment, columns, robust)
         ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
         candidates.append(ridge)
     rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
@@ -366,7 +367,7 @@ def ridge_of_every_row(
 ) -> Flow:
     """The ridge-regression flow (on ``columns`` of the context) fitted on every row, in float64: the model where
     the ridge is kept. ``augment`` is the fit's dequantization noise (:func:`make_augment` of ``preprocessing``)."""
-    shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment, columns)
+    shift = fit_ridge_gaussian(train_x, context, train_w, None, seed, augment, columns, preprocessing.robust_scaled)
     ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
     return ridge.double().eval()
 

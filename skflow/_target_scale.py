@@ -37,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._boosted_feature import out_of_fold_prediction
-from ._preprocessing import dequantized_columns
+from ._bounds import parse_bounds
+from ._preprocessing import dequantized_columns, robust_columns
 
 # Nats per row by which log y's out-of-fold Gaussian must beat y's for a column to get the log.
 LOG_SCALE_GAIN = 0.15
@@ -121,3 +122,10 @@ def target_bounds(estimator):
     if lows is None or not np.isfinite(lows).any():
         return None
     return [(float(low), None) if np.isfinite(low) else None for low in lows]
+
+
+def robust_targets(estimator, Y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Which target columns each flow's preprocessing standardizes robustly (its ``robust_scaled``): the same rule
+    on ``Y`` within :func:`target_bounds`, for the boosted trees, which are fitted before any flow."""
+    low, high = parse_bounds(target_bounds(estimator), Y.shape[1])
+    return robust_columns(Y, weights, low, high, estimator.dequantize)
