@@ -168,6 +168,7 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, bounds, 
         dequantize=estimator.dequantize,
         tail_bound=estimator.tail_bound,
         robust=what == "y",
+        columns="target" if what == "y" else "feature",
     )
     masses = point_masses(X, preprocessing.dequantized | preprocessing.constant)
     if masses:

@@ -258,10 +258,12 @@ def fit_preprocessing(
     dequantize,
     tail_bound: float,
     robust: bool = False,
+    columns: str = "feature",
 ) -> Preprocessing:
     """Statistics of the training rows ``X`` (all with positive ``weights``) for bounds ``low``/``high``;
     ``robust``: columns ruled by gross outliers standardized by their median and robust spread
-    (``GROSS_SPREAD_RATIO``)."""
+    (``GROSS_SPREAD_RATIO``); ``columns``: what a warning calls the columns ("feature", or "target" for a
+    regressor's y)."""
     n_features = X.shape[1]
     bounded = np.isfinite(low) | np.isfinite(high)
     dequantized, cell_width = dequantized_columns(X, bounded, dequantize)
@@ -286,7 +288,7 @@ def fit_preprocessing(
         loc = np.where(constant, minimum, loc)
         scale = np.where(constant, CONSTANT_COLUMN_SCALE, scale)
         warnings.warn(
-            f"feature(s) {np.flatnonzero(constant).tolist()} are constant; each is modelled as a normal "
+            f"{columns}(s) {np.flatnonzero(constant).tolist()} are constant; each is modelled as a normal "
             f"with standard deviation {CONSTANT_COLUMN_SCALE:g} around its value"
             + (" (in log/logit units for bounded ones)" if (constant & bounded).any() else ""),
             UserWarning,

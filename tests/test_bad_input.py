@@ -347,6 +347,17 @@ def test_all_columns_constant(X):
     assert np.isfinite(est.score_samples(np.array([[0.5, -1.25], [0.6, -1.0]]))).all()
 
 
+def test_a_regressors_constant_target_is_called_a_target_in_the_warning():
+    from skflow import FlowRegressor
+
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FlowRegressor(n_flows=1, max_epochs=2, boosted_feature=False, random_state=0).fit(X, np.full(50, 2.5))
+    constant = [str(w.message) for w in caught if "are constant" in str(w.message)]
+    assert constant and all("target(s) [0] are constant" in message for message in constant), constant
+
+
 # ------------------------------------------------------------ parameters and weights
 
 
