@@ -1,9 +1,9 @@
 """Copies of training rows: each distinct row fitted once, carrying its copies' weight.
 
-Every choice a regressor's fit makes on held-out rows (the epoch kept, the
-ridge or the flow, the layer kind, the trees' feature, the latent scale) and
-the trees' out-of-fold prediction assume that a held-out row is new to the
-model. A copy of a training row is not: where many rows are copies, the
+Early stopping, and every other choice a regressor's fit makes on held-out
+rows (the ridge or the flow, the layer kind, the trees' feature, the latent
+scale) and the trees' out-of-fold prediction, assume that a held-out row is
+new to the model. A copy of a training row is not: where many rows are copies, the
 validation rows mostly have a twin among the training rows, every held-out
 score rewards memorizing, and the model comes out far too narrow. On 200
 rows of ``load_diabetes``, each given twice, the default's 90% intervals
@@ -14,7 +14,7 @@ A row of weight ``w`` has the likelihood of ``w`` copies of it, so merging
 the copies into one row with their summed weight leaves the fitted
 likelihood as it was and keeps each distinct row on one side of every split.
 That is done only where copies cannot be the data's nature: where some
-column (a feature or the target) takes at least ``CONTINUOUS_SHARE`` as
+column (a feature, or a regressor's target) takes at least ``CONTINUOUS_SHARE`` as
 many distinct values as there are distinct rows, so that equal rows are
 not draws that happen to coincide, and where copies are at least
 ``COPY_SHARE`` of the rows. Discrete data (categories, counts) repeat rows
@@ -52,9 +52,9 @@ def merged_copies(
     rank[order] = np.arange(order.size)
     summed = np.bincount(rank[inverse.ravel()], weights=weights, minlength=order.size)
     warnings.warn(
-        f"{estimator_name}: {n_copies} of {rows.shape[0]} training rows are copies of other rows (equal "
-        "features and target); each distinct row is fitted once with its copies' summed weight, so that no "
-        "held-out row has a twin among the training rows",
+        f"{estimator_name}: {n_copies} of {rows.shape[0]} training rows are copies of other rows (equal in "
+        "every column); each distinct row is fitted once with its copies' summed weight, so that no held-out "
+        "row has a twin among the training rows",
         UserWarning,
         stacklevel=6,  # the caller of fit: through validate_regression_data, fit and its two decorators
     )

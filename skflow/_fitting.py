@@ -27,6 +27,7 @@ from sklearn.utils.validation import validate_data
 
 from ._auto_parameters import START_BASE_LR_FACTOR, start_schedule
 from ._bounds import outside_bounds, parse_bounds
+from ._copies import merged_copies
 from ._core import (
     Flow,
     TrainConfig,
@@ -128,10 +129,14 @@ def _held_estimators(estimator) -> list[BaseEstimator]:
     ]
 
 
-def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def validate_training_data(
+    estimator, X, sample_weight, reset: bool = True, merge_copies: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Checked X (float64 or float32) and weights, restricted to the rows with positive weight.
 
     ``reset=False`` (a later ``partial_fit`` chunk) checks X against the fitted features and takes one row.
+    ``merge_copies`` (``fit``): copies of rows merged into one row of their summed weight where
+    :mod:`skflow._copies` takes them for copies.
     """
     check_numeric(X, type(estimator).__name__)
     min_rows = 2 if reset else 1
@@ -140,6 +145,8 @@ def validate_training_data(estimator, X, sample_weight, reset: bool = True) -> t
         positive_weights(sample_weight, X), X, estimator_name=type(estimator).__name__, min_rows=min_rows
     )
     check_learning_rate_and_weight_decay(estimator)
+    if merge_copies:
+        X, _, weights = merged_copies(X, np.empty((X.shape[0], 0)), weights, type(estimator).__name__)
     if reset:
         estimator.device_ = resolve_device(estimator.device)
     return X, weights

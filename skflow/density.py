@@ -303,7 +303,7 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         -------
         self : FlowDensity
         """
-        X, weights = validate_training_data(self, X, sample_weight)
+        X, weights = validate_training_data(self, X, sample_weight, merge_copies=True)
         preprocessing = fitted_preprocessing(self, X, weights, self.bounds)
         resolve_training_sizes(self, *X.shape)
         flow, result, preprocessing = fit_flow(self, X, weights, preprocessing)

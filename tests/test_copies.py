@@ -69,3 +69,19 @@ def test_the_copies_experiment_runs_both_ways_and_restores_the_rule(tmp_path):
     records = [line for line in out.read_text().splitlines() if line]
     assert len(records) == 2 and '"merged": true' in records[1] and '"merged": false' in records[0]
     assert _copies.COPY_SHARE == COPY_SHARE
+
+
+def test_a_density_fit_on_copies_is_the_fit_on_the_distinct_rows_weighted_by_their_counts():
+    from skflow import FlowDensity
+
+    from .conftest import FAST_FLOW
+
+    X = np.random.default_rng(0).normal(size=(120, 2))
+    counts = np.random.default_rng(1).integers(1, 4, size=120)
+    repeated = np.random.default_rng(2).permutation(np.repeat(np.arange(120), counts))
+    with pytest.warns(UserWarning, match=r"of \d+ training rows are copies of other rows \(equal in every column\)"):
+        on_copies = FlowDensity(**FAST_FLOW).fit(X[repeated])
+    first_seen = repeated[np.sort(np.unique(repeated, return_index=True)[1])]
+    weighted = FlowDensity(**FAST_FLOW).fit(X[first_seen], sample_weight=counts[first_seen])
+    X_new = np.random.default_rng(3).normal(size=(50, 2))
+    np.testing.assert_array_equal(on_copies.score_samples(X_new), weighted.score_samples(X_new))
