@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from skflow import FlowRegressor
+from skflow import FlowRegressor, _copies
 from skflow._copies import COPY_SHARE, merged_copies
 
 from .conftest import SMALL_REGRESSOR
@@ -32,7 +32,8 @@ def test_a_fit_on_copies_is_the_fit_on_the_distinct_rows_weighted_by_their_count
     np.testing.assert_array_equal(on_copies.predict_interval(X_new), weighted.predict_interval(X_new))
 
 
-def test_merged_rows_keep_every_distinct_row_once_with_the_summed_weight_in_first_seen_order():
+def test_merged_rows_keep_every_distinct_row_once_with_the_summed_weight_in_first_seen_order(monkeypatch):
+    monkeypatch.setattr(_copies, "CONTINUOUS_VALUES", 3)  # four distinct rows here, three distinct x
     X = np.array([[0.5], [0.1], [0.5], [0.7], [0.1], [0.5]])
     y = np.array([[1.0], [2.0], [1.0], [3.0], [2.0], [1.5]])  # the last row differs from the first in y only
     weights = np.array([1.0, 2.0, 0.5, 1.0, 1.0, 1.0])
@@ -54,7 +55,8 @@ def test_discrete_data_and_a_few_copies_are_left_as_given():
     X_few[-a_few:], y_few[-a_few:] = X_few[:a_few], y_few[:a_few]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for features, targets in ((X, y), (X_few, y_few[:, None])):
+        constant = np.full((100, 1), 7.25)  # one distinct row: nothing says its copies are not its nature
+        for features, targets in ((X, y), (X_few, y_few[:, None]), (constant, np.empty((100, 0)))):
             merged = merged_copies(features, targets, np.ones(len(targets)), "FlowRegressor")
             assert all(a is b for a, b in zip(merged, (features, targets), strict=False))
     assert merged_copies(X, y, weights, "FlowRegressor")[2] is weights
@@ -62,7 +64,6 @@ def test_discrete_data_and_a_few_copies_are_left_as_given():
 
 def test_the_copies_experiment_runs_both_ways_and_restores_the_rule(tmp_path):
     from benchmarks.experiments import copies as experiment
-    from skflow import _copies
 
     out = tmp_path / "copies.jsonl"
     experiment.main(["--quick", "--out", str(out)])
