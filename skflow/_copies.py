@@ -37,6 +37,10 @@ COPY_SHARE = 0.2
 # continuous: its equal values are copies. Fewer values (a constant column, a handful of levels) cannot tell.
 CONTINUOUS_SHARE = 0.5
 CONTINUOUS_VALUES = 10
+# Rows per batch of the screening keys (_row_keys): a float64 copy of this many rows at a time. The exact test,
+# np.unique of whole rows, took 11.5 s and 1.5 GB beyond 3,000,000 x 16 float32 rows (183 MB) of data without
+# copies; FlowDensity's fit is held to 3 times its input (benchmarks/fit_memory.py).
+KEY_BATCH_ROWS = 65536
 
 
 def merged_copies(
@@ -44,6 +48,8 @@ def merged_copies(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(X, Y, weights)`` with copies of rows merged into their first occurrence, weights summed, where the
     module's rule says they are copies (warning how many); otherwise the arrays as given."""
+    if X.shape[0] - np.unique(_row_keys(X, Y)).size < COPY_SHARE * X.shape[0]:
+        return X, Y, weights  # equal rows have equal keys: fewer copies than that, without sorting whole rows
     rows = np.hstack([X, Y])
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     n_copies = rows.shape[0] - first.size
@@ -58,7 +64,7 @@ def merged_copies(
         "every column); each distinct row is fitted once with its copies' summed weight, so that no held-out "
         "row has a twin among the training rows",
         UserWarning,
-        stacklevel=6,  # the caller of fit: through validate_regression_data, fit and its two decorators
+        stacklevel=6,  # the caller of fit: through the data's validation, fit and its two decorators
     )
     kept = first[order]
     return X[kept], Y[kept], summed / summed.max()  # the largest weight 1, as positive_weights scales them
@@ -67,3 +73,15 @@ def merged_copies(
 def _has_continuous_column(rows: np.ndarray, n_distinct_rows: int) -> bool:
     needed = max(CONTINUOUS_SHARE * n_distinct_rows, CONTINUOUS_VALUES)
     return any(np.unique(column).size >= needed for column in rows.T)
+
+
+def _row_keys(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """One number per row, the same for equal rows: a fixed projection, each row summed alone (no BLAS, whose
+    summation order can depend on a row's position). So there are at most as many distinct keys as rows."""
+    projection = np.random.default_rng(0).uniform(1.0, 2.0, X.shape[1] + Y.shape[1])
+    keys = np.empty(X.shape[0])
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: inf or NaN keys, equal for equal rows
+        for start in range(0, X.shape[0], KEY_BATCH_ROWS):
+            rows = slice(start, start + KEY_BATCH_ROWS)
+            keys[rows] = (np.hstack([X[rows], Y[rows]]) * projection).sum(axis=1)
+    return keys
