@@ -249,6 +249,7 @@ def _solver_evaluation(u, weights, inverse_scales, log_weights, log_scales) -> t
     in_lower_half = lower < 0.5
     z = torch.special.ndtri(torch.where(in_lower_half, lower, upper))
     z = torch.where(in_lower_half, z, -z)
+    log_slope = torch.log(density) + 0.5 * z.square()  # log f(x) - log phi(z): the 2 pi terms cancel
     far = (torch.minimum(lower, upper) < floor) | (density < floor)
     if bool(far.any()):
 
@@ -256,9 +257,8 @@ def _solver_evaluation(u, weights, inverse_scales, log_weights, log_scales) -> t
             return per_component.movedim(-2, -1)[far].T  # (K, n_far): the components on dim -2
 
         far_u, far_log_weights = far_entries(u), far_entries(log_weights)
-        z = z.masked_scatter(far, _normal_quantile_of_cdf(far_u, far_log_weights))
-    log_slope = torch.log(density) + 0.5 * z.square()  # log f(x) - log phi(z): the 2 pi terms cancel
-    if bool(far.any()):
-        far_log_slope = _log_derivative(far_u, z[far], far_log_weights, far_entries(log_scales))
+        far_z = _normal_quantile_of_cdf(far_u, far_log_weights)
+        z = z.masked_scatter(far, far_z)
+        far_log_slope = _log_derivative(far_u, far_z, far_log_weights, far_entries(log_scales))
         log_slope = log_slope.masked_scatter(far, far_log_slope)
     return z, log_slope
