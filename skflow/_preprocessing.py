@@ -203,16 +203,38 @@ def integer_columns(X: np.ndarray) -> np.ndarray:
     return integer
 
 
+def integer_steps(X: np.ndarray, integer: np.ndarray) -> np.ndarray:
+    """Per integer column, the greatest common divisor of the differences between its values (1 for a constant
+    column; 0 for the other columns).
+
+    Counts step by 1, but an integer column can lie on a coarser grid (scores in steps of 10, prices in
+    hundreds): unit cells there would leave the flow a spike of width 1 per value, which it cannot fit.
+    """
+    steps = np.zeros(X.shape[1], dtype=np.int64)
+    columns = np.flatnonzero(integer)
+    if columns.size == 0:
+        return steps.astype(np.float64)
+    origin = np.asarray(X[0, columns], dtype=np.float64)
+    for start in range(0, X.shape[0], BATCH_ROWS):
+        rows = np.asarray(X[start : start + BATCH_ROWS][:, columns], dtype=np.float64)
+        # Integers below 2**53 differ by less than 2**54, which int64 holds exactly.
+        offsets = np.abs(rows - origin).astype(np.int64)
+        steps[columns] = np.gcd(steps[columns], np.gcd.reduce(offsets, axis=0))
+        if np.all(steps[columns] == 1):
+            break  # counts: nothing coarser can come of the other rows
+    return np.where(integer, np.maximum(steps, 1), 0).astype(np.float64)
+
+
 def discrete_cells(X: np.ndarray, integer: np.ndarray) -> np.ndarray:
     """Per column, the width of the cells that dequantize it, or 0 for a continuous column.
 
-    Integer columns get unit cells (the estimate of each integer's probability).
-    Other columns whose values repeat, at most ``len(X) / MIN_REPEATS`` distinct
-    values (a two-valued column, rating levels, rounded measurements), get cells
-    as wide as the smallest gap between their values: the cells around the
-    values never overlap, and a continuous density can no longer pile up on them.
+    Integer columns get cells as wide as their grid's step (:func:`integer_steps`: 1 for counts, so that
+    the density estimates each integer's probability). Other columns whose values repeat, at most
+    ``len(X) / MIN_REPEATS`` distinct values (a two-valued column, rating levels, rounded measurements),
+    get cells as wide as the smallest gap between their values: the cells around the values never
+    overlap, and a continuous density can no longer pile up on them.
     """
-    widths = np.where(integer, 1.0, 0.0)
+    widths = integer_steps(X, integer)
     for j in np.flatnonzero(~integer):
         values = np.unique(X[:, j])
         if 2 <= values.size <= X.shape[0] / MIN_REPEATS:

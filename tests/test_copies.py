@@ -56,7 +56,14 @@ def test_discrete_data_and_a_few_copies_are_left_as_given():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         constant = np.full((100, 1), 7.25)  # one distinct row: nothing says its copies are not its nature
-        for features, targets in ((X, y), (X_few, y_few[:, None]), (constant, np.empty((100, 0)))):
+        # One column of counts has as many distinct values as distinct rows (about 35 here), all integers.
+        counts = rng.poisson(30.0, size=(2000, 1)).astype(float)
+        for features, targets in (
+            (X, y),
+            (X_few, y_few[:, None]),
+            (constant, np.empty((100, 0))),
+            (counts, np.empty((2000, 0))),
+        ):
             merged = merged_copies(features, targets, np.ones(len(targets)), "FlowRegressor")
             assert all(a is b for a, b in zip(merged, (features, targets), strict=False))
     assert merged_copies(X, y, weights, "FlowRegressor")[2] is weights
