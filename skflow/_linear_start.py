@@ -32,6 +32,7 @@ squares counted one y = -1e6 among 100 rows in full, and a kept ridge's
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -65,6 +66,21 @@ HUBER_STEPS = 20
 HUBER_TOLERANCE = 1e-6
 
 
+class Leverage(NamedTuple):
+    """A ridge fit's leverage of a new row ``c``: ``h(c) = offset + (c - center)^T matrix (c - center)``."""
+
+    center: np.ndarray
+    matrix: np.ndarray
+    offset: float
+
+    def embedded(self, columns: slice, n_context: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(center, matrix, offset)`` over all ``n_context`` context columns, of a fit on ``columns`` of them."""
+        center, matrix = np.zeros(n_context), np.zeros((n_context, n_context))
+        center[columns] = self.center
+        matrix[columns, columns] = self.matrix
+        return center, matrix, self.offset
+
+
 def comparison_validation_fraction(validation_fraction: float, n_rows: int) -> float:
     """``validation_fraction``, raised where it holds out fewer than ``MIN_VALIDATION_ROWS`` of ``n_rows``.
 
@@ -86,33 +102,55 @@ def comparison_validation_fraction(validation_fraction: float, n_rows: int) -> f
 
 def ridge_gaussian(
     targets: np.ndarray, context: np.ndarray, weights: np.ndarray, robust: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(weight, bias, log_scale)`` of the weighted ridge regression of ``targets`` (n, k) on ``context`` (n, c).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Leverage]:
+    """``(weight, bias, log_scale, leverage)`` of the weighted ridge regression of ``targets`` (n, k) on
+    ``context`` (n, c), its model ``N(W c + b, (1 + h(c)) diag(exp(2 log_scale)))`` (:func:`_ridge`).
 
     Each target column gets its own coefficients; one penalty, the one with the
     smallest weighted leave-one-out squared error summed over the targets,
-    serves them all. ``log_scale`` is the log of each target's weighted root
-    mean square leave-one-out residual. The columns that ``robust`` (bool per
+    serves them all. ``log_scale`` is the log of each target's noise scale, from
+    its weighted mean square leave-one-out residual. The columns that ``robust`` (bool per
     target; None: none) marks, targets standardized robustly because gross
     errors rule them, are fitted apart, each by :func:`_huber_ridge`; the
     others as if they were alone.
     """
     if robust is None or not np.any(robust):
-        return _ridge(targets, context, weights)[:3]
+        weight, bias, log_scale, _, leverage, _ = _ridge(targets, context, weights)
+        return weight, bias, log_scale, leverage
     robust = np.asarray(robust, dtype=bool)
     weight, bias, log_scale = np.empty((robust.size, context.shape[1])), np.empty(robust.size), np.empty(robust.size)
+    leverages = []
     if not robust.all():
-        weight[~robust], bias[~robust], log_scale[~robust] = _ridge(targets[:, ~robust], context, weights)[:3]
+        fit = _ridge(targets[:, ~robust], context, weights)
+        weight[~robust], bias[~robust], log_scale[~robust] = fit[:3]
+        leverages.append(fit[4])
     for column in np.flatnonzero(robust):
-        weight[column], bias[column], log_scale[column] = _huber_ridge(targets[:, column], context, weights)
-    return weight, bias, log_scale
+        weight[column], bias[column], log_scale[column], leverage = _huber_ridge(targets[:, column], context, weights)
+        leverages.append(leverage)
+    # One leverage serves every target (the layer's): the least squares fit's where there is one.
+    return weight, bias, log_scale, leverages[0]
 
 
 def _ridge(
     targets: np.ndarray, context: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`ridge_gaussian` without robust columns, and the leave-one-out residuals (n, k) in the targets'
-    units."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Leverage, float]:
+    """:func:`ridge_gaussian` without robust columns: ``(weight, bias, log_scale, leave-one-out residuals (n, k) in
+    the targets' units, leverage, mean leverage)``.
+
+    ``leverage`` gives a new row's leverage ``h(c)``, the variance of the
+    fit's estimate there in units of the noise's: for the weighted mean,
+    one over the rows' effective number (Kish's: the weights are relative,
+    not counts), and for the slopes the ridge's ``(C^T W C + alpha)^-1`` on
+    the span of the centred context. The model's variance at ``c`` is
+    ``noise^2 (1 + h(c))``, with ``noise^2`` the mean square leave-one-out
+    residual over ``1 + h_mean``, ``h_mean`` the training rows' mean
+    leverage (the fit's degrees of freedom over their effective number): a
+    row of mean leverage gets the leave-one-out residuals' variance, a row
+    far from the training rows more, as its estimate is that much less
+    certain. (Dividing by the rows' mean ``1 / (1 - h_i)``, exact for least
+    squares, made the noise vanish where a fit on about as many features as
+    rows interpolates: docs/regression_design_notes.md.)
+    """
     w = weights / weights.sum()
     context_mean, target_mean = w @ context, w @ targets
     root_w = np.sqrt(w)[:, None]
@@ -132,16 +170,23 @@ def _ridge(
     _, alpha, squared, leverage = best
     coefficients = vt.T @ ((singular / (singular**2 + alpha))[:, None] * projected)  # (c, k)
     bias = target_mean - context_mean @ coefficients
-    log_scale = 0.5 * np.log(np.maximum(squared, np.finfo(float).tiny))
+    new_row = float(np.sum(w**2))  # a new row's leverage from the mean: 1 / the rows' effective number
+    leverage_of_new_rows = Leverage(context_mean, (vt.T / (singular**2 + alpha)) @ vt * new_row, new_row)
+    # The training rows' leverages above carry their weights; the mean leverage of rows like them:
+    mean_leverage = float(leverage.sum()) * new_row
+    log_scale = 0.5 * np.log(np.maximum(squared / (1 + mean_leverage), np.finfo(float).tiny))
     # Not the residuals above divided by sqrt(w): rows of weight 0 have leave-one-out residuals too.
     left_out = (targets - bias - context @ coefficients) / (1 - leverage)[:, None]
-    return coefficients.T, bias, log_scale, left_out
+    return coefficients.T, bias, log_scale, left_out, leverage_of_new_rows, mean_leverage
 
 
-def _huber_ridge(target: np.ndarray, context: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """``(weight, bias, log_scale)`` of one target ruled by gross errors: Huber's regression by iteratively
+def _huber_ridge(
+    target: np.ndarray, context: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, float, float, Leverage]:
+    """``(weight, bias, log_scale, leverage)`` of one target ruled by gross errors: Huber's regression by iteratively
     reweighted ridge fits, each choosing its penalty by leave-one-out error, and the noise's scale by the
-    trimmed mean square of the last fit's leave-one-out residuals.
+    trimmed mean square of the last fit's leave-one-out residuals (over one plus its mean leverage, as in
+    :func:`_ridge`).
 
     Least squares chases a gross error, and the root mean square leave-one-out
     residual counts it in full: one y = -1e6 among 100 rows near 0 with noise
@@ -155,7 +200,7 @@ def _huber_ridge(target: np.ndarray, context: np.ndarray, weights: np.ndarray) -
     ``GROSS_Z`` typical scales.
     """
     robustness = np.ones_like(weights)
-    weight, bias, _, left_out = _ridge(target[:, None], context, weights)
+    weight, bias, _, left_out, leverage, mean_leverage = _ridge(target[:, None], context, weights)
     for _ in range(HUBER_STEPS):
         residual = np.abs(target - bias[0] - context @ weight[0])
         typical = weighted_quantiles(residual[:, None], weights, (0.5,))[0, 0] / ndtri(0.75)
@@ -164,11 +209,11 @@ def _huber_ridge(target: np.ndarray, context: np.ndarray, weights: np.ndarray) -
         previous, robustness = robustness, np.minimum(1.0, HUBER_K * typical / np.maximum(residual, typical))
         if np.max(np.abs(robustness - previous)) < HUBER_TOLERANCE:
             break
-        weight, bias, _, left_out = _ridge(target[:, None], context, weights * robustness)
+        weight, bias, _, left_out, leverage, mean_leverage = _ridge(target[:, None], context, weights * robustness)
     scale = trimmed_root_mean_square(left_out, weights)[0]
     if not np.isfinite(scale):  # no residual within GROSS_Z typical ones (half of them 0): the plain mean square
         scale = np.sqrt(np.average(left_out[:, 0] ** 2, weights=weights))
-    return weight[0], float(bias[0]), 0.5 * np.log(max(scale**2, np.finfo(float).tiny))
+    return weight[0], float(bias[0]), 0.5 * np.log(max(scale**2 / (1 + mean_leverage), np.finfo(float).tiny)), leverage
 
 
 def ridge_columns(n_features: int, n_context: int) -> list[slice]:
@@ -193,10 +238,11 @@ def fit_ridge_gaussian(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
     columns: slice = slice(None),
     robust: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple:
     """:func:`ridge_gaussian` of preprocessed ``rows`` on the ``columns`` of ``context`` (the others get
     weight 0), on the rows outside ``held_out`` (None: every row); ``robust``: the preprocessing's
-    ``robust_scaled``, the targets fitted robustly.
+    ``robust_scaled``, the targets fitted robustly. Returns ``linear_shift`` for
+    :func:`skflow._core.build_flow`: ``(weight, bias, log_scale, (center, matrix, offset))``.
 
     Rows beyond ``MAX_ROWS`` are subsampled, and dequantized targets get one
     draw of their training noise, both seeded by ``seed``.
@@ -213,10 +259,10 @@ def fit_ridge_gaussian(
     targets = selected.cpu().numpy().astype(np.float64)
     w = weights.cpu().numpy().astype(np.float64)[index]
     selected_context = np.asarray(context[index][:, columns], dtype=np.float64)
-    weight, bias, log_scale = ridge_gaussian(targets, selected_context, w, robust)
+    weight, bias, log_scale, leverage = ridge_gaussian(targets, selected_context, w, robust)
     every_weight = np.zeros((weight.shape[0], context.shape[1]))
     every_weight[:, columns] = weight
-    return every_weight, bias, log_scale
+    return every_weight, bias, log_scale, leverage.embedded(columns, context.shape[1])
 
 
 def validation_row_log_likelihoods(

@@ -306,12 +306,21 @@ def test_fit_ridge_gaussian_on_some_columns_is_the_ridge_of_those_columns_with_z
     rng = np.random.default_rng(3)
     rows, context = torch.as_tensor(rng.normal(size=(60, 1))), rng.normal(size=(60, 5))
     weights = torch.as_tensor(rng.uniform(0.5, 2.0, 60))
-    weight, bias, log_scale = fit_ridge_gaussian(rows, context, weights, None, 0, None, slice(3, None))
+    weight, bias, log_scale, (center, matrix, offset) = fit_ridge_gaussian(
+        rows, context, weights, None, 0, None, slice(3, None)
+    )
     expected = ridge_gaussian(rows.numpy(), context[:, 3:], weights.numpy())
     np.testing.assert_array_equal(weight[:, :3], 0.0)
     np.testing.assert_allclose(weight[:, 3:], expected[0], rtol=1e-12)
     np.testing.assert_allclose(bias, expected[1], rtol=1e-12)
     np.testing.assert_allclose(log_scale, expected[2], rtol=1e-12)
+    # Its leverage, too, sees only those columns.
+    np.testing.assert_array_equal(center[:3], 0.0)
+    np.testing.assert_array_equal(matrix[:3], 0.0)
+    np.testing.assert_array_equal(matrix[:, :3], 0.0)
+    np.testing.assert_allclose(center[3:], expected[3].center, rtol=1e-12)
+    np.testing.assert_allclose(matrix[3:, 3:], expected[3].matrix, rtol=1e-12)
+    assert offset == pytest.approx(expected[3].offset, rel=1e-12)
 
 
 def test_a_flow_can_be_replaced_by_a_gaussian_around_the_trees_prediction_alone():

@@ -55,7 +55,8 @@ def test_robust_ridge_with_weights_is_the_weighted_ridge_of_the_clean_rows():
     np.testing.assert_allclose(robust[0], expected[0], atol=0.03)
     assert np.exp(robust[2][0]) == pytest.approx(np.exp(expected[2][0]), rel=0.05)
     # Only the weights' ratios count.
-    for found, same in zip(robust, ridge_gaussian(gross[:, None], X, 3 * weights, np.array([True])), strict=True):
+    tripled = ridge_gaussian(gross[:, None], X, 3 * weights, np.array([True]))
+    for found, same in zip([*robust[:3], *robust[3]], [*tripled[:3], *tripled[3]], strict=True):
         np.testing.assert_allclose(found, same, rtol=1e-9, atol=1e-12)
 
 
@@ -66,15 +67,18 @@ def test_other_targets_get_exactly_the_ridge_of_before():
     weights = rng.uniform(0.5, 2.0, 80)
     before = ridge_gaussian(Y, X, weights)
     for same in (ridge_gaussian(Y, X, weights, None), ridge_gaussian(Y, X, weights, np.zeros(3, dtype=bool))):
-        for expected, found in zip(before, same, strict=True):
+        for expected, found in zip([*before[:3], *before[3]], [*same[:3], *same[3]], strict=True):
             np.testing.assert_array_equal(found, expected)
-    # A robust column is fitted apart; the others as if they were alone, bit for bit.
+    # A robust column is fitted apart; the others as if they were alone, bit for bit, and their fit's leverage
+    # serves every target.
     mixed = ridge_gaussian(Y, X, weights, np.array([False, True, False]))
     alone = ridge_gaussian(Y[:, [0, 2]], X, weights)
-    for expected, found in zip(alone, mixed, strict=True):
+    for expected, found in zip(alone[:3], mixed[:3], strict=True):
         np.testing.assert_array_equal(found[[0, 2]], expected)
+    for expected, found in zip(alone[3], mixed[3], strict=True):
+        np.testing.assert_array_equal(found, expected)
     robust = ridge_gaussian(Y[:, [1]], X, weights, np.array([True]))
-    for expected, found in zip(robust, mixed, strict=True):
+    for expected, found in zip(robust[:3], mixed[:3], strict=True):
         np.testing.assert_allclose(found[[1]], expected, rtol=1e-12, atol=1e-14)
 
 

@@ -249,10 +249,13 @@ def build_flow(
         With ``mixture``: Student t components of these degrees of freedom
         and the same covariances (:class:`StudentTMixtureBase`); None:
         Gaussian components.
-    linear_shift : (weight, bias, log_scale) or None, default=None
+    linear_shift : (weight, bias, log_scale[, leverage]) or None, default=None
         A conditional flow's last learned layer, a :class:`LinearShift` with
         these numbers: weight (n_features, context_features), bias and
-        log_scale (n_features,). None: no such layer.
+        log_scale (n_features,), and optionally leverage, ``(center,
+        matrix, offset)`` of shapes (context_features,), (context_features,
+        context_features) and (): the layer's context-dependent scale. None:
+        no such layer.
 
     The untrained flow is the preprocessing followed by the base density.
     ``config["base"]`` records the base's kind (and its number of components and
@@ -270,10 +273,14 @@ def build_flow(
         for layer in learned:  # the ridge regression's flow: its other layers are the identity
             if isinstance(layer, MixtureCDFCoupling):
                 layer.set_identity()
-        learned.append(LinearShift(n_features, int(context_features)))
+        shift = LinearShift(n_features, int(context_features), leverage=len(linear_shift) == 4)
+        learned.append(shift)
         with torch.no_grad():
-            for parameter, value in zip(learned[-1].parameters(), linear_shift, strict=True):
+            for parameter, value in zip(shift.parameters(), linear_shift[:3], strict=True):
                 parameter.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(parameter.shape))
+            if shift.leverage:
+                for buffer, value in zip(shift.buffers(), linear_shift[3], strict=True):
+                    buffer.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(buffer.shape))
     config = dict(
         n_features=int(n_features),
         context_features=int(context_features),
@@ -284,6 +291,8 @@ def build_flow(
         power_standardized=power is not None and power_loc is not None,
         linear_shift=linear_shift is not None,
     )
+    if linear_shift is not None and len(linear_shift) == 4:
+        config["linear_shift_leverage"] = True  # absent (flows saved before it): no leverage
     if mixture is None:
         base: nn.Module = StandardNormal(n_features)
         config["base"] = {"kind": "normal"}
@@ -328,6 +337,9 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     if kwargs.pop("linear_shift", False):
         context_features = int(kwargs.get("context_features", 0))
         linear_shift = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
+        if kwargs.pop("linear_shift_leverage", False):
+            leverage = (np.zeros(context_features), np.zeros((context_features, context_features)), 0.0)
+            linear_shift = (*linear_shift, leverage)
     fixed_layers = dict(
         low=low, lower_tails=flags, upper_tails=flags, power=power, power_loc=power_loc, power_scale=power_scale
     )

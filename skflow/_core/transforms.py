@@ -183,29 +183,52 @@ class LULinear(Transform):
 
 
 class LinearShift(Transform):
-    """z = (x - (W c + b)) / exp(log_scale): a shift linear in the context c, then a fixed scale.
+    """z = (x - (W c + b)) / (exp(log_scale) sqrt(1 + h(c))): a shift linear in the context c, then a scale.
 
-    log|det dz/dx| = -sum(log_scale). As the last learned layer of a
-    conditional flow whose other layers are at the identity, the flow is the
-    linear-Gaussian regression N(x; W c + b, diag(exp(2 log_scale))): the
-    estimators start it from a ridge fit (:mod:`skflow._linear_start`).
+    log|det dz/dx| = -sum(log_scale) - (d / 2) log(1 + h(c)) for d features.
+    As the last learned layer of a conditional flow whose other layers are
+    at the identity, the flow is the linear-Gaussian regression
+    N(x; W c + b, (1 + h(c)) diag(exp(2 log_scale))): the estimators set it
+    from a ridge fit (:mod:`skflow._linear_start`). With ``leverage``,
+    ``h(c) = offset + (c - center)^T M (c - center)`` is the fit's leverage
+    of the row c, the variance of its estimate ``W c + b`` in units of the
+    noise's, which grows without bound away from the training rows; without
+    it, ``h = 0``.
     """
 
-    def __init__(self, n_features: int, context_features: int):
+    def __init__(self, n_features: int, context_features: int, leverage: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(n_features, context_features))
         self.bias = nn.Parameter(torch.zeros(n_features))
         self.log_scale = nn.Parameter(torch.zeros(n_features))
+        self.leverage = bool(leverage)
+        if self.leverage:
+            self.register_buffer("context_center", torch.zeros(context_features))
+            self.register_buffer("leverage_matrix", torch.zeros(context_features, context_features))
+            self.register_buffer("leverage_offset", torch.zeros(1))  # 1-D: the safe format stores no 0-d arrays
 
     def _shift(self, context: Context) -> torch.Tensor:
         if isinstance(context, IndexedContext):  # once per distinct row
             return torch.addmm(self.bias, context.rows, self.weight.T).index_select(0, context.index)
         return torch.addmm(self.bias, context, self.weight.T)
 
+    def _log_scale(self, context: Context) -> torch.Tensor:
+        """log(exp(log_scale) sqrt(1 + h(c))), per row and feature (a row of log_scale without leverage)."""
+        if not self.leverage:
+            return self.log_scale.unsqueeze(0)
+        rows = context.rows if isinstance(context, IndexedContext) else context
+        centred = rows - self.context_center
+        half_log_spread = 0.5 * torch.log1p(self.leverage_offset + ((centred @ self.leverage_matrix) * centred).sum(1))
+        if isinstance(context, IndexedContext):
+            half_log_spread = half_log_spread.index_select(0, context.index)
+        return self.log_scale + half_log_spread.unsqueeze(1)
+
     def forward(self, x, context=None):
-        z = (x - self._shift(context)) * torch.exp(-self.log_scale)
-        return z, (-self.log_scale.sum()).expand(x.shape[0])
+        log_scale = self._log_scale(context)
+        z = (x - self._shift(context)) * torch.exp(-log_scale)
+        return z, (-log_scale.sum(1)).expand(x.shape[0])
 
     def inverse(self, z, context=None):
-        x = z * torch.exp(self.log_scale) + self._shift(context)
-        return x, self.log_scale.sum().expand(z.shape[0])
+        log_scale = self._log_scale(context)
+        x = z * torch.exp(log_scale) + self._shift(context)
+        return x, log_scale.sum(1).expand(z.shape[0])
