@@ -361,7 +361,7 @@ def better_of_flow_and_ridge(
     rows = (train_x, train_w, to_tensor(context, estimator.device_, torch.float32), result.validation_index)
     row_scores = [validation_row_log_likelihoods(candidate, *rows, augment, seed) for candidate in candidates]
     scores = [weighted_mean(*scored) for scored in row_scores]
-    best = int(np.argmax(scores))
+    best = int(np.argmax(np.nan_to_num(scores, nan=-np.inf)))  # a NaN score never wins
     setattr(estimator, VALIDATION_ROWS, row_scores[best])
     if best == 0:
         return flow

@@ -171,7 +171,12 @@ def _ridge(
     coefficients = vt.T @ ((singular / (singular**2 + alpha))[:, None] * projected)  # (c, k)
     bias = target_mean - context_mean @ coefficients
     new_row = float(np.sum(w**2))  # a new row's leverage from the mean: 1 / the rows' effective number
-    leverage_of_new_rows = Leverage(context_mean, (vt.T / (singular**2 + alpha)) @ vt * new_row, new_row)
+    # Only the directions the training rows span (numpy's matrix_rank tolerance): the coefficients have no part
+    # in the others, so neither has the estimate's variance (a constant feature, more features than rows).
+    spanned = singular > singular.max(initial=0.0) * max(context.shape) * np.finfo(float).eps
+    directions = vt[spanned]
+    matrix = (directions.T / (singular[spanned] ** 2 + alpha)) @ directions * new_row
+    leverage_of_new_rows = Leverage(context_mean, matrix, new_row)
     # The training rows' leverages above carry their weights; the mean leverage of rows like them:
     mean_leverage = float(leverage.sum()) * new_row
     log_scale = 0.5 * np.log(np.maximum(squared / (1 + mean_leverage), np.finfo(float).tiny))

@@ -214,11 +214,11 @@ def integer_steps(X: np.ndarray, integer: np.ndarray) -> np.ndarray:
     columns = np.flatnonzero(integer)
     if columns.size == 0:
         return steps.astype(np.float64)
-    origin = np.asarray(X[0, columns], dtype=np.float64)
+    # Integers of magnitude at most 2**53 are exact in int64, and so are their differences (below 2**54).
+    origin = np.asarray(X[0, columns], dtype=np.float64).astype(np.int64)
     for start in range(0, X.shape[0], BATCH_ROWS):
-        rows = np.asarray(X[start : start + BATCH_ROWS][:, columns], dtype=np.float64)
-        # Integers below 2**53 differ by less than 2**54, which int64 holds exactly.
-        offsets = np.abs(rows - origin).astype(np.int64)
+        rows = np.asarray(X[start : start + BATCH_ROWS][:, columns], dtype=np.float64).astype(np.int64)
+        offsets = np.abs(rows - origin)
         steps[columns] = np.gcd(steps[columns], np.gcd.reduce(offsets, axis=0))
         if np.all(steps[columns] == 1):
             break  # counts: nothing coarser can come of the other rows

@@ -110,13 +110,14 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         Add uniform noise on ``[-0.5, 0.5)`` to integer-valued columns during
         training so the continuous flow does not collapse onto the integers.
         "auto" does so for columns whose training values are all integers
-        (of magnitude at most 2**53), and for other discrete columns, whose
+        (of magnitude at most 2**53; on a coarser grid, such as multiples of
+        10, noise as wide as its step), and for other discrete columns, whose
         values repeat (at most one distinct value per 5 rows: a two-valued
         column, rating levels, rounded measurements), with noise as wide as
         the smallest gap between their values. ``score_samples`` is then the
         log-density of the dequantized variable (value plus noise) at the
         value: an estimate of the log-probability of that value minus the log
-        of the noise's width (0 for integers), whose average over the noise
+        of the noise's width (0 for integers in steps of 1), whose average over the noise
         is a lower bound on it (Theis et al. 2016). Probabilities are at most
         1, so on integers the mean log-likelihood should come out near or
         below 0 per dequantized column; without dequantization the flow can

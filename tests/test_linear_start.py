@@ -63,6 +63,22 @@ def test_ridge_gaussian_is_ridge_cv_with_its_leave_one_out_noise(weighted):
     np.testing.assert_allclose(np.exp(2 * log_scale), loo_mse / (1 + np.trace(hat) / effective_rows), rtol=1e-10)
 
 
+def test_the_leverage_counts_only_the_directions_the_training_rows_span():
+    rng = np.random.default_rng(1)
+    C, y = rng.normal(size=(8, 30)), rng.normal(size=(8, 1))  # more features than rows
+    leverage = ridge_gaussian(y, C, np.ones(8))[3]
+    centred = C - leverage.center
+    outside = rng.normal(size=30)
+    outside -= np.linalg.pinv(centred) @ (centred @ outside)  # orthogonal to every centred row
+    h = lambda c: leverage.offset + (c - leverage.center) @ leverage.matrix @ (c - leverage.center)  # noqa: E731
+    assert h(leverage.center + 10 * outside) == pytest.approx(1 / 8, rel=1e-9)  # the mean's alone
+    assert h(leverage.center + centred[0]) > 1 / 8
+    # Constant features span nothing: the mean's leverage everywhere, and finite intervals at any value.
+    with pytest.warns(ConvergenceWarning):
+        reg = FlowRegressor(random_state=0, **ONE_FLOW_ALONE).fit(np.full((8, 1), 0.1), np.arange(8.0))
+    assert np.isfinite(reg.predict_interval(np.array([[0.1], [7.0]]))).all()
+
+
 def ridge_model(reg, X, y, weights):
     """The kept ridge's log-density of ``(X, y)``, from :func:`ridge_gaussian` of every row."""
     context = (X - reg.x_location_) / reg.x_scale_

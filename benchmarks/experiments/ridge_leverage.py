@@ -85,12 +85,13 @@ def measure(name: str, n_rows: int, draw: int, leverage: bool, settings: dict) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=None, help="only these sets")
+    parser.add_argument("--rows", type=int, nargs="+", default=None, help="only these numbers of training rows")
     parser.add_argument("--quick", action="store_true", help="one draw of 12 diabetes rows")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     runs = [("diabetes", 12, 1)] if args.quick else DEFAULT_RUNS
     for name, n_rows, draws in runs:
-        if args.sets and name not in args.sets:
+        if (args.sets and name not in args.sets) or (args.rows and n_rows not in args.rows):
             continue
         for draw in range(draws):
             for leverage in (False, True):

@@ -192,8 +192,8 @@ class LinearShift(Transform):
     from a ridge fit (:mod:`skflow._linear_start`). With ``leverage``,
     ``h(c) = offset + (c - center)^T M (c - center)`` is the fit's leverage
     of the row c, the variance of its estimate ``W c + b`` in units of the
-    noise's, which grows without bound away from the training rows; without
-    it, ``h = 0``.
+    noise's, which grows away from the training rows (quadratically in the
+    distance); without it, ``h = 0``.
     """
 
     def __init__(self, n_features: int, context_features: int, leverage: bool = False):
