@@ -102,8 +102,9 @@ def scaled_log_prob(flow: Flow, scale: torch.Tensor, y: torch.Tensor, context: t
 def upgrade_regressor_state(state: dict) -> dict:
     """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated),
     before ensembles (its model is one flow), before the linear start (its flow started at the normal) or
-    before ``flow="auto"`` and ``n_bins_`` (its flow's config says which kind it is and its bins), or before
-    the boosted feature (its flows' context is the features alone)."""
+    before ``flow="auto"`` and ``n_bins_`` (its flow's config says which kind it is and its bins), before
+    the boosted feature (its flows' context is the features alone), or before ``context_range_`` (its
+    contexts were not held inside the training range)."""
     state = dict(state)
     fill_resolved_from_stored_flow(state)
     if "calibrate" not in state:
@@ -114,6 +115,8 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["n_flows"] = 1
     if "flow_" in state and "target_range_" not in state:  # before the mean's guard: no range, no guard
         state["target_range_"] = np.array([[-np.inf], [np.inf]]).repeat(int(state["n_targets_"]), axis=1)
+    if "flow_" in state and "context_range_" not in state:  # before contexts were held inside it: no range
+        state["context_range_"] = np.array([[-np.inf], [np.inf]]).repeat(len(state["x_location_"]), axis=1)
     state.setdefault("n_jobs", None)
     if "flow_" in state and "ensemble_" not in state:
         state["n_flows"], state["ensemble_"] = 1, []

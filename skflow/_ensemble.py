@@ -28,7 +28,7 @@ from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantile
 from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
-from ._regression_data import widened_target_range
+from ._regression_data import widened_range
 from ._target_scale import LOG_SCALE, robust_targets, set_log_scale
 from ._training_report import worth_reporting
 
@@ -87,6 +87,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     and the first flow's fitted state is copied back into ``estimator``.
     """
     layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
+    estimator.__dict__.pop("context_range_", None)  # a refit's training rows are never held inside the last one's
     # One draw for both: with a RandomState instance each draw advances it, and the flows' seeds come next.
     seed = draw_seed(estimator)
     modelled = set_log_scale(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
@@ -103,11 +104,11 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
     warn_once_each([caught for _, caught in fitted], n_flows)
     flows = [flow for flow, _ in fitted]
-    target_range = widened_target_range(Y)
+    target_range, context_range = widened_range(Y), widened_range(features)
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
         flow.__dict__.pop(LOG_SCALE, None)
-        flow.target_range_ = target_range
+        flow.target_range_, flow.context_range_ = target_range, context_range[:, : len(flow.x_location_)]
     return flows[1:]
 
 

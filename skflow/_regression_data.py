@@ -38,6 +38,7 @@ REGRESSOR_FITTED_ATTRIBUTES: dict = {
     "high_": np.ndarray,
     "dequantized_": np.ndarray,
     "target_range_": np.ndarray,
+    "context_range_": np.ndarray,  # (2, len(x_location_)), checked by skflow._boosted_feature.check_fitted_widths
     "asinh_columns_": np.ndarray,
     "hidden_units_": tuple,
     "n_bins_": "int",
@@ -113,10 +114,29 @@ def context_scaling(
     return mean * magnitude, scale if relevance is None else relevance_scaled(scale, relevance)
 
 
-def widened_target_range(Y: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    """``target_range_`` (2, n_targets): the smallest and largest of ``Y``'s rows (those with weight: the
-    callers drop the others) and of ``previous``, the range so far."""
-    extremes = np.stack([Y.min(axis=0), Y.max(axis=0)])
+def widened_range(rows: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """``(2, n_columns)``: the smallest and largest of each column of ``rows`` (those with weight: the callers
+    drop the others) and of ``previous``, the range so far (``target_range_``, ``context_range_``)."""
+    extremes = np.stack([rows.min(axis=0), rows.max(axis=0)])
     if previous is None:
         return extremes
     return np.stack([np.minimum(previous[0], extremes[0]), np.maximum(previous[1], extremes[1])])
+
+
+def flow_context(estimator, features: np.ndarray) -> np.ndarray:
+    """A flow's context: its columns of ``features`` (the features, with the trees' prediction where it uses
+    them) held inside ``context_range_`` where a fit set one, then standardized.
+
+    The flows' conditioners learned the features' effect on the training
+    rows' range only; beyond it an MLP extrapolates without limit, and one
+    feature far outside (a noise column at 1e4 where training saw 0 to 1)
+    moved a whole predictive distribution away from the target. So ``p(y |
+    x) := p(y | clip(x))``: every density stays normalized, and nothing
+    changes inside the range (docs/regression_design_notes.md).
+    """
+    location, scale = estimator.x_location_, estimator.x_scale_
+    columns = features[:, : len(location)]
+    bounds = estimator.__dict__.get("context_range_")
+    if bounds is not None:
+        columns = np.clip(columns, bounds[0, : len(location)], bounds[1, : len(location)])
+    return (columns - location) / scale

@@ -17,7 +17,7 @@ import numpy as np
 from ._boosted_feature import empty_trees, set_trees, with_tree_feature
 from ._ensemble import new_members, resolved_n_flows
 from ._fitting import assign_fitted
-from ._regression_data import context_scaling, widened_target_range
+from ._regression_data import context_scaling, widened_range
 from ._streaming import Context, stream_chunk
 
 
@@ -36,14 +36,17 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
         set_trees(estimator, empty_trees())
         estimator.x_location_, estimator.x_scale_ = context_scaling(X, weights)
         estimator.boosted_feature_ = False
-    context = Context(estimator._context(with_tree_feature(estimator, X)), estimator._callback_arguments)
+    features = with_tree_feature(estimator, X)
+    # Widened first: this chunk's rows are training rows, never held inside an earlier chunk's range.
+    estimator.context_range_ = widened_range(features, None if first else estimator.__dict__.get("context_range_"))
+    context = Context(estimator._context(features), estimator._callback_arguments)
     flow, preprocessing, result, state = stream_chunk(estimator, Y, weights, context, estimator._fit_preprocessing, "y")
     assign_fitted(estimator, flow, preprocessing, result)
     estimator._trainer_state_ = state
     # Calibration needs held-out rows, and a stream holds none back: the latent stays N(0, I)
     # (also after a fit, whose scale would no longer match the flow once training goes on).
     estimator.latent_scale_ = np.ones(estimator.n_targets_)
-    estimator.target_range_ = widened_target_range(Y, None if first else estimator.target_range_)
+    estimator.target_range_ = widened_range(Y, None if first else estimator.target_range_)
     if first:
         estimator.ensemble_ = new_members(estimator, resolved_n_flows(estimator, None))
     for member in estimator.ensemble_:

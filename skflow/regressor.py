@@ -22,7 +22,7 @@ from ._feature_relevance import RELEVANCE
 from ._fitting import FLOW_PARAMETER_CONSTRAINTS, assign_fitted, fit_flow, fitted_preprocessing, unchanged_on_error
 from ._persistence import SafePersistenceMixin, register_safe_class
 from ._preprocessing import Preprocessing
-from ._regression_data import REGRESSOR_FITTED_ATTRIBUTES, context_scaling, validate_regression_data
+from ._regression_data import REGRESSOR_FITTED_ATTRIBUTES, context_scaling, flow_context, validate_regression_data
 from ._regression_output import PredictionOutputMixin, draw_columns
 from ._regression_stream import stream_regressor_chunk
 from ._streaming import stream_state
@@ -70,10 +70,10 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         rows by their conditional log-likelihood.
     dequantize : "auto" or bool, default="auto"
         Dequantize discrete targets, as :class:`FlowDensity` does its features:
-        "auto" adds uniform noise on ``[-0.5, 0.5)`` to integer targets, and to other
-        discrete ones (at most one distinct value per 5 rows: rounded measurements)
-        noise as wide as the smallest gap between their values. Predictions refer to
-        the target plus that noise.
+        "auto" adds uniform noise on ``[-0.5, 0.5)`` to integer targets (as wide as their grid's step on a
+        coarser one, such as multiples of 10), and to other discrete ones (at most one distinct value per 5
+        rows: rounded measurements) noise as wide as the smallest gap between their values. Predictions refer
+        to the target plus that noise.
     bounds : "auto", None, (low, high) or sequence of (low, high) or None, default="auto"
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``: quantiles, means and samples then stay
         inside; targets on or outside score ``-inf``. "auto" gives each positive, continuous target that boosted
@@ -85,9 +85,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         leave-one-out error, wider where its estimate is less certain; with the boosted feature, also one of
         the trees' prediction alone) fitted on its training rows, and the better is kept (a ridge refitted on
         every row, ``best_epoch_`` 0: a flow whose last layer shifts by a linear function of ``x`` and scales
-        by one of its leverage). The comparison needs 10 validation rows:
-        on 40 to 104 rows that many validate, above ``validation_fraction``; with fewer (or none, under 10
-        rows) the ridge is the model, untrained; with ``validation_fraction=0`` or ``partial_fit`` the flow.
+        by one of its leverage). The comparison needs 10 validation rows: on 40 to 104 rows that many validate,
+        above ``validation_fraction``; with fewer (or none, under 10 rows) the ridge is the model, untrained;
+        with ``validation_fraction=0`` or ``partial_fit`` the flow.
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one per target: the base becomes
         N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge; without
@@ -146,6 +146,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Weighted mean and standard deviation of the features (and of the trees' prediction, with
         ``boosted_feature_``; scale 1 for a constant one), noise features' scale times 20 where the flow kept
         ``relevance_scaling``: the map from ``X`` to the flow's context.
+    context_range_ : ndarray of shape (2, len(x_location_))
+        Smallest and largest training value of those columns (trees': out-of-fold); new rows held inside it.
     boosted_feature_ : bool
         Whether the (first) flow's context includes the trees' prediction.
     tree_nodes_, tree_roots_, tree_baseline_ : ndarray
@@ -298,15 +300,13 @@ max_epochs_, device_
     def partial_fit(self, X, y, sample_weight=None):
         """One pass of mini-batch steps over ``(X, y)``: train on data that arrives in chunks.
 
-        As :meth:`FlowDensity.partial_fit`, for the conditional density (see
-        the user guide's "Large data" page). The first call fixes, from its
-        chunk, ``y``'s preprocessing, ``X``'s standardization (``x_location_``,
-        ``x_scale_``) and the "auto" sizes: give it a representative chunk.
-        Each flow of an ensemble takes the same steps over the chunk, in its
-        own batch order. Later values beyond its range are fine; a target on
-        or outside ``bounds``, NaN, or another number of features or targets
-        raise a ``ValueError`` and change nothing. Each call continues the optimizer
-        state at the constant ``learning_rate``, which pickles and saves.
+        As :meth:`FlowDensity.partial_fit`, for the conditional density (see the user guide's "Large data"
+        page). The first call fixes, from its chunk, ``y``'s preprocessing, ``X``'s standardization
+        (``x_location_``, ``x_scale_``) and the "auto" sizes: give it a representative chunk. Each flow of an
+        ensemble takes the same steps over the chunk, in its own batch order. Later values beyond its range are
+        fine (they widen ``context_range_``); a target on or outside ``bounds``, NaN, or another number of
+        features or targets raise a ``ValueError`` and change nothing. Each call continues the optimizer state
+        at the constant ``learning_rate``.
 
         Parameters
         ----------
@@ -344,8 +344,8 @@ max_epochs_, device_
         return fitted_preprocessing(self, Y, weights, target_bounds(self), what="y")
 
     def _context(self, features: np.ndarray) -> np.ndarray:
-        """This flow's context: the features (with the trees' prediction, where it uses them) standardized."""
-        return (features[:, : len(self.x_location_)] - self.x_location_) / self.x_scale_
+        """This flow's context: its features (and trees' prediction) held inside ``context_range_``, standardized."""
+        return flow_context(self, features)
 
     def _callback_arguments(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         """What the callback's ``log_density(X, y)`` hands the flow: the target rows and their context."""

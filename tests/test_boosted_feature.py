@@ -248,6 +248,8 @@ def broken_copies(fitted):
     yield {**state, "tree_nodes_": nodes}, "malformed"
     yield {**state, "x_location_": state["x_location_"][:6], "x_scale_": state["x_scale_"][:6]}, "context"
     yield {**state, "boosted_feature_": False}, "context"
+    yield {**state, "context_range_": state["context_range_"][:, :3]}, "context"
+    yield {**state, "context_range_": state["context_range_"][::-1]}, "context"  # low above high
 
 
 def test_loading_refuses_trees_or_context_scaling_that_disagree_with_the_flow(fitted):
