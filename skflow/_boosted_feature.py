@@ -314,8 +314,9 @@ def check_fitted_widths(estimator) -> None:
         and bool(np.isfinite(location).all() and np.isfinite(scale).all() and (scale > 0).all())
         and int(estimator.flow_.config.get("context_features", -1)) == width
     )
-    bounds = estimator.context_range_
-    ok = ok and isinstance(bounds, np.ndarray) and bounds.shape == (2, width) and bounds.dtype.kind == "f"
+    bounds = estimator.context_range_  # of every column a flow may take: with the trees' prediction, if any
+    every = estimator.n_features_in_ + (estimator.n_targets_ if len(estimator.tree_roots_) else 0)
+    ok = ok and isinstance(bounds, np.ndarray) and bounds.shape == (2, every) and bounds.dtype.kind == "f"
     if not (ok and bool(np.all(bounds[0] <= bounds[1]))):
         raise ValueError(
             f"the fitted context scaling (x_location_, x_scale_, context_range_) or boosted_feature_ disagrees "

@@ -115,8 +115,6 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["n_flows"] = 1
     if "flow_" in state and "target_range_" not in state:  # before the mean's guard: no range, no guard
         state["target_range_"] = np.array([[-np.inf], [np.inf]]).repeat(int(state["n_targets_"]), axis=1)
-    if "flow_" in state and "context_range_" not in state:  # before contexts were held inside it: no range
-        state["context_range_"] = np.array([[-np.inf], [np.inf]]).repeat(len(state["x_location_"]), axis=1)
     state.setdefault("n_jobs", None)
     if "flow_" in state and "ensemble_" not in state:
         state["n_flows"], state["ensemble_"] = 1, []
@@ -127,4 +125,7 @@ def upgrade_regressor_state(state: dict) -> dict:
     if "flow_" in state and "tree_nodes_" not in state:  # before the boosted feature: fitted without it
         state["boosted_feature"], state["boosted_feature_"] = False, False
         state.update(zip(TREE_ATTRIBUTES, empty_trees(), strict=True))
+    if "flow_" in state and "context_range_" not in state:  # before contexts were held inside it: no range
+        width = int(state["n_features_in_"]) + (int(state["n_targets_"]) if len(state["tree_roots_"]) else 0)
+        state["context_range_"] = np.array([[-np.inf], [np.inf]]).repeat(width, axis=1)
     return state

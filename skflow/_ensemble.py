@@ -108,7 +108,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
         flow.__dict__.pop(LOG_SCALE, None)
-        flow.target_range_, flow.context_range_ = target_range, context_range[:, : len(flow.x_location_)]
+        flow.target_range_, flow.context_range_ = target_range, context_range
     return flows[1:]
 
 

@@ -146,8 +146,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Weighted mean and standard deviation of the features (and of the trees' prediction, with
         ``boosted_feature_``; scale 1 for a constant one), noise features' scale times 20 where the flow kept
         ``relevance_scaling``: the map from ``X`` to the flow's context.
-    context_range_ : ndarray of shape (2, len(x_location_))
-        Smallest and largest training value of those columns (trees': out-of-fold); new rows held inside it.
+    context_range_ : ndarray of shape (2, n_features_in_) or (2, n_features_in_ + n_targets_)
+        Range of the training features (and trees' out-of-fold prediction); new rows held within a width of it.
     boosted_feature_ : bool
         Whether the (first) flow's context includes the trees' prediction.
     tree_nodes_, tree_roots_, tree_baseline_ : ndarray
@@ -344,7 +344,7 @@ max_epochs_, device_
         return fitted_preprocessing(self, Y, weights, target_bounds(self), what="y")
 
     def _context(self, features: np.ndarray) -> np.ndarray:
-        """This flow's context: its features (and trees' prediction) held inside ``context_range_``, standardized."""
+        """This flow's context: its features (and trees' prediction) held near ``context_range_``, standardized."""
         return flow_context(self, features)
 
     def _callback_arguments(self, X, y) -> tuple[np.ndarray, np.ndarray]:
