@@ -112,7 +112,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Flows in the ensemble, each fitted from its own seed (its own initial weights, batch order and
         validation rows: each trains on a different 90% of the rows, by default); ``predict``,
         ``score_samples`` and the rest use their equal-weight mixture, at ``n_flows`` times one flow's cost
-        (the trees are fitted once for all). "auto": 10 on fewer than 200 rows, 5 otherwise and in
+        (the trees are fitted once for all). "auto": 10 on fewer than 200 rows (weighted), 5 otherwise and in
         ``partial_fit`` (``len(ensemble_) + 1``; docs/regression_design_notes.md). 1: a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes (None: 1, unless in a

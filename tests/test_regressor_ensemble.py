@@ -90,6 +90,11 @@ def test_auto_fits_ten_flows_on_small_data_and_five_in_partial_fit():
     tiny = {**FAST, "max_epochs": 1, "n_transforms": 1, "hidden_units": (8,), "flow": "spline"}
     assert len(FlowRegressor(**tiny).fit(X, y).ensemble_) == 9
     assert len(FlowRegressor(**tiny).partial_fit(X, y).ensemble_) == 4
+    # Rows count by their weights: 150 rows beside 150 of weight 1e-6 are fewer than 200.
+    X, y = skewed(300, 2)
+    weights = np.r_[np.ones(150), np.full(150, 1e-6)]
+    assert len(FlowRegressor(**tiny).fit(X, y, sample_weight=weights).ensemble_) == 9
+    assert len(FlowRegressor(**tiny).fit(X, y).ensemble_) == 4
     with pytest.raises(ValueError, match="n_flows"):
         FlowRegressor(n_flows="many").fit(X, y)
 
