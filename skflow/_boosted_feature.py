@@ -302,6 +302,12 @@ def with_tree_feature(estimator, X: np.ndarray) -> np.ndarray:
     return np.hstack([X, predict_trees(trees_of(estimator), X)])
 
 
+def n_context_columns(n_features: int, n_targets: int, tree_roots: np.ndarray) -> int:
+    """The columns a flow's context may take: the features, and with trees one prediction per target
+    (:func:`with_tree_feature`); ``context_range_`` covers them all."""
+    return int(n_features) + (int(n_targets) if len(tree_roots) else 0)
+
+
 def check_fitted_widths(estimator) -> None:
     """Refuse (``ValueError``) a loaded fitted regressor whose trees or context scaling disagree with its
     flow: a file edited so would fail inside torch or compute with other features than it reports."""
@@ -315,7 +321,7 @@ def check_fitted_widths(estimator) -> None:
         and int(estimator.flow_.config.get("context_features", -1)) == width
     )
     bounds = estimator.context_range_  # of every column a flow may take: with the trees' prediction, if any
-    every = estimator.n_features_in_ + (estimator.n_targets_ if len(estimator.tree_roots_) else 0)
+    every = n_context_columns(estimator.n_features_in_, estimator.n_targets_, estimator.tree_roots_)
     ok = ok and isinstance(bounds, np.ndarray) and bounds.shape == (2, every) and bounds.dtype.kind == "f"
     if not (ok and bool(np.all(bounds[0] <= bounds[1]))):
         raise ValueError(

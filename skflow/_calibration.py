@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._boosted_feature import TREE_ATTRIBUTES, empty_trees
+from ._boosted_feature import TREE_ATTRIBUTES, empty_trees, n_context_columns
 from ._core import Flow, TrainResult, standard_normal_log_prob
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
@@ -126,6 +126,6 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["boosted_feature"], state["boosted_feature_"] = False, False
         state.update(zip(TREE_ATTRIBUTES, empty_trees(), strict=True))
     if "flow_" in state and "context_range_" not in state:  # before contexts were held inside it: no range
-        width = int(state["n_features_in_"]) + (int(state["n_targets_"]) if len(state["tree_roots_"]) else 0)
+        width = n_context_columns(state["n_features_in_"], state["n_targets_"], state["tree_roots_"])
         state["context_range_"] = np.array([[-np.inf], [np.inf]]).repeat(width, axis=1)
     return state

@@ -353,8 +353,8 @@ def better_of_flow_and_ridge(
     augment = make_augment(preprocessing, estimator.device_)
     column_sets = ridge_columns(estimator.n_features_in_, context.shape[1])
     candidates = [flow]
+    held_out, robust = result.validation_index, preprocessing.robust_scaled
     for columns in column_sets:
-        held_out, robust = result.validation_index, preprocessing.robust_scaled
         shift = fit_ridge_gaussian(train_x, context, train_w, held_out, seed, augment, columns, robust)
         ridge = new_flow(estimator, train_x.shape[1], preprocessing, seed, context.shape[1], linear_shift=shift)
         candidates.append(ridge)

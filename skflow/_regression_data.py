@@ -144,7 +144,6 @@ def flow_context(estimator, features: np.ndarray) -> np.ndarray:
     bounds = estimator.__dict__.get("context_range_")
     if bounds is not None:
         low, high = bounds[:, : len(location)]
-        with np.errstate(invalid="ignore"):  # infinite ranges (models saved before it): inf - inf
-            width = np.nan_to_num(high - low, nan=np.inf)
+        width = high - low  # infinite for models saved before the range (-inf, inf): nothing is held
         columns = np.clip(columns, low - width, high + width)
     return (columns - location) / scale

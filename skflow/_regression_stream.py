@@ -38,7 +38,7 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
         estimator.boosted_feature_ = False
     features = with_tree_feature(estimator, X)
     # Widened first: this chunk's rows are training rows, never held inside an earlier chunk's range.
-    estimator.context_range_ = widened_range(features, None if first else estimator.__dict__.get("context_range_"))
+    estimator.context_range_ = widened_range(features, None if first else estimator.context_range_)
     context = Context(estimator._context(features), estimator._callback_arguments)
     flow, preprocessing, result, state = stream_chunk(estimator, Y, weights, context, estimator._fit_preprocessing, "y")
     assign_fitted(estimator, flow, preprocessing, result)

@@ -267,18 +267,19 @@ def build_flow(
         n_features, low, high, loc, scale, lower_tails, upper_tails, power, power_loc, power_scale
     )
     learned = _learned_layers(n_features, spec_, int(context_features), generator)
+    with_leverage = linear_shift is not None and len(linear_shift) == 4
     if linear_shift is not None:
         if not context_features:
             raise ValueError("a linear shift needs a context")
         for layer in learned:  # the ridge regression's flow: its other layers are the identity
             if isinstance(layer, MixtureCDFCoupling):
                 layer.set_identity()
-        shift = LinearShift(n_features, int(context_features), leverage=len(linear_shift) == 4)
+        shift = LinearShift(n_features, int(context_features), leverage=with_leverage)
         learned.append(shift)
         with torch.no_grad():
             for parameter, value in zip(shift.parameters(), linear_shift[:3], strict=True):
                 parameter.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(parameter.shape))
-            if shift.leverage:
+            if with_leverage:
                 for buffer, value in zip(shift.buffers(), linear_shift[3], strict=True):
                     buffer.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(buffer.shape))
     config = dict(
@@ -291,7 +292,7 @@ def build_flow(
         power_standardized=power is not None and power_loc is not None,
         linear_shift=linear_shift is not None,
     )
-    if linear_shift is not None and len(linear_shift) == 4:
+    if with_leverage:
         config["linear_shift_leverage"] = True  # absent (flows saved before it): no leverage
     if mixture is None:
         base: nn.Module = StandardNormal(n_features)
