@@ -30,7 +30,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows
+from ._core.rows import MIN_VALIDATION_ROWS, effective_rows, n_validation_rows
 from ._fitting import held_out_fraction
 
 N_FOLDS = 5
@@ -242,7 +242,7 @@ def check_trees(trees: tuple[np.ndarray, np.ndarray, np.ndarray], n_features: in
 # ------------------------------------------------------------ the estimator's side
 
 
-def boosted_choices(estimator, n_rows: int) -> list[bool]:
+def boosted_choices(estimator, n_rows: float) -> list[bool]:
     """Whether each flow of a fit of ``n_rows`` rows trains without and/or with the trees' prediction.
 
     ``boosted_feature=True``: with; False: without; "auto": both, on 40 to
@@ -255,14 +255,14 @@ def boosted_choices(estimator, n_rows: int) -> list[bool]:
     return [bool(setting)]
 
 
-def auto_chooses(estimator, n_rows: int) -> bool:
+def auto_chooses(estimator, n_rows: float) -> bool:
     """Whether an "auto" setting (``boosted_feature``, ``relevance_scaling``) trains each flow both ways in a fit
     of ``n_rows`` rows: 40 to 20,000 rows (``AUTO_ROWS``) of which at least ``MIN_VALIDATION_ROWS`` validate."""
     low, high = AUTO_ROWS
     return low <= n_rows <= high and validates_choice(estimator, n_rows)
 
 
-def validates_choice(estimator, n_rows: int) -> bool:
+def validates_choice(estimator, n_rows: float) -> bool:
     """Whether at least ``MIN_VALIDATION_ROWS`` of a fit of ``n_rows`` rows validate: the rows each flow's fit
     holds out (a regressor's fit is conditional) are those that would choose."""
     return n_validation_rows(n_rows, held_out_fraction(estimator, n_rows, True)) >= MIN_VALIDATION_ROWS
@@ -275,7 +275,7 @@ def fit_tree_feature(
     them, and return the training features: ``X``, with the out-of-fold prediction appended if so.
     ``robust``: the targets the flows standardize robustly (:func:`fit_boosted_trees`)."""
     set_trees(estimator, empty_trees())
-    if True not in boosted_choices(estimator, X.shape[0]):
+    if True not in boosted_choices(estimator, effective_rows(weights)):
         return X
     fitted = fit_boosted_trees(X, Y, weights, seed, robust)
     if fitted is None:

@@ -25,6 +25,7 @@ from scipy.special import logsumexp
 from ._boosted_feature import TREE_ATTRIBUTES, auto_chooses, fit_tree_feature
 from ._bounds import clip_to_support
 from ._conditional_flow import cdf_and_density, conditional_mean, exact_quantiles
+from ._core.rows import effective_rows
 from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
@@ -39,8 +40,8 @@ MAX_QUANTILE_STEPS = 100
 
 # n_flows="auto". On fewer rows than this each flow's epoch, training and latent scale are chosen on 10 to 20
 # validation rows, and chance flatters some flows; ten average more of it away, at seconds a flow. Above, five
-# (docs/regression_design_notes.md, "More flows on small data"). Rows counted by their weights (Kish's
-# effective number): 150 rows beside 150 of weight 1e-6 validate like 150.
+# (docs/regression_design_notes.md, "More flows on small data"). Rows counted by their weights
+# (``effective_rows``), as every "auto" row limit counts them: 150 rows beside 150 of weight 1e-6 validate like 150.
 MANY_FLOWS_BELOW_ROWS = 200
 MANY_FLOWS, DEFAULT_FLOWS = 10, 5
 
@@ -87,14 +88,15 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     With ``n_jobs`` other than 1 the flows train at once in joblib workers,
     and the first flow's fitted state is copied back into ``estimator``.
     """
-    layer_choices(estimator, X.shape[0])  # a bad sequence of layer kinds fails before anything trains
+    n_rows = effective_rows(weights)
+    layer_choices(estimator, n_rows)  # a bad sequence of layer kinds fails before anything trains
     estimator.__dict__.pop("context_range_", None)  # a refit's training rows are never held inside the last one's
     # One draw for both: with a RandomState instance each draw advances it, and the flows' seeds come next.
     seed = draw_seed(estimator)
     modelled = set_log_scale(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
     features = fit_tree_feature(estimator, X, modelled, weights, seed, robust_targets(estimator, Y, weights))
-    set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, X.shape[0]))
-    n_flows = resolved_n_flows(estimator, weights.sum() ** 2 / np.square(weights).sum())
+    set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, n_rows))
+    n_flows = resolved_n_flows(estimator, n_rows)
     members = new_members(estimator, n_flows)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
         fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]
@@ -123,7 +125,7 @@ def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> t
             flow._fit_one_flow(X, Y, weights, kind, scaled)
         return [(record.category, str(record.message)) for record in caught]
 
-    return flow, fit_choosing(flow, features, fit)
+    return flow, fit_choosing(flow, features, effective_rows(weights), fit)
 
 
 def warn_once_each(caught: list[list[tuple[type[Warning], str]]], n_flows: int) -> None:

@@ -37,7 +37,7 @@ from ._core import (
     train_flow,
 )
 from ._core.device import resolve_device, single_threaded, to_tensor
-from ._core.rows import MIN_VALIDATION_ROWS, n_validation_rows, weighted_mean
+from ._core.rows import MIN_VALIDATION_ROWS, effective_rows, n_validation_rows, weighted_mean
 from ._inference import batch_rows, map_in_batches
 from ._linear_start import (
     KEPT_SCORE,
@@ -277,7 +277,7 @@ def fit_flow(
         # The same seed: the same learned layers, now over the mixture.
         flow = new_flow(estimator, X.shape[1], preprocessing, seed, context_features, mixture, degrees_of_freedom)
     compared = compares_with_ridge(estimator, context is not None)
-    fraction = held_out_fraction(estimator, X.shape[0], context is not None)
+    fraction = held_out_fraction(estimator, effective_rows(weights), context is not None)
     config = train_config(estimator, **start_schedule(X.shape[0], start is not None), validation_fraction=fraction)
     n_validation = n_validation_rows(X.shape[0], config.validation_fraction)
     if compared and config.validation_fraction > 0 and n_validation < MIN_VALIDATION_ROWS:
@@ -326,9 +326,10 @@ def compares_with_ridge(estimator, conditional: bool) -> bool:
     return getattr(estimator, "base", "normal") == "linear" and conditional
 
 
-def held_out_fraction(estimator, n_rows: int, conditional: bool) -> float:
-    """The fraction of a fit's ``n_rows`` rows that validates: ``validation_fraction``, raised where the trained
-    flow is then compared with a ridge regression, so that the comparison has rows to score (``_linear_start``)."""
+def held_out_fraction(estimator, n_rows: float, conditional: bool) -> float:
+    """The fraction of a fit's ``n_rows`` rows (counted by their weights, ``effective_rows``) that validates:
+    ``validation_fraction``, raised where the trained flow is then compared with a ridge regression, so that the
+    comparison has rows to score (``_linear_start``): rows of negligible weight score nothing."""
     if compares_with_ridge(estimator, conditional):
         return comparison_validation_fraction(estimator.validation_fraction, n_rows)
     return estimator.validation_fraction

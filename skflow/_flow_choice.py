@@ -38,7 +38,7 @@ FIT_SCORES = (KEPT_SCORE, VALIDATION_ROWS)
 T = TypeVar("T")
 
 
-def layer_choices(estimator, n_rows: int) -> list[str | None]:
+def layer_choices(estimator, n_rows: float) -> list[str | None]:
     """The layer kinds each flow of a fit of ``n_rows`` rows trains and chooses among.
 
     A sequence of kinds (``flow=("spline", "mixture_cdf")``): its kinds,
@@ -67,12 +67,13 @@ def layer_choices(estimator, n_rows: int) -> list[str | None]:
     return kinds
 
 
-def fit_choosing(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str | None, bool], T]) -> T:
+def fit_choosing(estimator, features: np.ndarray, n_rows: float, fit: Callable[[np.ndarray, str | None, bool], T]) -> T:
     """``fit(columns, kind, scaled)`` the estimator's flow on the features alone and/or with the trees'
     prediction (``boosted_choices``), for each layer kind it chooses among (``layer_choices``), with the features
     as given and/or scaled by their relevance (``relevance_choices``); keep the fit whose kept model scores
     higher on the validation rows (ties: as given, then the earlier kind, then the features alone) and return
-    what that fit returned.
+    what that fit returned. ``n_rows``: the fit's rows counted by their weights (``effective_rows``), which the
+    "auto" settings' row limits compare.
 
     All fits share the seed, so they hold out the same validation rows and
     their scores, in the same standardized target units, compare.
@@ -80,10 +81,10 @@ def fit_choosing(estimator, features: np.ndarray, fit: Callable[[np.ndarray, str
     whether the features were scaled).
     """
     n_features = estimator.n_features_in_
-    choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
+    choices = boosted_choices(estimator, n_rows) if features.shape[1] > n_features else [False]
     fitted = []
     for scaled in relevance_choices(estimator):
-        for kind in layer_choices(estimator, features.shape[0]):
+        for kind in layer_choices(estimator, n_rows):
             for use in choices:
                 returned = fit(features if use else features[:, :n_features], kind, scaled)
                 estimator.boosted_feature_ = use

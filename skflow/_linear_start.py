@@ -39,7 +39,7 @@ import torch
 from scipy.special import ndtri
 
 from ._core import Flow, Rows
-from ._core.rows import MIN_VALIDATION_ROWS, row_log_likelihoods
+from ._core.rows import MIN_VALIDATION_ROWS, effective_rows, row_log_likelihoods
 from ._preprocessing import trimmed_root_mean_square, weighted_quantiles
 
 # Ridge penalties tried, relative to the largest squared singular value of the centred context.
@@ -81,7 +81,7 @@ class Leverage(NamedTuple):
         return center, matrix, self.offset
 
 
-def comparison_validation_fraction(validation_fraction: float, n_rows: int) -> float:
+def comparison_validation_fraction(validation_fraction: float, n_rows: float) -> float:
     """``validation_fraction``, raised where it holds out fewer than ``MIN_VALIDATION_ROWS`` of ``n_rows``.
 
     With fewer validation rows than that the ridge regression is kept
@@ -170,7 +170,7 @@ def _ridge(
     _, alpha, squared, leverage = best
     coefficients = vt.T @ ((singular / (singular**2 + alpha))[:, None] * projected)  # (c, k)
     bias = target_mean - context_mean @ coefficients
-    new_row = float(np.sum(w**2))  # a new row's leverage from the mean: 1 / the rows' effective number
+    new_row = 1 / effective_rows(weights)  # a new row's leverage from the mean
     # Only the directions the training rows span (numpy's matrix_rank tolerance): the coefficients have no part
     # in the others, so neither has the estimate's variance (a constant feature, more features than rows).
     spanned = singular > singular.max(initial=0.0) * max(context.shape) * np.finfo(float).eps

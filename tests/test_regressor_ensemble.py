@@ -7,11 +7,17 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from scipy.integrate import cumulative_trapezoid
 from sklearn.exceptions import ConvergenceWarning
 
+import skflow._ensemble as ensemble_module
+import skflow._fitting as fitting
 from skflow import FlowRegressor
+from skflow._boosted_feature import boosted_choices
+from skflow._core.rows import effective_rows
 from skflow._ensemble import resolved_n_flows
+from skflow._flow_choice import layer_choices
 from skflow._training_report import kept_start_message
 
 from .conftest import SMALL_REGRESSOR, from_older_state
@@ -97,6 +103,49 @@ def test_auto_fits_ten_flows_on_small_data_and_five_in_partial_fit():
     assert len(FlowRegressor(**tiny).fit(X, y).ensemble_) == 4
     with pytest.raises(ValueError, match="n_flows"):
         FlowRegressor(n_flows="many").fit(X, y)
+
+
+def test_effective_rows_is_kishs_number_in_numpy_and_torch():
+    assert effective_rows(np.ones(37)) == 37.0  # exact: the row limits compare it with integers
+    weights = np.r_[np.ones(30), np.full(30, 1e-6)]
+    assert effective_rows(weights) == pytest.approx(30.0, rel=1e-5)
+    assert effective_rows(torch.as_tensor(weights)) == pytest.approx(effective_rows(weights), rel=1e-14)
+
+
+def test_every_auto_row_limit_counts_rows_by_their_weights(monkeypatch):
+    """Rows of weight 1e-6 beside rows of weight 1 count as nothing: 60 such rows, half of them light, are 30 to
+    the "auto" choices, below their 40, so each flow trains once; 120 are 60 to the comparison with the ridge,
+    which holds out 10 rows of weight (not 10 rows, of which 5 would weigh nothing)."""
+    seen, fractions = [], []
+    original_choosing, original_fraction = ensemble_module.fit_choosing, fitting.held_out_fraction
+
+    def choosing(estimator, features, n_rows, fit):
+        seen.append((n_rows, layer_choices(estimator, n_rows), boosted_choices(estimator, n_rows)))
+        return original_choosing(estimator, features, n_rows, fit)
+
+    def fraction(estimator, n_rows, conditional):
+        fractions.append(original_fraction(estimator, n_rows, conditional))
+        return fractions[-1]
+
+    monkeypatch.setattr(ensemble_module, "fit_choosing", choosing)
+    monkeypatch.setattr(fitting, "held_out_fraction", fraction)
+    params = {**FAST, "max_epochs": 1, "n_transforms": 1, "hidden_units": (8,), "n_flows": 2}
+    params.update(flow="auto", boosted_feature="auto")
+    X, y = skewed(60, 3)
+    FlowRegressor(**params).fit(X, y, sample_weight=np.r_[np.ones(30), np.full(30, 1e-6)])
+    assert [round(n, 3) for n, _, _ in seen] == [30.0, 30.0]
+    assert all(kinds == [None] and trees == [False] for _, kinds, trees in seen)
+    seen.clear()
+    FlowRegressor(**params).fit(X, y)
+    assert [n for n, _, _ in seen] == [60, 60]
+    assert all(len(kinds) == 2 and trees == [False, True] for _, kinds, trees in seen)
+    fractions.clear()
+    X, y = skewed(120, 4)
+    FlowRegressor(**{**params, "flow": "spline"}).fit(X, y, sample_weight=np.r_[np.ones(60), np.full(60, 1e-6)])
+    assert fractions and all(f == pytest.approx(10.5 / 60, rel=1e-5) for f in fractions)
+    fractions.clear()
+    FlowRegressor(**{**params, "flow": "spline"}).fit(X, y)
+    assert fractions and all(f == 0.1 for f in fractions)
 
 
 def test_density_is_the_mean_of_the_flows_densities(data, ensemble):

@@ -49,7 +49,7 @@ CANDIDATES = "_recorded_trainings"
 RULES = ("default", "spline", "mixture", "margin1", "margin2", "pooled", "both", "stacked")
 
 
-def recording_fit_choosing(estimator, features, fit):
+def recording_fit_choosing(estimator, features, n_rows, fit):
     """The library's ``fit_choosing``, keeping every training's state (with its validation rows' scores) on the
     estimator."""
     trainings = []
@@ -60,7 +60,7 @@ def recording_fit_choosing(estimator, features, fit):
         trainings.append({**_fitted_state(estimator), "boosted_feature_": uses_trees})
         return returned
 
-    returned = fit_choosing(estimator, features, fit_and_record)
+    returned = fit_choosing(estimator, features, n_rows, fit_and_record)
     estimator.__dict__[CANDIDATES] = trainings
     return returned
 

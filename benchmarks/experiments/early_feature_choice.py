@@ -46,7 +46,7 @@ class KeepBothTrainings:
         self.trainings: list[dict[bool, dict]] = []  # per flow, in the ensemble's order: {uses trees: state}
         self._original = original = ensemble.fit_choosing
 
-        def keeping(estimator, features, fit):
+        def keeping(estimator, features, n_rows, fit):
             states = {}
 
             def fit_and_keep(columns, kind, scaled):  # one layer kind (split_runs.SPLINES_ONLY), as given
@@ -55,7 +55,7 @@ class KeepBothTrainings:
                 states[uses_trees] = {**_fitted_state(estimator), "boosted_feature_": uses_trees}
                 return returned
 
-            returned = original(estimator, features, fit_and_keep)
+            returned = original(estimator, features, n_rows, fit_and_keep)
             self.trainings.append(states)
             return returned
 

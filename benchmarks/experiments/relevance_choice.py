@@ -39,13 +39,13 @@ TRAININGS = "_recorded_trainings"
 WEIGHTS = {"relevance": None}  # the fit's relevance, set before each fit
 
 
-def recording_fit_choosing(estimator, features, fit):
+def recording_fit_choosing(estimator, features, n_rows, fit):
     """Every training as given and relevance-scaled, recorded; the library's choice among those as given."""
     n_features = estimator.n_features_in_
-    choices = boosted_choices(estimator, features.shape[0]) if features.shape[1] > n_features else [False]
+    choices = boosted_choices(estimator, n_rows) if features.shape[1] > n_features else [False]
     trainings, returns = [], []
     for scaled in (False, True):
-        for kind in layer_choices(estimator, features.shape[0]):
+        for kind in layer_choices(estimator, n_rows):
             for use in choices:
                 with context_divided_by(WEIGHTS["relevance"] if scaled else None):
                     returns.append(fit(features if use else features[:, :n_features], kind, False))

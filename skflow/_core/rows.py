@@ -24,6 +24,12 @@ EVALUATION_MEMORY = 32 * 2**20
 MIN_VALIDATION_ROWS = 10
 
 
+def effective_rows(weights) -> float:
+    """Kish's effective number of rows, ``(sum w)^2 / sum w^2``, of a numpy array or torch tensor of weights: the
+    row count itself for equal weights, fewer where a few rows carry most of the weight."""
+    return float(weights.sum() ** 2 / (weights * weights).sum())
+
+
 def n_validation_rows(n: int, fraction: float) -> int:
     """The rows :func:`validation_split` holds out of ``n``: none where fewer than 2 would be left to train."""
     n_val = int(math.floor(fraction * n))
@@ -80,10 +86,10 @@ def clearly_better(scores: torch.Tensor, initial: torch.Tensor, weights: torch.T
     w = weights.double()
     mean = float(torch.dot(difference, w) / w.sum())
     variance = float(torch.dot((difference - mean) ** 2, w) / w.sum())
-    effective_rows = float(w.sum() ** 2 / torch.dot(w, w))
-    if effective_rows < MIN_VALIDATION_ROWS:
+    n_rows = effective_rows(w)
+    if n_rows < MIN_VALIDATION_ROWS:
         return False
-    return mean > margin * math.sqrt(variance / effective_rows)
+    return mean > margin * math.sqrt(variance / n_rows)
 
 
 @dataclass
