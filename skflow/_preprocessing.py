@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -288,14 +288,9 @@ def fit_preprocessing(
     regressor's y)."""
     n_features = X.shape[1]
     bounded = np.isfinite(low) | np.isfinite(high)
-    dequantized, cell_width = dequantized_columns(X, bounded, dequantize)
-    unbounded = _Unbounded(X, low, high)
-    minimum, maximum, mean, std = _weighted_moments(unbounded, weights, n_features)
-    robust_scaled = None
-    if robust:
-        median, spread = _weighted_median_and_spread(unbounded, weights)
-        robust_scaled = _gross(std, spread, dequantized, cell_width)
-        mean, std = np.where(robust_scaled, (median, spread), (mean, std))
+    dequantized, cell_width, minimum, maximum, mean, std, robust_scaled = _column_statistics(
+        X, weights, low, high, dequantize, robust
+    )
     # A constant integer column that is dequantized is not degenerate: its
     # training values are spread uniformly over one cell around the integer.
     constant = (maximum == minimum) & ~dequantized
@@ -337,10 +332,31 @@ def fit_preprocessing(
 def robust_columns(X: np.ndarray, weights: np.ndarray, low: np.ndarray, high: np.ndarray, dequantize) -> np.ndarray:
     """The columns of ``X`` that :func:`fit_preprocessing` with ``robust`` standardizes by their median and robust
     spread (``GROSS_SPREAD_RATIO``), for what is fitted before the preprocessing (a regressor's boosted trees)."""
+    return _column_statistics(X, weights, low, high, dequantize, robust=True).robust_scaled
+
+
+class _ColumnStatistics(NamedTuple):
+    dequantized: np.ndarray
+    cell_width: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    location: np.ndarray
+    spread: np.ndarray
+    robust_scaled: np.ndarray | None
+
+
+def _column_statistics(X, weights, low, high, dequantize, robust: bool) -> _ColumnStatistics:
+    """What :func:`fit_preprocessing` standardizes by: each column's weighted mean and standard deviation after
+    the bounds map, or (``robust``) its median and robust spread where gross outliers rule it (``_gross``)."""
     dequantized, cell_width = dequantized_columns(X, np.isfinite(low) | np.isfinite(high), dequantize)
     unbounded = _Unbounded(X, low, high)
-    std = _weighted_moments(unbounded, weights, X.shape[1])[3]
-    return _gross(std, _weighted_median_and_spread(unbounded, weights)[1], dequantized, cell_width)
+    minimum, maximum, mean, std = _weighted_moments(unbounded, weights, X.shape[1])
+    robust_scaled = None
+    if robust:
+        median, spread = _weighted_median_and_spread(unbounded, weights)
+        robust_scaled = _gross(std, spread, dequantized, cell_width)
+        mean, std = np.where(robust_scaled, (median, spread), (mean, std))
+    return _ColumnStatistics(dequantized, cell_width, minimum, maximum, mean, std, robust_scaled)
 
 
 def _check_float32_range(standardized_min: np.ndarray, standardized_max: np.ndarray, standardize: bool) -> None:
