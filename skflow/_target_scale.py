@@ -38,13 +38,15 @@ import numpy as np
 
 from ._boosted_feature import out_of_fold_prediction
 from ._bounds import parse_bounds
+from ._core.rows import effective_rows
 from ._preprocessing import dequantized_columns, robust_columns
 
 # Nats per row by which log y's out-of-fold Gaussian must beat y's for a column to get the log.
 LOG_SCALE_GAIN = 0.15
 # The test's trees see at most this many rows (evenly spaced beyond): enough to tell the two scales apart.
 MAX_ROWS = 2000
-# Fewer rows than this never get the log: five folds of fewer rows tell the scales apart by chance.
+# Fewer rows than this (counted by their weights) never get the log: five folds of fewer rows tell the scales
+# apart by chance.
 MIN_ROWS = 20
 # The transient attribute that holds, during a fit, each target's lower bound: -c on the log scale, else -inf.
 LOG_SCALE = "_log_scale_lows"
@@ -59,7 +61,7 @@ def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
     """Per target column, how many nats a row a Gaussian of constant spread around the trees' out-of-fold
     prediction of ``log(y + c)`` (``c``: the column's smallest value) scores above one around their prediction of
     ``y``, in the units of ``y``; ``-inf`` where a column is not positive or is constant, or under ``MIN_ROWS``
-    rows.
+    rows (counted by their weights).
 
     A Gaussian whose variance is the mean squared residual scores
     ``-log(sigma) - (1 + log(2 pi)) / 2`` a row on those residuals, so the
@@ -70,7 +72,7 @@ def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int
     step = -(-X.shape[0] // MAX_ROWS)
     X, Y, weights = X[::step], Y[::step], weights[::step]
     gains = np.full(Y.shape[1], -np.inf)
-    if X.shape[0] < MIN_ROWS:
+    if effective_rows(weights) < MIN_ROWS:
         return gains
     for j in range(Y.shape[1]):
         if not (Y[:, j].min() > 0 and np.ptp(Y[:, j]) > 0):

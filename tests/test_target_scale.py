@@ -68,6 +68,14 @@ def test_rows_of_weight_zero_do_not_count():
     )
 
 
+def test_too_few_rows_of_weight_keep_y():
+    """Under 20 rows never get the log; 30 rows of which 15 weigh 1e-6 are 15 rows."""
+    X, y = log_linear(30)
+    assert log_scale_gains(X, y[:, None], np.ones(30), 0)[0] > LOG_SCALE_GAIN
+    assert log_scale_gains(X, y[:, None], np.r_[np.ones(15), np.full(15, 1e-6)], 0)[0] == -np.inf
+    assert log_scale_gains(X[:19], y[:19, None], np.ones(19), 0)[0] == -np.inf
+
+
 def test_not_for_non_positive_constant_or_dequantized_targets():
     X, y = log_linear(200)
     weights = np.ones(200)
