@@ -5,7 +5,8 @@ member of its ensemble; read here by its fitted attributes ``flow_``,
 ``latent_scale_``, ``n_targets_``, ``n_features_in_``, ``low_``, ``high_``,
 ``target_range_`` and ``device_``) and context rows already standardized by
 it. With one target, every function describes the flow with its tails beyond
-the widened training range spliced (:mod:`skflow._target_tails`). The
+the widened training range spliced (:mod:`skflow._target_tails`), on their
+support (``low_`` and ``high_``, less a bound that ``bounds="auto"`` inferred). The
 estimator validates its input and combines its flows (:mod:`skflow._ensemble`).
 """
 
@@ -30,6 +31,7 @@ from ._target_tails import (
     spliced_inverse,
     spliced_log_density,
     spliced_quantiles,
+    support_bounds,
 )
 
 
@@ -62,7 +64,7 @@ def log_density(model, context: np.ndarray, Y: np.ndarray) -> np.ndarray:
     tails = splice_tails(model)
     if tails:
         values = spliced_log_density(tails, _latent_of(model, context), finite_Y[:, 0], values)
-    values[outside_bounds(Y, model.low_, model.high_) | ~np.isfinite(Y).all(axis=1)] = -np.inf
+    values[outside_bounds(Y, *support_bounds(model, tails)) | ~np.isfinite(Y).all(axis=1)] = -np.inf
     values[~np.isfinite(values)] = -np.inf
     return values
 
@@ -75,7 +77,7 @@ def conditional_mean(model, context: np.ndarray) -> np.ndarray:
     if tails:
         points = spliced_inverse(tails, _latent_of(model, context), points[:, :, 0], latent[None, :, 0])[:, :, None]
     # Inside the support and finite: a far latent point can overflow to inf through exp (bounds).
-    points = clip_to_support(points.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(points.shape)
+    points = clip_to_support(points.reshape(-1, model.n_targets_), *support_bounds(model, tails)).reshape(points.shape)
     if not tails:
         # No spliced tails (several targets; or one whose range or bounds leave none): each value held inside the
         # training range widened by its width, beyond which a flow's inverse extrapolates
@@ -91,7 +93,7 @@ def exact_quantiles(model, context: np.ndarray, levels: np.ndarray) -> np.ndarra
     tails = splice_tails(model)
     if tails:
         values = spliced_quantiles(tails, _latent_of(model, context), levels, values)
-    return clip_to_support(values, model.low_, model.high_)
+    return clip_to_support(values, *support_bounds(model, tails))
 
 
 def cdf_and_density(model, context: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,4 +146,4 @@ def draws(model, context: np.ndarray, n_samples: int, generator: torch.Generator
     tails = splice_tails(model)
     if tails:
         samples = spliced_inverse(tails, _latent_of(model, context), samples[:, :, 0], latent[:, :, 0])[:, :, None]
-    return clip_to_support(samples.reshape(-1, model.n_targets_), model.low_, model.high_).reshape(samples.shape)
+    return clip_to_support(samples.reshape(-1, model.n_targets_), *support_bounds(model, tails)).reshape(samples.shape)

@@ -31,6 +31,7 @@ from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
 from ._regression_data import widened_range
 from ._target_scale import LOG_SCALE, robust_targets, set_log_scale
+from ._target_tails import splice_tails, support_bounds
 from ._training_report import worth_reporting
 
 # Quantiles of the mixture: stop where F(y) is this close to the level, or where the bracket is as
@@ -162,7 +163,7 @@ def ensemble_mean(members: list, features: np.ndarray) -> np.ndarray:
     average, kept inside the support (rounding of the average can reach a bound). ``features``: the
     estimator's validated features, of which each member takes its context."""
     mean = np.mean([conditional_mean(member, member._context(features)) for member in members], axis=0)
-    return clip_to_support(mean, members[0].low_, members[0].high_)
+    return clip_to_support(mean, *support_bounds(members[0], splice_tails(members[0])))
 
 
 def ensemble_quantiles(members: list, features: np.ndarray, levels: np.ndarray) -> np.ndarray:

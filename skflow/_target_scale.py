@@ -27,9 +27,12 @@ Why ``c`` and not the bound 0: a target positive on the training rows can be
 hold no zero about half the time; with the bound at 0 such a test row scored
 ``-inf``, and the mean test log-likelihood with it. With ``c``, a new 0 lies
 ``log 2`` below the smallest training value on the log scale: in the
-density's tail, but inside its support. Only values at or below ``-c`` score
-``-inf``. The shift barely moves the log of typical values (``c`` is the
-smallest).
+density's tail, but inside its support. The shift barely moves the log of
+typical values (``c`` is the smallest). Nor is ``-c`` a bound of the data:
+spread that grows with the level passes this test whether or not a target
+can be negative, so one target's distribution goes on below a point between
+``-c`` and the data as its lower tail (:mod:`skflow._target_tails`), and a
+new value at or below ``-c`` scores finite. A declared bound stays hard.
 """
 
 from __future__ import annotations

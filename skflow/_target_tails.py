@@ -23,6 +23,13 @@ tail is cut there and renormalized (its mass still the flow's); where it lies
 at or inside one, that side keeps the flow's tail, which the bound ends.
 Several targets keep the flows' tails: their joint distribution has no such
 split.
+
+A lower bound that ``bounds="auto"`` inferred (``-c`` of the log scale
+``log(y + c)``, :mod:`skflow._target_scale`) is no such limit: a target
+positive on every training row need not be on new ones. There the lower
+splice point is ``max(a, (low + min) / 2)``, inside the flow's support and
+below every training target, and the exponential runs on below it, uncut:
+the support is the whole line (:func:`support_bounds`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr
+
+from ._target_scale import is_auto
 
 # ``latent(rows, points)``: the standardized latent ``f(points[i]; x) / s`` of context row ``rows[i]``, so that the
 # flow's ``F(points[i]) = Phi(latent)``.
@@ -90,9 +99,23 @@ def splice_tails(model) -> list[Tail]:
     width = high - low
     if not (np.isfinite(width) and width > 0):
         return []
-    below = Tail(low - width, -1, width, (low - width) - float(model.low_[0]))
+    lower_bound = float(model.low_[0])
+    if is_auto(model.bounds) and np.isfinite(lower_bound):  # inferred, not declared: the tail runs on below it
+        below = Tail(max(low - width, (lower_bound + low) / 2), -1, width, np.inf)
+    else:
+        below = Tail(low - width, -1, width, (low - width) - lower_bound)
     above = Tail(high + width, 1, width, float(model.high_[0]) - (high + width))
     return [tail for tail in (below, above) if tail.room > 0]
+
+
+def support_bounds(model, tails: list[Tail]) -> tuple[np.ndarray, np.ndarray]:
+    """The support of ``model``'s distribution with its ``tails`` spliced: ``low_`` and ``high_``, open on a side
+    whose tail is uncut (a bound that ``bounds="auto"`` inferred)."""
+    low, high = model.low_.copy(), model.high_.copy()
+    for tail in tails:
+        if np.isinf(tail.room):
+            (low if tail.sign < 0 else high)[0] = tail.sign * np.inf
+    return low, high
 
 
 def spliced_log_density(tails: list[Tail], latent: Latent, y: np.ndarray, values: np.ndarray) -> np.ndarray:

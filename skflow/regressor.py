@@ -156,8 +156,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Weighted standardization of the targets (after any bounds map): mean and standard deviation, or median
         and interquartile range / 1.349 where gross outliers rule the standard deviation (user guide).
     low_, high_ : ndarray of shape (n_targets_,)
-        The parsed ``bounds`` of the targets: with "auto", ``low_`` is ``-c`` on the targets modelled on the log
-        scale.
+        The parsed ``bounds`` of the targets: with "auto", ``low_`` is the ``-c`` of ``log(y + c)``, inferred, not
+        declared: one target's lower tail goes on below it (user guide, "Positive targets on the log scale").
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
     target_range_ : ndarray of shape (2, n_targets_)

@@ -7,6 +7,7 @@ import pytest
 
 from skflow import FlowRegressor
 from skflow._target_scale import LOG_SCALE_GAIN, log_scale_columns, log_scale_gains
+from skflow._target_tails import splice_tails
 
 FAST = dict(n_flows=2, n_transforms=1, max_epochs=3, boosted_feature=False, relevance_scaling=False, flow="spline")
 
@@ -98,8 +99,14 @@ def test_auto_is_the_shifted_log_given_by_hand():
     assert not hasattr(auto, "_log_scale_lows")  # transient: the fitted low_ holds the choice
     X_new, y_new = log_linear(50, seed=1)
     np.testing.assert_array_equal(auto.score_samples(X_new, y_new), by_hand.score_samples(X_new, y_new))
-    assert np.all(auto.score_samples(X_new[:3], -y_new[:3] - y.min()) == -np.inf)
     assert np.all(auto.predict_interval(X_new) > -y.min())
+    # Declared, the bound ends the support; inferred, it does not (a target positive on every training row may
+    # not be on new ones): below it the distribution goes on as its lower tail.
+    below = -y_new[:3] - y.min()
+    assert np.all(by_hand.score_samples(X_new[:3], below) == -np.inf)
+    assert np.all(np.isfinite(auto.score_samples(X_new[:3], below)))
+    hard, soft = by_hand.predict_quantiles(X_new[:3], [1e-12]), auto.predict_quantiles(X_new[:3], [1e-12])
+    assert np.all(hard > -y.min()) and np.all(soft <= hard) and (soft < -y.min()).any()
 
 
 def test_a_zero_unseen_in_training_scores_finite():
@@ -121,14 +128,20 @@ def test_bounds_given_as_an_array_are_taken_as_given():
     np.testing.assert_array_equal(model.low_, [0.0])
 
 
-def test_log_scale_density_integrates_to_one():
+def test_log_scale_density_integrates_to_one_on_the_whole_line():
     X, y = log_linear(120)
     model = fit_quietly(X, y)
-    low = model.low_[0]
-    grid = low + np.linspace(1e-6, 1.0, 20001) ** 4 * 4 * (y.max() - low)  # dense near the bound, where it piles up
-    x = np.repeat(X[:1], grid.size, axis=0)
-    density = np.exp(model.score_samples(x, grid))
-    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=2e-3)
+    width = np.ptp(y)
+    # Below the splice point (halfway from the bound -c to the data: 0) an exponential of scale w; above, the flow.
+    assert [tail.point for tail in splice_tails(model) if tail.sign < 0] == [0.0]
+    below = -(np.linspace(1.0, 1e-12, 20001) ** 2) * 60 * width
+    above = np.linspace(1e-12, 1.0, 20001) ** 4 * 4 * y.max()  # dense near 0, where the log scale piles up
+    total = 0.0
+    for grid in (below, above):
+        density = np.exp(model.score_samples(np.repeat(X[:1], grid.size, axis=0), grid))
+        assert np.all(density > 0)
+        total += np.trapezoid(density, grid)
+    assert total == pytest.approx(1.0, abs=2e-3)
 
 
 def test_linear_target_and_partial_fit_keep_no_bound():

@@ -18,6 +18,7 @@ from skflow._target_tails import (
     spliced_inverse,
     spliced_log_density,
     spliced_quantiles,
+    support_bounds,
 )
 
 from .conftest import from_older_state
@@ -108,7 +109,7 @@ def assert_same_tails(found: list[Tail], expected: list[Tail]) -> None:
 
 def test_sides_follow_the_bounds_and_the_training_range():
     class Model:
-        n_targets_, target_range_ = 1, np.array([[-0.6], [0.1]])
+        n_targets_, target_range_, bounds = 1, np.array([[-0.6], [0.1]]), None
         low_, high_ = np.array([-np.inf]), np.array([np.inf])
 
     model = Model()
@@ -125,6 +126,25 @@ def test_sides_follow_the_bounds_and_the_training_range():
     assert splice_tails(model) == []
     model.n_targets_, model.target_range_ = 2, np.array([[-1.3, 0.0], [0.8, 1.0]])
     assert splice_tails(model) == []
+
+
+def test_a_bound_that_auto_inferred_leaves_the_lower_tail_uncut():
+    """bounds="auto"'s -c of log(y + c) is no limit of the data: the lower tail starts between it and the data
+    and runs on below it; a declared bound ends the support."""
+
+    class Model:
+        n_targets_, target_range_, bounds = 1, np.array([[0.2], [1.0]]), "auto"
+        low_, high_ = np.array([-0.2]), np.array([np.inf])
+
+    model = Model()
+    # min - w = -0.6 lies below the bound: the point is halfway from the bound to the data, (-0.2 + 0.2) / 2.
+    assert_same_tails(splice_tails(model), [Tail(0.0, -1, 0.8, np.inf), Tail(1.8, 1, 0.8, np.inf)])
+    np.testing.assert_array_equal(support_bounds(model, splice_tails(model))[0], [-np.inf])
+    model.target_range_, model.low_ = np.array([[2.0], [2.5]]), np.array([-2.0])  # min - w = 1.5 is nearer the data
+    assert_same_tails(splice_tails(model), [Tail(1.5, -1, 0.5, np.inf), Tail(3.0, 1, 0.5, np.inf)])
+    model.bounds = [(-2.0, None)]  # declared: the exponential is cut at the bound
+    assert_same_tails(splice_tails(model), [Tail(1.5, -1, 0.5, 3.5), Tail(3.0, 1, 0.5, np.inf)])
+    np.testing.assert_array_equal(support_bounds(model, splice_tails(model))[0], [-2.0])
 
 
 @pytest.fixture(scope="module")
