@@ -1,4 +1,4 @@
-"""Positive targets modelled on the log scale: :class:`FlowRegressor`'s ``bounds="auto"``.
+"""Positive targets on the log scale, proportions on the logit scale: :class:`FlowRegressor`'s ``bounds="auto"``.
 
 Many positive targets vary multiplicatively: prices, durations,
 concentrations, a hull's resistance. Their spread grows with their level, and
@@ -33,6 +33,15 @@ spread that grows with the level passes this test whether or not a target
 can be negative, so one target's distribution goes on below a point between
 ``-c`` and the data as its lower tail (:mod:`skflow._target_tails`), and a
 new value at or below ``-c`` scores finite. A declared bound stays hard.
+
+A target inside (0, 1), a proportion or a rate, is tested on a third scale:
+``logit`` on ``(-min, 2 - max)`` (as far outside (0, 1) as the training
+values are inside it, for the same reason as ``c``). Where it beats the
+better of ``y`` and the log by ``LOG_SCALE_GAIN``, the flows model it so. A Beta
+proportion pressed against both ends gained 0.13 nats a row over ``y``, as
+much as the true support (0, 1) declared; one far from both ends is left as
+it is (docs/regression_design_notes.md). Its bounds are inferred, so both
+tails go on beyond them.
 """
 
 from __future__ import annotations
@@ -51,8 +60,9 @@ MAX_ROWS = 2000
 # Fewer rows than this (counted by their weights) never get the log: five folds of fewer rows tell the scales
 # apart by chance.
 MIN_ROWS = 20
-# The transient attribute that holds, during a fit, each target's lower bound: -c on the log scale, else -inf.
-LOG_SCALE = "_log_scale_lows"
+# The transient attribute that holds, during a fit, the targets' inferred bounds (2, n_targets): -c and inf on the
+# log scale, -min and 2 - max on the logit scale, else -inf and inf.
+LOG_SCALE = "_inferred_target_bounds"
 
 
 def log_shifts(Y: np.ndarray) -> np.ndarray:
@@ -60,44 +70,78 @@ def log_shifts(Y: np.ndarray) -> np.ndarray:
     return Y.min(axis=0)
 
 
-def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+def logit_bounds(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each target column's ``(low, high)`` of the logit scale: ``-min`` and ``2 - max``, as far outside (0, 1)
+    as the smallest and largest training values are inside it."""
+    return -Y.min(axis=0), 2 - Y.max(axis=0)
+
+
+def scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Per target column, how many nats a row a Gaussian of constant spread around the trees' out-of-fold
-    prediction of ``log(y + c)`` (``c``: the column's smallest value) scores above one around their prediction of
-    ``y``, in the units of ``y``; ``-inf`` where a column is not positive or is constant, or under ``MIN_ROWS``
-    rows (counted by their weights).
+    prediction of ``log(y + c)`` (``c``: the column's smallest value), and of ``logit`` on :func:`logit_bounds`,
+    scores above one around their prediction of ``y``, in the units of ``y``: ``(log gains, logit gains)``;
+    ``-inf`` where a column is constant or outside the scale's domain (not positive; not inside (0, 1)), or
+    under ``MIN_ROWS`` rows (counted by their weights).
 
     A Gaussian whose variance is the mean squared residual scores
     ``-log(sigma) - (1 + log(2 pi)) / 2`` a row on those residuals, so the
-    difference is ``log(sigma_y) - log(sigma_log) - mean(log(y + c))``, the
-    last term the log's Jacobian.
+    difference is ``log(sigma_y) - log(sigma_t) + mean(log |dt / dy|)``, the
+    last term the Jacobian of ``t``, the log or the logit.
     """
-    shifts = log_shifts(Y)  # of every row, as the fit's: the test may see a subset
+    shifts, (lows, highs) = log_shifts(Y), logit_bounds(Y)  # of every row, as the fit's: the test may see a subset
     step = -(-X.shape[0] // MAX_ROWS)
     X, Y, weights = X[::step], Y[::step], weights[::step]
-    gains = np.full(Y.shape[1], -np.inf)
+    gains = np.full((2, Y.shape[1]), -np.inf)
     if effective_rows(weights) < MIN_ROWS:
-        return gains
+        return gains[0], gains[1]
+
+    def log_sigma(target: np.ndarray) -> float:
+        residual = target - out_of_fold_prediction(X, target, weights, seed)
+        return 0.5 * np.log(max(np.average(residual**2, weights=weights), np.finfo(float).tiny))
+
     for j in range(Y.shape[1]):
         if not (Y[:, j].min() > 0 and np.ptp(Y[:, j]) > 0):
             continue
         unit = Y[:, j].max()  # the gain does not depend on y's units; squares near 1e300 would overflow
-        y, log_y = Y[:, j] / unit, np.log((Y[:, j] + shifts[j]) / unit)
-        log_sigma = []
-        for target in (y, log_y):
-            residual = target - out_of_fold_prediction(X, target, weights, seed)
-            log_sigma.append(0.5 * np.log(max(np.average(residual**2, weights=weights), np.finfo(float).tiny)))
-        gains[j] = log_sigma[0] - log_sigma[1] - np.average(log_y, weights=weights)
-    return gains
+        raw, log_y = log_sigma(Y[:, j] / unit), np.log((Y[:, j] + shifts[j]) / unit)
+        gains[0, j] = raw - log_sigma(log_y) - np.average(log_y, weights=weights)
+        if Y[:, j].max() < 1:
+            above, below = np.log(Y[:, j] - lows[j]), np.log(highs[j] - Y[:, j])
+            log_slope = np.log(highs[j] - lows[j]) - above - below  # log |dt / dy| of the logit
+            gains[1, j] = raw - log_sigma(above - below) + np.average(log_slope, weights=weights) + np.log(unit)
+    return gains[0], gains[1]
+
+
+def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+    """The log scale's gains of :func:`scale_gains`."""
+    return scale_gains(X, Y, weights, seed)[0]
+
+
+def inferred_bounds(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+    """The bounds (2, n_targets) that ``bounds="auto"`` gives the continuous target columns (not dequantized
+    under ``estimator.dequantize``): :func:`logit_bounds` (the logit) where that scale is more likely than both
+    ``y`` and the log by more than ``LOG_SCALE_GAIN`` nats a row; else ``(-c, inf)`` (``log(y + c)``) where the
+    log is more likely than ``y`` by that much; ``(-inf, inf)`` elsewhere."""
+    bounds = np.tile([[-np.inf], [np.inf]], Y.shape[1])
+    continuous = ~dequantized_columns(Y, np.zeros(Y.shape[1], dtype=bool), estimator.dequantize)[0]
+    if not continuous.any():
+        return bounds
+    rows = weights > 0
+    log_gains, logit_gains = scale_gains(X[rows], Y[rows], weights[rows], seed)
+    # The logit adds an upper bound to the log's lower one: it must beat the better of y and the log.
+    logit = continuous & (logit_gains > np.maximum(log_gains, 0.0) + LOG_SCALE_GAIN)
+    log = continuous & (log_gains > LOG_SCALE_GAIN) & ~logit
+    lows, highs = logit_bounds(Y)
+    bounds[0, log] = -log_shifts(Y)[log]
+    bounds[:, logit] = np.vstack([lows, highs])[:, logit]
+    return bounds
 
 
 def log_scale_columns(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
-    """Which target columns ``bounds="auto"`` models on the log scale: positive, continuous (not dequantized
-    under ``estimator.dequantize``) and more likely so by more than ``LOG_SCALE_GAIN`` nats a row."""
-    continuous = ~dequantized_columns(Y, np.zeros(Y.shape[1], dtype=bool), estimator.dequantize)[0]
-    if not continuous.any():
-        return continuous
-    rows = weights > 0
-    return continuous & (log_scale_gains(X[rows], Y[rows], weights[rows], seed) > LOG_SCALE_GAIN)
+    """Which target columns ``bounds="auto"`` models on the log scale (:func:`inferred_bounds`: a lower bound
+    alone)."""
+    lows, highs = inferred_bounds(estimator, X, Y, weights, seed)
+    return np.isfinite(lows) & ~np.isfinite(highs)
 
 
 def is_auto(bounds) -> bool:
@@ -105,28 +149,30 @@ def is_auto(bounds) -> bool:
 
 
 def set_log_scale(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
-    """With ``bounds="auto"``, record on ``estimator`` (``LOG_SCALE``) each target's lower bound (``-c`` for
-    the columns modelled as ``log(y + c)``, else ``-inf``); return ``Y`` on the scale the flows model it (for
-    the trees and the noise test)."""
+    """With ``bounds="auto"``, record on ``estimator`` (``LOG_SCALE``) the targets' :func:`inferred_bounds`;
+    return ``Y`` on the scale the flows model it (for the trees and the noise test)."""
     if not is_auto(estimator.bounds):
         return Y
-    logged = log_scale_columns(estimator, X, Y, weights, seed)
-    shifts = log_shifts(Y)
-    setattr(estimator, LOG_SCALE, np.where(logged, -shifts, -np.inf))
+    lows, highs = bounds = inferred_bounds(estimator, X, Y, weights, seed)
+    setattr(estimator, LOG_SCALE, bounds)
     modelled = Y.copy()
-    modelled[:, logged] = np.log(Y[:, logged] + shifts[logged])
+    for j in np.flatnonzero(np.isfinite(lows)):
+        above = np.log(Y[:, j] - lows[j])
+        modelled[:, j] = above - np.log(highs[j] - Y[:, j]) if np.isfinite(highs[j]) else above
     return modelled
 
 
 def target_bounds(estimator):
-    """The ``bounds`` of a flow's targets: the given ones, or with "auto" the lower bound ``-c`` on the columns
-    that the fit models on the log scale (no bounds in ``partial_fit``, which makes no such choice)."""
+    """The ``bounds`` of a flow's targets: the given ones, or with "auto" the :func:`inferred_bounds` of the fit
+    (no bounds in ``partial_fit``, which makes no such choice)."""
     if not is_auto(estimator.bounds):
         return estimator.bounds
-    lows = getattr(estimator, LOG_SCALE, None)
-    if lows is None or not np.isfinite(lows).any():
+    bounds = getattr(estimator, LOG_SCALE, None)
+    if bounds is None or not np.isfinite(bounds).any():
         return None
-    return [(float(low), None) if np.isfinite(low) else None for low in lows]
+    return [
+        (float(low), float(high) if np.isfinite(high) else None) if np.isfinite(low) else None for low, high in bounds.T
+    ]
 
 
 def robust_targets(estimator, Y: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -24,12 +24,19 @@ at or inside one, that side keeps the flow's tail, which the bound ends.
 Several targets keep the flows' tails: their joint distribution has no such
 split.
 
-A lower bound that ``bounds="auto"`` inferred (``-c`` of the log scale
-``log(y + c)``, :mod:`skflow._target_scale`) is no such limit: a target
-positive on every training row need not be on new ones. There the lower
-splice point is ``max(a, (low + min) / 2)``, inside the flow's support and
-below every training target, and the exponential runs on below it, uncut:
-the support is the whole line (:func:`support_bounds`).
+A bound that ``bounds="auto"`` inferred (``-c`` of the log scale
+``log(y + c)``, or the logit scale's ``-min`` and ``2 - max``:
+:mod:`skflow._target_scale`) is no such limit: a target positive on every
+training row need not be on new ones. There the flows model ``t(y)``, the
+log or the logit, and the splice points are a width beyond the training
+range on that scale, ``t^-1(t(min) - w_t)`` (and ``t^-1(t(max) + w_t)``
+below an inferred upper bound), ``w_t = t(max) - t(min)``: inside the
+support, so the exponential runs on beyond them, uncut, and the support is
+the whole line (:func:`support_bounds`). The points lie near the bounds:
+on the log scale a width below the data is ``-c + (min + c)^2 / (max + c)``.
+So a target that piles up near its smallest values (rates of a few
+percent) keeps that mass where the flow put it, and only the little beyond
+the point spreads out.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr
+from scipy.special import expit, log_ndtr
 
 from ._target_scale import is_auto
 
@@ -99,13 +106,32 @@ def splice_tails(model) -> list[Tail]:
     width = high - low
     if not (np.isfinite(width) and width > 0):
         return []
-    lower_bound = float(model.low_[0])
-    if is_auto(model.bounds) and np.isfinite(lower_bound):  # inferred, not declared: the tail runs on below it
-        below = Tail(max(low - width, (lower_bound + low) / 2), -1, width, np.inf)
-    else:
-        below = Tail(low - width, -1, width, (low - width) - lower_bound)
-    above = Tail(high + width, 1, width, float(model.high_[0]) - (high + width))
+    lower_bound, upper_bound = float(model.low_[0]), float(model.high_[0])
+    below = Tail(low - width, -1, width, (low - width) - lower_bound)
+    above = Tail(high + width, 1, width, upper_bound - (high + width))
+    if is_auto(model.bounds) and np.isfinite(lower_bound):  # inferred, not declared: the tails run on beyond
+        lower_point, upper_point = _points_on_the_modelled_scale(low, high, lower_bound, upper_bound)
+        below = Tail(lower_point, -1, width, np.inf)
+        if np.isfinite(upper_bound):
+            above = Tail(upper_point, 1, width, np.inf)
     return [tail for tail in (below, above) if tail.room > 0]
+
+
+def _points_on_the_modelled_scale(low: float, high: float, lower: float, upper: float) -> tuple[float, float]:
+    """The splice points a width beyond the training range ``[low, high]`` on the scale ``t`` the flows model
+    under inferred bounds, ``log(y - lower)`` or the logit on ``(lower, upper)``: ``t^-1(t(low) - w_t)`` and
+    ``t^-1(t(high) + w_t)``, ``w_t = t(high) - t(low)``; strictly inside the bounds."""
+    span = upper - lower
+
+    def scale(y: float) -> float:
+        return float(np.log(y - lower) - (np.log(upper - y) if np.isfinite(upper) else 0.0))
+
+    def inverse(t: float) -> float:
+        return float(lower + (span * expit(t) if np.isfinite(upper) else np.exp(t)))
+
+    t_low, t_high = scale(low), scale(high)
+    points = inverse(2 * t_low - t_high), inverse(2 * t_high - t_low)
+    return max(points[0], np.nextafter(lower, np.inf)), min(points[1], np.nextafter(upper, -np.inf))
 
 
 def support_bounds(model, tails: list[Tail]) -> tuple[np.ndarray, np.ndarray]:

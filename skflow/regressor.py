@@ -76,9 +76,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         to the target plus that noise.
     bounds : "auto", None, (low, high) or sequence of (low, high) or None, default="auto"
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``: quantiles, means and samples then stay
-        inside; targets on or outside score ``-inf``. "auto" gives each positive, continuous target that boosted
-        trees find far more likely on the log scale the lower bound ``-c``, ``c`` its smallest training value (the
-        flow models ``log(y + c)``; a new 0 still scores), none to the others; ``partial_fit`` takes it as None.
+        inside; targets on or outside score ``-inf``. "auto": the flows model a continuous target as ``log(y + c)``
+        (``c`` its smallest training value) or one inside (0, 1) as a logit where boosted trees find it far more
+        likely so; bounds inferred, not declared: one target's tails go on beyond them. ``partial_fit``: None.
     base : {"linear", "normal"}, default="linear"
         The flow starts as the Gaussian of the standardized target. With "linear", the trained flow is then
         compared on its validation rows with a ridge regression with Gaussian noise (penalty and noise by
@@ -156,8 +156,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Weighted standardization of the targets (after any bounds map): mean and standard deviation, or median
         and interquartile range / 1.349 where gross outliers rule the standard deviation (user guide).
     low_, high_ : ndarray of shape (n_targets_,)
-        The parsed ``bounds`` of the targets: with "auto", ``low_`` is the ``-c`` of ``log(y + c)``, inferred, not
-        declared: one target's lower tail goes on below it (user guide, "Positive targets on the log scale").
+        The parsed ``bounds`` of the targets; with "auto", those inferred (``log(y + c)``'s ``-c``, the logit's
+        ``-min``, ``2 - max``): one target's tails go on beyond them (user guide, "... on the log scale").
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
     target_range_ : ndarray of shape (2, n_targets_)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skflow import FlowRegressor
-from skflow._target_scale import LOG_SCALE_GAIN, log_scale_columns, log_scale_gains
+from skflow._target_scale import LOG_SCALE_GAIN, inferred_bounds, log_scale_columns, log_scale_gains, scale_gains
 from skflow._target_tails import splice_tails
 
 FAST = dict(n_flows=2, n_transforms=1, max_epochs=3, boosted_feature=False, relevance_scaling=False, flow="spline")
@@ -77,6 +77,59 @@ def test_too_few_rows_of_weight_keep_y():
     assert log_scale_gains(X[:19], y[:19, None], np.ones(19), 0)[0] == -np.inf
 
 
+def proportions(n: int, seed: int = 0, spread: float = 5.0, top: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, (n, 3))
+    mean = top / (1 + np.exp(-(1.2 * X[:, 0] - 0.4 * X[:, 1])))
+    return X, rng.beta(mean * spread, (1 - mean) * spread)
+
+
+def test_a_proportion_pressed_against_both_ends_is_taken_to_the_logit_scale():
+    X, y = proportions(300)
+    log_gain, logit_gain = scale_gains(X, y[:, None], np.ones(300), 0)
+    assert logit_gain[0] > LOG_SCALE_GAIN and logit_gain[0] > log_gain[0]
+    np.testing.assert_array_equal(
+        inferred_bounds(FlowRegressor(), X, y[:, None], np.ones(300), 0), [[-y.min()], [2 - y.max()]]
+    )
+    # Small rates, pressed against 0 alone, gain as much from the log, and keep it: no upper bound.
+    _, rates = proportions(300, spread=40.0, top=0.05)
+    log_gain, logit_gain = scale_gains(X, rates[:, None], np.ones(300), 0)
+    assert log_gain[0] > LOG_SCALE_GAIN and abs(logit_gain[0] - log_gain[0]) < LOG_SCALE_GAIN
+    np.testing.assert_array_equal(
+        inferred_bounds(FlowRegressor(), X, rates[:, None], np.ones(300), 0), [[-rates.min()], [np.inf]]
+    )
+    # Far from both ends the logit is nearly linear: no gain, no bounds.
+    X, y = linear(300)
+    y = 0.5 + 0.01 * (y - 10.0)
+    assert 0 < y.min() and y.max() < 1
+    assert scale_gains(X, y[:, None], np.ones(300), 0)[1][0] < LOG_SCALE_GAIN
+    assert not np.isfinite(inferred_bounds(FlowRegressor(), X, y[:, None], np.ones(300), 0)).any()
+
+
+def test_the_logit_scale_is_soft_on_both_sides_and_integrates_to_one():
+    X, y = proportions(200, seed=1)
+    model = fit_quietly(X, y)
+    np.testing.assert_allclose([model.low_[0], model.high_[0]], [-y.min(), 2 - y.max()])
+    by_hand = fit_quietly(X, y, bounds=(-y.min(), 2 - y.max()))
+    X_new, y_new = proportions(50, seed=2)
+    (_, a), (_, b) = [(tail.sign, tail.point) for tail in splice_tails(model)]
+    assert -y.min() < a < y.min() and y.max() < b < 2 - y.max()
+    inside = (y_new > a) & (y_new < b)  # inside the splice points: the flow's own density
+    scores, declared = model.score_samples(X_new, y_new), by_hand.score_samples(X_new, y_new)
+    np.testing.assert_array_equal(scores[inside], declared[inside])
+    outside = np.array([-y.min() - 0.5, 2 - y.max() + 0.5])
+    assert np.all(np.isfinite(model.score_samples(X_new[:2], outside)))
+    assert np.all(by_hand.score_samples(X_new[:2], outside) == -np.inf)
+    width, total = np.ptp(y), 0.0
+    for grid in (
+        a - np.linspace(1.0, 1e-12, 20001) ** 2 * 60 * width,
+        a + (b - a) * (1 - np.cos(np.pi * np.linspace(1e-9, 1 - 1e-9, 40001))) / 2,  # dense near both bounds
+        b + np.linspace(1e-12, 1.0, 20001) ** 2 * 60 * width,
+    ):
+        total += np.trapezoid(np.exp(model.score_samples(np.repeat(X[:1], grid.size, axis=0), grid)), grid)
+    assert total == pytest.approx(1.0, abs=2e-3)
+
+
 def test_not_for_non_positive_constant_or_dequantized_targets():
     X, y = log_linear(200)
     weights = np.ones(200)
@@ -96,7 +149,7 @@ def test_auto_is_the_shifted_log_given_by_hand():
     by_hand = fit_quietly(X, y, bounds=(-y.min(), None))
     for model in (auto, *auto.ensemble_):
         np.testing.assert_array_equal(model.low_, [-y.min()])
-    assert not hasattr(auto, "_log_scale_lows")  # transient: the fitted low_ holds the choice
+    assert not hasattr(auto, "_inferred_target_bounds")  # transient: the fitted low_ holds the choice
     X_new, y_new = log_linear(50, seed=1)
     np.testing.assert_array_equal(auto.score_samples(X_new, y_new), by_hand.score_samples(X_new, y_new))
     assert np.all(auto.predict_interval(X_new) > -y.min())
@@ -106,7 +159,7 @@ def test_auto_is_the_shifted_log_given_by_hand():
     assert np.all(by_hand.score_samples(X_new[:3], below) == -np.inf)
     assert np.all(np.isfinite(auto.score_samples(X_new[:3], below)))
     hard, soft = by_hand.predict_quantiles(X_new[:3], [1e-12]), auto.predict_quantiles(X_new[:3], [1e-12])
-    assert np.all(hard > -y.min()) and np.all(soft <= hard) and (soft < -y.min()).any()
+    assert np.all(hard > -y.min()) and np.all(soft <= hard)
 
 
 def test_a_zero_unseen_in_training_scores_finite():
@@ -131,11 +184,12 @@ def test_bounds_given_as_an_array_are_taken_as_given():
 def test_log_scale_density_integrates_to_one_on_the_whole_line():
     X, y = log_linear(120)
     model = fit_quietly(X, y)
-    width = np.ptp(y)
-    # Below the splice point (halfway from the bound -c to the data: 0) an exponential of scale w; above, the flow.
-    assert [tail.point for tail in splice_tails(model) if tail.sign < 0] == [0.0]
-    below = -(np.linspace(1.0, 1e-12, 20001) ** 2) * 60 * width
-    above = np.linspace(1e-12, 1.0, 20001) ** 4 * 4 * y.max()  # dense near 0, where the log scale piles up
+    width, c = np.ptp(y), y.min()
+    # Below the splice point (a width of log(y + c) below the data) an exponential of scale w; above, the flow.
+    (point,) = [tail.point for tail in splice_tails(model) if tail.sign < 0]
+    assert point == pytest.approx(-c + (2 * c) ** 2 / (y.max() + c), rel=1e-12)
+    below = point - np.linspace(1.0, 1e-12, 20001) ** 2 * 60 * width
+    above = point + np.linspace(1e-12, 1.0, 20001) ** 4 * 4 * (y.max() - point)  # dense near the bound
     total = 0.0
     for grid in (below, above):
         density = np.exp(model.score_samples(np.repeat(X[:1], grid.size, axis=0), grid))

@@ -6,7 +6,7 @@ from dataclasses import astuple
 import numpy as np
 import pytest
 from scipy.integrate import trapezoid
-from scipy.special import log_ndtr
+from scipy.special import expit, log_ndtr
 from scipy.stats import kstest, norm
 
 from skflow import FlowRegressor
@@ -128,23 +128,31 @@ def test_sides_follow_the_bounds_and_the_training_range():
     assert splice_tails(model) == []
 
 
-def test_a_bound_that_auto_inferred_leaves_the_lower_tail_uncut():
-    """bounds="auto"'s -c of log(y + c) is no limit of the data: the lower tail starts between it and the data
-    and runs on below it; a declared bound ends the support."""
+def test_a_bound_that_auto_inferred_leaves_its_tail_uncut():
+    """bounds="auto"'s bounds are no limits of the data: each tail starts a width beyond the training range on
+    the scale the flows model (log(y - low), or the logit) and runs on; a declared bound ends the support."""
 
     class Model:
         n_targets_, target_range_, bounds = 1, np.array([[0.2], [1.0]]), "auto"
         low_, high_ = np.array([-0.2]), np.array([np.inf])
 
     model = Model()
-    # min - w = -0.6 lies below the bound: the point is halfway from the bound to the data, (-0.2 + 0.2) / 2.
-    assert_same_tails(splice_tails(model), [Tail(0.0, -1, 0.8, np.inf), Tail(1.8, 1, 0.8, np.inf)])
+    # log(y + 0.2) from log 0.4 to log 1.2: a width below is log(0.4^2 / 1.2). Above, the flows' y-scale rule.
+    assert_same_tails(splice_tails(model), [Tail(-0.2 + 0.4**2 / 1.2, -1, 0.8, np.inf), Tail(1.8, 1, 0.8, np.inf)])
     np.testing.assert_array_equal(support_bounds(model, splice_tails(model))[0], [-np.inf])
-    model.target_range_, model.low_ = np.array([[2.0], [2.5]]), np.array([-2.0])  # min - w = 1.5 is nearer the data
-    assert_same_tails(splice_tails(model), [Tail(1.5, -1, 0.5, np.inf), Tail(3.0, 1, 0.5, np.inf)])
-    model.bounds = [(-2.0, None)]  # declared: the exponential is cut at the bound
+    model.target_range_, model.low_ = np.array([[2.0], [2.5]]), np.array([-2.0])
+    assert_same_tails(splice_tails(model), [Tail(-2.0 + 4.0**2 / 4.5, -1, 0.5, np.inf), Tail(3.0, 1, 0.5, np.inf)])
+    model.bounds = [(-2.0, None)]  # declared: the flows' y-scale rule, the exponential cut at the bound
     assert_same_tails(splice_tails(model), [Tail(1.5, -1, 0.5, 3.5), Tail(3.0, 1, 0.5, np.inf)])
     np.testing.assert_array_equal(support_bounds(model, splice_tails(model))[0], [-2.0])
+    # The logit scale's (-min, 2 - max): soft on both sides.
+    model.bounds, model.target_range_ = "auto", np.array([[0.1], [0.7]])
+    model.low_, model.high_ = np.array([-0.1]), np.array([1.3])
+    t_min, t_max = np.log(0.2 / 1.2), np.log(0.8 / 0.6)
+    a, b = -0.1 + 1.4 * expit(2 * t_min - t_max), -0.1 + 1.4 * expit(2 * t_max - t_min)
+    assert_same_tails(splice_tails(model), [Tail(a, -1, 0.6, np.inf), Tail(b, 1, 0.6, np.inf)])
+    assert -0.1 < a < 0.1 and 0.7 < b < 1.3
+    np.testing.assert_array_equal(np.ravel(support_bounds(model, splice_tails(model))), [-np.inf, np.inf])
 
 
 @pytest.fixture(scope="module")
