@@ -185,10 +185,19 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, bounds, 
             f"column {j if names is None else repr(str(names[j]))}: {math.floor(100 * share)}% of the rows at {value:g}"
             for j, (value, share) in masses.items()
         )
+        # A mass at a column's largest or smallest value is a cap or a floor (a sensor's limit, amounts of 0).
+        edges = [
+            j if names is None else repr(str(names[j]))
+            for j, (value, _) in masses.items()
+            if value in (X[:, j].max(), X[:, j].min())
+        ]
+        edge_advice = (
+            f", declaring the cap or floor of column(s) {', '.join(map(str, edges))} in bounds" if edges else ""
+        )
         warnings.warn(
             f"{what} has point masses ({found}). A continuous density grows without bound on such a value, so "
             "the log-likelihood of rows there measures the height of the fitted spike, not the fit; model those "
-            "values apart (for example, a classifier for them and this estimator for the other rows)",
+            f"values apart (for example, a classifier for them and this estimator for the other rows{edge_advice})",
             UserWarning,
             stacklevel=3,
         )

@@ -290,6 +290,12 @@ def test_fit_warns_about_a_point_mass_in_the_features_or_the_target_and_not_abou
         FlowDensity(**{**FAST, "max_epochs": 1}).fit(frame)
     with pytest.warns(UserWarning, match=r"y has point masses \(column 'amount': 3\d% of the rows at 0\)"):
         FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, frame[["amount"]])
+    # At a column's smallest or largest value the mass is a floor or a cap: the advice says to declare it.
+    with pytest.warns(UserWarning, match=r"declaring the cap or floor of column\(s\) 0 in bounds"):
+        FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, np.minimum(X[:, 1], 0.5))
+    with pytest.warns(UserWarning, match=r"point masses") as caught:
+        FlowRegressor(n_flows=1, **{**FAST, "max_epochs": 1}).fit(X, np.where(X[:, 1] > 1.5, 0.0, X[:, 1]))
+    assert not any("cap or floor" in str(w.message) for w in caught)  # 0 lies inside the other values
     counts = rng.poisson(0.5, size=(300, 1)).astype(float)  # 60% zeros, but integers: dequantized
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*point mass")
