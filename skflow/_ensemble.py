@@ -30,7 +30,7 @@ from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
 from ._regression_data import widened_range
-from ._target_scale import LOG_SCALE, robust_targets, set_log_scale
+from ._target_scale import INFERRED_BOUNDS, robust_targets, set_inferred_bounds
 from ._target_tails import splice_tails, support_bounds
 from ._training_report import worth_reporting
 
@@ -71,7 +71,7 @@ def new_members(estimator, n_flows: int) -> list:
         for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREE_ATTRIBUTES):  # trees: one each
             setattr(member, name, getattr(estimator, name))
         # Where set: the names (its warnings name the columns as the user does) and, in fit, the features' relevance.
-        for name in ("feature_names_in_", "target_names_in_", RELEVANCE, LOG_SCALE):
+        for name in ("feature_names_in_", "target_names_in_", RELEVANCE, INFERRED_BOUNDS):
             if hasattr(estimator, name):
                 setattr(member, name, getattr(estimator, name))
         member.ensemble_ = []
@@ -94,15 +94,15 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     estimator.__dict__.pop("context_range_", None)  # a refit's training rows are never held inside the last one's
     # One draw for both: with a RandomState instance each draw advances it, and the flows' seeds come next.
     seed = draw_seed(estimator)
-    modelled = set_log_scale(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
+    modelled = set_inferred_bounds(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
     features = fit_tree_feature(estimator, X, modelled, weights, seed, robust_targets(estimator, Y, weights))
     set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, n_rows))
     n_flows = resolved_n_flows(estimator, n_rows)
     members = new_members(estimator, n_flows)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
-        fitted = [_fitted(flow, features, Y, weights) for flow in (estimator, *members)]
+        fitted = [_fitted(flow, features, Y, weights, n_rows) for flow in (estimator, *members)]
     else:
-        jobs = (delayed(_fitted)(flow, features, Y, weights) for flow in (estimator, *members))
+        jobs = (delayed(_fitted)(flow, features, Y, weights, n_rows) for flow in (estimator, *members))
         fitted = Parallel(n_jobs=estimator.n_jobs)(jobs)
         parameters = estimator.get_params(deep=False)
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
@@ -111,14 +111,15 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     target_range, context_range = widened_range(Y), widened_range(features)
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
-        flow.__dict__.pop(LOG_SCALE, None)
+        flow.__dict__.pop(INFERRED_BOUNDS, None)
         flow.target_range_, flow.context_range_ = target_range, context_range
     return flows[1:]
 
 
-def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> tuple[object, list]:
+def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray, n_rows: float) -> tuple[object, list]:
     """``flow`` fitted, and the warnings of the fit it kept (``boosted_feature="auto"`` and
-    ``relevance_scaling="auto"`` fit twice each, and a sequence of layer kinds once each)."""
+    ``relevance_scaling="auto"`` fit twice each, and a sequence of layer kinds once each); ``n_rows``: the
+    weights' ``effective_rows``."""
 
     def fit(X: np.ndarray, kind: str | None, scaled: bool) -> list[tuple[type[Warning], str]]:
         with warnings.catch_warnings(record=True) as caught:
@@ -126,7 +127,7 @@ def _fitted(flow, features: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> t
             flow._fit_one_flow(X, Y, weights, kind, scaled)
         return [(record.category, str(record.message)) for record in caught]
 
-    return flow, fit_choosing(flow, features, effective_rows(weights), fit)
+    return flow, fit_choosing(flow, features, n_rows, fit)
 
 
 def warn_once_each(caught: list[list[tuple[type[Warning], str]]], n_flows: int) -> None:

@@ -62,7 +62,7 @@ MAX_ROWS = 2000
 MIN_ROWS = 20
 # The transient attribute that holds, during a fit, the targets' inferred bounds (2, n_targets): -c and inf on the
 # log scale, -min and 2 - max on the logit scale, else -inf and inf.
-LOG_SCALE = "_inferred_target_bounds"
+INFERRED_BOUNDS = "_inferred_target_bounds"
 
 
 def log_shifts(Y: np.ndarray) -> np.ndarray:
@@ -148,13 +148,13 @@ def is_auto(bounds) -> bool:
     return isinstance(bounds, str) and bounds == "auto"
 
 
-def set_log_scale(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
-    """With ``bounds="auto"``, record on ``estimator`` (``LOG_SCALE``) the targets' :func:`inferred_bounds`;
+def set_inferred_bounds(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+    """With ``bounds="auto"``, record on ``estimator`` (``INFERRED_BOUNDS``) the targets' :func:`inferred_bounds`;
     return ``Y`` on the scale the flows model it (for the trees and the noise test)."""
     if not is_auto(estimator.bounds):
         return Y
     lows, highs = bounds = inferred_bounds(estimator, X, Y, weights, seed)
-    setattr(estimator, LOG_SCALE, bounds)
+    setattr(estimator, INFERRED_BOUNDS, bounds)
     modelled = Y.copy()
     for j in np.flatnonzero(np.isfinite(lows)):
         above = np.log(Y[:, j] - lows[j])
@@ -167,7 +167,7 @@ def target_bounds(estimator):
     (no bounds in ``partial_fit``, which makes no such choice)."""
     if not is_auto(estimator.bounds):
         return estimator.bounds
-    bounds = getattr(estimator, LOG_SCALE, None)
+    bounds = getattr(estimator, INFERRED_BOUNDS, None)
     if bounds is None or not np.isfinite(bounds).any():
         return None
     return [

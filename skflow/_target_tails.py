@@ -45,8 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, log_ndtr
+import torch
+from scipy.special import log_ndtr
 
+from ._core import ToUnbounded
 from ._target_scale import is_auto
 
 # ``latent(rows, points)``: the standardized latent ``f(points[i]; x) / s`` of context row ``rows[i]``, so that the
@@ -119,19 +121,15 @@ def splice_tails(model) -> list[Tail]:
 
 def _points_on_the_modelled_scale(low: float, high: float, lower: float, upper: float) -> tuple[float, float]:
     """The splice points a width beyond the training range ``[low, high]`` on the scale ``t`` the flows model
-    under inferred bounds, ``log(y - lower)`` or the logit on ``(lower, upper)``: ``t^-1(t(low) - w_t)`` and
-    ``t^-1(t(high) + w_t)``, ``w_t = t(high) - t(low)``; strictly inside the bounds."""
-    span = upper - lower
-
-    def scale(y: float) -> float:
-        return float(np.log(y - lower) - (np.log(upper - y) if np.isfinite(upper) else 0.0))
-
-    def inverse(t: float) -> float:
-        return float(lower + (span * expit(t) if np.isfinite(upper) else np.exp(t)))
-
-    t_low, t_high = scale(low), scale(high)
-    points = inverse(2 * t_low - t_high), inverse(2 * t_high - t_low)
-    return max(points[0], np.nextafter(lower, np.inf)), min(points[1], np.nextafter(upper, -np.inf))
+    under inferred bounds (their bounds map, :class:`skflow._core.ToUnbounded`: ``log(y - lower)``, or the logit
+    on ``(lower, upper)``): ``t^-1(t(low) - w_t)`` and ``t^-1(t(high) + w_t)``, ``w_t = t(high) - t(low)``;
+    strictly inside the bounds."""
+    to_scale = ToUnbounded(torch.tensor([lower], dtype=torch.float64), torch.tensor([upper], dtype=torch.float64))
+    with torch.no_grad():
+        t_low, t_high = to_scale(torch.tensor([[low], [high]], dtype=torch.float64))[0][:, 0].tolist()
+        beyond = torch.tensor([[2 * t_low - t_high], [2 * t_high - t_low]], dtype=torch.float64)
+        below, above = to_scale.inverse(beyond)[0][:, 0].tolist()
+    return max(below, np.nextafter(lower, np.inf)), min(above, np.nextafter(upper, -np.inf))
 
 
 def support_bounds(model, tails: list[Tail]) -> tuple[np.ndarray, np.ndarray]:
