@@ -308,9 +308,10 @@ def test_fit_ridge_gaussian_on_some_columns_is_the_ridge_of_those_columns_with_z
     rng = np.random.default_rng(3)
     rows, context = torch.as_tensor(rng.normal(size=(60, 1))), rng.normal(size=(60, 5))
     weights = torch.as_tensor(rng.uniform(0.5, 2.0, 60))
-    weight, bias, log_scale, (center, matrix, offset) = fit_ridge_gaussian(
+    weight, bias, log_scale, (center, matrix, offset), mixing = fit_ridge_gaussian(
         rows, context, weights, None, 0, None, slice(3, None)
     )
+    assert mixing is None  # one target
     expected = ridge_gaussian(rows.numpy(), context[:, 3:], weights.numpy())
     np.testing.assert_array_equal(weight[:, :3], 0.0)
     np.testing.assert_allclose(weight[:, 3:], expected[0], rtol=1e-12)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy.stats import norm
+from scipy.stats import multivariate_normal, norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeCV
 
@@ -32,9 +32,9 @@ def linear_data(n, seed):
 def test_ridge_gaussian_is_ridge_cv_with_its_leave_one_out_noise(weighted):
     rng = np.random.default_rng(0)
     C = rng.normal(size=(50, 4))
-    Y = C @ rng.normal(size=(4, 2)) + rng.normal(size=(50, 2))
+    Y = C @ rng.normal(size=(4, 2)) + rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], size=50)
     w = rng.uniform(0.5, 2.0, 50) if weighted else np.ones(50)
-    weight, bias, log_scale, leverage = ridge_gaussian(Y, C, w)
+    weight, bias, log_scale, leverage, correlation = ridge_gaussian(Y, C, w)
     # The same penalties in RidgeCV's units (it does not normalize the weights).
     centred = (C - np.average(C, axis=0, weights=w)) * np.sqrt(w / w.sum())[:, None]
     alphas = RELATIVE_ALPHAS * np.linalg.svd(centred, compute_uv=False).max() ** 2 * w.sum()
@@ -61,6 +61,15 @@ def test_ridge_gaussian_is_ridge_cv_with_its_leave_one_out_noise(weighted):
         )
     )
     np.testing.assert_allclose(np.exp(2 * log_scale), loo_mse / (1 + np.trace(hat) / effective_rows), rtol=1e-10)
+    # The noise's correlation: the leave-one-out residuals', shrunk towards 0 by Schaefer and Strimmer's rule.
+    left_out = (Y - C @ reference.coef_.T - reference.intercept_) / (1 - np.diag(hat))[:, None]
+    standardized = left_out / np.sqrt(np.average(left_out**2, axis=0, weights=w))
+    products = standardized[:, 0] * standardized[:, 1]
+    sample = np.average(products, weights=w)
+    shrinkage = np.sum((w / w.sum()) ** 2 * (products - sample) ** 2) / sample**2
+    assert 0.05 < shrinkage < 0.5
+    np.testing.assert_allclose(correlation[0, 1], (1 - shrinkage) * sample, rtol=1e-10)
+    np.testing.assert_allclose(np.diag(correlation), 1.0)
 
 
 def test_the_leverage_counts_only_the_directions_the_training_rows_span():
@@ -83,7 +92,7 @@ def ridge_model(reg, X, y, weights):
     """The kept ridge's log-density of ``(X, y)``, from :func:`ridge_gaussian` of every row."""
     context = (X - reg.x_location_) / reg.x_scale_
     standardized = ((y - reg.location_) / reg.scale_)[:, None]
-    weight, bias, log_scale, (center, matrix, offset) = ridge_gaussian(standardized, context, weights)
+    weight, bias, log_scale, (center, matrix, offset), _ = ridge_gaussian(standardized, context, weights)
     mean = reg.location_[0] + reg.scale_[0] * (context @ weight[0] + bias[0])
     leverage = offset + np.einsum("ij,jk,ik->i", context - center, matrix, context - center)
     return norm.logpdf(y, mean, reg.scale_[0] * np.exp(log_scale[0]) * np.sqrt(1 + leverage))
@@ -118,6 +127,21 @@ def test_linear_shift_log_det_and_inverse():
     torch.testing.assert_close(log_det_inverse, -log_det, atol=1e-8, rtol=1e-8)
 
 
+def assert_exact_and_rebuilt_from_its_config(flow, x, c):
+    """``flow``'s log-det against autograd, row by row (each row its own context), its inverse, and the same
+    log-densities from a flow rebuilt from its config and state."""
+    for row in range(x.shape[0]):
+        forward = lambda rows, row=row: flow(rows, c[row : row + 1].expand(rows.shape[0], -1))  # noqa: E731
+        torch.testing.assert_close(forward(x[row : row + 1])[1], autograd_log_abs_det(forward, x[row : row + 1]))
+    z, log_det = flow(x, c)
+    back, log_det_inverse = flow.inverse(z, c)
+    torch.testing.assert_close(back, x, atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(log_det_inverse, -log_det)
+    rebuilt = flow_from_config(flow.config).double()
+    rebuilt.load_state_dict(flow.state_dict())
+    torch.testing.assert_close(rebuilt.log_prob(x, c), flow.log_prob(x, c))
+
+
 def test_linear_shift_with_leverage_is_the_gaussian_whose_variance_grows_with_it_and_saves_and_loads():
     rng = np.random.default_rng(5)
     weight, bias, log_scale = rng.normal(size=(2, 3)), rng.normal(size=2), rng.normal(size=2)
@@ -132,25 +156,42 @@ def test_linear_shift_with_leverage_is_the_gaussian_whose_variance_grows_with_it
     scale = np.exp(log_scale) * np.sqrt(1 + h)[:, None]
     expected = norm.logpdf(x.numpy(), c.numpy() @ weight.T + bias, scale).sum(axis=1)
     np.testing.assert_allclose(flow.log_prob(x, c).detach().numpy(), expected, rtol=1e-6)  # float32 numbers
-    # Its log-det against autograd, row by row (each row its own context), and its inverse.
-    for row in range(5):
-        forward = lambda rows, row=row: flow(rows, c[row : row + 1].expand(rows.shape[0], -1))  # noqa: E731
-        torch.testing.assert_close(forward(x[row : row + 1])[1], autograd_log_abs_det(forward, x[row : row + 1]))
-    z, log_det = flow(x, c)
-    back, log_det_inverse = flow.inverse(z, c)
-    torch.testing.assert_close(back, x, atol=1e-10, rtol=1e-10)
-    torch.testing.assert_close(log_det_inverse, -log_det)
+    assert_exact_and_rebuilt_from_its_config(flow, x, c)
     # The same numbers from distinct context rows and an index (quantiles and draws pass it so).
     indexed = IndexedContext(c[:2], torch.tensor([0, 1, 1, 0, 1]))
     torch.testing.assert_close(flow(x, indexed)[1], flow(x, indexed.expanded())[1])
-    # Saved and rebuilt from its config; a config of before the leverage (none) builds the plain layer.
+    # A config of before the leverage (none) builds the plain layer.
     assert flow.config["linear_shift_leverage"]
-    rebuilt = flow_from_config(flow.config).double()
-    rebuilt.load_state_dict(flow.state_dict())
-    torch.testing.assert_close(rebuilt.log_prob(x, c), flow.log_prob(x, c))
     plain = build_flow(2, n_transforms=2, hidden_units=(8,), context_features=3, linear_shift=(weight, bias, log_scale))
     assert "linear_shift_leverage" not in plain.config
     assert not any("leverage" in key for key in flow_from_config(plain.config).state_dict())
+
+
+def test_linear_shift_with_mixing_is_the_gaussian_of_correlated_noise_and_saves_and_loads():
+    rng = np.random.default_rng(6)
+    weight, bias, log_scale = rng.normal(size=(3, 2)), rng.normal(size=3), 0.3 * rng.normal(size=3)
+    mixing = np.tril(rng.normal(size=(3, 3)), -1) + np.eye(3)
+    leverage = (rng.normal(size=2), np.diag([0.2, 0.5]), 0.05)
+    flow = build_flow(
+        3,
+        n_transforms=2,
+        hidden_units=(8,),
+        context_features=2,
+        linear_shift=(weight, bias, log_scale, leverage, mixing),
+    ).double()
+    x, c = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    root = mixing * np.exp(log_scale)  # the noise covariance's Cholesky factor
+    h = leverage[2] + np.einsum("ij,jk,ik->i", c.numpy() - leverage[0], leverage[1], c.numpy() - leverage[0])
+    expected = [
+        multivariate_normal(c_row @ weight.T + bias, (1 + h_row) * root @ root.T).logpdf(x_row)
+        for x_row, c_row, h_row in zip(x.numpy(), c.numpy(), h, strict=True)
+    ]
+    np.testing.assert_allclose(flow.log_prob(x, c).detach().numpy(), expected, rtol=1e-6)  # float32 numbers
+    assert_exact_and_rebuilt_from_its_config(flow, x, c)
+    assert flow.config["linear_shift_mixing"]
+    plain = build_flow(3, n_transforms=2, hidden_units=(8,), context_features=2, linear_shift=(weight, bias, log_scale))
+    assert "linear_shift_mixing" not in plain.config
+    assert not any("mixing" in key for key in flow_from_config(plain.config).state_dict())
 
 
 @pytest.mark.parametrize("flow", ["auto", "mixture_cdf"])  # its other layers the identity, whatever their kind
@@ -231,6 +272,50 @@ def test_under_forty_rows_no_flow_is_trained_and_the_model_is_the_ridge_of_every
         assert FlowRegressor(**FAST).fit(X[:9], y[:9]).flow_.config["linear_shift"]
     unvalidated = FlowRegressor(validation_fraction=0.0, max_epochs=3, **FAST).fit(X[:9], y[:9])
     assert not unvalidated.flow_.config["linear_shift"] and unvalidated.n_iter_ == 3
+
+
+def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it():
+    rng = np.random.default_rng(7)
+    noise_covariance = np.array([[1.0, 0.85], [0.85, 1.0]])
+
+    def rows(n):
+        X = rng.normal(size=(n, 3))
+        return X, np.c_[X @ [1.0, -1.0, 0.5], X @ [0.5, 0.0, 2.0]] + rng.multivariate_normal(
+            [0, 0], noise_covariance, n
+        )
+
+    (X, Y), (X_test, Y_test) = rows(30), rows(2000)
+    with pytest.warns(ConvergenceWarning, match="fewer than the 10"):
+        reg = FlowRegressor(**FAST).fit(X, Y)
+    # In the targets' units, the Gaussian of ridge_gaussian's numbers with the correlation it found.
+    context = (X_test - reg.x_location_) / reg.x_scale_
+    weight, bias, log_scale, (center, matrix, offset), correlation = ridge_gaussian(
+        (Y - reg.location_) / reg.scale_, (X - reg.x_location_) / reg.x_scale_, np.ones(30)
+    )
+    assert 0.6 < correlation[0, 1] < 0.95
+    leverage = offset + np.einsum("ij,jk,ik->i", context - center, matrix, context - center)
+    covariance = np.outer(reg.scale_, reg.scale_) * np.exp(log_scale[:, None] + log_scale) * correlation
+    expected = [
+        multivariate_normal(reg.location_ + reg.scale_ * (row @ weight.T + bias), (1 + h) * covariance).logpdf(y)
+        for row, h, y in zip(context, leverage, Y_test, strict=True)
+    ]
+    found = reg.score_samples(X_test, Y_test)
+    np.testing.assert_allclose(found, expected, rtol=1e-6)
+    # Near the truth; the same fit with uncorrelated noise is far behind it.
+    truth = multivariate_normal([0, 0], noise_covariance).logpdf(
+        Y_test - np.c_[X_test @ [1.0, -1.0, 0.5], X_test @ [0.5, 0.0, 2.0]]
+    )
+    means = reg.location_ + reg.scale_ * (context @ weight.T + bias)
+    uncorrelated = norm.logpdf(Y_test, means, reg.scale_ * np.exp(log_scale) * np.sqrt(1 + leverage)[:, None])
+    assert truth.mean() - found.mean() < 0.3  # -2.18 and -2.39: 9 coefficients and 3 noise numbers from 30 rows
+    assert found.mean() - uncorrelated.sum(axis=1).mean() > 0.4  # -2.91
+    # Saved in the safe format and loaded, it scores the same; its draws are correlated.
+    buffer = io.BytesIO()
+    reg.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(FlowRegressor.load(buffer).score_samples(X_test, Y_test), found)
+    draws = reg.sample(X_test[:1], n_samples=4000, random_state=0)[0]
+    assert np.corrcoef(draws.T)[0, 1] == pytest.approx(correlation[0, 1], abs=0.05)
 
 
 @pytest.mark.parametrize("n_rows", [40, 41, 60, 99, 104, 105, 200])

@@ -6,7 +6,7 @@ from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
 from .mixture_cdf import MixtureCDFCoupling
 from .train import Rows, TrainConfig, Trainer, TrainingDivergedError, TrainResult, train_flow
-from .transforms import IndexedContext, LULinear, Permutation, Transform
+from .transforms import IndexedContext, LinearShiftNumbers, LULinear, Permutation, Transform
 
 __all__ = [
     "AsinhTails",
@@ -15,6 +15,7 @@ __all__ = [
     "GaussianMixtureBase",
     "StudentTMixtureBase",
     "FlowSpec",
+    "LinearShiftNumbers",
     "LULinear",
     "MixtureCDFCoupling",
     "Permutation",

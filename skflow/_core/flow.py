@@ -18,7 +18,7 @@ from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .mixture_cdf import MixtureCDFCoupling
-from .transforms import Context, LinearShift, LULinear, Permutation, Transform
+from .transforms import Context, LinearShift, LinearShiftNumbers, LULinear, Permutation, Transform
 
 FLOW_KINDS = ("spline", "affine", "autoregressive", "mixture_cdf")
 MIXINGS = ("lu", "permutation")
@@ -212,7 +212,7 @@ def build_flow(
     seed: int = 0,
     mixture: tuple[Any, Any, Any] | None = None,
     degrees_of_freedom: float | None = None,
-    linear_shift: tuple[Any, Any, Any] | None = None,
+    linear_shift: tuple | None = None,
     **spec: Any,
 ) -> Flow:
     """Build a flow whose learned layers start at the identity.
@@ -249,13 +249,13 @@ def build_flow(
         With ``mixture``: Student t components of these degrees of freedom
         and the same covariances (:class:`StudentTMixtureBase`); None:
         Gaussian components.
-    linear_shift : (weight, bias, log_scale[, leverage]) or None, default=None
+    linear_shift : LinearShiftNumbers, a tuple of its fields, or None, default=None
         A conditional flow's last learned layer, a :class:`LinearShift` with
         these numbers: weight (n_features, context_features), bias and
-        log_scale (n_features,), and optionally leverage, ``(center,
-        matrix, offset)`` of shapes (context_features,), (context_features,
-        context_features) and (): the layer's context-dependent scale. None:
-        no such layer.
+        log_scale (n_features,), optionally leverage, ``(center, matrix,
+        offset)``, the layer's context-dependent scale, and mixing, the
+        unit lower-triangular factor that correlates the features' noise.
+        None: no such layer.
 
     The untrained flow is the preprocessing followed by the base density.
     ``config["base"]`` records the base's kind (and its number of components and
@@ -267,21 +267,17 @@ def build_flow(
         n_features, low, high, loc, scale, lower_tails, upper_tails, power, power_loc, power_scale
     )
     learned = _learned_layers(n_features, spec_, int(context_features), generator)
-    with_leverage = linear_shift is not None and len(linear_shift) == 4
     if linear_shift is not None:
-        if not context_features:
-            raise ValueError("a linear shift needs a context")
+        linear_shift = LinearShiftNumbers(*linear_shift)
+        if np.shape(linear_shift.weight) != (n_features, int(context_features)):
+            raise ValueError(
+                f"a linear shift of {n_features} feature(s) on {context_features} context column(s) needs "
+                f"a weight of that shape, not {np.shape(linear_shift.weight)}"
+            )
         for layer in learned:  # the ridge regression's flow: its other layers are the identity
             if isinstance(layer, MixtureCDFCoupling):
                 layer.set_identity()
-        shift = LinearShift(n_features, int(context_features), leverage=with_leverage)
-        learned.append(shift)
-        with torch.no_grad():
-            for parameter, value in zip(shift.parameters(), linear_shift[:3], strict=True):
-                parameter.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(parameter.shape))
-            if with_leverage:
-                for buffer, value in zip(shift.buffers(), linear_shift[3], strict=True):
-                    buffer.copy_(torch.as_tensor(np.asarray(value, dtype=np.float64)).reshape(buffer.shape))
+        learned.append(LinearShift.from_numbers(linear_shift))
     config = dict(
         n_features=int(n_features),
         context_features=int(context_features),
@@ -292,8 +288,11 @@ def build_flow(
         power_standardized=power is not None and power_loc is not None,
         linear_shift=linear_shift is not None,
     )
-    if with_leverage:
-        config["linear_shift_leverage"] = True  # absent (flows saved before it): no leverage
+    # Absent (flows saved before these parts existed): no such part.
+    if linear_shift is not None and linear_shift.leverage is not None:
+        config["linear_shift_leverage"] = True
+    if linear_shift is not None and linear_shift.mixing is not None:
+        config["linear_shift_mixing"] = True
     if mixture is None:
         base: nn.Module = StandardNormal(n_features)
         config["base"] = {"kind": "normal"}
@@ -337,10 +336,12 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
     linear_shift = None
     if kwargs.pop("linear_shift", False):
         context_features = int(kwargs.get("context_features", 0))
-        linear_shift = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
+        leverage = None
         if kwargs.pop("linear_shift_leverage", False):
             leverage = (np.zeros(context_features), np.zeros((context_features, context_features)), 0.0)
-            linear_shift = (*linear_shift, leverage)
+        mixing = np.eye(n_features) if kwargs.pop("linear_shift_mixing", False) else None
+        zeros = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
+        linear_shift = LinearShiftNumbers(*zeros, leverage=leverage, mixing=mixing)
     fixed_layers = dict(
         low=low, lower_tails=flags, upper_tails=flags, power=power, power_loc=power_loc, power_scale=power_scale
     )

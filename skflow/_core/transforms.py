@@ -14,7 +14,9 @@ the preprocessing in ``fixed.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -182,21 +184,37 @@ class LULinear(Transform):
         return x, (-self.log_diag.sum()).expand(z.shape[0])
 
 
-class LinearShift(Transform):
-    """z = (x - (W c + b)) / (exp(log_scale) sqrt(1 + h(c))): a shift linear in the context c, then a scale.
+class LinearShiftNumbers(NamedTuple):
+    """A :class:`LinearShift`'s numbers: ``weight`` (n_features, context_features), ``bias`` and ``log_scale``
+    (n_features,), optionally ``leverage``, ``(center, matrix, offset)`` of shapes (context_features,),
+    (context_features, context_features) and (), and ``mixing``, the unit lower-triangular (n_features,
+    n_features) ``L``. None: the layer has no such part."""
 
-    log|det dz/dx| = -sum(log_scale) - (d / 2) log(1 + h(c)) for d features.
-    As the last learned layer of a conditional flow whose other layers are
-    at the identity, the flow is the linear-Gaussian regression
-    N(x; W c + b, (1 + h(c)) diag(exp(2 log_scale))): the estimators set it
-    from a ridge fit (:mod:`skflow._linear_start`). With ``leverage``,
-    ``h(c) = offset + (c - center)^T M (c - center)`` is the fit's leverage
-    of the row c, the variance of its estimate ``W c + b`` in units of the
-    noise's, which grows away from the training rows (quadratically in the
-    distance); without it, ``h = 0``.
+    weight: Any
+    bias: Any
+    log_scale: Any
+    leverage: tuple[Any, Any, Any] | None = None
+    mixing: Any = None
+
+
+class LinearShift(Transform):
+    """z = exp(-log_scale) L^-1 (x - (W c + b)) / sqrt(1 + h(c)): a shift linear in the context c, then a scale.
+
+    log|det dz/dx| = -sum(log_scale) - (d / 2) log(1 + h(c)) for d features
+    (L is unit lower-triangular: its determinant is 1). As the last learned
+    layer of a conditional flow whose other layers are at the identity, the
+    flow is the linear-Gaussian regression ``N(x; W c + b, (1 + h(c)) S)``,
+    ``S = L diag(exp(2 log_scale)) L^T``: the estimators set it from a ridge
+    fit (:mod:`skflow._linear_start`). With ``mixing``, ``L`` is a buffer
+    that correlates the features' noise (``S``'s Cholesky factor is ``L
+    diag(exp(log_scale))``); without it, ``L = I`` and the noise is
+    diagonal. With ``leverage``, ``h(c) = offset + (c - center)^T M (c -
+    center)`` is the fit's leverage of the row c, the variance of its
+    estimate ``W c + b`` in units of the noise's, which grows away from the
+    training rows (quadratically in the distance); without it, ``h = 0``.
     """
 
-    def __init__(self, n_features: int, context_features: int, leverage: bool = False):
+    def __init__(self, n_features: int, context_features: int, leverage: bool = False, mixing: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(n_features, context_features))
         self.bias = nn.Parameter(torch.zeros(n_features))
@@ -206,6 +224,9 @@ class LinearShift(Transform):
             self.register_buffer("context_center", torch.zeros(context_features))
             self.register_buffer("leverage_matrix", torch.zeros(context_features, context_features))
             self.register_buffer("leverage_offset", torch.zeros(1))  # 1-D: the safe format stores no 0-d arrays
+        self.mixing = bool(mixing)
+        if self.mixing:
+            self.register_buffer("noise_mixing", torch.eye(n_features))
 
     def _shift(self, context: Context) -> torch.Tensor:
         if isinstance(context, IndexedContext):  # once per distinct row
@@ -225,10 +246,33 @@ class LinearShift(Transform):
 
     def forward(self, x, context=None):
         log_scale = self._log_scale(context)
-        z = (x - self._shift(context)) * torch.exp(-log_scale)
+        noise = x - self._shift(context)
+        if self.mixing:  # rows times L^-T: each row's L^-1 (x - shift)
+            noise = torch.linalg.solve_triangular(
+                self.noise_mixing.T, noise, upper=True, left=False, unitriangular=True
+            )
+        z = noise * torch.exp(-log_scale)
         return z, (-log_scale.sum(1)).expand(x.shape[0])
 
     def inverse(self, z, context=None):
         log_scale = self._log_scale(context)
-        x = z * torch.exp(log_scale) + self._shift(context)
-        return x, log_scale.sum(1).expand(z.shape[0])
+        noise = z * torch.exp(log_scale)
+        if self.mixing:
+            noise = noise @ self.noise_mixing.T
+        return noise + self._shift(context), log_scale.sum(1).expand(z.shape[0])
+
+    @classmethod
+    def from_numbers(cls, numbers: LinearShiftNumbers) -> LinearShift:
+        """The layer holding ``numbers`` (float64 until the flow is cast)."""
+        weight = np.asarray(numbers.weight, dtype=np.float64)
+        layer = cls(*weight.shape, leverage=numbers.leverage is not None, mixing=numbers.mixing is not None)
+        values = {"weight": weight, "bias": numbers.bias, "log_scale": numbers.log_scale}
+        if numbers.leverage is not None:
+            values.update(zip(("context_center", "leverage_matrix", "leverage_offset"), numbers.leverage, strict=True))
+        if numbers.mixing is not None:
+            values["noise_mixing"] = numbers.mixing
+        state = layer.state_dict()
+        layer.load_state_dict(
+            {name: torch.as_tensor(np.asarray(v, np.float64)).reshape(state[name].shape) for name, v in values.items()}
+        )
+        return layer
