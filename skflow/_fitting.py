@@ -12,6 +12,7 @@ resolved ``flow_kind_``, ``n_bins_``, ``hidden_units_``, ``batch_size_`` (``_aut
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import warnings
@@ -201,6 +202,7 @@ def fitted_preprocessing(estimator, X: np.ndarray, weights: np.ndarray, bounds, 
             UserWarning,
             stacklevel=3,
         )
+        preprocessing = dataclasses.replace(preprocessing, point_masses=True)
     return preprocessing
 
 
@@ -318,7 +320,7 @@ def fit_flow(
     check_finite_weights(estimator, flow)
     if compared:
         flow = better_of_flow_and_ridge(estimator, flow, result, preprocessing, train_x, train_w, context, seed)
-    warn_about_training(estimator, result)
+    warn_about_training(estimator, result, preprocessing.point_masses)
     flow = flow.double().eval()
     if start is not None and result.best_epoch == 0:
         # No epoch clearly beat the start, so the model is the mixture: refitted on every training row, as

@@ -74,6 +74,8 @@ class Preprocessing:
     power_scale: np.ndarray | None = None
     # bool: columns standardized by their median and robust spread (``GROSS_SPREAD_RATIO``); None: none.
     robust_scaled: np.ndarray | None = None
+    # Whether a column has a point mass (skflow._fitting.fitted_preprocessing warns): its spike can grow without end.
+    point_masses: bool = False
 
     def noise_width(self) -> np.ndarray:
         """The uniform noise's width per column in data units, 0 where a column is not dequantized."""

@@ -76,7 +76,9 @@ def check_finite_weights(estimator, flow: Flow) -> None:
         )
 
 
-def warn_about_training(estimator, result: TrainResult) -> None:
+def warn_about_training(estimator, result: TrainResult, point_masses: bool = False) -> None:
+    """The warnings a finished training gives: recoveries from divergence, a kept start, a score still rising at
+    ``max_epochs`` (``point_masses``: the modelled data has some, which changes the advice)."""
     if result.n_recoveries:
         warnings.warn(
             f"training diverged {result.n_recoveries} time(s); the last good weights were restored and "
@@ -93,12 +95,22 @@ def warn_about_training(estimator, result: TrainResult) -> None:
         kept = base if hasattr(estimator, KEPT_SCORE) or base != "linear" else "normal"
         warnings.warn(kept_start_message(kept), ConvergenceWarning, stacklevel=4)
     if still_improving(result, estimator.n_iter_no_change, estimator.tol):
-        warnings.warn(
-            f"max_epochs={estimator.max_epochs_} reached before early stopping; the flow may be underfitted. "
-            "Increase max_epochs or learning_rate.",
-            ConvergenceWarning,
-            stacklevel=4,
+        warnings.warn(still_improving_message(estimator.max_epochs_, point_masses), ConvergenceWarning, stacklevel=4)
+
+
+def still_improving_message(max_epochs: int, point_masses: bool) -> str:
+    """What to do about a validation score still rising at ``max_epochs``: train longer, unless the data has point
+    masses, whose spikes raise the score without end (a capped target's cap: more epochs, higher spike)."""
+    if point_masses:
+        return (
+            f"max_epochs={max_epochs} reached while the validation score still rose, as it does without end where "
+            "the point masses reported above grow into spikes: more epochs would not fit the other rows better; "
+            "model the point masses apart"
         )
+    return (
+        f"max_epochs={max_epochs} reached before early stopping; the flow may be underfitted. "
+        "Increase max_epochs or learning_rate."
+    )
 
 
 def kept_start_message(base: str) -> str:
