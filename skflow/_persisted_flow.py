@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ._core import Flow, flow_from_config, upgrade_version_1
+from ._core.student_t import StudentToNormal
 
 # Bounds on the flow configuration, checked before a flow is built.
 MAX_N_FEATURES = 100_000
@@ -130,6 +131,9 @@ def _rebuild_flow(persisted: Any) -> Flow:
             if bool(bad.any()):
                 raise ValueError(f"the flow's weight {name!r} holds {int(bad.sum())} non-finite value(s)")
     flow.load_state_dict(stored, strict=True)
+    for layer in flow.transforms:
+        if isinstance(layer, StudentToNormal) and not (math.isfinite(layer.nu) and layer.nu > 0):
+            raise ValueError(f"the flow's Student t noise has {layer.nu!r} degrees of freedom; expected a positive one")
     return flow.eval()
 
 

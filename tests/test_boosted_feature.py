@@ -308,7 +308,7 @@ def test_fit_ridge_gaussian_on_some_columns_is_the_ridge_of_those_columns_with_z
     rng = np.random.default_rng(3)
     rows, context = torch.as_tensor(rng.normal(size=(60, 1))), rng.normal(size=(60, 5))
     weights = torch.as_tensor(rng.uniform(0.5, 2.0, 60))
-    weight, bias, log_scale, (center, matrix, offset), mixing = fit_ridge_gaussian(
+    weight, bias, log_scale, (center, matrix, offset), mixing, degrees = fit_ridge_gaussian(
         rows, context, weights, None, 0, None, slice(3, None)
     )
     assert mixing is None  # one target
@@ -324,6 +324,10 @@ def test_fit_ridge_gaussian_on_some_columns_is_the_ridge_of_those_columns_with_z
     np.testing.assert_allclose(center[3:], expected[3].center, rtol=1e-12)
     np.testing.assert_allclose(matrix[3:, 3:], expected[3].matrix, rtol=1e-12)
     assert offset == pytest.approx(expected[3].offset, rel=1e-12)
+    # Student's t with that fit's residual degrees of freedom: 60 rows of weights 0.5 to 2 (about 54 by their
+    # weights) less the fit's few parameters.
+    assert degrees == pytest.approx(expected[3].residual_degrees_of_freedom, rel=1e-12)
+    assert 48 < degrees < 54
 
 
 def test_a_flow_can_be_replaced_by_a_gaussian_around_the_trees_prediction_alone():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import multivariate_normal, norm
+from scipy.stats import t as student_t
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeCV
 
@@ -15,7 +16,13 @@ from skflow._core import build_flow, flow_from_config
 from skflow._core.rows import MIN_VALIDATION_ROWS, validation_split
 from skflow._core.transforms import IndexedContext
 from skflow._fitting import draw_seed
-from skflow._linear_start import RELATIVE_ALPHAS, comparison_validation_fraction, ridge_gaussian
+from skflow._linear_start import (
+    MAX_DEGREES_OF_FREEDOM,
+    MIN_DEGREES_OF_FREEDOM,
+    RELATIVE_ALPHAS,
+    comparison_validation_fraction,
+    ridge_gaussian,
+)
 
 from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, autograd_log_abs_det, perturb_parameters
 
@@ -89,13 +96,19 @@ def test_the_leverage_counts_only_the_directions_the_training_rows_span():
 
 
 def ridge_model(reg, X, y, weights):
-    """The kept ridge's log-density of ``(X, y)``, from :func:`ridge_gaussian` of every row."""
+    """The kept ridge's log-density of ``(X, y)``, from :func:`ridge_gaussian` of every row: Student's t with the
+    fit's residual degrees of freedom (the normal from MAX_DEGREES_OF_FREEDOM on)."""
     context = (X - reg.x_location_) / reg.x_scale_
     standardized = ((y - reg.location_) / reg.scale_)[:, None]
-    weight, bias, log_scale, (center, matrix, offset), _ = ridge_gaussian(standardized, context, weights)
+    weight, bias, log_scale, leverage, _ = ridge_gaussian(standardized, context, weights)
     mean = reg.location_[0] + reg.scale_[0] * (context @ weight[0] + bias[0])
-    leverage = offset + np.einsum("ij,jk,ik->i", context - center, matrix, context - center)
-    return norm.logpdf(y, mean, reg.scale_[0] * np.exp(log_scale[0]) * np.sqrt(1 + leverage))
+    centred = context - leverage.center
+    h = leverage.offset + np.einsum("ij,jk,ik->i", centred, leverage.matrix, centred)
+    scale = reg.scale_[0] * np.exp(log_scale[0]) * np.sqrt(1 + h)
+    degrees = max(leverage.residual_degrees_of_freedom, MIN_DEGREES_OF_FREEDOM)
+    if degrees >= MAX_DEGREES_OF_FREEDOM:
+        return norm.logpdf(y, mean, scale)
+    return student_t.logpdf(y, degrees, mean, scale)
 
 
 def test_a_ridge_on_about_as_many_features_as_rows_covers_its_estimates_uncertainty():
@@ -287,18 +300,25 @@ def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it()
     (X, Y), (X_test, Y_test) = rows(30), rows(2000)
     with pytest.warns(ConvergenceWarning, match="fewer than the 10"):
         reg = FlowRegressor(**FAST).fit(X, Y)
-    # In the targets' units, the Gaussian of ridge_gaussian's numbers with the correlation it found.
+    # In the targets' units, ridge_gaussian's model with the correlation it found: the noise whitened by the
+    # covariance's Cholesky factor L diag(d) is Student's t in each coordinate, with the fit's residual degrees
+    # of freedom.
     context = (X_test - reg.x_location_) / reg.x_scale_
-    weight, bias, log_scale, (center, matrix, offset), correlation = ridge_gaussian(
+    weight, bias, log_scale, leverage, correlation = ridge_gaussian(
         (Y - reg.location_) / reg.scale_, (X - reg.x_location_) / reg.x_scale_, np.ones(30)
     )
     assert 0.6 < correlation[0, 1] < 0.95
-    leverage = offset + np.einsum("ij,jk,ik->i", context - center, matrix, context - center)
-    covariance = np.outer(reg.scale_, reg.scale_) * np.exp(log_scale[:, None] + log_scale) * correlation
-    expected = [
-        multivariate_normal(reg.location_ + reg.scale_ * (row @ weight.T + bias), (1 + h) * covariance).logpdf(y)
-        for row, h, y in zip(context, leverage, Y_test, strict=True)
-    ]
+    assert 20 < leverage.residual_degrees_of_freedom < 27  # 30 rows less about 4 parameters a target
+    centred = context - leverage.center
+    h = leverage.offset + np.einsum("ij,jk,ik->i", centred, leverage.matrix, centred)
+    root = np.exp(log_scale)[:, None] * np.linalg.cholesky(correlation)  # L diag(d)
+    noise = (Y_test - reg.location_) / reg.scale_ - (context @ weight.T + bias)
+    whitened = np.linalg.solve(root, noise.T).T / np.sqrt(1 + h)[:, None]
+    expected = (
+        student_t.logpdf(whitened, leverage.residual_degrees_of_freedom).sum(axis=1)
+        - np.log(np.diag(root) * reg.scale_).sum()
+        - np.log1p(h)
+    )
     found = reg.score_samples(X_test, Y_test)
     np.testing.assert_allclose(found, expected, rtol=1e-6)
     # Near the truth; the same fit with uncorrelated noise is far behind it.
@@ -306,7 +326,7 @@ def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it()
         Y_test - np.c_[X_test @ [1.0, -1.0, 0.5], X_test @ [0.5, 0.0, 2.0]]
     )
     means = reg.location_ + reg.scale_ * (context @ weight.T + bias)
-    uncorrelated = norm.logpdf(Y_test, means, reg.scale_ * np.exp(log_scale) * np.sqrt(1 + leverage)[:, None])
+    uncorrelated = norm.logpdf(Y_test, means, reg.scale_ * np.exp(log_scale) * np.sqrt(1 + h)[:, None])
     assert truth.mean() - found.mean() < 0.3  # -2.18 and -2.39: 9 coefficients and 3 noise numbers from 30 rows
     assert found.mean() - uncorrelated.sum(axis=1).mean() > 0.4  # -2.91
     # Saved in the safe format and loaded, it scores the same; its draws are correlated.

@@ -61,12 +61,14 @@ def without_leverage() -> Iterator[None]:
         linear_start._ridge = ridge
 
 
-def measure(name: str, n_rows: int, draw: int, leverage: bool, settings: dict) -> dict:
+def fit_and_score(name: str, n_rows: int, draw: int, patch: contextlib.AbstractContextManager, settings: dict) -> dict:
+    """The default regressor (with ``settings``) fitted on ``n_rows`` rows of ``name`` inside ``patch``, scored on
+    the other rows."""
     X, y = rows_of(name, draw)
     index = np.random.default_rng(100 + draw).permutation(len(X))
     train, test = index[:n_rows], index[n_rows:]
     start = time.perf_counter()
-    with warnings.catch_warnings(), contextlib.nullcontext() if leverage else without_leverage():
+    with warnings.catch_warnings(), patch:
         warnings.simplefilter("ignore")
         model = FlowRegressor(random_state=draw, **settings).fit(X[train], y[train])
     low, high = model.predict_interval(X[test]).T
@@ -74,12 +76,16 @@ def measure(name: str, n_rows: int, draw: int, leverage: bool, settings: dict) -
         "set": name,
         "rows": n_rows,
         "draw": draw,
-        "leverage": leverage,
         "test_ll": float(model.score_samples(X[test], y[test]).mean()),
         "coverage_90": float(np.mean((low <= y[test]) & (y[test] <= high))),
         "ridges_kept": sum(int(member.best_epoch_ == 0) for member in model._members()),
         "fit_seconds": time.perf_counter() - start,
     }
+
+
+def measure(name: str, n_rows: int, draw: int, leverage: bool, settings: dict) -> dict:
+    patch = contextlib.nullcontext() if leverage else without_leverage()
+    return {**fit_and_score(name, n_rows, draw, patch, settings), "leverage": leverage}
 
 
 def main(argv: list[str] | None = None) -> None:

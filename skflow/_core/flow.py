@@ -18,6 +18,7 @@ from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .mixture_cdf import MixtureCDFCoupling
+from .student_t import StudentToNormal
 from .transforms import Context, LinearShift, LinearShiftNumbers, LULinear, Permutation, Transform
 
 FLOW_KINDS = ("spline", "affine", "autoregressive", "mixture_cdf")
@@ -253,9 +254,10 @@ def build_flow(
         A conditional flow's last learned layer, a :class:`LinearShift` with
         these numbers: weight (n_features, context_features), bias and
         log_scale (n_features,), optionally leverage, ``(center, matrix,
-        offset)``, the layer's context-dependent scale, and mixing, the
-        unit lower-triangular factor that correlates the features' noise.
-        None: no such layer.
+        offset)``, the layer's context-dependent scale, mixing, the unit
+        lower-triangular factor that correlates the features' noise, and
+        degrees_of_freedom: the noise is Student's t (a
+        :class:`StudentToNormal` follows the layer). None: no such layer.
 
     The untrained flow is the preprocessing followed by the base density.
     ``config["base"]`` records the base's kind (and its number of components and
@@ -278,6 +280,8 @@ def build_flow(
             if isinstance(layer, MixtureCDFCoupling):
                 layer.set_identity()
         learned.append(LinearShift.from_numbers(linear_shift))
+        if linear_shift.degrees_of_freedom is not None:
+            learned.append(StudentToNormal(linear_shift.degrees_of_freedom))
     config = dict(
         n_features=int(n_features),
         context_features=int(context_features),
@@ -293,6 +297,8 @@ def build_flow(
         config["linear_shift_leverage"] = True
     if linear_shift is not None and linear_shift.mixing is not None:
         config["linear_shift_mixing"] = True
+    if linear_shift is not None and linear_shift.degrees_of_freedom is not None:
+        config["linear_shift_student"] = True
     if mixture is None:
         base: nn.Module = StandardNormal(n_features)
         config["base"] = {"kind": "normal"}
@@ -340,8 +346,9 @@ def flow_from_config(config: dict[str, Any]) -> Flow:
         if kwargs.pop("linear_shift_leverage", False):
             leverage = (np.zeros(context_features), np.zeros((context_features, context_features)), 0.0)
         mixing = np.eye(n_features) if kwargs.pop("linear_shift_mixing", False) else None
+        student = 1e6 if kwargs.pop("linear_shift_student", False) else None  # its state holds the number
         zeros = (np.zeros((n_features, context_features)), np.zeros(n_features), np.zeros(n_features))
-        linear_shift = LinearShiftNumbers(*zeros, leverage=leverage, mixing=mixing)
+        linear_shift = LinearShiftNumbers(*zeros, leverage, mixing, student)
     fixed_layers = dict(
         low=low, lower_tails=flags, upper_tails=flags, power=power, power_loc=power_loc, power_scale=power_scale
     )

@@ -187,14 +187,16 @@ class LULinear(Transform):
 class LinearShiftNumbers(NamedTuple):
     """A :class:`LinearShift`'s numbers: ``weight`` (n_features, context_features), ``bias`` and ``log_scale``
     (n_features,), optionally ``leverage``, ``(center, matrix, offset)`` of shapes (context_features,),
-    (context_features, context_features) and (), and ``mixing``, the unit lower-triangular (n_features,
-    n_features) ``L``. None: the layer has no such part."""
+    (context_features, context_features) and (), ``mixing``, the unit lower-triangular (n_features,
+    n_features) ``L``, and ``degrees_of_freedom``: the layer's output is Student's t with these, which a
+    :class:`skflow._core.student_t.StudentToNormal` after it maps to the normal. None: no such part."""
 
     weight: Any
     bias: Any
     log_scale: Any
     leverage: tuple[Any, Any, Any] | None = None
     mixing: Any = None
+    degrees_of_freedom: float | None = None
 
 
 class LinearShift(Transform):
