@@ -1,4 +1,4 @@
-"""The linear alternative to a trained conditional flow: a ridge regression with Gaussian noise.
+"""The linear alternative to a trained conditional flow: a ridge regression with Gaussian (or Student's t) noise.
 
 With ``base="linear"`` a :class:`FlowRegressor`'s flow, once trained, is
 compared on its validation rows with the ridge regression of its
@@ -156,9 +156,9 @@ def ridge_gaussian(
 
 def noise_correlation(residuals: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
     """The weighted correlation of several targets' leave-one-out ``residuals`` (n, k), shrunk towards the
-    identity; None for one target, or where the shrunk correlation leaves a target less than
-    ``MIN_CONDITIONAL_VARIANCE`` of its variance given the others (targets that are, or nearly are, linear
-    in each other: the ridge's Gaussian would put all its mass on a line).
+    identity; None for one target, where it is shrunk to the identity, or, as a guard, where it leaves a
+    target less than ``MIN_CONDITIONAL_VARIANCE`` of its variance given the others (the shrinkage keeps
+    even targets exactly linear in each other above it: their sampling variance is not 0).
 
     On two and three linear targets of noise correlated at 0.8 and 20 to 200 rows
     (``benchmarks/experiments/correlated_targets.py``), the default regressor scored 0.25 to 1.0 nats a row
@@ -179,6 +179,8 @@ def noise_correlation(residuals: np.ndarray, weights: np.ndarray) -> np.ndarray 
     sample = w @ products
     variance = (w**2) @ (products - sample) ** 2
     shrinkage = min(1.0, variance.sum() / max(float(sample @ sample), np.finfo(float).tiny))
+    if shrinkage == 1.0:
+        return None
     correlation = np.eye(residuals.shape[1])
     correlation[first, second] = correlation[second, first] = (1 - shrinkage) * sample
     try:
@@ -337,7 +339,9 @@ def fit_ridge_gaussian(
     every_weight[:, columns] = weight
     log_scale, mixing = noise_factors(log_scale, correlation)
     degrees = max(leverage.residual_degrees_of_freedom, MIN_DEGREES_OF_FREEDOM)
-    student = degrees if degrees < MAX_DEGREES_OF_FREEDOM else None
+    # One target only: several targets' t's, each in the coordinates that whiten their correlated noise, would
+    # not be elliptical, and their joint density would depend on the targets' order.
+    student = degrees if degrees < MAX_DEGREES_OF_FREEDOM and targets.shape[1] == 1 else None
     return LinearShiftNumbers(
         every_weight, bias, log_scale, leverage.embedded(columns, context.shape[1]), mixing, student
     )
@@ -366,6 +370,6 @@ def untrained_ridge_message(n_rows: int, n_validation: int) -> str:
     """Why a fit trained no flow: too few validation rows to compare one with the ridge regression."""
     return (
         f"{n_rows} rows hold out {n_validation} for validation, fewer than the {MIN_VALIDATION_ROWS} that comparing "
-        "a trained flow with a ridge regression with Gaussian noise needs: the ridge regression is the model, and "
+        "a trained flow with a ridge regression needs: the ridge regression is the model, and "
         'no flow was trained (base="normal" trains one)'
     )

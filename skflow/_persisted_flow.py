@@ -12,6 +12,7 @@ import torch
 
 from ._core import Flow, flow_from_config, upgrade_version_1
 from ._core.student_t import StudentToNormal
+from ._core.transforms import LinearShift
 
 # Bounds on the flow configuration, checked before a flow is built.
 MAX_N_FEATURES = 100_000
@@ -132,8 +133,11 @@ def _rebuild_flow(persisted: Any) -> Flow:
                 raise ValueError(f"the flow's weight {name!r} holds {int(bad.sum())} non-finite value(s)")
     flow.load_state_dict(stored, strict=True)
     for layer in flow.transforms:
-        if isinstance(layer, StudentToNormal) and not (math.isfinite(layer.nu) and layer.nu > 0):
-            raise ValueError(f"the flow's Student t noise has {layer.nu!r} degrees of freedom; expected a positive one")
+        if isinstance(layer, (StudentToNormal, LinearShift)):
+            try:
+                layer.check()
+            except ValueError as exc:
+                raise ValueError(f"the flow's weights are not a valid flow: {exc}") from None
     return flow.eval()
 
 

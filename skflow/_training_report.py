@@ -99,13 +99,13 @@ def warn_about_training(estimator, result: TrainResult, point_masses: bool = Fal
 
 
 def still_improving_message(max_epochs: int, point_masses: bool) -> str:
-    """What to do about a validation score still rising at ``max_epochs``: train longer, unless the data has point
-    masses, whose spikes raise the score without end (a capped target's cap: more epochs, higher spike)."""
+    """What to do about a validation score still rising at ``max_epochs``: train longer, unless the rise may be
+    the spikes of point masses growing, which raise the score without end (a capped target's cap)."""
     if point_masses:
         return (
-            f"max_epochs={max_epochs} reached while the validation score still rose, as it does without end where "
-            "the point masses reported above grow into spikes: more epochs would not fit the other rows better; "
-            "model the point masses apart"
+            f"max_epochs={max_epochs} reached while the validation score still rose. With the point masses "
+            "reported above, the rise may be their spikes growing rather than a better fit of the other rows, "
+            "which more epochs would not give: model the point masses apart before increasing max_epochs"
         )
     return (
         f"max_epochs={max_epochs} reached before early stopping; the flow may be underfitted. "
@@ -117,7 +117,7 @@ def kept_start_message(base: str) -> str:
     """Why a fit returned its untrained flow (or, with ``base="linear"``, the ridge regression)."""
     if base == "linear":
         return (
-            "no epoch scored better on the validation rows than a ridge regression with Gaussian noise, which is "
+            "no epoch scored better on the validation rows than a ridge regression, which is "
             "the model (few rows, a nearly linear target, or, with the boosted feature, one whose best model is "
             "a Gaussian around the trees' prediction)"
         )

@@ -81,13 +81,13 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         likely so; bounds inferred, not declared: one target's tails go on beyond them. ``partial_fit``: None.
     base : {"linear", "normal"}, default="linear"
         The flow starts as the Gaussian of the standardized target. With "linear", the trained flow is then
-        compared on its validation rows with a ridge regression with Gaussian noise (penalty and noise by
-        leave-one-out error, wider where its estimate is less certain; with the boosted feature, also one of
-        the trees' prediction alone) fitted on its training rows, and the better is kept (a ridge refitted on
-        every row, ``best_epoch_`` 0: a flow whose last layer shifts by a linear function of ``x`` and scales
-        by one of its leverage). The comparison needs 10 validation rows: on 40 to 104 rows that many validate,
-        above ``validation_fraction``; with fewer (or none, under 10 rows) the ridge is the model, untrained;
-        with ``validation_fraction=0`` or ``partial_fit`` the flow.
+        compared on its validation rows with a ridge regression (penalty and noise by leave-one-out error,
+        wider where its estimate is less certain, correlated between targets, one target's a t on few rows;
+        with the boosted feature, also one of the trees' prediction alone) fitted on its training rows, and
+        the better is kept (a ridge refitted on every row, ``best_epoch_`` 0: a flow whose last layer shifts
+        by a linear function of ``x`` and scales by one of its leverage). The comparison needs 10 validation
+        rows: on 40 to 104 rows that many validate, above ``validation_fraction``; with fewer (or none, under
+        10 rows) the ridge is the model, untrained; with ``validation_fraction=0`` or ``partial_fit`` the flow.
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one per target: the base becomes
         N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge; without

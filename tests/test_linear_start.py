@@ -21,6 +21,7 @@ from skflow._linear_start import (
     MIN_DEGREES_OF_FREEDOM,
     RELATIVE_ALPHAS,
     comparison_validation_fraction,
+    noise_correlation,
     ridge_gaussian,
 )
 
@@ -77,6 +78,15 @@ def test_ridge_gaussian_is_ridge_cv_with_its_leave_one_out_noise(weighted):
     assert 0.05 < shrinkage < 0.5
     np.testing.assert_allclose(correlation[0, 1], (1 - shrinkage) * sample, rtol=1e-10)
     np.testing.assert_allclose(np.diag(correlation), 1.0)
+
+
+def test_the_noise_correlation_is_shrunk_away_where_it_is_noise_and_kept_where_rows_pin_it_down():
+    rng = np.random.default_rng(9)
+    independent = rng.normal(size=(15, 3))
+    assert noise_correlation(independent, np.ones(15)) is None  # shrunk to the identity
+    correlated = rng.multivariate_normal([0, 0], [[1.0, 0.8], [0.8, 1.0]], size=3000)
+    assert noise_correlation(correlated, np.ones(3000))[0, 1] == pytest.approx(0.8, abs=0.02)
+    assert noise_correlation(correlated[:, :1], np.ones(3000)) is None  # one target
 
 
 def test_the_leverage_counts_only_the_directions_the_training_rows_span():
@@ -301,8 +311,8 @@ def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it()
     with pytest.warns(ConvergenceWarning, match="fewer than the 10"):
         reg = FlowRegressor(**FAST).fit(X, Y)
     # In the targets' units, ridge_gaussian's model with the correlation it found: the noise whitened by the
-    # covariance's Cholesky factor L diag(d) is Student's t in each coordinate, with the fit's residual degrees
-    # of freedom.
+    # covariance's Cholesky factor L diag(d) is standard normal (several targets get no Student's t: in these
+    # coordinates it would depend on the targets' order).
     context = (X_test - reg.x_location_) / reg.x_scale_
     weight, bias, log_scale, leverage, correlation = ridge_gaussian(
         (Y - reg.location_) / reg.scale_, (X - reg.x_location_) / reg.x_scale_, np.ones(30)
@@ -314,13 +324,11 @@ def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it()
     root = np.exp(log_scale)[:, None] * np.linalg.cholesky(correlation)  # L diag(d)
     noise = (Y_test - reg.location_) / reg.scale_ - (context @ weight.T + bias)
     whitened = np.linalg.solve(root, noise.T).T / np.sqrt(1 + h)[:, None]
-    expected = (
-        student_t.logpdf(whitened, leverage.residual_degrees_of_freedom).sum(axis=1)
-        - np.log(np.diag(root) * reg.scale_).sum()
-        - np.log1p(h)
-    )
+    expected = norm.logpdf(whitened).sum(axis=1) - np.log(np.diag(root) * reg.scale_).sum() - np.log1p(h)
     found = reg.score_samples(X_test, Y_test)
     np.testing.assert_allclose(found, expected, rtol=1e-6)
+    swapped = FlowRegressor(**FAST).fit(X, Y[:, ::-1])  # the joint density does not depend on the targets' order
+    np.testing.assert_allclose(swapped.score_samples(X_test, Y_test[:, ::-1]), found, rtol=1e-5)
     # Near the truth; the same fit with uncorrelated noise is far behind it.
     truth = multivariate_normal([0, 0], noise_covariance).logpdf(
         Y_test - np.c_[X_test @ [1.0, -1.0, 0.5], X_test @ [0.5, 0.0, 2.0]]

@@ -271,6 +271,8 @@ def build_flow(
     learned = _learned_layers(n_features, spec_, int(context_features), generator)
     if linear_shift is not None:
         linear_shift = LinearShiftNumbers(*linear_shift)
+        if not context_features:
+            raise ValueError("a linear shift needs a context")
         if np.shape(linear_shift.weight) != (n_features, int(context_features)):
             raise ValueError(
                 f"a linear shift of {n_features} feature(s) on {context_features} context column(s) needs "

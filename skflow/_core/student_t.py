@@ -25,6 +25,13 @@ TOLERANCE = 1e-15
 # Newton steps of the inverse (each checked against a bracket, so it never leaves it).
 INVERSE_STEPS = 60
 _TINY = 1e-300
+# The degrees of freedom the layer computes accurately: beyond, lgamma's differences lose the density's digits
+# (a normal is then the model anyway).
+DEGREES_OF_FREEDOM_RANGE = (1.0, 1e4)
+# |u| at most this: u^2 stays finite in float64. Far beyond any flow's values (its tails take over well before).
+MAX_ABS = 1e150
+# Latents beyond this are inverted as this (the t's quantile there exceeds MAX_ABS for few degrees of freedom).
+MAX_LATENT = 37.0
 
 
 def _log_incomplete_beta(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
@@ -52,8 +59,9 @@ def _log_incomplete_beta(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
 
 
 def log_tail(u: torch.Tensor, nu: float) -> torch.Tensor:
-    """``log P(T > |u|)`` for ``T ~ t_nu``: ``log(I_x(nu / 2, 1 / 2) / 2)`` with ``x = nu / (nu + u^2)``."""
-    square = u.square()
+    """``log P(T > |u|)`` for ``T ~ t_nu``: ``log(I_x(nu / 2, 1 / 2) / 2)`` with ``x = nu / (nu + u^2)``
+    (``|u|`` clipped at ``MAX_ABS``)."""
+    square = u.clamp(-MAX_ABS, MAX_ABS).square()
     x, one_minus_x = nu / (nu + square), square / (nu + square)
     a, b = nu / 2, 0.5
     # The fraction converges for x below (a + 1) / (a + b + 2); beyond, I_x(a, b) = 1 - I_{1 - x}(b, a).
@@ -97,13 +105,19 @@ class StudentToNormal(Transform):
     fraction, the derivative ``dz/du = t_nu(u) / phi(z)`` is exact.
     """
 
-    def __init__(self, degrees_of_freedom: float = 1e6):
+    def __init__(self, degrees_of_freedom: float = DEGREES_OF_FREEDOM_RANGE[1]):
         super().__init__()
         self.register_buffer("degrees_of_freedom", torch.tensor([float(degrees_of_freedom)], dtype=torch.float64))
 
     @property
     def nu(self) -> float:
         return float(self.degrees_of_freedom)
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the degrees of freedom lie in ``DEGREES_OF_FREEDOM_RANGE``."""
+        low, high = DEGREES_OF_FREEDOM_RANGE
+        if not low <= self.nu <= high:
+            raise ValueError(f"Student's t noise has {self.nu!r} degrees of freedom; expected {low:g} to {high:g}")
 
     def _normal_of(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z, log t_nu(u) - log phi(z))`` of ``u``, computed in float64."""
@@ -133,7 +147,7 @@ class StudentToNormal(Transform):
         """``u = F_nu^-1(Phi(z))``: Newton's method for ``log u`` on ``log P(T > u)``, which is nearly linear in
         ``log u`` in a t's power-law tail, from ``u = |z|`` (a t's tail is the heavier: the root lies above);
         each step is kept inside the bracket that the steps before narrowed."""
-        z64 = z.detach().double()
+        z64 = z.detach().double().clamp(-MAX_LATENT, MAX_LATENT)
         target = torch.special.log_ndtr(-z64.abs())
         low = torch.log(z64.abs().clamp_min(_TINY))
         high = torch.full_like(low, math.inf)

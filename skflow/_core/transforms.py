@@ -263,9 +263,19 @@ class LinearShift(Transform):
             noise = noise @ self.noise_mixing.T
         return noise + self._shift(context), log_scale.sum(1).expand(z.shape[0])
 
+    def check(self) -> None:
+        """Raise ``ValueError`` unless ``noise_mixing`` (where there is one) is finite and unit lower-triangular, as
+        forward and inverse both take it."""
+        if not self.mixing:
+            return
+        mixing = self.noise_mixing
+        unit_lower = torch.tril(mixing, -1) + torch.eye(mixing.shape[0], dtype=mixing.dtype, device=mixing.device)
+        if not (bool(torch.isfinite(mixing).all()) and torch.equal(mixing, unit_lower)):
+            raise ValueError("a linear shift's noise_mixing must be finite and unit lower-triangular")
+
     @classmethod
     def from_numbers(cls, numbers: LinearShiftNumbers) -> LinearShift:
-        """The layer holding ``numbers`` (float64 until the flow is cast)."""
+        """The layer holding ``numbers`` (in the default dtype until the flow is cast)."""
         weight = np.asarray(numbers.weight, dtype=np.float64)
         layer = cls(*weight.shape, leverage=numbers.leverage is not None, mixing=numbers.mixing is not None)
         values = {"weight": weight, "bias": numbers.bias, "log_scale": numbers.log_scale}
