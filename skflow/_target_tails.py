@@ -25,7 +25,8 @@ Several targets keep the flows' tails: their joint distribution has no such
 split.
 
 A bound that ``bounds="auto"`` inferred (``-c`` of the log scale
-``log(y + c)``, or the logit scale's ``-min`` and ``2 - max``:
+``log(y + c)``, ``c`` of its mirror image ``-log(c - y)``, or the logit
+scale's ``-min`` and ``2 - max``:
 :mod:`skflow._target_scale`) is no such limit: a target positive on every
 training row need not be on new ones. There the flows model ``t(y)``, the
 log or the logit, and the splice points are a width beyond the training
@@ -111,9 +112,11 @@ def splice_tails(model) -> list[Tail]:
     lower_bound, upper_bound = float(model.low_[0]), float(model.high_[0])
     below = Tail(low - width, -1, width, (low - width) - lower_bound)
     above = Tail(high + width, 1, width, upper_bound - (high + width))
-    if is_auto(model.bounds) and np.isfinite(lower_bound):  # inferred, not declared: the tails run on beyond
+    if is_auto(model.bounds) and (np.isfinite(lower_bound) or np.isfinite(upper_bound)):
+        # Inferred, not declared: the tails run on beyond them.
         lower_point, upper_point = _points_on_the_modelled_scale(low, high, lower_bound, upper_bound)
-        below = Tail(lower_point, -1, width, np.inf)
+        if np.isfinite(lower_bound):
+            below = Tail(lower_point, -1, width, np.inf)
         if np.isfinite(upper_bound):
             above = Tail(upper_point, 1, width, np.inf)
     return [tail for tail in (below, above) if tail.room > 0]

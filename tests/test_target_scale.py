@@ -162,6 +162,36 @@ def test_auto_is_the_shifted_log_given_by_hand():
     assert np.all(hard > -y.min()) and np.all(soft <= hard)
 
 
+def test_a_negative_target_is_tested_and_modelled_as_its_mirror_image():
+    X, y = log_linear(120)
+    weights = np.ones(120)
+    np.testing.assert_allclose(scale_gains(X, -y[:, None], weights, 0), scale_gains(X, y[:, None], weights, 0))
+    np.testing.assert_array_equal(
+        inferred_bounds(FlowRegressor(**FAST), X, -y[:, None], weights, 0), [[-np.inf], [y.min()]]
+    )
+    mirrored, by_hand = fit_quietly(X, -y), fit_quietly(X, -y, bounds=(None, y.min()))
+    np.testing.assert_array_equal((mirrored.low_, mirrored.high_), ([-np.inf], [y.min()]))
+    X_new, y_new = log_linear(50, seed=1)
+    np.testing.assert_array_equal(mirrored.score_samples(X_new, -y_new), by_hand.score_samples(X_new, -y_new))
+    # Inferred, the bound does not end the support: above it the distribution goes on as its upper tail, and
+    # the density integrates to 1 over the whole line.
+    assert np.all(np.isfinite(mirrored.score_samples(X_new[:3], y_new[:3] + y.min())))
+    assert np.all(by_hand.score_samples(X_new[:3], y_new[:3] + y.min()) == -np.inf)
+    (point,) = [tail.point for tail in splice_tails(mirrored) if tail.sign > 0]
+    below = point - np.linspace(1.0, 1e-12, 20001) ** 4 * 4 * (point + y.max())  # dense near the bound
+    above = point + np.linspace(1e-12, 1.0, 20001) ** 2 * 60 * np.ptp(y)
+    total = sum(
+        np.trapezoid(np.exp(mirrored.score_samples(np.repeat(X[:1], grid.size, axis=0), grid)), grid)
+        for grid in (below, above)
+    )
+    assert total == pytest.approx(1.0, abs=2e-3)
+    # A target of both signs keeps y.
+    assert inferred_bounds(FlowRegressor(**FAST), X, (y - np.median(y))[:, None], weights, 0).tolist() == [
+        [-np.inf],
+        [np.inf],
+    ]
+
+
 def test_a_zero_unseen_in_training_scores_finite():
     # A target positive on every training row can be 0 on new ones (protein's RMSD): with the bound at 0,
     # such a row scored -inf, and the mean test log-likelihood with it.
