@@ -83,13 +83,16 @@ def fit_boosted_trees(
     n_nodes = 0
     for target in range(n_targets):
         loss = ROBUST_LOSS if robust is not None and robust[target] else "squared_error"
+        center, spread = target_units(Y[:, target], weights)
         models, out_of_fold[:, target], average[:, target] = _best_fold_models(
             X, Y[:, target], weights, folds, fold_weights, seed, loss
         )
+        # The fold models predict the standardized target: their leaves and baselines in the target's units.
+        baseline[target] = center
         for model in models:
-            baseline[target] += float(np.ravel(model._baseline_prediction)[0]) / len(folds)
+            baseline[target] += spread * float(np.ravel(model._baseline_prediction)[0]) / len(folds)
             for predictors in model._predictors:
-                tree = _tree_array(predictors[0].nodes, n_nodes, len(folds))
+                tree = _tree_array(predictors[0].nodes, n_nodes, spread / len(folds))
                 roots.append((n_nodes, target))
                 nodes.append(tree)
                 n_nodes += len(tree)
@@ -120,6 +123,16 @@ def _folds(X: np.ndarray, weights: np.ndarray, seed: int) -> tuple[list, np.ndar
     return folds, None if np.all(weights == weights[0]) else weights
 
 
+def target_units(y: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """The weighted mean and standard deviation (1 where it is 0) of one target: the trees fit it standardized,
+    so that they are the same trees in any units (scikit-learn's gradients are float32: fitted to ``1e-6 y``
+    or ``y + 1e6``, its trees predicted ``y`` only to 5e-9, and a flow trained on that prediction could then
+    stop at another epoch)."""
+    center = float(np.average(y, weights=weights))
+    spread = float(np.sqrt(np.average((y - center) ** 2, weights=weights)))
+    return center, spread if spread > 0 and np.isfinite(spread) else 1.0
+
+
 def _best_fold_models(
     X: np.ndarray,
     y: np.ndarray,
@@ -130,11 +143,17 @@ def _best_fold_models(
     loss: str = "squared_error",
 ) -> tuple[list[HistGradientBoostingRegressor], np.ndarray, np.ndarray]:
     """:func:`_fold_models` of ``loss`` and of the leaf size in ``LEAF_SIZES`` with the smallest weighted
-    out-of-fold error of ``y``: squared, or absolute for the absolute error's trees."""
-    candidates = [_fold_models(X, y, fold_weights, folds, seed, leaf, loss) for leaf in LEAF_SIZES]
+    out-of-fold error of ``y``: squared, or absolute for the absolute error's trees. The models fit ``y``
+    standardized (:func:`target_units`); the predictions are in its units."""
+    center, spread = target_units(y, weights)
+    standardized = (y - center) / spread
+    candidates = [_fold_models(X, standardized, fold_weights, folds, seed, leaf, loss) for leaf in LEAF_SIZES]
     if loss == ROBUST_LOSS:  # one gross error's square would choose the leaves that chase it
-        return min(candidates, key=lambda fitted: np.average(np.abs(fitted[1] - y), weights=weights))
-    return min(candidates, key=lambda fitted: np.average((fitted[1] - y) ** 2, weights=weights))
+        best = min(candidates, key=lambda fitted: np.average(np.abs(fitted[1] - standardized), weights=weights))
+    else:
+        best = min(candidates, key=lambda fitted: np.average((fitted[1] - standardized) ** 2, weights=weights))
+    models, out_of_fold, average = best
+    return models, center + spread * out_of_fold, center + spread * average
 
 
 def _fold_models(
@@ -172,15 +191,16 @@ def _reproduces(trees: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarray,
     return np.allclose(predict_trees(trees, X), average, rtol=1e-9, atol=1e-9 * (1 + np.abs(average).max()))
 
 
-def _tree_array(tree: np.ndarray, offset: int, n_folds: int) -> np.ndarray:
-    """One scikit-learn predictor's nodes as rows of ``nodes``, its child indices shifted by ``offset``."""
+def _tree_array(tree: np.ndarray, offset: int, leaf_scale: float) -> np.ndarray:
+    """One scikit-learn predictor's nodes as rows of ``nodes``, its child indices shifted by ``offset`` and its
+    leaf values multiplied by ``leaf_scale``."""
     leaf = tree["is_leaf"].astype(bool)
     array = np.empty((len(tree), 5))
     array[:, FEATURE] = np.where(leaf, -1, tree["feature_idx"])
     array[:, THRESHOLD] = np.where(leaf, 0.0, tree["num_threshold"])
     array[:, LEFT] = np.where(leaf, 0, tree["left"] + offset)
     array[:, RIGHT] = np.where(leaf, 0, tree["right"] + offset)
-    array[:, VALUE] = np.where(leaf, tree["value"] / n_folds, 0.0)
+    array[:, VALUE] = np.where(leaf, tree["value"] * leaf_scale, 0.0)
     return array
 
 

@@ -32,6 +32,8 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
+from ._boosted_feature import target_units
+
 # A noise feature's relevance: its standardized values divided by it, 20 times smaller in the context.
 NOISE_RELEVANCE = 0.05
 # Shuffles of the shadow features; a feature is noise when it wins against the best shadow in fewer than half.
@@ -67,9 +69,10 @@ def noise_features(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int)
 def _split_gains(X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, seed: int) -> np.ndarray:
     """The summed split gain per feature of a default ``HistGradientBoostingRegressor`` fitted to (X, y)."""
     model = HistGradientBoostingRegressor(random_state=seed, early_stopping=False, categorical_features=None)
+    center, spread = target_units(y, np.ones_like(y) if weights is None else weights)  # the same in any units
     # One thread, as the flows train (skflow._boosted_feature).
     with threadpool_limits(1):
-        model.fit(X, y, sample_weight=weights)
+        model.fit(X, (y - center) / spread, sample_weight=weights)
     return summed_split_gains(model, X.shape[1])
 
 

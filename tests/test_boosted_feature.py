@@ -53,14 +53,17 @@ def test_trees_as_arrays_are_scikit_learns_fold_models_of_the_leaf_size_with_the
     expected_oof, expected_new, chosen = np.empty_like(Y), np.zeros((100, 2)), []
     for k in range(2):
         by_leaf = {}
+        # Fitted to the target standardized by its weighted mean and standard deviation, in its units.
+        center = np.average(Y[:, k], weights=weights)
+        spread = np.sqrt(np.average((Y[:, k] - center) ** 2, weights=weights))
         for leaf in boosted.LEAF_SIZES:
             oof, new = np.empty(250), np.zeros(100)
             for train, held_out in KFold(5, shuffle=True, random_state=7).split(X):
                 model = HistGradientBoostingRegressor(min_samples_leaf=leaf, random_state=7)
                 with threadpool_limits(1):  # OpenMP threads waiting on busy cores are slow, not wrong
-                    model.fit(X[train], Y[train, k], sample_weight=weights[train])
-                oof[held_out] = model.predict(X[held_out])
-                new += model.predict(X_new) / 5
+                    model.fit(X[train], (Y[train, k] - center) / spread, sample_weight=weights[train])
+                oof[held_out] = center + spread * model.predict(X[held_out])
+                new += (center + spread * model.predict(X_new)) / 5
             by_leaf[leaf] = (np.average((oof - Y[:, k]) ** 2, weights=weights), oof, new)
         leaf = min(by_leaf, key=lambda size: by_leaf[size][0])
         chosen.append(leaf)
@@ -69,6 +72,26 @@ def test_trees_as_arrays_are_scikit_learns_fold_models_of_the_leaf_size_with_the
     np.testing.assert_allclose(out_of_fold, expected_oof, rtol=1e-12)
     np.testing.assert_allclose(predict_trees(trees, X_new), expected_new, rtol=1e-10, atol=1e-12)
     boosted.check_trees(trees, n_features=6, n_targets=2)
+
+
+def test_the_trees_and_the_fit_are_the_same_in_any_units_of_the_target():
+    X, y = steps(150, seed=3)
+    trees, out_of_fold = fit_boosted_trees(X, y[:, None], np.ones(150), seed=0)
+    for factor in (1e-6, -3.0, 1e6):
+        scaled_trees, scaled_out_of_fold = fit_boosted_trees(X, factor * y[:, None], np.ones(150), seed=0)
+        np.testing.assert_allclose(scaled_out_of_fold / factor, out_of_fold, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(predict_trees(scaled_trees, X) / factor, predict_trees(trees, X), atol=1e-12)
+    # Trained flows on the trees' prediction (base="normal": no ridge kept) score the same, less log |factor|.
+    params = {**FAST, "boosted_feature": True, "n_flows": 2, "base": "normal"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = FlowRegressor(**params).fit(X, y)
+        assert all(member.best_epoch_ > 0 and member.boosted_feature_ for member in fit._members())
+        for factor in (1e-6, 1e6):
+            scaled = FlowRegressor(**params).fit(X, factor * y)
+            np.testing.assert_allclose(
+                scaled.score_samples(X, factor * y) + np.log(factor), fit.score_samples(X, y), atol=1e-6
+            )
 
 
 def test_equal_weights_fit_the_same_fold_models_as_no_weights():
