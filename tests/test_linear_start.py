@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy.stats import multivariate_normal, norm
+from scipy.stats import multivariate_normal, multivariate_t, norm
 from scipy.stats import t as student_t
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import RidgeCV
@@ -311,8 +311,8 @@ def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it()
     with pytest.warns(ConvergenceWarning, match="fewer than the 10"):
         reg = FlowRegressor(**FAST).fit(X, Y)
     # In the targets' units, ridge_gaussian's model with the correlation it found: the noise whitened by the
-    # covariance's Cholesky factor L diag(d) is standard normal (several targets get no Student's t: in these
-    # coordinates it would depend on the targets' order).
+    # covariance's Cholesky factor L diag(d) is the standard multivariate t of the fit's residual degrees of
+    # freedom.
     context = (X_test - reg.x_location_) / reg.x_scale_
     weight, bias, log_scale, leverage, correlation = ridge_gaussian(
         (Y - reg.location_) / reg.scale_, (X - reg.x_location_) / reg.x_scale_, np.ones(30)
@@ -324,7 +324,8 @@ def test_a_ridge_of_several_targets_correlates_their_noise_as_the_fit_found_it()
     root = np.exp(log_scale)[:, None] * np.linalg.cholesky(correlation)  # L diag(d)
     noise = (Y_test - reg.location_) / reg.scale_ - (context @ weight.T + bias)
     whitened = np.linalg.solve(root, noise.T).T / np.sqrt(1 + h)[:, None]
-    expected = norm.logpdf(whitened).sum(axis=1) - np.log(np.diag(root) * reg.scale_).sum() - np.log1p(h)
+    t = multivariate_t(np.zeros(2), np.eye(2), df=leverage.residual_degrees_of_freedom)
+    expected = t.logpdf(whitened) - np.log(np.diag(root) * reg.scale_).sum() - np.log1p(h)
     found = reg.score_samples(X_test, Y_test)
     np.testing.assert_allclose(found, expected, rtol=1e-6)
     swapped = FlowRegressor(**FAST).fit(X, Y[:, ::-1])  # the joint density does not depend on the targets' order

@@ -18,7 +18,7 @@ from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
 from .mixture_cdf import MixtureCDFCoupling
-from .student_t import StudentToNormal
+from .student_t import MultivariateStudentToNormal, StudentToNormal
 from .transforms import Context, LinearShift, LinearShiftNumbers, LULinear, Permutation, Transform
 
 FLOW_KINDS = ("spline", "affine", "autoregressive", "mixture_cdf")
@@ -257,7 +257,8 @@ def build_flow(
         offset)``, the layer's context-dependent scale, mixing, the unit
         lower-triangular factor that correlates the features' noise, and
         degrees_of_freedom: the noise is Student's t (a
-        :class:`StudentToNormal` follows the layer). None: no such layer.
+        :class:`StudentToNormal` follows the layer; for several features
+        the multivariate t, radially). None: no such layer.
 
     The untrained flow is the preprocessing followed by the base density.
     ``config["base"]`` records the base's kind (and its number of components and
@@ -283,7 +284,8 @@ def build_flow(
                 layer.set_identity()
         learned.append(LinearShift.from_numbers(linear_shift))
         if linear_shift.degrees_of_freedom is not None:
-            learned.append(StudentToNormal(linear_shift.degrees_of_freedom))
+            student = StudentToNormal if n_features == 1 else MultivariateStudentToNormal
+            learned.append(student(linear_shift.degrees_of_freedom))
     config = dict(
         n_features=int(n_features),
         context_features=int(context_features),

@@ -30,6 +30,8 @@ _TINY = 1e-300
 DEGREES_OF_FREEDOM_RANGE = (1.0, 1e4)
 # |u| at most this: u^2 stays finite in float64. Far beyond any flow's values (its tails take over well before).
 MAX_ABS = 1e150
+# Below this |u|^2 / d, the radial map is its linear part at the center (MultivariateStudentToNormal).
+CENTER = 1e-6
 # Latents beyond this are inverted as this (the t's quantile there exceeds MAX_ABS for few degrees of freedom).
 MAX_LATENT = 37.0
 
@@ -170,3 +172,117 @@ class StudentToNormal(Transform):
                 break
         u = torch.where(z64 == 0, torch.zeros_like(z64), torch.exp(log_u))
         return torch.where(z64 >= 0, u, -u)
+
+
+def _log_beta_tail(x: torch.Tensor, one_minus_x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """``log I_x(a, b)`` for ``0 <= x <= 1``, given ``x`` and ``1 - x`` (each accurate where it is small)."""
+    direct = x < (a + 1) / (a + b + 2)
+    log_i = torch.empty_like(x)
+    log_i[direct] = _log_incomplete_beta(x[direct].clamp_min(_TINY), a, b)
+    reflected = _log_incomplete_beta(one_minus_x[~direct].clamp_min(_TINY), b, a)
+    log_i[~direct] = torch.log1p(-torch.exp(reflected).clamp_max(1.0))
+    return log_i
+
+
+def _solve_log_tail(log_tail_of, log_density_of, target: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """The ``v > 0`` at which the decreasing ``log_tail_of(v) = log P(V > v)`` is ``target``: Newton's method on
+    ``log v`` (``d log P(V > v) / d log v = -v p(v) / P(V > v)``, ``log_density_of`` giving ``log p``) from
+    ``start``, each step kept inside the bracket that the steps before narrowed."""
+    log_v = torch.log(start.clamp_min(_TINY))
+    low, high = torch.full_like(log_v, -math.inf), torch.full_like(log_v, math.inf)
+    for _ in range(INVERSE_STEPS):
+        v = torch.exp(log_v)
+        tail = log_tail_of(v)
+        gap = tail - target  # > 0: v below the root
+        low, high = torch.where(gap > 0, log_v, low), torch.where(gap > 0, high, log_v)
+        newton = log_v + gap * torch.exp(tail - log_density_of(v) - log_v)
+        bounded = torch.isfinite(low) & torch.isfinite(high)
+        fallback = torch.where(bounded, 0.5 * (low + high), torch.where(torch.isfinite(low), low + 1, high - 1))
+        previous = log_v
+        log_v = torch.where((newton >= low) & (newton <= high), newton, fallback)
+        if bool(((log_v - previous).abs() <= 1e-13).all()):
+            break
+    return torch.exp(log_v)
+
+
+class MultivariateStudentToNormal(StudentToNormal):
+    """A standard multivariate ``t_nu`` vector ``u`` (d >= 2 features) to a standard normal ``z``, radially:
+    ``z = u |z| / |u|`` with ``|z|^2`` the chi-square quantile of the level of ``|u|^2 / d``, an ``F(d, nu)``
+    variable. Being radial, it treats every direction alike: the density does not depend on the features'
+    order (independent t's per feature would).
+
+    log|det dz/du| = ``log t_nu(u) - log phi(z)`` (the map carries the one density to the other). Fixed and
+    differentiable as :class:`StudentToNormal`: the derivative is ``g I + (rho' - g) e e^T``, ``g = |z| /
+    |u|``, ``e = u / |u|``, ``rho' = exp(log-det) / g^(d - 1)``.
+    """
+
+    def _log_t(self, square: torch.Tensor, d: int) -> torch.Tensor:
+        nu = self.nu
+        normalizer = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi)
+        return normalizer - 0.5 * (nu + d) * torch.log1p(square / nu)
+
+    def _log_f_tail(self, s: torch.Tensor, d: int) -> torch.Tensor:
+        """``log P(S > s)``, ``S ~ F(d, nu)``: ``log I_x(nu / 2, d / 2)``, ``x = nu / (nu + d s)``."""
+        nu = self.nu
+        return _log_beta_tail(nu / (nu + d * s), d * s / (nu + d * s), nu / 2, d / 2)
+
+    def _log_f_density(self, s: torch.Tensor, d: int) -> torch.Tensor:
+        nu, a, b = self.nu, d / 2, self.nu / 2
+        log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+        return a * math.log(d / nu) + (a - 1) * torch.log(s) - (a + b) * torch.log1p(d * s / nu) - log_beta
+
+    @staticmethod
+    def _log_chi_square_tail(q: torch.Tensor, d: int) -> torch.Tensor:
+        """``log P(Q > q)``, ``Q ~ chi^2_d``; past float64's underflow, the incomplete gamma's asymptote."""
+        a, x = d / 2, q / 2
+        value = torch.special.gammaincc(torch.full_like(x, a), x)
+        asymptote = (a - 1) * torch.log(x) - x - math.lgamma(a) + torch.log1p((a - 1) / x)
+        return torch.where(value > _TINY, torch.log(value.clamp_min(_TINY)), asymptote)
+
+    @staticmethod
+    def _log_chi_square_density(q: torch.Tensor, d: int) -> torch.Tensor:
+        a = d / 2
+        return (a - 1) * torch.log(q) - q / 2 - a * math.log(2) - math.lgamma(a)
+
+    def _center_gain(self, d: int) -> float:
+        """``|z| / |u|`` at the center, ``(t_nu(0) / phi(0))^(1 / d)``: near it the map is this linear one (to
+        ``|u|^2``), which the tails there, all but 1, cannot resolve."""
+        zero = torch.zeros(1, dtype=torch.float64)
+        return math.exp((float(self._log_t(zero, d)) + 0.5 * d * math.log(2 * math.pi)) / d)
+
+    def _radii(self, u_square: torch.Tensor, d: int) -> torch.Tensor:
+        """``|z|^2`` of ``|u|^2`` (float64)."""
+        s = u_square.clamp(_TINY, MAX_ABS) / d
+        target = self._log_f_tail(s, d)
+        z_square = _solve_log_tail(
+            lambda q: self._log_chi_square_tail(q, d), lambda q: self._log_chi_square_density(q, d), target, d * s
+        )
+        return torch.where(s < CENTER, self._center_gain(d) ** 2 * u_square, z_square)
+
+    def forward(self, x, context=None):
+        d = x.shape[1]
+        u = x.detach().double()
+        u_square = u.square().sum(1)
+        z_square = self._radii(u_square, d)
+        gain = torch.where(u_square > 0, torch.sqrt(z_square / u_square.clamp_min(_TINY)), torch.ones_like(u_square))
+        log_det = self._log_t(u_square, d) + 0.5 * z_square + 0.5 * d * math.log(2 * math.pi)
+        z, log_det = (u * gain[:, None]).to(x.dtype), log_det.to(x.dtype)
+        if x.requires_grad:  # the values above, with the derivatives of z = z(x) attached
+            g = gain.to(x.dtype)[:, None]
+            radial_slope = torch.exp(log_det - (d - 1) * torch.log(g[:, 0]))[:, None]
+            direction = x.detach() / torch.sqrt(x.detach().square().sum(1, keepdim=True)).clamp_min(_TINY)
+            delta = x - x.detach()
+            z = z + g * delta + (radial_slope - g) * (delta * direction).sum(1, keepdim=True) * direction
+            log_det = self._log_t(x.square().sum(1), d) + 0.5 * z.square().sum(1) + 0.5 * d * math.log(2 * math.pi)
+        return z, log_det
+
+    def inverse(self, z, context=None):
+        d = z.shape[1]
+        z64 = z.detach().double()
+        z_square = z64.square().sum(1).clamp(_TINY, MAX_LATENT**2 * d)
+        target = self._log_chi_square_tail(z_square, d)
+        s = _solve_log_tail(lambda s: self._log_f_tail(s, d), lambda s: self._log_f_density(s, d), target, z_square / d)
+        u_square = torch.where(z_square < d * CENTER, z_square / self._center_gain(d) ** 2, d * s)
+        u = z64 * torch.sqrt(u_square / z_square)[:, None]
+        log_det = self._log_t(u_square, d) + 0.5 * z_square + 0.5 * d * math.log(2 * math.pi)
+        return u.to(z.dtype), (-log_det).to(z.dtype)
