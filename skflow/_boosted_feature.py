@@ -26,12 +26,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.special import ndtri
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from ._core.rows import MIN_VALIDATION_ROWS, effective_rows, n_validation_rows
 from ._fitting import held_out_fraction
+from ._preprocessing import weighted_quantiles
 
 N_FOLDS = 5
 # boosted_feature="auto" tries the feature in fits of this many rows, where at least MIN_VALIDATION_ROWS
@@ -77,13 +79,14 @@ def fit_boosted_trees(
     own predictions, which would mean its tree layout changed.
     """
     n_targets = Y.shape[1]
+    units = np.empty((n_targets, 2))  # each target's (center, spread) of target_units
     folds, fold_weights = _folds(X, weights, seed)
     out_of_fold, average = np.empty_like(Y), np.empty_like(Y)
     nodes, roots, baseline = [], [], np.zeros(n_targets)
     n_nodes = 0
     for target in range(n_targets):
         loss = ROBUST_LOSS if robust is not None and robust[target] else "squared_error"
-        center, spread = target_units(Y[:, target], weights)
+        center, spread = units[target] = target_units(Y[:, target], weights, robust=loss == ROBUST_LOSS)
         models, out_of_fold[:, target], average[:, target] = _best_fold_models(
             X, Y[:, target], weights, folds, fold_weights, seed, loss
         )
@@ -97,7 +100,7 @@ def fit_boosted_trees(
                 nodes.append(tree)
                 n_nodes += len(tree)
     trees = (np.concatenate(nodes), np.array(roots, dtype=np.int64), baseline)
-    if not _reproduces(trees, X, average, n_targets):
+    if not _reproduces(trees, X, average, units):
         warnings.warn(
             "the boosted feature is off: scikit-learn's HistGradientBoostingRegressor stores its trees in a "
             "layout skflow does not read (please report it with your scikit-learn version)",
@@ -123,14 +126,19 @@ def _folds(X: np.ndarray, weights: np.ndarray, seed: int) -> tuple[list, np.ndar
     return folds, None if np.all(weights == weights[0]) else weights
 
 
-def target_units(y: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """The weighted mean and standard deviation (1 where it is 0) of one target: the trees fit it standardized,
-    so that they are the same trees in any units (scikit-learn's gradients are float32: fitted to ``1e-6 y``
-    or ``y + 1e6``, its trees predicted ``y`` only to 5e-9, and a flow trained on that prediction could then
-    stop at another epoch)."""
-    center = float(np.average(y, weights=weights))
-    spread = float(np.sqrt(np.average((y - center) ** 2, weights=weights)))
-    return center, spread if spread > 0 and np.isfinite(spread) else 1.0
+def target_units(y: np.ndarray, weights: np.ndarray, robust: bool = False) -> tuple[float, float]:
+    """The weighted mean and standard deviation (1 where it is 0) of one target, or with ``robust`` its median
+    and interquartile range / 1.349 (gross errors would rule the others): the trees fit it standardized, so
+    that they are the same trees in any units (scikit-learn's gradients are float32: fitted to ``1e-6 y`` or
+    ``y + 1e6``, its trees predicted ``y`` only to 5e-9, and a flow trained on that prediction could then stop
+    at another epoch)."""
+    if robust:
+        low, center, high = weighted_quantiles(y[:, None], weights, (0.25, 0.5, 0.75))[:, 0]
+        spread = (high - low) / (2 * ndtri(0.75))
+    else:
+        center = np.average(y, weights=weights)
+        spread = np.sqrt(np.average((y - center) ** 2, weights=weights))
+    return float(center), float(spread) if spread > 0 and np.isfinite(spread) else 1.0
 
 
 def _best_fold_models(
@@ -145,7 +153,7 @@ def _best_fold_models(
     """:func:`_fold_models` of ``loss`` and of the leaf size in ``LEAF_SIZES`` with the smallest weighted
     out-of-fold error of ``y``: squared, or absolute for the absolute error's trees. The models fit ``y``
     standardized (:func:`target_units`); the predictions are in its units."""
-    center, spread = target_units(y, weights)
+    center, spread = target_units(y, weights, robust=loss == ROBUST_LOSS)
     standardized = (y - center) / spread
     candidates = [_fold_models(X, standardized, fold_weights, folds, seed, leaf, loss) for leaf in LEAF_SIZES]
     if loss == ROBUST_LOSS:  # one gross error's square would choose the leaves that chase it
@@ -182,13 +190,19 @@ def _fold_models(
     return models, out_of_fold, average
 
 
-def _reproduces(trees: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarray, average, n_targets: int) -> bool:
-    """Whether the arrays are well formed and predict what scikit-learn's fold models predict on ``X``."""
+def _reproduces(trees: tuple[np.ndarray, np.ndarray, np.ndarray], X: np.ndarray, average, units) -> bool:
+    """Whether the arrays are well formed and predict what scikit-learn's fold models predict on ``X``,
+    compared in each target's standardized ``units`` (center, spread): an offset or a gross error would
+    swamp an absolute tolerance."""
     try:
-        check_trees(trees, X.shape[1], n_targets)
+        check_trees(trees, X.shape[1], len(units))
     except ValueError:
         return False
-    return np.allclose(predict_trees(trees, X), average, rtol=1e-9, atol=1e-9 * (1 + np.abs(average).max()))
+    center, spread = units[:, 0], units[:, 1]
+    found, expected = (predict_trees(trees, X) - center) / spread, (average - center) / spread
+    # Less what float64 keeps of a target far from 0 relative to its spread (y = 1e7 + 1e-3 steps).
+    rounding = 16 * np.finfo(float).eps * np.abs(center) / spread
+    return np.allclose(found, expected, rtol=1e-9, atol=1e-9 * (1 + np.abs(expected).max()) + rounding.max())
 
 
 def _tree_array(tree: np.ndarray, offset: int, leaf_scale: float) -> np.ndarray:

@@ -142,9 +142,13 @@ def inferred_bounds(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray
     logit = continuous & (logit_gains > np.maximum(log_gains, 0.0) + LOG_SCALE_GAIN)
     log = continuous & (log_gains > LOG_SCALE_GAIN) & ~logit
     negative = Y.max(axis=0) < 0
-    lows, highs = logit_bounds(Y)
+    # A negative column's scales are its mirror image's (scale_gains tested -y): their bounds, mirrored.
+    lows, highs = (
+        np.where(negative, -logit_bounds(-Y)[1], logit_bounds(Y)[0]),
+        np.where(negative, -logit_bounds(-Y)[0], logit_bounds(Y)[1]),
+    )
     bounds[0, log & ~negative] = -log_shifts(Y)[log & ~negative]
-    bounds[1, log & negative] = log_shifts(-Y)[log & negative]  # the mirror image's: -c of -y is c of y
+    bounds[1, log & negative] = log_shifts(-Y)[log & negative]  # -c of -y is c of y
     bounds[:, logit] = np.vstack([lows, highs])[:, logit]
     return bounds
 

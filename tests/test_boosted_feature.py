@@ -94,6 +94,25 @@ def test_the_trees_and_the_fit_are_the_same_in_any_units_of_the_target():
             )
 
 
+def test_trees_of_a_target_with_gross_errors_or_far_from_zero_are_read_and_checked():
+    X, y = steps(200, seed=4)
+    spoiled = y.copy()
+    spoiled[:3] = [-1e10, 5e9, 1e10]
+    # Robust units (median and spread): the trees' arrays still reproduce scikit-learn, so the feature stays on.
+    fitted = fit_boosted_trees(X, spoiled[:, None], np.ones(200), 0, robust=np.array([True]))
+    assert fitted is not None
+    assert np.sqrt(np.mean((fitted[1][3:, 0] - y[3:]) ** 2)) < 0.7  # the trees' errors on the clean rows
+    # Far from 0 relative to its spread, a wrong tree is still caught (compared in standardized units).
+    offset = (1e7 + 1e-3 * y)[:, None]
+    (nodes, roots, baseline), _ = fit_boosted_trees(X, offset, np.ones(200), 0)
+    units = np.array([boosted.target_units(offset[:, 0], np.ones(200))])
+    average = predict_trees((nodes, roots, baseline), X)
+    assert boosted._reproduces((nodes, roots, baseline), X, average, units)
+    zeroed = nodes.copy()
+    zeroed[:, boosted.VALUE] = 0.0
+    assert not boosted._reproduces((zeroed, roots, baseline), X, average, units)
+
+
 def test_equal_weights_fit_the_same_fold_models_as_no_weights():
     # fit_boosted_trees passes no weights where all are equal, sparing scikit-learn's weighted binning (a
     # weighted percentile per bin edge); 330 rows leave each fold more distinct values than bins, where

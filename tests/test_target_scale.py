@@ -185,6 +185,12 @@ def test_a_negative_target_is_tested_and_modelled_as_its_mirror_image():
         for grid in (below, above)
     )
     assert total == pytest.approx(1.0, abs=2e-3)
+    # A negative proportion gets its mirror image's logit, on its mirrored bounds (which contain every value).
+    X_p, p = proportions(300)
+    low, high = inferred_bounds(FlowRegressor(**FAST), X_p, -p[:, None], np.ones(300), 0)[:, 0]
+    np.testing.assert_allclose([low, high], [p.max() - 2, p.min()])  # -(2 - max p) and -(-min p)
+    assert low < -p.max() and -p.min() < high
+    assert fit_quietly(X_p, -p).high_[0] == high
     # A target of both signs keeps y.
     assert inferred_bounds(FlowRegressor(**FAST), X, (y - np.median(y))[:, None], weights, 0).tolist() == [
         [-np.inf],

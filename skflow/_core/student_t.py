@@ -236,8 +236,21 @@ class MultivariateStudentToNormal(StudentToNormal):
         """``log P(Q > q)``, ``Q ~ chi^2_d``; past float64's underflow, the incomplete gamma's asymptote."""
         a, x = d / 2, q / 2
         value = torch.special.gammaincc(torch.full_like(x, a), x)
+        below = torch.special.gammainc(torch.full_like(x, a), x)
         asymptote = (a - 1) * torch.log(x) - x - math.lgamma(a) + torch.log1p((a - 1) / x)
-        return torch.where(value > _TINY, torch.log(value.clamp_min(_TINY)), asymptote)
+        # Near 1 the tail is 1 less the (accurate) lower part; far out, past underflow, the asymptote.
+        log_value = torch.where(below < 0.5, torch.log1p(-below), torch.log(value.clamp_min(_TINY)))
+        return torch.where(value > _TINY, log_value, asymptote)
+
+    @staticmethod
+    def _chi_square_start(log_level: torch.Tensor, d: int) -> torch.Tensor:
+        """A start for the chi-square quantile at ``log P(Q > q) = log_level``: the tail's asymptote solved
+        twice by substitution (far out, Newton on ``log q`` would creep from a poor start)."""
+        a = d / 2
+        x = (-log_level).clamp_min(1.0)
+        for _ in range(2):
+            x = (-log_level + (a - 1) * torch.log(x) - math.lgamma(a)).clamp_min(1.0)
+        return 2 * x
 
     @staticmethod
     def _log_chi_square_density(q: torch.Tensor, d: int) -> torch.Tensor:
@@ -254,8 +267,9 @@ class MultivariateStudentToNormal(StudentToNormal):
         """``|z|^2`` of ``|u|^2`` (float64)."""
         s = u_square.clamp(_TINY, MAX_ABS) / d
         target = self._log_f_tail(s, d)
+        start = torch.where(target < -10, self._chi_square_start(target, d), d * s)
         z_square = _solve_log_tail(
-            lambda q: self._log_chi_square_tail(q, d), lambda q: self._log_chi_square_density(q, d), target, d * s
+            lambda q: self._log_chi_square_tail(q, d), lambda q: self._log_chi_square_density(q, d), target, start
         )
         return torch.where(s < CENTER, self._center_gain(d) ** 2 * u_square, z_square)
 
@@ -264,13 +278,15 @@ class MultivariateStudentToNormal(StudentToNormal):
         u = x.detach().double()
         u_square = u.square().sum(1)
         z_square = self._radii(u_square, d)
-        gain = torch.where(u_square > 0, torch.sqrt(z_square / u_square.clamp_min(_TINY)), torch.ones_like(u_square))
+        center = u_square / d < CENTER  # the linear map there, also at u = 0
+        gain = torch.where(center, self._center_gain(d), torch.sqrt(z_square / u_square.clamp_min(_TINY)))
         log_det = self._log_t(u_square, d) + 0.5 * z_square + 0.5 * d * math.log(2 * math.pi)
         z, log_det = (u * gain[:, None]).to(x.dtype), log_det.to(x.dtype)
         if x.requires_grad:  # the values above, with the derivatives of z = z(x) attached
             g = gain.to(x.dtype)[:, None]
             radial_slope = torch.exp(log_det - (d - 1) * torch.log(g[:, 0]))[:, None]
-            direction = x.detach() / torch.sqrt(x.detach().square().sum(1, keepdim=True)).clamp_min(_TINY)
+            tiny = torch.finfo(x.dtype).tiny
+            direction = x.detach() / torch.sqrt(x.detach().square().sum(1, keepdim=True)).clamp_min(tiny)
             delta = x - x.detach()
             z = z + g * delta + (radial_slope - g) * (delta * direction).sum(1, keepdim=True) * direction
             log_det = self._log_t(x.square().sum(1), d) + 0.5 * z.square().sum(1) + 0.5 * d * math.log(2 * math.pi)
@@ -282,7 +298,10 @@ class MultivariateStudentToNormal(StudentToNormal):
         z_square = z64.square().sum(1).clamp(_TINY, MAX_LATENT**2 * d)
         target = self._log_chi_square_tail(z_square, d)
         s = _solve_log_tail(lambda s: self._log_f_tail(s, d), lambda s: self._log_f_density(s, d), target, z_square / d)
-        u_square = torch.where(z_square < d * CENTER, z_square / self._center_gain(d) ** 2, d * s)
+        # The forward's switch, s < CENTER, where z^2 = gain^2 d s.
+        u_square = torch.where(
+            z_square < self._center_gain(d) ** 2 * d * CENTER, z_square / self._center_gain(d) ** 2, d * s
+        )
         u = z64 * torch.sqrt(u_square / z_square)[:, None]
         log_det = self._log_t(u_square, d) + 0.5 * z_square + 0.5 * d * math.log(2 * math.pi)
         return u.to(z.dtype), (-log_det).to(z.dtype)
