@@ -26,14 +26,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import ndtri
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from ._core.rows import MIN_VALIDATION_ROWS, effective_rows, n_validation_rows
 from ._fitting import held_out_fraction
-from ._preprocessing import weighted_quantiles
+from ._preprocessing import median_and_spread
 
 N_FOLDS = 5
 # boosted_feature="auto" tries the feature in fits of this many rows, where at least MIN_VALIDATION_ROWS
@@ -133,8 +132,7 @@ def target_units(y: np.ndarray, weights: np.ndarray, robust: bool = False) -> tu
     ``y + 1e6``, its trees predicted ``y`` only to 5e-9, and a flow trained on that prediction could then stop
     at another epoch)."""
     if robust:
-        low, center, high = weighted_quantiles(y[:, None], weights, (0.25, 0.5, 0.75))[:, 0]
-        spread = (high - low) / (2 * ndtri(0.75))
+        (center,), (spread,) = median_and_spread(y[:, None], weights)
     else:
         center = np.average(y, weights=weights)
         spread = np.sqrt(np.average((y - center) ** 2, weights=weights))

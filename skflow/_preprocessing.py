@@ -181,10 +181,13 @@ def trimmed_root_mean_square(values: np.ndarray, weights: np.ndarray) -> np.ndar
 
 
 def _weighted_median_and_spread(unbounded: _Unbounded, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each column's weighted median and interquartile range / 1.349."""
-    lower, median, upper = weighted_quantiles(
-        np.vstack([rows for _, rows in unbounded.batches()]), weights, (0.25, 0.5, 0.75)
-    )
+    """:func:`median_and_spread` of the columns after the bounds map."""
+    return median_and_spread(np.vstack([rows for _, rows in unbounded.batches()]), weights)
+
+
+def median_and_spread(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's weighted median and interquartile range / 1.349 (a normal's standard deviation)."""
+    lower, median, upper = weighted_quantiles(X, weights, (0.25, 0.5, 0.75))
     return median, (upper - lower) / 1.349
 
 

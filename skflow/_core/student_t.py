@@ -60,25 +60,53 @@ def _log_incomplete_beta(x: torch.Tensor, a: float, b: float) -> torch.Tensor:
     return log_front + torch.log(fraction) - math.log(a)
 
 
+def _log_beta_tail(x: torch.Tensor, one_minus_x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """``log I_x(a, b)`` for ``0 <= x <= 1``, given ``x`` and ``1 - x`` (each accurate where it is small)."""
+    direct = x < (a + 1) / (a + b + 2)
+    log_i = torch.empty_like(x)
+    log_i[direct] = _log_incomplete_beta(x[direct].clamp_min(_TINY), a, b)
+    reflected = _log_incomplete_beta(one_minus_x[~direct].clamp_min(_TINY), b, a)
+    log_i[~direct] = torch.log1p(-torch.exp(reflected).clamp_max(1.0))
+    return log_i
+
+
+def _solve_log_tail(log_tail_of, log_density_of, target: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """The ``v > 0`` at which the decreasing ``log_tail_of(v) = log P(V > v)`` is ``target``: Newton's method on
+    ``log v`` (``d log P(V > v) / d log v = -v p(v) / P(V > v)``, ``log_density_of`` giving ``log p``) from
+    ``start``, each step kept inside the bracket that the steps before narrowed."""
+    log_v = torch.log(start.clamp_min(_TINY))
+    low, high = torch.full_like(log_v, -math.inf), torch.full_like(log_v, math.inf)
+    for _ in range(INVERSE_STEPS):
+        v = torch.exp(log_v)
+        tail = log_tail_of(v)
+        gap = tail - target  # > 0: v below the root
+        low, high = torch.where(gap > 0, log_v, low), torch.where(gap > 0, high, log_v)
+        newton = log_v + gap * torch.exp(tail - log_density_of(v) - log_v)
+        bounded = torch.isfinite(low) & torch.isfinite(high)
+        fallback = torch.where(bounded, 0.5 * (low + high), torch.where(torch.isfinite(low), low + 1, high - 1))
+        previous = log_v
+        log_v = torch.where((newton >= low) & (newton <= high), newton, fallback)
+        if bool(((log_v - previous).abs() <= 1e-13).all()):
+            break
+    return torch.exp(log_v)
+
+
 def log_tail(u: torch.Tensor, nu: float) -> torch.Tensor:
     """``log P(T > |u|)`` for ``T ~ t_nu``: ``log(I_x(nu / 2, 1 / 2) / 2)`` with ``x = nu / (nu + u^2)``
     (``|u|`` clipped at ``MAX_ABS``)."""
     square = u.clamp(-MAX_ABS, MAX_ABS).square()
-    x, one_minus_x = nu / (nu + square), square / (nu + square)
-    a, b = nu / 2, 0.5
-    # The fraction converges for x below (a + 1) / (a + b + 2); beyond, I_x(a, b) = 1 - I_{1 - x}(b, a).
-    direct = x < (a + 1) / (a + b + 2)
-    log_i = torch.empty_like(u)
-    log_i[direct] = _log_incomplete_beta(x[direct], a, b)
-    reflected = _log_incomplete_beta(one_minus_x[~direct].clamp_min(_TINY), b, a)  # u = 0: I_0 = 0
-    log_i[~direct] = torch.log1p(-torch.exp(reflected).clamp_max(1.0))
-    return math.log(0.5) + log_i
+    return math.log(0.5) + _log_beta_tail(nu / (nu + square), square / (nu + square), nu / 2, 0.5)
 
 
 def log_density(u: torch.Tensor, nu: float) -> torch.Tensor:
     """``log t_nu(u)``."""
-    normalizer = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
-    return normalizer - 0.5 * (nu + 1) * torch.log1p(u.square() / nu)
+    return _log_t_of_square(u.square(), nu, 1)
+
+
+def _log_t_of_square(square: torch.Tensor, nu: float, d: int) -> torch.Tensor:
+    """``log t_nu(u)`` of a standard ``d``-variate t, from ``|u|^2``."""
+    normalizer = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi)
+    return normalizer - 0.5 * (nu + d) * torch.log1p(square / nu)
 
 
 def _normal_log_density(z: torch.Tensor) -> torch.Tensor:
@@ -146,63 +174,21 @@ class StudentToNormal(Transform):
         return u.to(z.dtype), (-log_slope.sum(1)).to(z.dtype)
 
     def _student_of(self, z: torch.Tensor) -> torch.Tensor:
-        """``u = F_nu^-1(Phi(z))``: Newton's method for ``log u`` on ``log P(T > u)``, which is nearly linear in
-        ``log u`` in a t's power-law tail, from ``u = |z|`` (a t's tail is the heavier: the root lies above);
-        each step is kept inside the bracket that the steps before narrowed."""
+        """``u = F_nu^-1(Phi(z))``: :func:`_solve_log_tail` on ``log P(T > u)``, which is nearly linear in
+        ``log u`` in a t's power-law tail."""
         z64 = z.detach().double().clamp(-MAX_LATENT, MAX_LATENT)
-        target = torch.special.log_ndtr(-z64.abs())
-        low = torch.log(z64.abs().clamp_min(_TINY))
-        high = torch.full_like(low, math.inf)
         # Start from the Cornish-Fisher expansion of the t's quantile in 1 / nu (Abramowitz and Stegun 26.7.5),
         # below the root in the tails, where the t's power law outgrows it.
         x, nu = z64.abs(), self.nu
         expansion = x + (x**3 + x) / (4 * nu) + (5 * x**5 + 16 * x**3 + 3 * x) / (96 * nu**2)
-        log_u = torch.maximum(low, torch.log(expansion.clamp_min(_TINY)))
-        for _ in range(INVERSE_STEPS):
-            u = torch.exp(log_u)
-            tail = log_tail(u, self.nu)
-            gap = tail - target  # decreasing in u: > 0 below the root
-            low, high = torch.where(gap > 0, log_u, low), torch.where(gap > 0, high, log_u)
-            # d log P(T > u) / d log u = -u t(u) / P(T > u)
-            newton = log_u + gap * torch.exp(tail - log_density(u, self.nu) - log_u)
-            outside = torch.where(torch.isfinite(high), 0.5 * (low + high), low + 1)
-            previous = log_u
-            log_u = torch.where((newton >= low) & (newton <= high), newton, outside)
-            if bool(((log_u - previous).abs() <= 1e-13).all()):  # u to 1e-13 relative
-                break
-        u = torch.where(z64 == 0, torch.zeros_like(z64), torch.exp(log_u))
+        u = _solve_log_tail(
+            lambda u: log_tail(u, nu),
+            lambda u: log_density(u, nu),
+            torch.special.log_ndtr(-x),
+            torch.maximum(x, expansion),
+        )
+        u = torch.where(z64 == 0, torch.zeros_like(z64), u)
         return torch.where(z64 >= 0, u, -u)
-
-
-def _log_beta_tail(x: torch.Tensor, one_minus_x: torch.Tensor, a: float, b: float) -> torch.Tensor:
-    """``log I_x(a, b)`` for ``0 <= x <= 1``, given ``x`` and ``1 - x`` (each accurate where it is small)."""
-    direct = x < (a + 1) / (a + b + 2)
-    log_i = torch.empty_like(x)
-    log_i[direct] = _log_incomplete_beta(x[direct].clamp_min(_TINY), a, b)
-    reflected = _log_incomplete_beta(one_minus_x[~direct].clamp_min(_TINY), b, a)
-    log_i[~direct] = torch.log1p(-torch.exp(reflected).clamp_max(1.0))
-    return log_i
-
-
-def _solve_log_tail(log_tail_of, log_density_of, target: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-    """The ``v > 0`` at which the decreasing ``log_tail_of(v) = log P(V > v)`` is ``target``: Newton's method on
-    ``log v`` (``d log P(V > v) / d log v = -v p(v) / P(V > v)``, ``log_density_of`` giving ``log p``) from
-    ``start``, each step kept inside the bracket that the steps before narrowed."""
-    log_v = torch.log(start.clamp_min(_TINY))
-    low, high = torch.full_like(log_v, -math.inf), torch.full_like(log_v, math.inf)
-    for _ in range(INVERSE_STEPS):
-        v = torch.exp(log_v)
-        tail = log_tail_of(v)
-        gap = tail - target  # > 0: v below the root
-        low, high = torch.where(gap > 0, log_v, low), torch.where(gap > 0, high, log_v)
-        newton = log_v + gap * torch.exp(tail - log_density_of(v) - log_v)
-        bounded = torch.isfinite(low) & torch.isfinite(high)
-        fallback = torch.where(bounded, 0.5 * (low + high), torch.where(torch.isfinite(low), low + 1, high - 1))
-        previous = log_v
-        log_v = torch.where((newton >= low) & (newton <= high), newton, fallback)
-        if bool(((log_v - previous).abs() <= 1e-13).all()):
-            break
-    return torch.exp(log_v)
 
 
 class MultivariateStudentToNormal(StudentToNormal):
@@ -217,9 +203,7 @@ class MultivariateStudentToNormal(StudentToNormal):
     """
 
     def _log_t(self, square: torch.Tensor, d: int) -> torch.Tensor:
-        nu = self.nu
-        normalizer = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi)
-        return normalizer - 0.5 * (nu + d) * torch.log1p(square / nu)
+        return _log_t_of_square(square, self.nu, d)
 
     def _log_f_tail(self, s: torch.Tensor, d: int) -> torch.Tensor:
         """``log P(S > s)``, ``S ~ F(d, nu)``: ``log I_x(nu / 2, d / 2)``, ``x = nu / (nu + d s)``."""
