@@ -345,9 +345,13 @@ def check_fitted_widths(estimator) -> None:
     flow: a file edited so would fail inside torch or compute with other features than it reports."""
     check_trees(trees_of(estimator), estimator.n_features_in_, estimator.n_targets_)
     width = estimator.n_features_in_ + (estimator.n_targets_ if estimator.boosted_feature_ else 0)
-    location, scale = estimator.x_location_, estimator.x_scale_
+    location, scale, shifts = estimator.x_location_, estimator.x_scale_, estimator.x_log_shift_
     ok = (
         (len(estimator.tree_roots_) > 0 or not estimator.boosted_feature_)
+        and isinstance(shifts, np.ndarray)
+        and shifts.shape == (estimator.n_features_in_,)
+        and shifts.dtype.kind == "f"
+        and bool(np.isfinite(shifts).all() and (shifts >= 0).all())
         and all(isinstance(a, np.ndarray) and a.shape == (width,) and a.dtype.kind == "f" for a in (location, scale))
         and bool(np.isfinite(location).all() and np.isfinite(scale).all() and (scale > 0).all())
         and int(estimator.flow_.config.get("context_features", -1)) == width
@@ -357,6 +361,6 @@ def check_fitted_widths(estimator) -> None:
     ok = ok and isinstance(bounds, np.ndarray) and bounds.shape == (2, every) and bounds.dtype.kind == "f"
     if not (ok and bool(np.all(bounds[0] <= bounds[1]))):
         raise ValueError(
-            f"the fitted context scaling (x_location_, x_scale_, context_range_) or boosted_feature_ disagrees "
-            f"with the flow's {width} context columns"
+            "the fitted context scaling (x_location_, x_scale_, x_log_shift_, context_range_) or boosted_feature_ "
+            f"disagrees with the flow's {width} context columns"
         )

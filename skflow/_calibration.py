@@ -103,8 +103,8 @@ def upgrade_regressor_state(state: dict) -> dict:
     """A ``FlowRegressor`` state saved before the latent scale existed (its model had scale 1, uncalibrated),
     before ensembles (its model is one flow), before the linear start (its flow started at the normal) or
     before ``flow="auto"`` and ``n_bins_`` (its flow's config says which kind it is and its bins), before
-    the boosted feature (its flows' context is the features alone), or before ``context_range_`` (its
-    contexts were not held inside the training range)."""
+    the boosted feature (its flows' context is the features alone), before ``x_log_shift_`` (every feature
+    entered as given) or before ``context_range_`` (its contexts were not held inside the training range)."""
     state = dict(state)
     fill_resolved_from_stored_flow(state)
     if "calibrate" not in state:
@@ -125,6 +125,8 @@ def upgrade_regressor_state(state: dict) -> dict:
     if "flow_" in state and "tree_nodes_" not in state:  # before the boosted feature: fitted without it
         state["boosted_feature"], state["boosted_feature_"] = False, False
         state.update(zip(TREE_ATTRIBUTES, empty_trees(), strict=True))
+    if "flow_" in state and "x_log_shift_" not in state:  # before heavy-tailed features entered as their log
+        state["x_log_shift_"] = np.zeros(int(state["n_features_in_"]))
     if "flow_" in state and "context_range_" not in state:  # before contexts were held inside it: no range
         width = n_context_columns(state["n_features_in_"], state["n_targets_"], state["tree_roots_"])
         state["context_range_"] = np.array([[-np.inf], [np.inf]]).repeat(width, axis=1)

@@ -29,7 +29,7 @@ from ._core.rows import effective_rows
 from ._feature_relevance import RELEVANCE, set_relevance
 from ._fitting import draw_seed
 from ._flow_choice import fit_choosing, layer_choices
-from ._regression_data import widened_range
+from ._regression_data import log_feature_shifts, logged_features, widened_range
 from ._target_scale import INFERRED_BOUNDS, robust_targets, set_inferred_bounds
 from ._target_tails import splice_tails, support_bounds
 from ._training_report import worth_reporting
@@ -68,7 +68,7 @@ def new_members(estimator, n_flows: int) -> list:
         # Not clone(): a callback object must stay the user's own, not a copy.
         params = {**estimator.get_params(deep=False), "n_flows": 1, "random_state": int(seed)}
         member = type(estimator)(**params)
-        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", *TREE_ATTRIBUTES):  # trees: one each
+        for name in ("n_features_in_", "n_targets_", "_y_ndim", "device_", "x_log_shift_", *TREE_ATTRIBUTES):
             setattr(member, name, getattr(estimator, name))
         # Where set: the names (its warnings name the columns as the user does) and, in fit, the features' relevance.
         for name in ("feature_names_in_", "target_names_in_", RELEVANCE, INFERRED_BOUNDS):
@@ -97,6 +97,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
     modelled = set_inferred_bounds(estimator, X, Y, weights, seed)  # the trees and the noise test see y as the flows do
     features = fit_tree_feature(estimator, X, modelled, weights, seed, robust_targets(estimator, Y, weights))
     set_relevance(estimator, X, modelled, weights, seed, auto_chooses(estimator, n_rows))
+    estimator.x_log_shift_ = log_feature_shifts(X, weights)  # the trees are the same either way
     n_flows = resolved_n_flows(estimator, n_rows)
     members = new_members(estimator, n_flows)
     if not members or effective_n_jobs(estimator.n_jobs) == 1:
@@ -108,7 +109,7 @@ def fit_flows(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray) -> l
         estimator.__dict__.update({k: v for k, v in fitted[0][0].__dict__.items() if k not in parameters})
     warn_once_each([caught for _, caught in fitted], n_flows)
     flows = [flow for flow, _ in fitted]
-    target_range, context_range = widened_range(Y), widened_range(features)
+    target_range, context_range = widened_range(Y), widened_range(logged_features(features, estimator.x_log_shift_))
     for flow in (*flows, estimator):  # needed by the fit alone: the context scaling and low_ hold what they did
         flow.__dict__.pop(RELEVANCE, None)
         flow.__dict__.pop(INFERRED_BOUNDS, None)

@@ -138,7 +138,7 @@ def check_fitted_state(estimator: Any) -> None:
 # estimator's features, centred alike (a regressor's flow may add its trees' prediction after them), and their
 # densities are mixed over the same targets. Their scales may differ: a flow may keep noise features scaled
 # down (relevance_scaling) where another does not.
-_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", *TREE_ATTRIBUTES)
+_SHARED_WITH_MEMBERS = ("n_features_in_", "n_targets_", "x_location_", "x_log_shift_", *TREE_ATTRIBUTES)
 # The features' means agree to rounding (a mean over more columns, with the trees' prediction, may sum in
 # another order): to this fraction of the features' scale.
 _LOCATION_TOLERANCE = 1e-9

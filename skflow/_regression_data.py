@@ -1,7 +1,7 @@
 """A regressor's training data: checks of X, y and weights (a whole set, or a later ``partial_fit`` chunk).
 
-Also what a fitted regressor holds, the scaling of the features into the flow's context, and the target
-names of a pandas ``y``.
+Also what a fitted regressor holds, the scaling of the features into the flow's context (with the log of
+heavy-tailed positive features), and the target names of a pandas ``y``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from ._feature_relevance import relevance_scaled
 from ._fitting import check_learning_rate_and_weight_decay
 from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
 
+# A positive feature whose skewness exceeds this enters the context as its log, where the log at least halves
+# the skewness: its bulk is squeezed into a corner of the standardized context, which the conditioners resolve
+# from few rows (a log-normal feature cost 0.05 nats a row, concrete's age in days 0.03-0.05;
+# docs/regression_design_notes.md, "Heavy-tailed features").
+SKEWED_FEATURE = 2.0
+
 # What a fitted FlowRegressor holds, by kind (skflow._persistence checks a loaded one against it). Per-target
 # arrays, the flow and the context scaling are checked by type here, their sizes by the regressor's __setstate__.
 REGRESSOR_FITTED_ATTRIBUTES: dict = {
@@ -28,6 +34,7 @@ REGRESSOR_FITTED_ATTRIBUTES: dict = {
     "ensemble_": "estimators",
     "x_location_": np.ndarray,  # n_features_in_ values, plus n_targets_ with the boosted feature
     "x_scale_": np.ndarray,
+    "x_log_shift_": np.ndarray,  # n_features_in_ values: c of log(x + c) in the context, 0 for a feature as given
     "tree_nodes_": np.ndarray,  # checked by skflow._boosted_feature.check_fitted_widths
     "tree_roots_": np.ndarray,
     "tree_baseline_": np.ndarray,
@@ -38,7 +45,7 @@ REGRESSOR_FITTED_ATTRIBUTES: dict = {
     "high_": np.ndarray,
     "dequantized_": np.ndarray,
     "target_range_": np.ndarray,
-    "context_range_": np.ndarray,  # features and trees' predictions; skflow._boosted_feature.check_fitted_widths
+    "context_range_": np.ndarray,  # features (logged ones as their log) and trees' predictions; check_fitted_widths
     "asinh_columns_": np.ndarray,
     "hidden_units_": tuple,
     "n_bins_": "int",
@@ -97,14 +104,16 @@ def _target_names(y) -> np.ndarray | None:
 
 
 def context_scaling(
-    X: np.ndarray, weights: np.ndarray, relevance: np.ndarray | None = None
+    X: np.ndarray, weights: np.ndarray, relevance: np.ndarray | None = None, log_shifts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of the features (1 for a constant one): their context scaling;
-    with ``relevance``, the first ``len(relevance)`` scales divided by it (:mod:`skflow._feature_relevance`).
+    """Weighted mean and standard deviation of the features (1 for a constant one), those with a positive
+    ``log_shifts`` as their log (:func:`logged_features`): their context scaling; with ``relevance``, the first
+    ``len(relevance)`` scales divided by it (:mod:`skflow._feature_relevance`).
 
     Each column is divided by its largest magnitude first: the sum and the squares of values near
     1e300 would overflow to inf, and a context scaled by inf is zero, a model that ignores X.
     """
+    X = logged_features(X, log_shifts)
     magnitude = np.abs(X).max(axis=0, initial=0.0)
     magnitude = np.where(magnitude > 0, magnitude, 1.0)
     scaled = X / magnitude
@@ -112,6 +121,40 @@ def context_scaling(
     std = np.sqrt(np.average(np.square(scaled - mean), axis=0, weights=weights))
     scale = np.where(std > 0, std * magnitude, 1.0)
     return mean * magnitude, scale if relevance is None else relevance_scaled(scale, relevance)
+
+
+def log_feature_shifts(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per feature, ``c`` where the context takes ``log(x + c)``, else 0: for a positive feature whose weighted
+    skewness exceeds ``SKEWED_FEATURE`` and is at least halved on that scale. ``c`` is its smallest training
+    value, as for a target on the log scale (``skflow._target_scale``): a new 0 still has a finite log."""
+    shifts = np.zeros(X.shape[1])
+    for j in np.flatnonzero((X.min(axis=0, initial=np.inf) > 0) & (np.ptp(X, axis=0) > 0)):
+        column, shift = X[:, j], X[:, j].min()
+        skewness = _skewness(column, weights)
+        if skewness > SKEWED_FEATURE and abs(_skewness(np.log(column + shift), weights)) <= skewness / 2:
+            shifts[j] = shift
+    return shifts
+
+
+def _skewness(column: np.ndarray, weights: np.ndarray) -> float:
+    """The weighted sample skewness (third standardized moment) of a non-constant ``column``, computed in units of
+    its largest magnitude so that no power overflows."""
+    column = column / np.abs(column).max()
+    centered = column - np.average(column, weights=weights)
+    variance = np.average(centered**2, weights=weights)
+    return float(np.average(centered**3, weights=weights) / variance**1.5) if variance > 0 else 0.0
+
+
+def logged_features(columns: np.ndarray, shifts: np.ndarray | None) -> np.ndarray:
+    """``columns`` (features first, then any trees' predictions) with ``log(x + c)`` on the features whose
+    shift ``c`` (:func:`log_feature_shifts`) is positive. A new value at or below ``-c`` takes the log of the
+    smallest positive float, and the context's range then holds it (:func:`flow_context`)."""
+    logged = np.flatnonzero(shifts > 0) if shifts is not None else np.empty(0, dtype=int)
+    if not logged.size:
+        return columns
+    columns = np.array(columns, dtype=np.float64)
+    columns[:, logged] = np.log(np.maximum(columns[:, logged] + shifts[logged], np.finfo(float).tiny))
+    return columns
 
 
 def widened_range(rows: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -125,7 +168,8 @@ def widened_range(rows: np.ndarray, previous: np.ndarray | None = None) -> np.nd
 
 def flow_context(estimator, features: np.ndarray) -> np.ndarray:
     """A flow's context: its columns of ``features`` (the features, with the trees' prediction where it uses
-    them) held inside ``context_range_`` widened by its width on each side, where a fit set one; standardized.
+    them), heavy-tailed features as their log (``x_log_shift_``), held inside ``context_range_`` widened by
+    its width on each side, where a fit set one; standardized.
 
     The flows' conditioners learned the features' effect on the training
     rows' range only; far beyond it an MLP extrapolates without limit, and
@@ -140,7 +184,7 @@ def flow_context(estimator, features: np.ndarray) -> np.ndarray:
     (docs/regression_design_notes.md).
     """
     location, scale = estimator.x_location_, estimator.x_scale_
-    columns = features[:, : len(location)]
+    columns = logged_features(features[:, : len(location)], estimator.__dict__.get("x_log_shift_"))
     bounds = estimator.__dict__.get("context_range_")
     if bounds is not None:
         low, high = bounds[:, : len(location)]

@@ -17,7 +17,7 @@ import numpy as np
 from ._boosted_feature import empty_trees, set_trees, with_tree_feature
 from ._ensemble import new_members, resolved_n_flows
 from ._fitting import assign_fitted
-from ._regression_data import context_scaling, widened_range
+from ._regression_data import context_scaling, logged_features, widened_range
 from ._streaming import Context, stream_chunk
 
 
@@ -34,11 +34,14 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
                 stacklevel=5,
             )
         set_trees(estimator, empty_trees())
+        # The first chunk's skewness is no measure of the stream's: every feature enters as given.
+        estimator.x_log_shift_ = np.zeros(X.shape[1])
         estimator.x_location_, estimator.x_scale_ = context_scaling(X, weights)
         estimator.boosted_feature_ = False
     features = with_tree_feature(estimator, X)
     # Widened first: this chunk's rows are training rows, never held inside an earlier chunk's range.
-    estimator.context_range_ = widened_range(features, None if first else estimator.context_range_)
+    logged = logged_features(features, estimator.x_log_shift_)
+    estimator.context_range_ = widened_range(logged, None if first else estimator.context_range_)
     context = Context(estimator._context(features), estimator._callback_arguments)
     flow, preprocessing, result, state = stream_chunk(estimator, Y, weights, context, estimator._fit_preprocessing, "y")
     assign_fitted(estimator, flow, preprocessing, result)

@@ -34,15 +34,14 @@ from ._validation import Interval, StrOptions, _fit_context, check_n_samples, ch
 class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin, BaseEstimator):
     """Conditional normalizing flow: the full predictive density p(y | x).
 
-    The flow maps the target ``y`` to a normal latent, with every coupling
-    conditioner fed the (standardized) features ``x``, so that ``log p(y | x) = log N(f(y; x); 0, diag(s^2))
-    + log|det J_f(y; x)|`` is exact, in the units of ``y``; the latent scale ``s`` is fitted on the validation
-    rows after training (``calibrate``). ``n_flows`` such flows, each from its own seed, make an ensemble: the
-    model is the equal-weight mixture of their densities. From that one model come the conditional mean
-    (:meth:`predict`), exact quantiles and central intervals of a single target (:meth:`predict_quantiles`,
-    :meth:`predict_interval`), draws (:meth:`sample`) and the log-likelihood of observed targets
-    (:meth:`score_samples`). Skewed, heteroscedastic and multimodal targets are modelled as they are: no
-    Gaussian noise is assumed.
+    The flow maps the target ``y`` to a normal latent, with every coupling conditioner fed the (standardized)
+    features ``x``: ``log p(y | x) = log N(f(y; x); 0, diag(s^2)) + log|det J_f(y; x)|`` is exact, in the units
+    of ``y``; the latent scale ``s`` is fitted on the validation rows after training (``calibrate``).
+    ``n_flows`` such flows, each from its own seed, make an ensemble: the model is the equal-weight mixture
+    of their densities. From that one model come the conditional mean (:meth:`predict`), exact quantiles and
+    central intervals of a single target (:meth:`predict_quantiles`, :meth:`predict_interval`), draws
+    (:meth:`sample`) and the log-likelihood of observed targets (:meth:`score_samples`). Skewed,
+    heteroscedastic and multimodal targets are modelled as they are: no Gaussian noise is assumed.
 
     ``predict`` is the mixture's mean, by a fixed quadrature in the latent (deterministic; see the method),
     and an ensemble's quantiles solve its mixture's distribution function between its flows' exact quantiles,
@@ -91,8 +90,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one per target: the base becomes
         N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge; without
-        gross errors' rows where they rule the target). A flow fitted to a few hundred rows is over-confident
-        on new ones; this widens (or narrows) its distributions to what held-out rows show, exactly.
+        gross errors' rows where they rule the target): it widens (or narrows) its distributions to what
+        held-out rows show, exactly.
     boosted_feature : "auto" or bool, default="auto"
         Give each flow, as one more feature per target, the prediction of gradient-boosted trees
         (``HistGradientBoostingRegressor``, leaf size chosen by the folds): out-of-fold on the training rows,
@@ -116,12 +115,11 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         ``partial_fit`` (``len(ensemble_) + 1``; docs/regression_design_notes.md). 1: a single flow.
     n_jobs : int or None, default=None
         Flows of the ensemble trained at once, in joblib worker processes (None: 1, unless in a
-        :func:`joblib.parallel_backend` context; -1: every core). Each trains on one thread either way; a
-        ``callback`` then runs in the workers.
+        :func:`joblib.parallel_backend` context; -1: every core), each on one thread; a ``callback`` runs there.
     callback : callable or None, default=None
-        Called with an :class:`EpochInfo` per epoch of each flow in turn; its ``log_density(X, y)`` is that
-        flow's ``score_samples`` under that epoch's weights (before calibration). Where a flow trains several
-        times (the "auto" choices, a sequence of layer kinds) each training calls it in turn.
+        Called with an :class:`EpochInfo` per epoch of each flow in turn (of each of its trainings, where the
+        "auto" choices train it several times); its ``log_density(X, y)`` is that flow's ``score_samples``
+        under that epoch's weights (before calibration).
     device, random_state, verbose : see :class:`FlowDensity`
 
     Attributes
@@ -129,9 +127,8 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     flow_ : skflow._core.Flow
         The (first) fitted conditional flow, target to latent, in float64.
     latent_scale_ : ndarray of shape (n_targets_,)
-        Standard deviations of its latent normal (1 without ``calibrate``):
-        ``log p(y | x) = log N(f(y; x); 0, diag(latent_scale_^2)) + log|det J_f|``
-        for a single flow.
+        Standard deviations of its latent normal (1 without ``calibrate``): for a single flow,
+        ``log p(y | x) = log N(f(y; x); 0, diag(latent_scale_^2)) + log|det J_f|``.
     ensemble_ : list of FlowRegressor
         The ensemble's other flows (one fewer than ``n_flows``), each a fitted ``FlowRegressor(n_flows=1)``
         (empty for a single flow). ``flow_``, ``latent_scale_`` and the training attributes are the first flow's.
@@ -142,12 +139,15 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         Number of target columns.
     target_names_in_ : ndarray of shape (n_targets_,)
         Defined when ``y`` is a named pandas Series or a DataFrame with string column names.
+    x_log_shift_ : ndarray of shape (n_features_in_,)
+        ``c`` where a positive feature of skewness above 2 enters the context as ``log(x + c)`` (its smallest
+        value), else 0 (as given: every feature in a ``partial_fit`` from scratch).
     x_location_, x_scale_ : ndarray of shape (n_features_in_,) or (n_features_in_ + n_targets_,)
-        Weighted mean and standard deviation of the features (and of the trees' prediction, with
-        ``boosted_feature_``; scale 1 for a constant one), noise features' scale times 20 where the flow kept
-        ``relevance_scaling``: the map from ``X`` to the flow's context.
+        Weighted mean and standard deviation of the (logged) features and the trees' prediction with
+        ``boosted_feature_`` (scale 1 for a constant one; noise features' times 20 where the flow kept
+        ``relevance_scaling``): the map from ``X`` to the flow's context.
     context_range_ : ndarray of shape (2, n_features_in_) or (2, n_features_in_ + n_targets_)
-        Range of the training features (and trees' out-of-fold prediction); new rows held within a width of it.
+        Range of the context's training columns before standardizing; new rows held within a width of it.
     boosted_feature_ : bool
         Whether the (first) flow's context includes the trees' prediction.
     tree_nodes_, tree_roots_, tree_baseline_ : ndarray
@@ -285,7 +285,8 @@ max_epochs_, device_
         ``flow`` parameter's; ``scaled``: the features scaled by their relevance (``skflow._feature_relevance``)."""
         preprocessing = self._fit_preprocessing(Y, weights)
         self._trainer_state_ = stream_state(preprocessing, None)  # partial_fit continues from the fitted weights
-        self.x_location_, self.x_scale_ = context_scaling(X, weights, getattr(self, RELEVANCE) if scaled else None)
+        relevance = getattr(self, RELEVANCE) if scaled else None
+        self.x_location_, self.x_scale_ = context_scaling(X, weights, relevance, self.x_log_shift_)
         resolve_training_sizes(self, Y.shape[0], Y.shape[1] + X.shape[1], flow_features=Y.shape[1], kind=kind)
         context = self._context(X)
         flow, result, preprocessing = fit_flow(self, Y, weights, preprocessing, context, self._callback_arguments)
@@ -302,11 +303,11 @@ max_epochs_, device_
 
         As :meth:`FlowDensity.partial_fit`, for the conditional density (see the user guide's "Large data"
         page). The first call fixes, from its chunk, ``y``'s preprocessing, ``X``'s standardization
-        (``x_location_``, ``x_scale_``) and the "auto" sizes: give it a representative chunk. Each flow of an
-        ensemble takes the same steps over the chunk, in its own batch order. Later values beyond its range are
-        fine (they widen ``context_range_``); a target on or outside ``bounds``, NaN, or another number of
-        features or targets raise a ``ValueError`` and change nothing. Each call continues the optimizer state
-        at the constant ``learning_rate``.
+        (``x_location_``, ``x_scale_``; no feature's log) and the "auto" sizes: give it a representative
+        chunk. Each flow of an ensemble takes the same steps over the chunk, in its own batch order. Later
+        values beyond its range widen ``context_range_``; a target on or outside ``bounds``, NaN, or another
+        number of features or targets raise a ``ValueError`` and change nothing. Each call continues the
+        optimizer state at the constant ``learning_rate``.
 
         Parameters
         ----------
@@ -319,8 +320,8 @@ max_epochs_, device_
         Returns
         -------
         self : FlowRegressor
-            ``n_iter_`` counts the passes (after the epochs of ``fit``, if
-            any); ``loss_curve_`` gets the pass's mean training loss.
+            ``n_iter_`` counts the passes (after the epochs of ``fit``, if any); ``loss_curve_`` gets the
+            pass's mean training loss.
 
         Examples
         --------
@@ -440,10 +441,8 @@ max_epochs_, device_
     def _quantiles(self, X, levels: np.ndarray, method: str) -> np.ndarray:
         features = self._validated(X)
         if self.n_targets_ > 1:
-            raise ValueError(
-                f"{method} needs a model of one target; this one has {self.n_targets_}. Estimate "
-                "marginal quantiles from sample(X, n_samples) instead"
-            )
+            message = f"{method} needs a model of one target; this one has {self.n_targets_}. Estimate marginal"
+            raise ValueError(message + " quantiles from sample(X, n_samples) instead")
         return ensemble_quantiles(self._members(), features, levels)
 
     def predict_interval(self, X, coverage: float = 0.9) -> np.ndarray:
