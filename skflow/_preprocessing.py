@@ -17,7 +17,7 @@ import torch
 from scipy.special import ndtri
 
 from ._bounds import has_bounds
-from ._core import AsinhTails, ToUnbounded
+from ._core import AsinhTails, ToUnbounded, preprocessing_layers
 
 if TYPE_CHECKING:
     from ._power_map import PowerMap
@@ -267,12 +267,16 @@ def point_masses(X: np.ndarray, skipped: np.ndarray) -> dict[int, tuple[float, f
     return found
 
 
-def dequantized_columns(X: np.ndarray, bounded: np.ndarray, dequantize) -> tuple[np.ndarray, np.ndarray]:
-    """Which columns get training noise, and the width of its cells."""
+def dequantized_columns(X: np.ndarray, low: np.ndarray, high: np.ndarray, dequantize) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns get training noise, and the width of its cells: a bounded column only where its cells lie
+    within its bounds (noise across a bound would put training values where the density is zero)."""
     if dequantize == "auto":
         widths = discrete_cells(X, integer_columns(X))
-        return (widths > 0) & ~bounded, np.where(widths > 0, widths, 1.0)
-    return np.full(X.shape[1], bool(dequantize)) & ~bounded, np.ones(X.shape[1])
+        noised, widths = widths > 0, np.where(widths > 0, widths, 1.0)
+    else:
+        noised, widths = np.full(X.shape[1], bool(dequantize)), np.ones(X.shape[1])
+    inside = (X.min(axis=0) - widths / 2 >= low) & (X.max(axis=0) + widths / 2 <= high)
+    return noised & inside, widths
 
 
 def fit_preprocessing(
@@ -292,7 +296,7 @@ def fit_preprocessing(
     (``GROSS_SPREAD_RATIO``); ``columns``: what a warning calls the columns ("feature", or "target" for a
     regressor's y)."""
     n_features = X.shape[1]
-    bounded = np.isfinite(low) | np.isfinite(high)
+    bounded = _bounded(low, high)
     dequantized, cell_width, minimum, maximum, mean, std, robust_scaled = _column_statistics(
         X, weights, low, high, dequantize, robust
     )
@@ -300,8 +304,10 @@ def fit_preprocessing(
     # training values are spread uniformly over one cell around the integer.
     constant = (maximum == minimum) & ~dequantized
     if standardize:
-        # Dequantized columns are standardized with the spread of the noisy values.
-        loc, scale = mean, np.where(dequantized, np.hypot(std, cell_width / np.sqrt(12.0)), std)
+        # Dequantized columns are standardized with the spread of the noisy values (roughly, after a bounds map,
+        # whose cells are not of one width: there by the cells' centres' spread, 1 for a constant column).
+        noisy = np.where(bounded, np.where(std > 0, std, 1.0), np.hypot(std, cell_width / np.sqrt(12.0)))
+        loc, scale = mean, np.where(dequantized, noisy, std)
     else:
         loc, scale = np.zeros(n_features), np.ones(n_features)
     if constant.any():
@@ -334,6 +340,10 @@ def fit_preprocessing(
     )
 
 
+def _bounded(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.isfinite(low) | np.isfinite(high)
+
+
 def robust_columns(X: np.ndarray, weights: np.ndarray, low: np.ndarray, high: np.ndarray, dequantize) -> np.ndarray:
     """The columns of ``X`` that :func:`fit_preprocessing` with ``robust`` standardizes by their median and robust
     spread (``GROSS_SPREAD_RATIO``), for what is fitted before the preprocessing (a regressor's boosted trees)."""
@@ -353,13 +363,13 @@ class _ColumnStatistics(NamedTuple):
 def _column_statistics(X, weights, low, high, dequantize, robust: bool) -> _ColumnStatistics:
     """What :func:`fit_preprocessing` standardizes by: each column's weighted mean and standard deviation after
     the bounds map, or (``robust``) its median and robust spread where gross outliers rule it (``_gross``)."""
-    dequantized, cell_width = dequantized_columns(X, np.isfinite(low) | np.isfinite(high), dequantize)
+    dequantized, cell_width = dequantized_columns(X, low, high, dequantize)
     unbounded = _Unbounded(X, low, high)
     minimum, maximum, mean, std = _weighted_moments(unbounded, weights, X.shape[1])
     robust_scaled = None
     if robust:
         median, spread = _weighted_median_and_spread(unbounded, weights)
-        robust_scaled = _gross(std, spread, dequantized, cell_width)
+        robust_scaled = _gross(std, spread, dequantized & ~_bounded(low, high), cell_width)
         mean, std = np.where(robust_scaled, (median, spread), (mean, std))
     return _ColumnStatistics(dequantized, cell_width, minimum, maximum, mean, std, robust_scaled)
 
@@ -394,6 +404,8 @@ def make_augment(preprocessing: Preprocessing, device: torch.device):
     dequantized, constant = preprocessing.dequantized, preprocessing.constant
     if not (dequantized.any() or constant.any()):
         return None
+    if (dequantized & _bounded(preprocessing.low, preprocessing.high)).any():
+        return _augment_in_data_units(preprocessing, device)
     uniform_scale = torch.as_tensor(preprocessing.noise_width() / preprocessing.scale, dtype=torch.float32)
     normal_scale = torch.as_tensor(constant.astype(np.float32))
     uniform_scale, normal_scale = uniform_scale.to(device), normal_scale.to(device)
@@ -408,5 +420,33 @@ def make_augment(preprocessing: Preprocessing, device: torch.device):
         if tails is None:
             return batch + u * uniform_scale + e * normal_scale
         return tails(tails.inverse(batch)[0] + u * uniform_scale + e * normal_scale)[0]
+
+    return augment
+
+
+def _augment_in_data_units(preprocessing: Preprocessing, device: torch.device):
+    """:func:`make_augment`'s noise where a dequantized column is bounded: the rows are mapped back to the data
+    through the whole fixed part, the dequantized columns' cells are noised there, and the rows are mapped
+    forward again, since a cell of the data is no cell of its log or logit. A draw on a bound (a cell's edge
+    may be one: ``dequantized_columns``) is moved just inside, where the map is finite."""
+    arguments = preprocessing.flow_arguments()
+    layers = [layer.to(device).float() for layer in preprocessing_layers(len(preprocessing.low), **arguments)]
+    width = torch.as_tensor(preprocessing.noise_width(), dtype=torch.float32, device=device)
+    normal_scale = torch.as_tensor(preprocessing.constant.astype(np.float32), device=device)
+    low, high = (
+        torch.as_tensor(bound, dtype=torch.float32, device=device) for bound in (preprocessing.low, preprocessing.high)
+    )
+    inside_low, inside_high = torch.nextafter(low, high), torch.nextafter(high, low)
+
+    def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        u = torch.rand(batch.shape, generator=generator).to(batch.device) - 0.5
+        e = torch.randn(batch.shape, generator=generator).to(batch.device)
+        data = batch
+        for layer in reversed(layers):
+            data = layer.inverse(data)[0]
+        data = torch.minimum(torch.maximum(data + u * width, inside_low), inside_high)
+        for layer in layers:
+            data = layer(data)[0]
+        return data + e * normal_scale
 
     return augment

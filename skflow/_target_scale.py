@@ -133,7 +133,8 @@ def inferred_bounds(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray
     ``y`` and the log by more than ``LOG_SCALE_GAIN`` nats a row; else ``(-c, inf)`` (``log(y + c)``) where the
     log is more likely than ``y`` by that much; ``(-inf, inf)`` elsewhere."""
     bounds = np.tile([[-np.inf], [np.inf]], Y.shape[1])
-    continuous = ~dequantized_columns(Y, np.zeros(Y.shape[1], dtype=bool), estimator.dequantize)[0]
+    unbounded = np.full(Y.shape[1], np.inf)
+    continuous = ~dequantized_columns(Y, -unbounded, unbounded, estimator.dequantize)[0]
     if not continuous.any():
         return bounds
     rows = weights > 0

@@ -114,14 +114,14 @@ class FlowDensity(SafePersistenceMixin, ClassNamePrefixFeaturesOutMixin, Transfo
         10, noise as wide as its step), and for other discrete columns, whose
         values repeat (at most one distinct value per 5 rows: a two-valued
         column, rating levels, rounded measurements), with noise as wide as
-        the smallest gap between their values. ``score_samples`` is then the
-        log-density of the dequantized variable (value plus noise) at the
-        value: an estimate of the log-probability of that value minus the log
-        of the noise's width (0 for integers in steps of 1), whose average over the noise
-        is a lower bound on it (Theis et al. 2016). Probabilities are at most
-        1, so on integers the mean log-likelihood should come out near or
-        below 0 per dequantized column; without dequantization the flow can
-        pile its mass onto the values and report arbitrarily high densities.
+        the smallest gap between their values; a bounded column where those
+        cells lie within its bounds (the noise added to the data, before the
+        bounds map). ``score_samples`` is then the log-density of the
+        dequantized variable (value plus noise) at the value: an estimate of
+        the log-probability of that value minus the log of the noise's width
+        (0 for integers in steps of 1), whose average over the noise is a
+        lower bound on it (Theis et al. 2016); without dequantization the flow
+        can pile its mass onto the values and report arbitrarily high densities.
     bounds : None, (low, high) or sequence of (low, high) or None, default=None
         Support of bounded features: one ``(low, high)`` pair for every
         feature, or one pair (or None) per feature. ``low`` or ``high`` may be

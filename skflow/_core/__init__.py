@@ -3,7 +3,7 @@
 from .base import GaussianMixtureBase, StandardNormal, StudentTMixtureBase, standard_normal_log_prob
 from .couplings import AffineCoupling, SplineCoupling
 from .fixed import AsinhTails, Standardize, ToUnbounded, YeoJohnson
-from .flow import Flow, FlowSpec, build_flow, flow_from_config, upgrade_version_1
+from .flow import Flow, FlowSpec, build_flow, flow_from_config, preprocessing_layers, upgrade_version_1
 from .mixture_cdf import MixtureCDFCoupling
 from .train import Rows, TrainConfig, Trainer, TrainingDivergedError, TrainResult, train_flow
 from .transforms import IndexedContext, LinearShiftNumbers, LULinear, Permutation, Transform
@@ -33,6 +33,7 @@ __all__ = [
     "Transform",
     "build_flow",
     "flow_from_config",
+    "preprocessing_layers",
     "standard_normal_log_prob",
     "train_flow",
     "upgrade_version_1",

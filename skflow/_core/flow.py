@@ -131,7 +131,7 @@ def _tensor(values, n_features: int, fill: float) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float64))
 
 
-def _preprocessing_layers(
+def preprocessing_layers(
     n_features: int, low, high, loc, scale, lower_tails, upper_tails, power=None, power_loc=None, power_scale=None
 ) -> list[Transform]:
     """``[ToUnbounded] -> Standardize -> [AsinhTails] -> [YeoJohnson -> [Standardize]]``; the bracketed ones
@@ -266,7 +266,7 @@ def build_flow(
     """
     spec_ = FlowSpec(**{**spec, "hidden_units": tuple(int(h) for h in spec.get("hidden_units", FlowSpec.hidden_units))})
     generator = torch.Generator().manual_seed(int(seed))
-    preprocessing = _preprocessing_layers(
+    preprocessing = preprocessing_layers(
         n_features, low, high, loc, scale, lower_tails, upper_tails, power, power_loc, power_scale
     )
     learned = _learned_layers(n_features, spec_, int(context_features), generator)

@@ -37,7 +37,7 @@ examples:
   skflow fit data.csv -o model.skflow --columns x,y,z --random-state 0
   skflow fit survey.csv -o model.skflow --sample-weight weight
   skflow fit data.csv -o model.skflow --n-transforms 8 --hidden-units 128,128 --batch-size 512
-  skflow fit counts.parquet -o model.skflow --dequantize true --bounds 0,none --verbose 0
+  skflow fit counts.parquet -o model.skflow --bounds=-0.5,none --verbose 0
   skflow fit houses.csv -o price.skflow --target price
   skflow fit houses.csv -o price.skflow --target price --columns area,rooms --bounds 0,none
 
