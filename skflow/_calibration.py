@@ -126,7 +126,7 @@ def upgrade_regressor_state(state: dict) -> dict:
         state["boosted_feature"], state["boosted_feature_"] = False, False
         state.update(zip(TREE_ATTRIBUTES, empty_trees(), strict=True))
     if "flow_" in state and "x_log_shift_" not in state:  # before heavy-tailed features entered as their log
-        state["x_log_shift_"] = np.zeros(int(state["n_features_in_"]))
+        state["x_log_shift_"] = np.full(int(state["n_features_in_"]), np.nan)
     if "flow_" in state and "context_range_" not in state:  # before contexts were held inside it: no range
         width = n_context_columns(state["n_features_in_"], state["n_targets_"], state["tree_roots_"])
         state["context_range_"] = np.array([[-np.inf], [np.inf]]).repeat(width, axis=1)

@@ -187,7 +187,9 @@ def _close_locations(theirs: Any, ours: Any, scale: Any) -> bool:
 
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        return np.array_equal(a, b, equal_nan=a.dtype.kind == b.dtype.kind == "f")  # NaN: as x_log_shift_ says
     return type(a) is type(b) and a == b
 
 

@@ -15,13 +15,23 @@ from ._core import Flow
 from ._core.device import resolve_device
 from ._feature_relevance import relevance_scaled
 from ._fitting import check_learning_rate_and_weight_decay
+from ._preprocessing import weighted_quantiles
 from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
 
-# A positive feature whose skewness exceeds this enters the context as its log, where the log at least halves
-# the skewness: its bulk is squeezed into a corner of the standardized context, which the conditioners resolve
+# A feature whose skewness exceeds this enters the context as a shifted log, where that at least halves the
+# skewness: its bulk is squeezed into a corner of the standardized context, which the conditioners resolve
 # from few rows (a log-normal feature cost 0.05 nats a row, concrete's age in days 0.03-0.05;
 # docs/regression_design_notes.md, "Heavy-tailed features").
 SKEWED_FEATURE = 2.0
+# ... and where its bulk is skewed too, Kelly's quantile skewness (q90 + q10 - 2 q50) / (q90 - q10) above this:
+# a tail of a few outliers (protein's feature 6: skewness 21, Kelly's 0.10) is no scale of the bulk, and its
+# log would make a far outlier of any value near the shift.
+SKEWED_BULK = 0.25
+# ... and where at most this share of the rows sits at its smallest value: the log of an amount with many zeros
+# parts the pile from the rest by a gap that dwarfs the rest's spread (Boston's ZN: 74% zeros).
+MAX_SHARE_AT_MINIMUM = 0.1
+# The shifts ``d`` of ``log(x - min + d)`` tried, in units of the feature's mean less its minimum.
+LOG_SHIFT_STEPS = 2.0 ** np.arange(-12, 4)
 
 # What a fitted FlowRegressor holds, by kind (skflow._persistence checks a loaded one against it). Per-target
 # arrays, the flow and the context scaling are checked by type here, their sizes by the regressor's __setstate__.
@@ -34,7 +44,7 @@ REGRESSOR_FITTED_ATTRIBUTES: dict = {
     "ensemble_": "estimators",
     "x_location_": np.ndarray,  # n_features_in_ values, plus n_targets_ with the boosted feature
     "x_scale_": np.ndarray,
-    "x_log_shift_": np.ndarray,  # n_features_in_ values: c of log(x + c) in the context, 0 for a feature as given
+    "x_log_shift_": np.ndarray,  # n_features_in_ values: c of log(x + c) in the context, NaN for a feature as given
     "tree_nodes_": np.ndarray,  # checked by skflow._boosted_feature.check_fitted_widths
     "tree_roots_": np.ndarray,
     "tree_baseline_": np.ndarray,
@@ -124,16 +134,35 @@ def context_scaling(
 
 
 def log_feature_shifts(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Per feature, ``c`` where the context takes ``log(x + c)``, else 0: for a positive feature whose weighted
-    skewness exceeds ``SKEWED_FEATURE`` and is at least halved on that scale. ``c`` is its smallest training
-    value, as for a target on the log scale (``skflow._target_scale``): a new 0 still has a finite log."""
-    shifts = np.zeros(X.shape[1])
-    for j in np.flatnonzero((X.min(axis=0, initial=np.inf) > 0) & (np.ptp(X, axis=0) > 0)):
-        column, shift = X[:, j], X[:, j].min()
+    """Per feature, ``c`` where the context takes ``log(x + c)``, else NaN: for a feature whose weighted skewness
+    exceeds ``SKEWED_FEATURE``, whose bulk is skewed (``SKEWED_BULK``), with no pile at its smallest value
+    (``MAX_SHARE_AT_MINIMUM``), and which some shifted log at least halves. ``c = d - min``, ``d`` among
+    ``LOG_SHIFT_STEPS`` times the feature's mean less its minimum the one whose log is least skewed.
+
+    Skewness moves with no change of units or origin, so a feature standardized first (a ``StandardScaler``
+    before the regressor) gets the same log, and the same context. A log-normal feature's ``d`` comes out
+    near its minimum: ``log(x + c)`` is then about ``log x``.
+    """
+    shifts = np.full(X.shape[1], np.nan)
+    for j in np.flatnonzero(np.ptp(X, axis=0) > 0):
+        column = X[:, j]
         skewness = _skewness(column, weights)
-        if skewness > SKEWED_FEATURE and abs(_skewness(np.log(column + shift), weights)) <= skewness / 2:
-            shifts[j] = shift
+        piled = np.average(column == column.min(), weights=weights) > MAX_SHARE_AT_MINIMUM
+        if skewness <= SKEWED_FEATURE or piled or _kelly_skewness(column, weights) <= SKEWED_BULK:
+            continue
+        above = column - column.min()
+        unit = np.average(above, weights=weights)
+        least, step = min((abs(_skewness(np.log(above + unit * step), weights)), step) for step in LOG_SHIFT_STEPS)
+        if least <= skewness / 2:
+            shifts[j] = unit * step - column.min()
     return shifts
+
+
+def _kelly_skewness(column: np.ndarray, weights: np.ndarray) -> float:
+    """``(q90 + q10 - 2 q50) / (q90 - q10)`` of the weighted quantiles: the skewness of the bulk, which no tail
+    moves (0 where the quantiles coincide)."""
+    low, median, high = weighted_quantiles(column[:, None], weights, (0.1, 0.5, 0.9))[:, 0]
+    return float((high + low - 2 * median) / (high - low)) if high > low else 0.0
 
 
 def _skewness(column: np.ndarray, weights: np.ndarray) -> float:
@@ -147,9 +176,9 @@ def _skewness(column: np.ndarray, weights: np.ndarray) -> float:
 
 def logged_features(columns: np.ndarray, shifts: np.ndarray | None) -> np.ndarray:
     """``columns`` (features first, then any trees' predictions) with ``log(x + c)`` on the features whose
-    shift ``c`` (:func:`log_feature_shifts`) is positive. A new value at or below ``-c`` takes the log of the
+    shift ``c`` (:func:`log_feature_shifts`) is not NaN. A new value at or below ``-c`` takes the log of the
     smallest positive float, and the context's range then holds it (:func:`flow_context`)."""
-    logged = np.flatnonzero(shifts > 0) if shifts is not None else np.empty(0, dtype=int)
+    logged = np.flatnonzero(~np.isnan(shifts)) if shifts is not None else np.empty(0, dtype=int)
     if not logged.size:
         return columns
     columns = np.array(columns, dtype=np.float64)

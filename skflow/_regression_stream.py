@@ -35,7 +35,7 @@ def stream_regressor_chunk(estimator, X: np.ndarray, Y: np.ndarray, weights: np.
             )
         set_trees(estimator, empty_trees())
         # The first chunk's skewness is no measure of the stream's: every feature enters as given.
-        estimator.x_log_shift_ = np.zeros(X.shape[1])
+        estimator.x_log_shift_ = np.full(X.shape[1], np.nan)
         estimator.x_location_, estimator.x_scale_ = context_scaling(X, weights)
         estimator.boosted_feature_ = False
     features = with_tree_feature(estimator, X)
