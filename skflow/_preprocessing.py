@@ -426,27 +426,29 @@ def make_augment(preprocessing: Preprocessing, device: torch.device):
 
 def _augment_in_data_units(preprocessing: Preprocessing, device: torch.device):
     """:func:`make_augment`'s noise where a dequantized column is bounded: the rows are mapped back to the data
-    through the whole fixed part, the dequantized columns' cells are noised there, and the rows are mapped
-    forward again, since a cell of the data is no cell of its log or logit. A draw on a bound (a cell's edge
-    may be one: ``dequantized_columns``) is moved just inside, where the map is finite."""
+    through the whole fixed part, in float64 (a count near 1e6 is resolved there, not in float32), the
+    dequantized columns' cells are noised there, and those columns are mapped forward again, since a cell of
+    the data is no cell of its log or logit; the other columns stay as they were. A draw on a bound (a cell's
+    edge may be one: ``dequantized_columns``) is moved just inside, where the map is finite."""
     arguments = preprocessing.flow_arguments()
-    layers = [layer.to(device).float() for layer in preprocessing_layers(len(preprocessing.low), **arguments)]
-    width = torch.as_tensor(preprocessing.noise_width(), dtype=torch.float32, device=device)
+    layers = [layer.to(device).double() for layer in preprocessing_layers(len(preprocessing.low), **arguments)]
+    noised = torch.as_tensor(preprocessing.dequantized, device=device)
+    width = torch.as_tensor(preprocessing.noise_width(), dtype=torch.float64, device=device)
     normal_scale = torch.as_tensor(preprocessing.constant.astype(np.float32), device=device)
     low, high = (
-        torch.as_tensor(bound, dtype=torch.float32, device=device) for bound in (preprocessing.low, preprocessing.high)
+        torch.as_tensor(bound, dtype=torch.float64, device=device) for bound in (preprocessing.low, preprocessing.high)
     )
     inside_low, inside_high = torch.nextafter(low, high), torch.nextafter(high, low)
 
     def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         u = torch.rand(batch.shape, generator=generator).to(batch.device) - 0.5
         e = torch.randn(batch.shape, generator=generator).to(batch.device)
-        data = batch
+        data = batch.double()
         for layer in reversed(layers):
             data = layer.inverse(data)[0]
-        data = torch.minimum(torch.maximum(data + u * width, inside_low), inside_high)
+        data = torch.minimum(torch.maximum(data + u.double() * width, inside_low), inside_high)
         for layer in layers:
             data = layer(data)[0]
-        return data + e * normal_scale
+        return torch.where(noised, data.to(batch.dtype), batch) + e * normal_scale
 
     return augment

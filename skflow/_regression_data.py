@@ -145,16 +145,21 @@ def log_feature_shifts(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """
     shifts = np.full(X.shape[1], np.nan)
     for j in np.flatnonzero(np.ptp(X, axis=0) > 0):
-        column = X[:, j]
+        magnitude = np.abs(X[:, j]).max()
+        column = X[:, j] / magnitude  # in units of its largest magnitude: no mean or power overflows
         skewness = _skewness(column, weights)
         piled = np.average(column == column.min(), weights=weights) > MAX_SHARE_AT_MINIMUM
-        if skewness <= SKEWED_FEATURE or piled or _kelly_skewness(column, weights) <= SKEWED_BULK:
+        if not skewness > SKEWED_FEATURE or piled or not _kelly_skewness(column, weights) > SKEWED_BULK:
             continue
-        above = column - column.min()
-        unit = np.average(above, weights=weights)
-        least, step = min((abs(_skewness(np.log(above + unit * step), weights)), step) for step in LOG_SHIFT_STEPS)
-        if least <= skewness / 2:
-            shifts[j] = unit * step - column.min()
+        unit = np.average(column - column.min(), weights=weights)
+        candidates = []
+        for shift in unit * LOG_SHIFT_STEPS - column.min():
+            if np.all(column + shift > 0):  # as logged_features will take it: far from 0, x + c may round to 0
+                candidates.append((abs(_skewness(np.log(column + shift), weights)), shift))
+        candidates = [candidate for candidate in candidates if np.isfinite(candidate[0])]
+        least, shift = min(candidates, default=(np.inf, np.nan), key=lambda candidate: candidate[0])
+        if least <= skewness / 2 and np.all(X[:, j] + shift * magnitude > 0):
+            shifts[j] = shift * magnitude
     return shifts
 
 
@@ -171,7 +176,9 @@ def _skewness(column: np.ndarray, weights: np.ndarray) -> float:
     column = column / np.abs(column).max()
     centered = column - np.average(column, weights=weights)
     variance = np.average(centered**2, weights=weights)
-    return float(np.average(centered**3, weights=weights) / variance**1.5) if variance > 0 else 0.0
+    if not (np.isfinite(variance) and variance > 0):
+        return 0.0 if variance == 0 else np.nan
+    return float(np.average(centered**3, weights=weights) / variance**1.5)
 
 
 def logged_features(columns: np.ndarray, shifts: np.ndarray | None) -> np.ndarray:

@@ -140,8 +140,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     target_names_in_ : ndarray of shape (n_targets_,)
         Defined when ``y`` is a named pandas Series or a DataFrame with string column names.
     x_log_shift_ : ndarray of shape (n_features_in_,)
-        ``c`` where a feature of skewness above 2 enters the context as ``log(x + c)`` (its least skewed
-        shifted log), else NaN (as given: every feature in a ``partial_fit`` from scratch).
+        ``c`` where a heavy-tailed feature (skewness above 2, Kelly's above 0.25, at most 10% of the rows at its
+        smallest value) enters the context as its least skewed shifted log ``log(x + c)``, where that halves
+        the skewness; else NaN (as given: every feature in a ``partial_fit`` from scratch).
     x_location_, x_scale_ : ndarray of shape (n_features_in_,) or (n_features_in_ + n_targets_,)
         Weighted mean and standard deviation of the (logged) features and the trees' prediction with
         ``boosted_feature_`` (scale 1 for a constant one; noise features' times 20 where the flow kept

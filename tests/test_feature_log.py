@@ -64,6 +64,18 @@ def test_the_rule_logs_a_log_normal_feature_and_nothing_else():
     assert np.isnan(log_feature_shifts(tail, np.ones(1000))).all()
 
 
+@pytest.mark.parametrize(("factor", "offset"), [(1.79e308, 0.0), (1.0, 1e12), (1e-300, 0.0)])
+def test_the_rule_far_from_one_keeps_a_finite_log(factor, offset):
+    """Means and powers of values near 1e308 overflow, and far from 0 ``x + c`` can round to 0: the shift is
+    chosen in units of the column's largest magnitude, and only where its log is finite on every row."""
+    X, _ = rows(400, 6)
+    scaled = X[:, :1] / X[:, 0].max() * factor + offset
+    shift = log_feature_shifts(scaled, np.ones(400))
+    assert np.isfinite(shift).all()
+    logged = np.log(scaled[:, 0] + shift[0])
+    assert np.isfinite(logged).all() and abs(_skewness(logged, np.ones(400))) < 0.2
+
+
 def test_the_rule_does_not_depend_on_units_or_origin():
     X, _ = rows(300, 5)
     shifts = log_feature_shifts(X, np.ones(300))
