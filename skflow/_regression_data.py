@@ -1,7 +1,7 @@
 """A regressor's training data: checks of X, y and weights (a whole set, or a later ``partial_fit`` chunk).
 
-Also what a fitted regressor holds, the scaling of the features into the flow's context (with the log of
-heavy-tailed positive features), and the target names of a pandas ``y``.
+Also what a fitted regressor holds, the scaling of the features into the flow's context (heavy-tailed
+features as a shifted log), and the target names of a pandas ``y``.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def _target_names(y) -> np.ndarray | None:
 def context_scaling(
     X: np.ndarray, weights: np.ndarray, relevance: np.ndarray | None = None, log_shifts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and standard deviation of the features (1 for a constant one), those with a positive
-    ``log_shifts`` as their log (:func:`logged_features`): their context scaling; with ``relevance``, the first
+    """Weighted mean and standard deviation of the features (1 for a constant one), those whose ``log_shifts``
+    is not NaN as their log (:func:`logged_features`): their context scaling; with ``relevance``, the first
     ``len(relevance)`` scales divided by it (:mod:`skflow._feature_relevance`).
 
     Each column is divided by its largest magnitude first: the sum and the squares of values near
@@ -155,8 +155,9 @@ def log_feature_shifts(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
         candidates = []
         for shift in unit * LOG_SHIFT_STEPS - column.min():
             if np.all(column + shift > 0):  # as logged_features will take it: far from 0, x + c may round to 0
-                candidates.append((abs(_skewness(np.log(column + shift), weights)), shift))
-        candidates = [candidate for candidate in candidates if np.isfinite(candidate[0])]
+                log_skewness = abs(_skewness(np.log(column + shift), weights))
+                if np.isfinite(log_skewness):
+                    candidates.append((log_skewness, shift))
         least, shift = min(candidates, default=(np.inf, np.nan), key=lambda candidate: candidate[0])
         if least <= skewness / 2 and np.all(X[:, j] + shift * magnitude > 0):
             shifts[j] = shift * magnitude
