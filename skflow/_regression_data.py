@@ -15,7 +15,7 @@ from ._core import Flow
 from ._core.device import resolve_device
 from ._feature_relevance import relevance_scaled
 from ._fitting import check_learning_rate_and_weight_decay
-from ._preprocessing import weighted_quantiles
+from ._skewness import kelly_skewness, least_skewed_log_shift, skewness
 from ._validation import check_numeric, drop_zero_weight_rows, positive_weights
 
 # A feature whose skewness exceeds this enters the context as a shifted log, where that at least halves the
@@ -30,8 +30,6 @@ SKEWED_BULK = 0.25
 # ... and where at most this share of the rows sits at its smallest value: the log of an amount with many zeros
 # parts the pile from the rest by a gap that dwarfs the rest's spread (Boston's ZN: 74% zeros).
 MAX_SHARE_AT_MINIMUM = 0.1
-# The shifts ``d`` of ``log(x - min + d)`` tried, in units of the feature's mean less its minimum.
-LOG_SHIFT_STEPS = 2.0 ** np.arange(-12, 4)
 
 # What a fitted FlowRegressor holds, by kind (skflow._persistence checks a loaded one against it). Per-target
 # arrays, the flow and the context scaling are checked by type here, their sizes by the regressor's __setstate__.
@@ -136,50 +134,24 @@ def context_scaling(
 def log_feature_shifts(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per feature, ``c`` where the context takes ``log(x + c)``, else NaN: for a feature whose weighted skewness
     exceeds ``SKEWED_FEATURE``, whose bulk is skewed (``SKEWED_BULK``), with no pile at its smallest value
-    (``MAX_SHARE_AT_MINIMUM``), and which some shifted log at least halves. ``c = d - min``, ``d`` among
-    ``LOG_SHIFT_STEPS`` times the feature's mean less its minimum the one whose log is least skewed.
+    (``MAX_SHARE_AT_MINIMUM``), and which its least skewed shifted log
+    (:func:`skflow._skewness.least_skewed_log_shift`) at least halves.
 
     Skewness moves with no change of units or origin, so a feature standardized first (a ``StandardScaler``
-    before the regressor) gets the same log, and the same context. A log-normal feature's ``d`` comes out
-    near its minimum: ``log(x + c)`` is then about ``log x``.
+    before the regressor) gets the same log, and the same context. A log-normal feature's ``c`` comes out
+    near 0: ``log(x + c)`` is then about ``log x``.
     """
     shifts = np.full(X.shape[1], np.nan)
     for j in np.flatnonzero(np.ptp(X, axis=0) > 0):
-        magnitude = np.abs(X[:, j]).max()
-        column = X[:, j] / magnitude  # in units of its largest magnitude: no mean or power overflows
-        skewness = _skewness(column, weights)
+        column = X[:, j] / np.abs(X[:, j]).max()
         piled = np.average(column == column.min(), weights=weights) > MAX_SHARE_AT_MINIMUM
-        if not skewness > SKEWED_FEATURE or piled or not _kelly_skewness(column, weights) > SKEWED_BULK:
+        feature_skewness = skewness(column, weights)
+        if not feature_skewness > SKEWED_FEATURE or piled or not kelly_skewness(column, weights) > SKEWED_BULK:
             continue
-        unit = np.average(column - column.min(), weights=weights)
-        candidates = []
-        for shift in unit * LOG_SHIFT_STEPS - column.min():
-            if np.all(column + shift > 0):  # as logged_features will take it: far from 0, x + c may round to 0
-                log_skewness = abs(_skewness(np.log(column + shift), weights))
-                if np.isfinite(log_skewness):
-                    candidates.append((log_skewness, shift))
-        least, shift = min(candidates, default=(np.inf, np.nan), key=lambda candidate: candidate[0])
-        if least <= skewness / 2 and np.all(X[:, j] + shift * magnitude > 0):
-            shifts[j] = shift * magnitude
+        shift, log_skewness = least_skewed_log_shift(X[:, j], weights)
+        if log_skewness <= feature_skewness / 2:
+            shifts[j] = shift
     return shifts
-
-
-def _kelly_skewness(column: np.ndarray, weights: np.ndarray) -> float:
-    """``(q90 + q10 - 2 q50) / (q90 - q10)`` of the weighted quantiles: the skewness of the bulk, which no tail
-    moves (0 where the quantiles coincide)."""
-    low, median, high = weighted_quantiles(column[:, None], weights, (0.1, 0.5, 0.9))[:, 0]
-    return float((high + low - 2 * median) / (high - low)) if high > low else 0.0
-
-
-def _skewness(column: np.ndarray, weights: np.ndarray) -> float:
-    """The weighted sample skewness (third standardized moment) of a non-constant ``column``, computed in units of
-    its largest magnitude so that no power overflows."""
-    column = column / np.abs(column).max()
-    centered = column - np.average(column, weights=weights)
-    variance = np.average(centered**2, weights=weights)
-    if not (np.isfinite(variance) and variance > 0):
-        return 0.0 if variance == 0 else np.nan
-    return float(np.average(centered**3, weights=weights) / variance**1.5)
 
 
 def logged_features(columns: np.ndarray, shifts: np.ndarray | None) -> np.ndarray:
