@@ -98,7 +98,7 @@ NOTES = [
     "relative). Since the thirty-sixth session its context takes a heavy-tailed feature's shifted log "
     "(`x_log_shift_`): Boston's CRIM, concrete's age and wine's residual sugar and sulphates; the other sets have "
     "no such feature. Boston, concrete and both wines were rerun on it (the dequantized wine in the "
-    "thirty-seventh session: -0.976 -> -0.971, better on 12 of 20 splits; see the design notes, \"Heavy-tailed "
+    'thirty-seventh session: -0.976 -> -0.971, better on 12 of 20 splits; see the design notes, "Heavy-tailed '
     'features").',
     NGBOOST_NOTE,
     "hgb_gaussian: `HistGradientBoostingRegressor` defaults for the mean; one sigma per split, the RMS of 5-fold "

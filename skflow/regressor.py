@@ -75,9 +75,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         to the target plus that noise.
     bounds : "auto", None, (low, high) or sequence of (low, high) or None, default="auto"
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``: quantiles, means and samples then stay
-        inside; targets on or outside score ``-inf``. "auto": the flows model a continuous target as ``log(y + c)``
-        (``c`` its smallest value; a negative one as its mirror image) or one inside (0, 1) as a logit where
-        boosted trees find it far more likely so; inferred, one target's tails go on beyond (partial_fit: none).
+        inside; targets on or outside score ``-inf``. "auto" (not partial_fit): a continuous target as ``log(y + c)``
+        (``c`` its smallest value; negative: its mirror image; else one skewed to a side, a shifted log there) or
+        one inside (0, 1) as a logit where trees find it far more likely so; one target's tails pass those bounds.
     base : {"linear", "normal"}, default="linear"
         The flow starts as the Gaussian of the standardized target. With "linear", the trained flow is then
         compared on its validation rows with a ridge regression (penalty and noise by leave-one-out error,
@@ -158,7 +158,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         and interquartile range / 1.349 where gross outliers rule the standard deviation (user guide).
     low_, high_ : ndarray of shape (n_targets_,)
         The parsed ``bounds`` of the targets; with "auto", those inferred (``log(y + c)``'s ``-c``, its mirror
-        image's ``c``, the logit's ``-min``, ``2 - max``): one target's tails go on beyond them (user guide).
+        image's ``c``, a shifted log's edge, the logit's ``-min``, ``2 - max``), which one target's tails pass.
     dequantized_, asinh_columns_ : ndarray of bool of shape (n_targets_,)
         Targets dequantized in training; targets with an ``asinh`` tail.
     target_range_ : ndarray of shape (2, n_targets_)
