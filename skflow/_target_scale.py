@@ -172,12 +172,15 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
 
     - a positive column: ``log(y + c)``, ``c`` its smallest value (``(-c, inf)``);
     - a negative column, its mirror image: ``-log(c - y)``, ``c`` minus its largest value (``(-inf, c)``);
-    - a column that leans the other way (a positive column skewed to the left, below a ceiling), or has both
-      signs, by a skewness beyond ``SKEWED_TARGET`` and Kelly's beyond ``SKEWED_TARGET_BULK``, with at most
-      ``MAX_SHARE_AT_EDGE`` of its rows at its extreme on that side: its least skewed shifted log on that side
-      (:func:`skflow._skewness.least_skewed_log_shift`), its ``d`` widened ``EDGE_MARGIN`` times:
+    - the one target of a fit, where it leans the other way (a positive column skewed to the left, below a
+      ceiling) or has both signs, by a skewness beyond ``SKEWED_TARGET`` and Kelly's beyond
+      ``SKEWED_TARGET_BULK``, with at most ``MAX_SHARE_AT_EDGE`` of its rows at its extreme on that side: its
+      least skewed shifted log on that side (:func:`skflow._skewness.least_skewed_log_shift`), its ``d``
+      widened ``EDGE_MARGIN`` times:
       ``log(y - min + d)`` (``(min - d, inf)``) or its mirror image ``-log(max + d - y)`` (``(-inf, max +
-      d)``). Skewness moves with no change of units or origin, and so do these bounds with ``y``.
+      d)``). Skewness moves with no change of units or origin, and so do these bounds with ``y``. Several
+      targets' bounds end their support (:mod:`skflow._target_tails` splices one target's tails alone), and
+      no origin keeps new values inside this one, as 0 keeps a positive target inside ``-c``.
     """
     scales = []
     for column in Y.T:
@@ -189,9 +192,9 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
         column_skewness = skewness(column, weights) if np.ptp(column) > 0 else 0.0
         side = 1 if column_skewness > 0 else -1
         leaning = abs(column_skewness) > SKEWED_TARGET and side * kelly_skewness(column, weights) > SKEWED_TARGET_BULK
-        leaning &= not (side * column).min() > 0
+        untested_side = not (side * column).min() > 0  # a positive column leaning right has log(y + c)
         piled = np.average(side * column == (side * column).min(), weights=weights) > MAX_SHARE_AT_EDGE
-        if leaning and not piled:
+        if Y.shape[1] == 1 and leaning and untested_side and not piled:
             shift, _ = least_skewed_log_shift(side * column, weights)
             if np.isfinite(shift):
                 shift += (EDGE_MARGIN - 1) * ((side * column).min() + shift)  # d -> EDGE_MARGIN d

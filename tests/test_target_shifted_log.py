@@ -87,3 +87,12 @@ def test_one_gross_error_gives_no_log():
     y = np.sin(X[:, 0]) + 0.3 * rng.normal(size=200)
     y[0] = -1e6
     assert log_scale_gains(X, y[:, None], np.ones(200), 0)[0] == -np.inf
+
+
+def test_not_among_several_targets():
+    # Their bounds end the support (one target's tails alone are spliced), and no origin keeps new values inside.
+    X, y = below_a_ceiling(300)
+    weights = np.ones(300)
+    Y = np.column_stack([y, X[:, 0] + np.random.default_rng(1).normal(size=300)])
+    assert not np.isfinite(inferred_bounds(FlowRegressor(**FAST), X, Y, weights, 0)).any()
+    assert np.isfinite(bounds_of(X, y)).any()
