@@ -45,10 +45,11 @@ A target that piles against an edge it need not have, a positive one skewed to
 the left below a ceiling (``10 - lognormal``: scores, yields, efficiencies) or
 one of both signs skewed either way (a log-normal amount less a fixed cost), is
 tested on a shifted log on the side it leans to: ``log(y - min + d)`` or its
-mirror image ``-log(max + d - y)``, ``d`` four times the least skewed of a
-range of such logs (:mod:`skflow._skewness`, shared with the heavy-tailed
+mirror image ``-log(max + d - y)``, ``d`` four times that of the least skewed
+of a range of such logs (:mod:`skflow._skewness`, shared with the heavy-tailed
 features): its origin offers no bound, and a few hundred rows place the
-edge only roughly. The column must lean both by its skewness and by its
+edge only roughly. Only a fit's one target is tested so, since several
+targets' bounds end their support. The column must lean both by its skewness and by its
 bulk's, so a gross error alone gives no log. On 100 rows of such targets the
 default gained 0.07 nats a row (better on 9 of 9 fits), on 300 rows 0.02
 (docs/regression_design_notes.md, "Skewed targets of any sign").
@@ -135,6 +136,7 @@ def tested_scales(
     log_gains, logit_gains = np.full(n_targets, -np.inf), np.full(n_targets, -np.inf)
     candidates = _log_scales(Y, weights)  # of every row, as the fit's (the test may see a subset)
     mirrored = Y.max(axis=0) < 0  # the logit of a negative column is its mirror image's
+    logit_domain = _inside_unit_interval(np.where(mirrored, -Y, Y))
     (lows, highs), (mirror_lows, mirror_highs) = logit_bounds(Y), logit_bounds(-Y)
     step = -(-X.shape[0] // MAX_ROWS)
     X, Y, weights = X[::step], Y[::step], weights[::step]
@@ -146,25 +148,29 @@ def tested_scales(
         return 0.5 * np.log(max(np.average(residual**2, weights=weights), np.finfo(float).tiny))
 
     for j in np.flatnonzero(np.ptp(Y, axis=0) > 0):
-        mirror = -1.0 if mirrored[j] else 1.0
-        logit_domain = 0 < (mirror * Y[:, j]).min() and (mirror * Y[:, j]).max() < 1
-        if not (candidates[j] or logit_domain):
+        if not (candidates[j] or logit_domain[j]):
             continue
         unit = np.abs(Y[:, j]).max()  # the gains do not depend on y's units; squares near 1e300 would overflow
         column = Y[:, j] / unit
         raw = log_sigma(column)
         for low, high in candidates[j]:
-            distance = column - low / unit if np.isfinite(low) else high / unit - column
+            distance = (Y[:, j] - low) / unit if np.isfinite(low) else (high - Y[:, j]) / unit
             t = np.log(distance)
             gain = raw - log_sigma(t) - np.average(t, weights=weights)
             if gain > log_gains[j]:
                 log_gains[j], log_bounds[:, j] = gain, (low, high)
-        if logit_domain:
+        if logit_domain[j]:
+            mirror = -1.0 if mirrored[j] else 1.0
             low, high = (mirror_lows[j], mirror_highs[j]) if mirrored[j] else (lows[j], highs[j])
-            above, below = np.log(mirror * column - low / unit), np.log(high / unit - mirror * column)
-            log_slope = np.log((high - low) / unit) - above - below  # log |dt / dy| of the logit
-            logit_gains[j] = raw - log_sigma(above - below) + np.average(log_slope, weights=weights)
+            above, below = np.log(mirror * Y[:, j] - low), np.log(high - mirror * Y[:, j])
+            log_slope = np.log(high - low) - above - below  # log |dt / dy| of the logit
+            logit_gains[j] = raw - log_sigma(above - below) + np.average(log_slope, weights=weights) + np.log(unit)
     return log_bounds, log_gains, logit_gains
+
+
+def _inside_unit_interval(Y: np.ndarray) -> np.ndarray:
+    """Per column, whether every value lies inside (0, 1): the logit's domain."""
+    return (Y.min(axis=0) > 0) & (Y.max(axis=0) < 1)
 
 
 def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, float]]]:
@@ -174,7 +180,8 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
     - a negative column, its mirror image: ``-log(c - y)``, ``c`` minus its largest value (``(-inf, c)``);
     - the one target of a fit, where it leans the other way (a positive column skewed to the left, below a
       ceiling) or has both signs, by a skewness beyond ``SKEWED_TARGET`` and Kelly's beyond
-      ``SKEWED_TARGET_BULK``, with at most ``MAX_SHARE_AT_EDGE`` of its rows at its extreme on that side: its
+      ``SKEWED_TARGET_BULK``, with at most ``MAX_SHARE_AT_EDGE`` of its rows at its extreme on that side, and
+      not a proportion (inside (0, 1), or its mirror image: the logit's bounds are its edges): its
       least skewed shifted log on that side (:func:`skflow._skewness.least_skewed_log_shift`), its ``d``
       widened ``EDGE_MARGIN`` times:
       ``log(y - min + d)`` (``(min - d, inf)``) or its mirror image ``-log(max + d - y)`` (``(-inf, max +
@@ -183,7 +190,7 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
       no origin keeps new values inside this one, as 0 keeps a positive target inside ``-c``.
     """
     scales = []
-    for column in Y.T:
+    for column, proportion in zip(Y.T, _inside_unit_interval(Y) | _inside_unit_interval(-Y), strict=True):
         tested = []
         if column.min() > 0:
             tested.append((-column.min(), np.inf))
@@ -194,7 +201,7 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
         leaning = abs(column_skewness) > SKEWED_TARGET and side * kelly_skewness(column, weights) > SKEWED_TARGET_BULK
         untested_side = not (side * column).min() > 0  # a positive column leaning right has log(y + c)
         piled = np.average(side * column == (side * column).min(), weights=weights) > MAX_SHARE_AT_EDGE
-        if Y.shape[1] == 1 and leaning and untested_side and not piled:
+        if Y.shape[1] == 1 and leaning and untested_side and not piled and not proportion:
             shift, _ = least_skewed_log_shift(side * column, weights)
             if np.isfinite(shift):
                 shift += (EDGE_MARGIN - 1) * ((side * column).min() + shift)  # d -> EDGE_MARGIN d
@@ -236,9 +243,10 @@ def inferred_bounds(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray
 
 
 def log_scale_columns(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
-    """Which target columns ``bounds="auto"`` models on a log scale (:func:`inferred_bounds`: one bound alone)."""
+    """Which target columns ``bounds="auto"`` models on a log scale with a lower bound (:func:`inferred_bounds`:
+    a lower bound alone)."""
     lows, highs = inferred_bounds(estimator, X, Y, weights, seed)
-    return np.isfinite(lows) != np.isfinite(highs)
+    return np.isfinite(lows) & ~np.isfinite(highs)
 
 
 def is_auto(bounds) -> bool:

@@ -76,7 +76,7 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
     bounds : "auto", None, (low, high) or sequence of (low, high) or None, default="auto"
         Support of bounded targets, as :class:`FlowDensity`'s ``bounds``: quantiles, means and samples then stay
         inside; targets on or outside score ``-inf``. "auto" (not partial_fit): a continuous target as ``log(y + c)``
-        (``c`` its smallest value; negative: its mirror image; else one skewed to a side, a shifted log there) or
+        (``c`` its smallest value; negative: its mirror image; else a lone target skewed to a side: a shifted log) or
         one inside (0, 1) as a logit where trees find it far more likely so; one target's tails pass those bounds.
     base : {"linear", "normal"}, default="linear"
         The flow starts as the Gaussian of the standardized target. With "linear", the trained flow is then

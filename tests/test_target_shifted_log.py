@@ -4,6 +4,7 @@ signs) is tested on the shifted log on that side."""
 import numpy as np
 import pytest
 
+import skflow._target_scale as target_scale
 from skflow import FlowRegressor
 from skflow._target_scale import LOG_SCALE_GAIN, SKEWED_TARGET, inferred_bounds, log_scale_gains
 from skflow._target_tails import splice_tails
@@ -81,7 +82,7 @@ def test_a_pile_at_the_edge_keeps_y():
 
 
 def test_one_gross_error_gives_no_log():
-    # -1e6 among values near 0 makes the column's skewness about -7, but its bulk does not lean.
+    # -1e6 among 200 values near 0 makes the column's skewness -14 (about -sqrt(n)), but its bulk does not lean.
     rng = np.random.default_rng(0)
     X = rng.uniform(-2, 2, (200, 1))
     y = np.sin(X[:, 0]) + 0.3 * rng.normal(size=200)
@@ -96,3 +97,23 @@ def test_not_among_several_targets():
     Y = np.column_stack([y, X[:, 0] + np.random.default_rng(1).normal(size=300)])
     assert not np.isfinite(inferred_bounds(FlowRegressor(**FAST), X, Y, weights, 0)).any()
     assert np.isfinite(bounds_of(X, y)).any()
+
+
+def test_a_proportion_leaning_toward_one_keeps_the_logit():
+    # Its mirror image leans right, but its edges are the logit's bounds: no shifted log competes with them.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 2))
+    p = 1 / (1 + np.exp(-(X[:, 0] + 2.5 + 0.6 * rng.normal(size=150))))
+    for y, (low, high) in ((p, (-p.min(), 2 - p.max())), (-p, (p.max() - 2, p.min()))):
+        np.testing.assert_array_equal(bounds_of(X, y), [low, high])
+
+
+def test_the_logit_needs_every_row_inside_not_the_tested_subset(monkeypatch):
+    # The test's trees see every k-th row; one value outside (0, 1) among the others ends the logit's domain.
+    monkeypatch.setattr(target_scale, "MAX_ROWS", 60)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 2))
+    p = 1 / (1 + np.exp(-(X[:, 0] + 0.6 * rng.normal(size=150))))
+    p[1] = -0.5  # row 1: not among rows 0, 3, 6, ...
+    log_gains, logit_gains = target_scale.scale_gains(X, p[:, None], np.ones(150), 0)
+    assert logit_gains[0] == -np.inf and not np.isnan(log_gains[0])
