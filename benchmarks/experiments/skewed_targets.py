@@ -1,9 +1,11 @@
-"""Targets that pile against an edge they need not have: below a ceiling, or of both signs.
+"""Targets that pile against an edge they need not have: below a ceiling, of both signs, or above a floor not 0.
 
 ``bounds="auto"`` tests such a target on the shifted log on the side it
 leans to (``skflow._target_scale``, docs/regression_design_notes.md, "Skewed
 targets of any sign"). Before, these targets kept ``y``, exactly as
-``bounds=None`` keeps it; ``declared`` gives the generator's edge by hand;
+``bounds=None`` keeps it, except ``right_positive`` (positive, so ``log(y + c)``
+was tested): ``no_shift`` is "auto" without the shifted log, the earlier rule
+on every set; ``declared`` gives the generator's edge by hand;
 ``--edge-margin`` sets ``skflow._target_scale.EDGE_MARGIN`` for "auto". Each
 set has a known ``p(y | x)``, so the gap to the truth is reported too.
 ``right_both_signs`` is ``left_lognormal``'s mirror image, shifted: the same
@@ -11,6 +13,8 @@ draws, so its fits differ from that set's only by the flows' own asymmetry::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.skewed_targets --rows 100 300 --draws 0 1 2 \\
         --methods auto none --out benchmarks/results/experiment_skewed_targets_2026-12-07.jsonl
+    PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.skewed_targets --sets right_positive \\
+        --rows 100 300 --draws 0 1 2 --methods auto no_shift --out ...
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import skflow._target_scale as target_scale
 from skflow import FlowRegressor
 
 TEST_ROWS = 2000
-METHODS = ("auto", "none", "declared")
+METHODS = ("auto", "no_shift", "none", "declared")
 
 
 def _location(X: np.ndarray, name: str) -> np.ndarray:
@@ -41,6 +45,7 @@ SETS: dict[str, tuple[float, int, float]] = {
     "left_lognormal": (10.0, -1, 0.6),  # 10 - lognormal: below 10, positive on almost every row
     "left_positive": (10.0, -1, 0.5),  # milder, positive
     "right_both_signs": (-1.5, 1, 0.6),  # lognormal - 1.5: about 70% negative
+    "right_positive": (5.0, 1, 0.6),  # a shifted log-normal, 5 + lognormal: its edge is not 0
 }
 
 
@@ -65,11 +70,17 @@ def run(name: str, rows: int, draw: int, method: str) -> dict:
     X, y, log_density = make(name, rows + TEST_ROWS, rng)
     X_test, y_test, X, y = X[rows:], y[rows:], X[:rows], y[:rows]
     edge, side, _ = SETS[name]
-    bounds = {"auto": "auto", "none": None, "declared": (edge, None) if side > 0 else (None, edge)}[method]
+    bounds = {"auto": "auto", "no_shift": "auto", "none": None}.get(method, (edge, None) if side > 0 else (None, edge))
+    skewed_target = target_scale.SKEWED_TARGET
+    if method == "no_shift":  # the rules before the shifted log: log(y + c), its mirror image, the logit
+        target_scale.SKEWED_TARGET = np.inf
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = FlowRegressor(bounds=bounds, random_state=draw).fit(X, y)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = FlowRegressor(bounds=bounds, random_state=draw).fit(X, y)
+    finally:
+        target_scale.SKEWED_TARGET = skewed_target
     fit_seconds = time.perf_counter() - start
     scores = model.score_samples(X_test, y_test)
     low, high = model.predict_interval(X_test, 0.9).T
