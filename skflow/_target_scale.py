@@ -47,7 +47,7 @@ that side, whatever its sign: ``log(y - min + d)`` or its mirror image
 a ceiling (``10 - lognormal``: scores, yields, efficiencies), one of both
 signs (a log-normal amount less a fixed cost), and a positive one whose edge
 is not 0 (a shifted log-normal: reaction times above a floor; yacht's
-resistance, whose trees' test prefers ``d`` near 0.1 to its ``c`` of 0.01).
+resistance, whose trees' test prefers a bound near -0.5 to its ``-c`` of -0.01).
 ``d`` is four times that of the least skewed of a range of such logs
 (:mod:`skflow._skewness`, shared with the heavy-tailed features): no origin
 offers the bound, and a few hundred rows place the edge only roughly. The
@@ -187,9 +187,9 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
       its edges): its least skewed shifted log on that side (:func:`skflow._skewness.least_skewed_log_shift`),
       its ``d`` widened ``EDGE_MARGIN`` times: ``log(y - min + d)`` (``(min - d, inf)``) or its mirror image
       ``-log(max + d - y)`` (``(-inf, max + d)``). Skewness moves with no change of units or origin, and so
-      do these bounds with ``y``. Several
-      targets' bounds end their support (:mod:`skflow._target_tails` splices one target's tails alone), and
-      no origin keeps new values inside this one, as 0 keeps a positive target inside ``-c``.
+      do these bounds with ``y``. Several targets' bounds end their support (:mod:`skflow._target_tails`
+      splices one target's tails alone), and no origin keeps new values inside this one, as 0 keeps a
+      positive target inside ``-c``.
     """
     scales = []
     for column, proportion in zip(Y.T, _inside_unit_interval(Y) | _inside_unit_interval(-Y), strict=True):
