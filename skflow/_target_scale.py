@@ -137,10 +137,10 @@ def tested_scales(
     n_targets = Y.shape[1]
     log_bounds = np.tile([[-np.inf], [np.inf]], n_targets)
     log_gains, logit_gains = np.full(n_targets, -np.inf), np.full(n_targets, -np.inf)
-    candidates = _log_scales(Y, weights)  # of every row, as the fit's (the test may see a subset)
+    # Of every row, as the fit's (the test may see a subset).
     mirrored = Y.max(axis=0) < 0  # the logit of a negative column is its mirror image's
     logit_domain = _inside_unit_interval(np.where(mirrored, -Y, Y))
-    (lows, highs), (mirror_lows, mirror_highs) = logit_bounds(Y), logit_bounds(-Y)
+    candidates, (lows, highs) = _log_scales(Y, weights, logit_domain), logit_scale_bounds(Y)
     step = -(-X.shape[0] // MAX_ROWS)
     X, Y, weights = X[::step], Y[::step], weights[::step]
     if effective_rows(weights) < MIN_ROWS:
@@ -163,12 +163,19 @@ def tested_scales(
             if gain > log_gains[j]:
                 log_gains[j], log_bounds[:, j] = gain, (low, high)
         if logit_domain[j]:
-            mirror = -1.0 if mirrored[j] else 1.0
-            low, high = (mirror_lows[j], mirror_highs[j]) if mirrored[j] else (lows[j], highs[j])
-            above, below = np.log(mirror * Y[:, j] - low), np.log(high - mirror * Y[:, j])
-            log_slope = np.log(high - low) - above - below  # log |dt / dy| of the logit
-            logit_gains[j] = raw - log_sigma(above - below) + np.average(log_slope, weights=weights) + np.log(unit)
+            above, below = np.log(Y[:, j] - lows[j]), np.log(highs[j] - Y[:, j])
+            log_slope = np.log(highs[j] - lows[j]) - above - below  # log |dt / dy| of the logit
+            logit = below - above if mirrored[j] else above - below  # a negative column's: its mirror image's
+            logit_gains[j] = raw - log_sigma(logit) + np.average(log_slope, weights=weights) + np.log(unit)
     return log_bounds, log_gains, logit_gains
+
+
+def logit_scale_bounds(Y: np.ndarray) -> np.ndarray:
+    """Per target column, the bounds (2, n_targets) of its logit scale in the units of ``y``: :func:`logit_bounds`,
+    or for a negative column its mirror image's, mirrored."""
+    negative = Y.max(axis=0) < 0
+    (lows, highs), (mirror_lows, mirror_highs) = logit_bounds(Y), logit_bounds(-Y)
+    return np.vstack([np.where(negative, -mirror_highs, lows), np.where(negative, -mirror_lows, highs)])
 
 
 def _inside_unit_interval(Y: np.ndarray) -> np.ndarray:
@@ -176,8 +183,9 @@ def _inside_unit_interval(Y: np.ndarray) -> np.ndarray:
     return (Y.min(axis=0) > 0) & (Y.max(axis=0) < 1)
 
 
-def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, float]]]:
-    """Per target column, the bounds ``(low, high)`` of the log scales to test:
+def _log_scales(Y: np.ndarray, weights: np.ndarray, proportions: np.ndarray) -> list[list[tuple[float, float]]]:
+    """Per target column, the bounds ``(low, high)`` of the log scales to test (``proportions``: which columns,
+    or their mirror images, lie inside (0, 1)):
 
     - a positive column: ``log(y + c)``, ``c`` its smallest value (``(-c, inf)``);
     - a negative column, its mirror image: ``-log(c - y)``, ``c`` minus its largest value (``(-inf, c)``);
@@ -192,23 +200,31 @@ def _log_scales(Y: np.ndarray, weights: np.ndarray) -> list[list[tuple[float, fl
       positive target inside ``-c``.
     """
     scales = []
-    for column, proportion in zip(Y.T, _inside_unit_interval(Y) | _inside_unit_interval(-Y), strict=True):
+    for column, proportion in zip(Y.T, proportions, strict=True):
         tested = []
         if column.min() > 0:
             tested.append((-column.min(), np.inf))
         elif column.max() < 0:
             tested.append((-np.inf, -column.max()))
-        column_skewness = skewness(column, weights) if np.ptp(column) > 0 else 0.0
-        side = 1 if column_skewness > 0 else -1
-        leaning = abs(column_skewness) > SKEWED_TARGET and side * kelly_skewness(column, weights) > SKEWED_TARGET_BULK
-        piled = np.average(side * column == (side * column).min(), weights=weights) > MAX_SHARE_AT_EDGE
-        if Y.shape[1] == 1 and leaning and not piled and not proportion:
-            shift, _ = least_skewed_log_shift(side * column, weights)
-            if np.isfinite(shift):
-                shift += (EDGE_MARGIN - 1) * ((side * column).min() + shift)  # d -> EDGE_MARGIN d
-                tested.append((-shift, np.inf) if side > 0 else (-np.inf, shift))
+        if Y.shape[1] == 1 and not proportion and np.ptp(column) > 0:
+            tested.extend(_shifted_log(column, weights))
         scales.append(tested)
     return scales
+
+
+def _shifted_log(column: np.ndarray, weights: np.ndarray) -> list[tuple[float, float]]:
+    """The bounds of the shifted log of :func:`_log_scales` of a non-constant ``column``, if it leans enough."""
+    column_skewness = skewness(column, weights)
+    side = 1 if column_skewness > 0 else -1
+    leaning = abs(column_skewness) > SKEWED_TARGET and side * kelly_skewness(column, weights) > SKEWED_TARGET_BULK
+    edge = (side * column).min()
+    if not leaning or np.average(side * column == edge, weights=weights) > MAX_SHARE_AT_EDGE:
+        return []
+    shift, _ = least_skewed_log_shift(side * column, weights)
+    if not np.isfinite(shift):
+        return []
+    shift += (EDGE_MARGIN - 1) * (edge + shift)  # d -> EDGE_MARGIN d
+    return [(-shift, np.inf) if side > 0 else (-np.inf, shift)]
 
 
 def log_scale_gains(X: np.ndarray, Y: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
@@ -232,14 +248,8 @@ def inferred_bounds(estimator, X: np.ndarray, Y: np.ndarray, weights: np.ndarray
     # The logit adds a second bound to the log's one: it must beat the better of y and the log.
     logit = continuous & (logit_gains > np.maximum(log_gains, 0.0) + LOG_SCALE_GAIN)
     log = continuous & (log_gains > LOG_SCALE_GAIN) & ~logit
-    negative = Y.max(axis=0) < 0
-    # A negative column's logit is its mirror image's (tested_scales tested -y): its bounds, mirrored.
-    lows, highs = (
-        np.where(negative, -logit_bounds(-Y)[1], logit_bounds(Y)[0]),
-        np.where(negative, -logit_bounds(-Y)[0], logit_bounds(Y)[1]),
-    )
     bounds[:, log] = log_bounds[:, log]
-    bounds[:, logit] = np.vstack([lows, highs])[:, logit]
+    bounds[:, logit] = logit_scale_bounds(Y)[:, logit]
     return bounds
 
 
