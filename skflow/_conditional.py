@@ -9,7 +9,7 @@ from scipy.special import ndtri
 from scipy.stats import norm, qmc
 from sklearn.utils.validation import check_array
 
-from ._validation import non_numeric_columns, non_numeric_error
+from ._validation import check_has_columns, non_numeric_columns, non_numeric_error
 
 # The conditional mean of one target is that of its distribution winsorized at the MEAN_TAIL and 1 - MEAN_TAIL
 # quantiles (values beyond held there): E[f^-1(clip(Z, -b, b); x)], b = Phi^-1(1 - MEAN_TAIL), since f^-1 is
@@ -51,6 +51,7 @@ def mean_rule(n_targets: int) -> tuple[np.ndarray, np.ndarray]:
 
 def check_numeric_target(y, name: str) -> None:
     """Raise a ValueError naming the problem for a target that is not numbers in one or two dimensions."""
+    check_has_columns(y, "y", "target", name)
     frame = y.to_frame() if hasattr(y, "to_frame") else y
     values = frame if hasattr(frame, "iloc") else np.asarray(y, dtype=object if isinstance(y, list) else None)
     ndim = getattr(values, "ndim", 0)

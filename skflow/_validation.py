@@ -90,6 +90,7 @@ def check_numeric(X, estimator_name: str) -> None:
     A ``TypeError`` when some column holds values that are neither numbers
     nor strings (as scikit-learn raises for those), a ``ValueError`` otherwise.
     """
+    check_has_columns(X, "X", "feature", estimator_name)
     found = non_numeric_columns(X)
     if found:
         error, listed = non_numeric_error(found)
@@ -97,6 +98,17 @@ def check_numeric(X, estimator_name: str) -> None:
             f"{estimator_name} needs numeric features, but column(s) {listed} of X are not numeric. "
             "Encode them first (e.g. with OrdinalEncoder: integer codes are then dequantized) or drop them."
         )
+
+
+def check_has_columns(data, name: str, what: str, estimator_name: str) -> None:
+    """Refuse a DataFrame without columns, naming the problem.
+
+    scikit-learn says so of an array of shape (n, 0), but a DataFrame of no
+    columns fails inside its validation with numpy's "at least one array or
+    dtype is required".
+    """
+    if hasattr(data, "iloc") and getattr(data, "ndim", 1) == 2 and data.shape[1] == 0:
+        raise ValueError(f"{estimator_name} needs at least one {what}, but {name} is a DataFrame with no columns")
 
 
 def check_latent(Z, n_features: int, estimator_name: str) -> np.ndarray:

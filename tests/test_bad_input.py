@@ -56,6 +56,10 @@ def test_empty_arrays_are_refused(fitted):
         tiny().fit(np.empty((0, 3)))
     with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\)"):
         tiny().fit(np.empty((10, 0)))
+    with pytest.raises(ValueError, match="needs at least one feature, but X is a DataFrame with no columns"):
+        tiny().fit(pd.DataFrame(index=range(10)))  # numpy's "at least one array or dtype is required" before
+    with pytest.raises(ValueError, match="needs at least one feature, but X is a DataFrame with no columns"):
+        fitted.score_samples(pd.DataFrame(index=range(3)))
     with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\)"):
         fitted.score_samples(np.empty((0, 3)))
 

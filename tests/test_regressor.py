@@ -232,8 +232,10 @@ def test_grid_search_with_the_log_likelihood_scorer_and_a_pipeline():
         (np.ones((10, 1)), np.array(["a"] * 10, dtype=object), "numeric target"),
         (np.ones((10, 1)), np.ones((10, 2, 2)), "3-D"),
         (pd.DataFrame({"c": ["a", "b"] * 5}), np.arange(10.0), r"'c'.*not numeric"),
+        (pd.DataFrame(index=range(10)), np.arange(10.0), "at least one feature, but X is a DataFrame with no columns"),
+        (np.ones((10, 1)), pd.DataFrame(index=range(10)), "at least one target, but y is a DataFrame with no columns"),
     ],
-    ids=["nan", "inf", "length", "strings", "3d", "string-column"],
+    ids=["nan", "inf", "length", "strings", "3d", "string-column", "no-feature-columns", "no-target-columns"],
 )
 def test_bad_input_is_a_clear_value_error(X, y, message):
     with pytest.raises(ValueError, match=message):
