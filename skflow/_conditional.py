@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from scipy import sparse
 from scipy.special import ndtri
 from scipy.stats import norm, qmc
 from sklearn.utils.validation import check_array
@@ -51,6 +52,11 @@ def mean_rule(n_targets: int) -> tuple[np.ndarray, np.ndarray]:
 
 def check_numeric_target(y, name: str) -> None:
     """Raise a ValueError naming the problem for a target that is not numbers in one or two dimensions."""
+    if sparse.issparse(y):  # as scikit-learn words it for X; numpy would fail on it with an unrelated message
+        raise TypeError(
+            "Sparse data was passed for y, but dense data is required. Use '.toarray()' to convert to a dense numpy "
+            "array."
+        )
     check_has_columns(y, "y", "target", name)
     frame = y.to_frame() if hasattr(y, "to_frame") else y
     values = frame if hasattr(frame, "iloc") else np.asarray(y, dtype=object if isinstance(y, list) else None)

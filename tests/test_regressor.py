@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 from scipy.integrate import cumulative_trapezoid
 from scipy.stats import norm
 from sklearn.model_selection import GridSearchCV
@@ -240,6 +241,15 @@ def test_grid_search_with_the_log_likelihood_scorer_and_a_pipeline():
 def test_bad_input_is_a_clear_value_error(X, y, message):
     with pytest.raises(ValueError, match=message):
         fast_regressor().fit(X, y)
+
+
+@pytest.mark.parametrize("fmt", [sparse.csr_matrix, sparse.coo_matrix])
+def test_a_sparse_target_is_refused_at_fit_and_at_scoring(fitted, fmt):
+    X = np.ones((10, 1))
+    with pytest.raises(TypeError, match="Sparse data was passed for y, but dense data is required"):
+        fast_regressor().fit(X, fmt(np.arange(10.0)[:, None]))  # numpy's "setting an array element" before
+    with pytest.raises(TypeError, match="Sparse data was passed for y, but dense data is required"):
+        fitted.score_samples(X, fmt(np.arange(10.0)[:, None]))
 
 
 def test_bad_arguments_after_fit(fitted):
