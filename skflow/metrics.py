@@ -51,7 +51,7 @@ class LogLikelihoodScorer:
     >>> X = rng.normal(size=(200, 1))
     >>> y = X[:, 0] + 0.5 * rng.normal(size=200)
     >>> search = GridSearchCV(
-    ...     FlowRegressor(max_epochs=3, random_state=0),
+    ...     FlowRegressor(max_epochs=3, n_flows=1, random_state=0),
     ...     {"n_transforms": [1, 2]},
     ...     scoring=log_likelihood_scorer,
     ...     cv=2,

@@ -127,3 +127,26 @@ def fit_recording_trainings(monkeypatch, X, y, **params):
         model = FlowRegressor(**params).fit(X, y)
     monkeypatch.undo()
     return model, states
+
+
+@pytest.fixture
+def trees_tested_once(monkeypatch):
+    """``skflow._target_scale.tested_scales`` once per distinct input, for tests that ask about the same rows
+    several times (its gains, then the bounds, then a fit): it is deterministic in its arguments and the
+    module's constants, which the key holds, so a test that changes a constant gets a fresh test. Each call
+    gets its own copies of the arrays."""
+    import copy
+
+    import skflow._target_scale as target_scale
+
+    tested, results = target_scale.tested_scales, {}
+
+    def once(X, Y, weights, seed):
+        constants = repr(sorted((k, v) for k, v in vars(target_scale).items() if k.isupper()))
+        arrays = [np.ascontiguousarray(a) for a in (X, Y, weights)]
+        key = (constants, seed, *((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
+        if key not in results:
+            results[key] = tested(X, Y, weights, seed)
+        return copy.deepcopy(results[key])
+
+    monkeypatch.setattr(target_scale, "tested_scales", once)

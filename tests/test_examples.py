@@ -1,6 +1,7 @@
 """Smoke tests for the examples, the README snippet and the docs' doctests.
 
-The examples are run with FlowDensity's and FlowRegressor's training cut to two epochs and
+The examples are run with FlowDensity's and FlowRegressor's training cut to two epochs (FlowRegressor's
+n_flows="auto" fitting two flows) and
 FlowDensity's starting mixture chosen among a few candidates (the figures would be meaningless, the
 code paths are the same) from a copy in a
 temporary folder, so the committed figures under docs/_static are left alone.
@@ -30,12 +31,15 @@ pytest.importorskip("pandas")
 
 def _two_epochs(fit):
     def quick_fit(self, *args, **kwargs):
-        max_epochs = self.max_epochs
-        self.max_epochs = 2 if max_epochs == "auto" else min(max_epochs, 2)
+        given = self.get_params(deep=False)
+        quick = {"max_epochs": 2 if given["max_epochs"] == "auto" else min(given["max_epochs"], 2)}
+        if given.get("n_flows") == "auto":  # two flows still take the ensemble's code paths
+            quick["n_flows"] = 2
+        self.set_params(**quick)
         try:
             return fit(self, *args, **kwargs)
         finally:
-            self.max_epochs = max_epochs
+            self.set_params(**{name: given[name] for name in quick})
 
     return quick_fit
 
@@ -43,8 +47,8 @@ def _two_epochs(fit):
 @pytest.fixture
 def quick_fits(monkeypatch):
     """Cap max_epochs at 2 for every FlowDensity and FlowRegressor fit, including clones made by GridSearchCV,
-    and let FlowDensity's starting mixture choose among 1, 2 or 4 components and one variance floor (the
-    full search took most of the examples' time)."""
+    fit FlowRegressor's n_flows="auto" as two flows, and let FlowDensity's starting mixture choose among 1, 2
+    or 4 components and one variance floor (the full search took most of the examples' time)."""
     from skflow import _mixture_init
 
     for estimator in (FlowDensity, FlowRegressor):

@@ -9,6 +9,7 @@ from skflow import FlowRegressor
 from skflow._target_scale import LOG_SCALE_GAIN, inferred_bounds, log_scale_columns, log_scale_gains, scale_gains
 from skflow._target_tails import splice_tails
 
+pytestmark = pytest.mark.usefixtures("trees_tested_once")  # the same rows are tested several times
 FAST = dict(n_flows=2, n_transforms=1, max_epochs=3, boosted_feature=False, relevance_scaling=False, flow="spline")
 
 

@@ -11,6 +11,8 @@ from skflow._target_tails import splice_tails
 
 from .test_target_scale import FAST, fit_quietly
 
+pytestmark = pytest.mark.usefixtures("trees_tested_once")  # the same rows are tested several times
+
 
 def below_a_ceiling(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``10 - lognormal``: positive, skewed to the left against the ceiling 10."""
