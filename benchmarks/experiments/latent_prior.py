@@ -19,6 +19,8 @@ line per set, size and split: test log-likelihood and 90% coverage per prior
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.latent_prior --sets yacht --splits 4 \
         --out results.jsonl
+    PYTHONPATH=. OMP_NUM_THREADS=1 python -m benchmarks.experiments.latent_prior --sets yacht --splits 6 \
+        --priors 0 40 160 1e9 --out results.jsonl   # 1e9 rows of prior: every flow at s = 1
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[0], help="training rows (0: all of them)")
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--data-dir", default=Settings.data_dir)
+    parser.add_argument("--priors", type=float, nargs="+", default=PRIORS, help="0: the default; 1e9: s = 1")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     sizes = [n or None for n in args.sizes]
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         model, rows = fit_recording_validation_rows(X_train, split.y_train)
         record = {"set": name, "n": len(split.y_train), "split": split.index}
         record["scales"] = [member.latent_scale_.tolist() for member in (model, *model.ensemble_)]
-        for prior in PRIORS:
+        for prior in args.priors:
+            prior = int(prior) if float(prior).is_integer() else prior
             record[f"ll_{prior}"], record[f"cov_{prior}"] = rescored(model, rows, prior, X_test, split.y_test)
         append_record(args.out, record)
 
