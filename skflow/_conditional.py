@@ -51,7 +51,9 @@ def mean_rule(n_targets: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_numeric_target(y, name: str) -> None:
-    """Raise a ValueError naming the problem for a target that is not numbers in one or two dimensions."""
+    """Raise an error naming the problem for a target that is not numbers in one or two dimensions: a
+    ValueError, or a TypeError (as scikit-learn raises) for sparse data or values that are neither numbers nor
+    strings."""
     if sparse.issparse(y):  # as scikit-learn words it for X; numpy would fail on it with an unrelated message
         raise TypeError(
             "Sparse data was passed for y, but dense data is required. Use '.toarray()' to convert to a dense numpy "
