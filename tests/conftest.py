@@ -1,6 +1,23 @@
+import os
+
 import numpy as np
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    """Each of pytest-xdist's workers (README's test command runs two) computes on one thread.
+
+    The fits already train on one torch thread; this also holds the trees'
+    OpenMP threads and torch's other operations to one, so two workers on two
+    cores do not wait on each other's threads: without it the suite took a
+    fifth more CPU time (939 s against 776 s, measured on the 2-core machine).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(1)
+        threadpool_limits(1)
 
 
 @pytest.fixture(autouse=True)

@@ -142,14 +142,18 @@ def test_single_threaded_restores_the_thread_setting_after_nested_and_failing_bl
     from skflow._core.device import single_threaded
 
     before = torch.get_num_threads()
-    with pytest.raises(RuntimeError):
-        with single_threaded():
-            assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)  # a test worker runs on one thread (conftest): restoring 1 would prove nothing
+    try:
+        with pytest.raises(RuntimeError):
             with single_threaded():
                 assert torch.get_num_threads() == 1
-            assert torch.get_num_threads() == 1  # the outer block still holds it
-            raise RuntimeError("fit failed")
-    assert torch.get_num_threads() == before
+                with single_threaded():
+                    assert torch.get_num_threads() == 1
+                assert torch.get_num_threads() == 1  # the outer block still holds it
+                raise RuntimeError("fit failed")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_evaluation_batches_are_bounded_by_the_flows_size():
