@@ -7,6 +7,7 @@ import torch
 from scipy.stats import norm
 
 from skflow import FlowRegressor
+from skflow._calibration import PRIOR_ROWS
 from skflow._core.train import validation_split
 from skflow._fitting import draw_seed
 
@@ -42,7 +43,11 @@ def test_scale_is_the_maximum_likelihood_of_the_validation_rows_per_target():
     generator = torch.Generator().manual_seed(draw_seed(reg))
     _, validation = validation_split(len(X), reg.validation_fraction, generator, torch.device("cpu"))
     z, log_abs_det = latent(reg, X[validation.numpy()], Y[validation.numpy()])
-    np.testing.assert_allclose(reg.latent_scale_, np.sqrt(np.mean(z**2, axis=0)), rtol=1e-10)
+    # The validation rows' mean z^2, with the training's own s = 1 counted as PRIOR_ROWS more rows.
+    n = len(validation)
+    expected_scale = np.sqrt((PRIOR_ROWS + n * np.mean(z**2, axis=0)) / (PRIOR_ROWS + n))
+    np.testing.assert_allclose(reg.latent_scale_, expected_scale, rtol=1e-10)
+    assert np.all(np.abs(np.log(reg.latent_scale_)) < np.abs(np.log(np.sqrt(np.mean(z**2, axis=0)))))
     # The exact density under the base N(0, diag(s^2)), and the uncalibrated one under N(0, I).
     z, log_abs_det = latent(reg, X, Y)
     s = reg.latent_scale_

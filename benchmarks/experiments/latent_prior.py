@@ -13,7 +13,8 @@ for ``n`` validation rows. The fits do not depend on ``s`` (it is fitted after
 training, and the choice among trainings reads the validation scores before
 it), so each fit here is the default's, rescored with each prior. One JSON
 line per set, size and split: test log-likelihood and 90% coverage per prior
-(``0``: the default).
+(``0``: the maximum-likelihood scale, the default before the thirty-ninth
+session; ``skflow._calibration.PRIOR_ROWS`` is the default since).
 
 ::
 
@@ -53,12 +54,14 @@ def fit_recording_validation_rows(X: np.ndarray, y: np.ndarray, **params) -> tup
         return scale
 
     calibration.fit_latent_scale = recording
+    prior_rows, calibration.PRIOR_ROWS = calibration.PRIOR_ROWS, 0.0  # the maximum-likelihood scales, shrunk below
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = FlowRegressor(**{"random_state": 0, **params}).fit(X, y)
     finally:
         calibration.fit_latent_scale = original
+        calibration.PRIOR_ROWS = prior_rows
     return model, rows
 
 
