@@ -89,9 +89,9 @@ class FlowRegressor(PredictionOutputMixin, SafePersistenceMixin, RegressorMixin,
         10 rows) the ridge is the model, untrained; with ``validation_fraction=0`` or ``partial_fit`` the flow.
     calibrate : bool, default=True
         After training, fit each flow's scale ``s`` of the latent normal (one per target: the base becomes
-        N(0, diag(s^2))) by maximum likelihood on its validation rows (if any; not for a kept ridge; without
-        gross errors' rows where they rule the target): it widens (or narrows) its distributions to what
-        held-out rows show, exactly.
+        N(0, diag(s^2))) on its ``n`` validation rows (if any; not for a kept ridge; without gross errors' rows
+        where they rule the target): ``s^2 = (160 + n mean z^2) / (160 + n)``, their maximum likelihood shrunk
+        toward the training's own ``s = 1``. It widens (or narrows) the distributions to what held-out rows show.
     boosted_feature : "auto" or bool, default="auto"
         Give each flow, as one more feature per target, the prediction of gradient-boosted trees
         (``HistGradientBoostingRegressor``, leaf size chosen by the folds): out-of-fold on the training rows,
