@@ -1,15 +1,17 @@
 """FlowRegressor's latent scale (``calibrate``): fitted on the validation rows, exact density, saved and loaded."""
 
 import io
+from functools import partial
 
 import numpy as np
 import torch
 from scipy.stats import norm
 
 from skflow import FlowRegressor
-from skflow._calibration import PRIOR_ROWS
+from skflow._calibration import PRIOR_ROWS, fit_latent_scale
 from skflow._core.train import validation_split
 from skflow._fitting import draw_seed
+from skflow._preprocessing import Preprocessing
 
 from .conftest import ONE_FLOW_ALONE, SMALL_REGRESSOR, from_older_state
 
@@ -32,7 +34,15 @@ def latent(reg, X, Y):
     return z.numpy(), log_abs_det.numpy()
 
 
-def test_scale_is_the_maximum_likelihood_of_the_validation_rows_per_target():
+def scale_of(reg, X, Y, validation, weights):
+    """``fit_latent_scale`` of the regressor's fitted flow on its validation rows, under ``weights``."""
+    preprocessing = Preprocessing(**reg._trainer_state_["preprocessing"])
+    Y = Y.reshape(len(X), -1)
+    context = reg._context(X)
+    return fit_latent_scale(reg.flow_, Y, weights, context, validation, preprocessing, torch.device("cpu"))
+
+
+def test_scale_is_the_validation_rows_mean_square_shrunk_toward_one_per_target():
     X, Y = noisy(300, 0, n_targets=2)
     reg = FlowRegressor(max_epochs=15, **FAST).fit(X, Y)
     plain = FlowRegressor(max_epochs=15, calibrate=False, **FAST).fit(X, Y)
@@ -48,6 +58,14 @@ def test_scale_is_the_maximum_likelihood_of_the_validation_rows_per_target():
     expected_scale = np.sqrt((PRIOR_ROWS + n * np.mean(z**2, axis=0)) / (PRIOR_ROWS + n))
     np.testing.assert_allclose(reg.latent_scale_, expected_scale, rtol=1e-10)
     assert np.all(np.abs(np.log(reg.latent_scale_)) < np.abs(np.log(np.sqrt(np.mean(z**2, axis=0)))))
+    # Weighted rows count by Kish's effective number: weights of 3 change nothing, and weights of 0 drop rows.
+    rescaled = partial(scale_of, reg, X, Y, validation)
+    np.testing.assert_allclose(rescaled(np.full(len(X), 3.0)), reg.latent_scale_, rtol=1e-12)
+    first_half = np.zeros(len(X))
+    first_half[validation.numpy()[: len(validation) // 2]] = 1.0
+    n = len(validation) // 2
+    kept = np.sqrt((PRIOR_ROWS + n * np.mean(z[:n] ** 2, axis=0)) / (PRIOR_ROWS + n))
+    np.testing.assert_allclose(rescaled(first_half), kept, rtol=1e-10)
     # The exact density under the base N(0, diag(s^2)), and the uncalibrated one under N(0, I).
     z, log_abs_det = latent(reg, X, Y)
     s = reg.latent_scale_
