@@ -29,6 +29,7 @@ import torch
 
 from ._boosted_feature import TREE_ATTRIBUTES, empty_trees, n_context_columns
 from ._core import Flow, TrainResult, standard_normal_log_prob
+from ._core.rows import effective_rows
 from ._fitting import draw_seed
 from ._inference import batch_rows, map_in_batches
 from ._persisted_flow import fill_resolved_from_stored_flow, stored_flow_config
@@ -103,8 +104,7 @@ def fit_latent_scale(
     gross = np.zeros(n_targets, dtype=bool) if preprocessing.robust_scaled is None else preprocessing.robust_scaled
     if gross.any():
         mean_square = np.where(gross, trimmed_root_mean_square(z, validation_weights) ** 2, mean_square)
-    # Kish's effective number of rows: the row count itself for equal weights.
-    n = validation_weights.sum() ** 2 / np.square(validation_weights).sum()
+    n = effective_rows(validation_weights)
     scale = np.sqrt((PRIOR_ROWS + n * mean_square) / (PRIOR_ROWS + n))
     return np.clip(np.where(np.isfinite(scale), scale, 1.0), *SCALE_RANGE)
 

@@ -34,6 +34,12 @@ def latent(reg, X, Y):
     return z.numpy(), log_abs_det.numpy()
 
 
+def shrunk_scale(z):
+    """The latents' mean square per target, with the training's own s = 1 counted as PRIOR_ROWS more rows."""
+    n = len(z)
+    return np.sqrt((PRIOR_ROWS + n * np.mean(z**2, axis=0)) / (PRIOR_ROWS + n))
+
+
 def scale_of(reg, X, Y, validation, weights):
     """``fit_latent_scale`` of the regressor's fitted flow on its validation rows, under ``weights``."""
     preprocessing = Preprocessing(**reg._trainer_state_["preprocessing"])
@@ -53,19 +59,14 @@ def test_scale_is_the_validation_rows_mean_square_shrunk_toward_one_per_target()
     generator = torch.Generator().manual_seed(draw_seed(reg))
     _, validation = validation_split(len(X), reg.validation_fraction, generator, torch.device("cpu"))
     z, log_abs_det = latent(reg, X[validation.numpy()], Y[validation.numpy()])
-    # The validation rows' mean z^2, with the training's own s = 1 counted as PRIOR_ROWS more rows.
-    n = len(validation)
-    expected_scale = np.sqrt((PRIOR_ROWS + n * np.mean(z**2, axis=0)) / (PRIOR_ROWS + n))
-    np.testing.assert_allclose(reg.latent_scale_, expected_scale, rtol=1e-10)
+    np.testing.assert_allclose(reg.latent_scale_, shrunk_scale(z), rtol=1e-10)
     assert np.all(np.abs(np.log(reg.latent_scale_)) < np.abs(np.log(np.sqrt(np.mean(z**2, axis=0)))))
     # Weighted rows count by Kish's effective number: weights of 3 change nothing, and weights of 0 drop rows.
     rescaled = partial(scale_of, reg, X, Y, validation)
     np.testing.assert_allclose(rescaled(np.full(len(X), 3.0)), reg.latent_scale_, rtol=1e-12)
     first_half = np.zeros(len(X))
     first_half[validation.numpy()[: len(validation) // 2]] = 1.0
-    n = len(validation) // 2
-    kept = np.sqrt((PRIOR_ROWS + n * np.mean(z[:n] ** 2, axis=0)) / (PRIOR_ROWS + n))
-    np.testing.assert_allclose(rescaled(first_half), kept, rtol=1e-10)
+    np.testing.assert_allclose(rescaled(first_half), shrunk_scale(z[: len(validation) // 2]), rtol=1e-10)
     # The exact density under the base N(0, diag(s^2)), and the uncalibrated one under N(0, I).
     z, log_abs_det = latent(reg, X, Y)
     s = reg.latent_scale_
