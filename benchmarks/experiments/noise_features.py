@@ -120,11 +120,12 @@ def relevance(X: np.ndarray, y: np.ndarray, spread: bool) -> np.ndarray:
 
 @contextlib.contextmanager
 def context_divided_by(weights: np.ndarray | None):
-    """The regressor's standardized features divided by ``weights`` (its boosted trees' column unchanged)."""
+    """The regressor's standardized features divided by ``weights`` (its boosted trees' column unchanged), in
+    place of the library's own relevance."""
     original = regressor_module.context_scaling
 
-    def scaling(X, sample_weight):
-        return original(X, sample_weight, weights)
+    def scaling(X, sample_weight, relevance=None, log_shifts=None):
+        return original(X, sample_weight, weights, log_shifts)
 
     if weights is not None:
         regressor_module.context_scaling = scaling

@@ -27,9 +27,9 @@ from __future__ import annotations
 import warnings
 
 import skflow._ensemble as ensemble
+import skflow._flow_choice as flow_choice
 from skflow import FlowRegressor
-from skflow._boosted_feature import boosted_choices
-from skflow._flow_choice import FIT_SCORES, _fitted_state, kept_validation_score, layer_choices
+from skflow._flow_choice import FIT_SCORES, _fitted_state, kept_validation_score
 
 from .choice_rules import best, ensemble_ll, training_member
 from .noise_features import context_divided_by, noisy_features_set, relevance, sets_or_noise_parser
@@ -40,19 +40,24 @@ WEIGHTS = {"relevance": None}  # the fit's relevance, set before each fit
 
 
 def recording_fit_choosing(estimator, features, n_rows, fit):
-    """Every training as given and relevance-scaled, recorded; the library's choice among those as given."""
-    n_features = estimator.n_features_in_
-    choices = boosted_choices(estimator, n_rows) if features.shape[1] > n_features else [False]
+    """The library's ``fit_choosing`` over every training as given and relevance-scaled (this experiment's
+    relevance), each recorded; the flow keeps the library's choice among those as given."""
     trainings, returns = [], []
-    for scaled in (False, True):
-        for kind in layer_choices(estimator, n_rows):
-            for use in choices:
-                with context_divided_by(WEIGHTS["relevance"] if scaled else None):
-                    returns.append(fit(features if use else features[:, :n_features], kind, False))
-                estimator.boosted_feature_ = use
-                trainings.append({**_fitted_state(estimator), "scaled": scaled})
-                for name in FIT_SCORES:
-                    estimator.__dict__.pop(name, None)
+
+    def fit_and_record(columns, kind, scaled):
+        with context_divided_by(WEIGHTS["relevance"] if scaled else None):
+            returned = fit(columns, kind, False)
+        uses_trees = columns.shape[1] > estimator.n_features_in_  # fit_choosing sets it after the training
+        trainings.append({**_fitted_state(estimator), "boosted_feature_": uses_trees, "scaled": scaled})
+        returns.append(returned)
+        return returned
+
+    original = flow_choice.relevance_choices
+    flow_choice.relevance_choices = lambda estimator: [False, True]
+    try:
+        flow_choice.fit_choosing(estimator, features, n_rows, fit_and_record)
+    finally:
+        flow_choice.relevance_choices = original
     as_given = [i for i, state in enumerate(trainings) if not state["scaled"]]
     kept = max(as_given, key=lambda i: kept_validation_score(trainings[i]))
     state = {k: v for k, v in trainings[kept].items() if k not in (*FIT_SCORES, "scaled")}
