@@ -398,7 +398,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="the UCI folders (../shared/data/uci)")
     parser.add_argument(
-        "--splits", type=int, default=None, help="use only the first N splits of each set (draws of a synthetic one)"
+        "--splits",
+        type=int,
+        default=None,
+        help="use only the first N splits of each set (draws of a synthetic one); with --first-split K, K to N-1",
     )
     parser.add_argument(
         "--first-split", type=int, default=0, help="start at split K, and add these splits to those already in --out"
@@ -409,6 +412,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--from-json", default=None, metavar="JSON", help="run nothing: tables of this report")
     parser.add_argument("--markdown", default=None, metavar="PATH", help="write the (merged) table as Markdown")
     args = parser.parse_args(argv)
+    if args.splits is not None and args.first_split >= args.splits:
+        parser.error(
+            f"--first-split {args.first_split} with --splits {args.splits} runs no split: N counts from split 0"
+        )
 
     settings = Settings.for_mode(
         args.quick, data_dir=args.data_dir, max_splits=args.splits, first_split=args.first_split

@@ -207,6 +207,14 @@ def test_a_run_from_a_later_split_adds_its_splits(data_dir, tmp_path):
     assert set(json.loads(out.read_text())["runs"]) == {"yacht/hgb_gaussian", "yacht/hgb_gaussian from split 1"}
 
 
+def test_cli_refuses_a_first_split_past_the_last(tmp_path, capsys):
+    # --splits N counts from split 0, so "--first-split 10 --splits 10" would run nothing and save an empty row.
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit):
+        regression.main(["--datasets", "yacht", "--first-split", "10", "--splits", "10", "--out", str(out)])
+    assert "runs no split" in capsys.readouterr().err and not out.exists()
+
+
 def test_cli_writes_json_and_markdown(data_dir, tmp_path):
     out, markdown = tmp_path / "r.json", tmp_path / "docs" / "r.md"
     argv = ["--quick", "--data-dir", str(data_dir), "--datasets", "yacht", "--methods", "hgb_gaussian"]
