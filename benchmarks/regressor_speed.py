@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.regressor_speed            # a few minutes on one core
     python -m benchmarks.regressor_speed --quick    # seconds (CI); asserts nothing about speed
+    python -m benchmarks.regressor_speed --pytorch-too  # each kind also without the compiled kernels
 
 Each layer kind (``flow="spline"``, ``flow="mixture_cdf"``) is fitted once on
 a heteroscedastic, skewed target of ``--rows`` rows with ``n_flows`` flows,
@@ -13,7 +14,9 @@ row per flow (``skflow._conditional.mean_rule``), ``predict_quantiles`` the
 199 levels of the benchmark's CRPS and then solves the mixture's quantile
 between its flows' (``skflow._ensemble.mixture_quantiles``). It prints a
 table and writes JSON (``benchmarks/results/regressor_speed.json``;
-``--out PATH`` anywhere).
+``--out PATH`` anywhere). With ``--pytorch-too`` each kind is also fitted and
+timed with ``SKFLOW_COMPILED=0`` (the PyTorch code of the spline and of the
+mixture-CDF layer), right after its compiled run.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 
 from skflow import FlowRegressor
+from skflow._core import mixture_cdf_kernel, spline_kernel
 
 RESULTS = Path(__file__).parent / "results" / "regressor_speed.json"
 QUANTILE_LEVELS = (np.arange(199) + 0.5) / 199
@@ -69,7 +75,24 @@ def time_kind(kind: str, args: argparse.Namespace) -> dict:
         "score_samples": lambda: model.score_samples(query, y_query),
     }
     seconds = {name: best_seconds(function, args.repeats) for name, function in methods.items()}
-    return {"flow": kind, "n_flows": args.flows, "fit_seconds": fit_seconds, "seconds": seconds}
+    return {"flow": kind, "code": kernel_code(), "n_flows": args.flows, "fit_seconds": fit_seconds, "seconds": seconds}
+
+
+def kernel_code() -> str:
+    """ "compiled" where both layer kinds' kernels are built and on, else "pytorch"."""
+    x, compiled = torch.zeros(1, 1), spline_kernel.load(torch.zeros(1, 1), torch.zeros(1, 23, 1)) is not None
+    return "compiled" if compiled and mixture_cdf_kernel.load(x, torch.zeros(1, 15, 1)) is not None else "pytorch"
+
+
+def time_kinds(args: argparse.Namespace) -> list[dict]:
+    """Each layer kind, compiled (where a C compiler builds the kernels), then with PyTorch's code if asked."""
+    results = []
+    for kind in ("spline", "mixture_cdf"):
+        results.append(time_kind(kind, args))
+        if args.pytorch_too:
+            with mock.patch.dict(os.environ, {"SKFLOW_COMPILED": "0"}):
+                results.append(time_kind(kind, args))
+    return results
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -79,16 +102,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--query", type=int, default=1000, help="rows predicted")
     parser.add_argument("--flows", type=int, default=5, help="n_flows of each fit")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pytorch-too", action="store_true", help="also time each kind with SKFLOW_COMPILED=0")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (default {RESULTS}; none with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.query, args.flows, args.repeats = 120, 50, 2, 1
     torch.set_num_threads(1)
-    results = [time_kind(kind, args) for kind in ("spline", "mixture_cdf")]
-    print(f"{'flow':<12} {'fit s':>7} " + " ".join(f"{name:>14}" for name in results[0]["seconds"]))
+    results = time_kinds(args)
+    print(f"{'flow':<12} {'code':<9} {'fit s':>7} " + " ".join(f"{name:>14}" for name in results[0]["seconds"]))
     for result in results:
         cells = " ".join(f"{value:>14.3f}" for value in result["seconds"].values())
-        print(f"{result['flow']:<12} {result['fit_seconds']:>7.1f} {cells}")
+        print(f"{result['flow']:<12} {result['code']:<9} {result['fit_seconds']:>7.1f} {cells}")
     print(f"seconds for {args.query} rows, {args.flows} flows, best of {args.repeats}, one torch thread")
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:

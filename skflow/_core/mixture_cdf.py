@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
+from . import mixture_cdf_kernel
 from .couplings import Coupling
 
 N_COMPONENTS = 5
@@ -100,6 +101,10 @@ class MixtureCDFCoupling(Coupling):
         return torch.log_softmax(logits, dim=-2), means, log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
     def _elementwise(self, x, params, inverse):
+        if not inverse:
+            compiled = _compiled_forward(x, params)
+            if compiled is not None:
+                return compiled
         log_weights, means, log_scales = self._mixture(params)
         if inverse:
             z = x
@@ -116,6 +121,41 @@ class MixtureCDFCoupling(Coupling):
         u = _standardized(x, means, log_scales)
         z = _normal_quantile_of_cdf(u, log_weights)
         return z, _log_derivative(u, z, log_weights, log_scales)
+
+
+class _CompiledForward(torch.autograd.Function):
+    """The forward map and its gradient by :mod:`.mixture_cdf_kernel`; ``outcome`` gets False where the kernel
+    left the call to the PyTorch code (an entry in a far tail), whose outputs are then not to be used."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, params: torch.Tensor, library, outcome: list):
+        computed = mixture_cdf_kernel.forward(library, x, params)
+        outcome.append(computed is not None)
+        if computed is None:
+            return torch.empty_like(x), torch.empty_like(x)
+        z, log_derivative = computed
+        ctx.library = library
+        if any(ctx.needs_input_grad[:2]):
+            ctx.save_for_backward(x, params, z)
+        return z, log_derivative
+
+    @staticmethod
+    def backward(ctx, grad_z: torch.Tensor, grad_log_derivative: torch.Tensor):
+        x, params, z = ctx.saved_tensors
+        grad_x, grad_params = mixture_cdf_kernel.backward(
+            ctx.library, x, params, z, grad_z.contiguous(), grad_log_derivative.contiguous()
+        )
+        return grad_x, grad_params, None, None
+
+
+def _compiled_forward(x: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``z`` and the log-derivatives by the compiled kernel, or None where it cannot compute them."""
+    library = mixture_cdf_kernel.load(x, params)
+    if library is None:
+        return None
+    outcome = []
+    z, log_derivative = _CompiledForward.apply(x.contiguous(), params.contiguous(), library, outcome)
+    return (z, log_derivative) if outcome[0] else None
 
 
 def _standardized(x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
