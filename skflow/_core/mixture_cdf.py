@@ -30,6 +30,7 @@ N_COMPONENTS = 5
 # Log-scales are clipped to [LOG_SCALE_MIN, LOG_SCALE_MAX] (standardized units): no component narrower than
 # ~1e-3 of the feature's spread, so the density cannot grow without bound on a repeated value.
 LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 3.0
+LOG_SCALE_BOUNDS = (LOG_SCALE_MIN, LOG_SCALE_MAX)
 # The starting means are evenly spaced, their mean square this share of the mixture's unit variance and the
 # rest the components' common variance (5 components: means -1 to 1, scales 0.71): identical components
 # would receive identical gradients and never separate.
@@ -129,7 +130,7 @@ class _CompiledForward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, params: torch.Tensor, library, outcome: list):
-        computed = mixture_cdf_kernel.forward(library, x, params)
+        computed = mixture_cdf_kernel.forward(library, x, params, LOG_SCALE_BOUNDS)
         outcome.append(computed is not None)
         if computed is None:
             return torch.empty_like(x), torch.empty_like(x)
@@ -143,7 +144,7 @@ class _CompiledForward(torch.autograd.Function):
     def backward(ctx, grad_z: torch.Tensor, grad_log_derivative: torch.Tensor):
         x, params, z = ctx.saved_tensors
         grad_x, grad_params = mixture_cdf_kernel.backward(
-            ctx.library, x, params, z, grad_z.contiguous(), grad_log_derivative.contiguous()
+            ctx.library, x, params, LOG_SCALE_BOUNDS, z, grad_z.contiguous(), grad_log_derivative.contiguous()
         )
         return grad_x, grad_params, None, None
 

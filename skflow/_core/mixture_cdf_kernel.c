@@ -17,7 +17,8 @@
  *     d log(dz/dx) / d. = d logsumexp(e) / d. + z dz/d.,  with d logsumexp(e) / dx = -sum_k r_k u_k / s_k,
  *     / dmu_k = r_k u_k / s_k,  / dl_k = r_k (u_k^2 - 1),  / da_j = r_j - w_j.
  *
- * The log-scales' gradient is zero where the clamp to [LOG_SCALE_MIN, LOG_SCALE_MAX] binds, as torch.clamp's.
+ * The log-scales' gradient is zero where their clamp to [log_scale_min, log_scale_max] (mixture_cdf.py's
+ * LOG_SCALE_MIN and LOG_SCALE_MAX, passed in) binds, as torch.clamp's.
  * Everything is computed in double precision, also for float32 tensors. An entry whose P is below TAIL_FLOOR
  * (beyond about 35.7 standard deviations of z) is left alone and counted: the caller then runs the PyTorch
  * code, which is exact in any tail.
@@ -36,9 +37,6 @@ typedef double real;
 #endif
 
 #define MAX_COMPONENTS 64
-/* mixture_cdf.py's LOG_SCALE_MIN and LOG_SCALE_MAX. */
-#define LOG_SCALE_MIN (-7.0)
-#define LOG_SCALE_MAX 3.0
 #define TAIL_FLOOR 1e-280
 #define SQRT_HALF 0.70710678118654752440
 #define SQRT_2PI 2.50662827463100050242
@@ -72,7 +70,7 @@ typedef struct {
     double log_density;                    /* logsumexp_k(e_k) */
 } mixture;
 
-static void evaluate(double x, const real *params, int64_t stride, int64_t k_count, mixture *m)
+static void evaluate(double x, const real *params, int64_t stride, int64_t k_count, const double *clamp, mixture *m)
 {
     double largest_logit = -INFINITY;
     for (int64_t k = 0; k < k_count; k++)
@@ -86,7 +84,7 @@ static void evaluate(double x, const real *params, int64_t stride, int64_t k_cou
     double lower = 0.0, upper = 0.0, largest_e = -INFINITY;
     double tail[MAX_COMPONENTS], e[MAX_COMPONENTS];
     for (int64_t k = 0; k < k_count; k++) {
-        double log_scale = fmin(fmax((double)params[(2 * k_count + k) * stride], LOG_SCALE_MIN), LOG_SCALE_MAX);
+        double log_scale = fmin(fmax((double)params[(2 * k_count + k) * stride], clamp[0]), clamp[1]);
         m->inverse_scale[k] = exp(-log_scale);
         double u = (x - (double)params[(k_count + k) * stride]) * m->inverse_scale[k];
         tail[k] = 0.5 * erfc(fabs(u) * SQRT_HALF); /* Phi(-|u|) */
@@ -118,14 +116,23 @@ static void evaluate(double x, const real *params, int64_t stride, int64_t k_cou
 
 /* z and log dz/dx of every entry; returns how many entries it left to the PyTorch code (P < TAIL_FLOOR, or NaN). */
 int64_t mixture_cdf_forward(
-    int64_t n_rows, int64_t n_features, int64_t k_count, const real *x, const real *params, real *z, real *log_derivative)
+    int64_t n_rows,
+    int64_t n_features,
+    int64_t k_count,
+    double log_scale_min,
+    double log_scale_max,
+    const real *x,
+    const real *params,
+    real *z,
+    real *log_derivative)
 {
+    const double clamp[2] = {log_scale_min, log_scale_max};
     int64_t left = 0;
     mixture m;
     for (int64_t d = 0; d < n_features; d++) {
         for (int64_t n = 0; n < n_rows; n++) {
             int64_t entry = d * n_rows + n;
-            evaluate((double)x[entry], params + d * 3 * k_count * n_rows + n, n_rows, k_count, &m);
+            evaluate((double)x[entry], params + d * 3 * k_count * n_rows + n, n_rows, k_count, clamp, &m);
             if (!(m.smaller_tail >= TAIL_FLOOR)) {
                 left++;
                 continue;
@@ -143,6 +150,8 @@ void mixture_cdf_backward(
     int64_t n_rows,
     int64_t n_features,
     int64_t k_count,
+    double log_scale_min,
+    double log_scale_max,
     const real *x,
     const real *params,
     const real *z,
@@ -151,13 +160,14 @@ void mixture_cdf_backward(
     real *grad_x,
     real *grad_params)
 {
+    const double clamp[2] = {log_scale_min, log_scale_max};
     mixture m;
     for (int64_t d = 0; d < n_features; d++) {
         for (int64_t n = 0; n < n_rows; n++) {
             int64_t entry = d * n_rows + n, first = d * 3 * k_count * n_rows + n;
             double xv = (double)x[entry], zv = (double)z[entry];
             double gz = (double)grad_z[entry], gl = (double)grad_log_derivative[entry];
-            evaluate(xv, params + first, n_rows, k_count, &m);
+            evaluate(xv, params + first, n_rows, k_count, clamp, &m);
             double half_z_squared = 0.5 * zv * zv;
             double dz_dx = exp(m.log_density + half_z_squared); /* sum_k R_k, with R_k = r_k dz/dx */
             double dlse_dx = 0.0;
@@ -170,7 +180,7 @@ void mixture_cdf_backward(
                 double dz_dmean = -ratio;
                 double dz_dlog_scale = -ratio * u / inverse_scale;
                 double raw_log_scale = (double)params[first + (2 * k_count + k) * n_rows];
-                int clamped = !(raw_log_scale >= LOG_SCALE_MIN && raw_log_scale <= LOG_SCALE_MAX);
+                int clamped = !(raw_log_scale >= log_scale_min && raw_log_scale <= log_scale_max);
                 grad_params[first + k * n_rows] =
                     (real)(gz * dz_dlogit + gl * (responsibility - m.weight[k] + zv * dz_dlogit));
                 grad_params[first + (k_count + k) * n_rows] =

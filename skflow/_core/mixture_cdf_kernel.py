@@ -34,9 +34,10 @@ def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
 def _declared(library: ctypes.CDLL) -> ctypes.CDLL:
     """The library with its functions' argument and result types, which ctypes needs to pass int64 and doubles."""
     pointer, size = ctypes.c_void_p, ctypes.c_int64
-    library.mixture_cdf_forward.argtypes = [size, size, size, *[pointer] * 4]
+    shape = [size, size, size, ctypes.c_double, ctypes.c_double]
+    library.mixture_cdf_forward.argtypes = [*shape, *[pointer] * 4]
     library.mixture_cdf_forward.restype = size
-    library.mixture_cdf_backward.argtypes = [size, size, size, *[pointer] * 7]
+    library.mixture_cdf_backward.argtypes = [*shape, *[pointer] * 7]
     library.mixture_cdf_backward.restype = None
     library.max_components.restype = ctypes.c_int
     library.components_limit = library.max_components()
@@ -53,15 +54,18 @@ def load(x: torch.Tensor, params: torch.Tensor) -> ctypes.CDLL | None:
     return library
 
 
-def forward(library: ctypes.CDLL, x: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``z`` and the log-derivatives, each (D, N), for contiguous ``x`` and ``params``; None where some entry is
-    beyond the kernel's range (or NaN), for the PyTorch code to compute."""
+def forward(
+    library: ctypes.CDLL, x: torch.Tensor, params: torch.Tensor, log_scale_bounds: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``z`` and the log-derivatives, each (D, N), for contiguous ``x`` and ``params`` whose log-scales are clamped
+    to ``log_scale_bounds``; None where some entry is beyond the kernel's range (or NaN), for the PyTorch code."""
     z, log_derivative = torch.empty_like(x), torch.empty_like(x)
     n_features, n_rows = x.shape
     left = library.mixture_cdf_forward(
         n_rows,
         n_features,
         params.shape[1] // 3,
+        *log_scale_bounds,
         x.data_ptr(),
         params.data_ptr(),
         z.data_ptr(),
@@ -74,6 +78,7 @@ def backward(
     library: ctypes.CDLL,
     x: torch.Tensor,
     params: torch.Tensor,
+    log_scale_bounds: tuple[float, float],
     z: torch.Tensor,
     grad_z: torch.Tensor,
     grad_log_derivative: torch.Tensor,
@@ -85,6 +90,7 @@ def backward(
         n_rows,
         n_features,
         params.shape[1] // 3,
+        *log_scale_bounds,
         *(t.data_ptr() for t in (x, params, z, grad_z, grad_log_derivative, grad_x, grad_params)),
     )
     return grad_x, grad_params
