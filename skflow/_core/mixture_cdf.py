@@ -13,7 +13,10 @@ conditioner sees a context is a mixture density network (Bishop 1994) whose
 latent is exact, so quantiles, the CDF and draws work as for any flow. Flow++
 (Ho et al. 2019) couples through a mixture of logistics the same way. The
 inverse has no closed form; the root of ``F(x) = Phi(z)`` is bracketed
-exactly (below) and found by Newton's method, safeguarded by bisection.
+exactly (below) and found by Newton's method, safeguarded by bisection. On
+the CPU the forward map and its gradient, which training needs, run as
+compiled code (:mod:`.mixture_cdf_kernel`) where it can be built; the code
+below is the reference it matches, and runs in the far tails and elsewhere.
 """
 
 from __future__ import annotations
