@@ -115,10 +115,12 @@ def test_a_far_or_nan_entry_leaves_the_whole_call_to_pytorch(far, monkeypatch):
 
 
 @requires_kernel
-def test_nan_parameters_give_nan_outputs(monkeypatch):
+@pytest.mark.parametrize("parameter", [3, 7, 12])  # a logit, a mean, a log-scale
+def test_nan_parameters_give_nan_outputs(parameter, monkeypatch):
     """A diverged step's NaN parameters must give NaN outputs, which training detects."""
     x, params = _problem(torch.float32)
-    params[0, 3, 10] = float("nan")
+    x[0, 10] = params[0, 5 + parameter % 5, 10]  # at the component's mean: however narrow, not in a far tail
+    params[0, parameter, 10] = float("nan")
     z, log_derivative = _run(x, params, monkeypatch, compiled=True)[:2]
     assert torch.isnan(log_derivative[0, 10]) and torch.isfinite(log_derivative[0, 11:]).all()
 

@@ -84,7 +84,9 @@ static void evaluate(double x, const real *params, int64_t stride, int64_t k_cou
     double lower = 0.0, upper = 0.0, largest_e = -INFINITY;
     double tail[MAX_COMPONENTS], e[MAX_COMPONENTS];
     for (int64_t k = 0; k < k_count; k++) {
-        double log_scale = fmin(fmax((double)params[(2 * k_count + k) * stride], clamp[0]), clamp[1]);
+        /* Comparisons, not fmin and fmax, which would turn a NaN into a bound: a NaN must reach the outputs. */
+        double log_scale = (double)params[(2 * k_count + k) * stride];
+        log_scale = log_scale < clamp[0] ? clamp[0] : (log_scale > clamp[1] ? clamp[1] : log_scale);
         m->inverse_scale[k] = exp(-log_scale);
         double u = (x - (double)params[(k_count + k) * stride]) * m->inverse_scale[k];
         tail[k] = 0.5 * erfc(fabs(u) * SQRT_HALF); /* Phi(-|u|) */
