@@ -79,9 +79,11 @@ def time_kind(kind: str, args: argparse.Namespace) -> dict:
 
 
 def kernel_code() -> str:
-    """ "compiled" where both layer kinds' kernels are built and on, else "pytorch"."""
-    x, compiled = torch.zeros(1, 1), spline_kernel.load(torch.zeros(1, 1), torch.zeros(1, 23, 1)) is not None
-    return "compiled" if compiled and mixture_cdf_kernel.load(x, torch.zeros(1, 15, 1)) is not None else "pytorch"
+    """Which code trains the flows: "compiled" where both layer kinds' kernels are built and on, else "pytorch"."""
+    x = torch.zeros(1, 1)
+    spline = spline_kernel.load(x, torch.zeros(1, 23, 1))
+    mixture_cdf = mixture_cdf_kernel.load(x, torch.zeros(1, 15, 1))
+    return "pytorch" if spline is None or mixture_cdf is None else "compiled"
 
 
 def time_kinds(args: argparse.Namespace) -> list[dict]:

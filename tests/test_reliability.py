@@ -319,8 +319,15 @@ def test_digits_dequantized_log_likelihood_is_a_sensible_bound():
     X = load_digits().data
     train, test = X[:1400], X[1400:]
     # The normal base: the mixture start's choice among 64-dimensional mixtures took 18 of this test's 21 s.
-    params = dict(n_transforms=2, hidden_units=(32,), max_epochs=5, batch_size=128, learning_rate=1e-2, random_state=0)
-    params["base"] = "normal"
+    params = dict(
+        n_transforms=2,
+        hidden_units=(32,),
+        max_epochs=5,
+        batch_size=128,
+        learning_rate=1e-2,
+        random_state=0,
+        base="normal",
+    )
     dequantized = FlowDensity(**params).fit(train)
     assert dequantized.dequantized_.all()
     held_out = dequantized.score_samples(test)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -84,16 +85,18 @@ def _compile(source: Path, dtype: torch.dtype) -> Path:
     return target
 
 
-def build(source: Path, dtype: torch.dtype) -> ctypes.CDLL | None:
-    """The loaded library of ``source`` for ``dtype``, or None where it cannot be built (no compiler, a failed
-    build, no writable cache folder, Windows): an optional speed-up is missing, not an error."""
+def build(source: Path, dtype: torch.dtype, declare: Callable[[ctypes.CDLL], ctypes.CDLL]) -> ctypes.CDLL | None:
+    """The library of ``source`` for ``dtype``, loaded and passed through ``declare`` (which sets its functions'
+    argument and result types), or None where it cannot be built (no compiler, a failed build, no writable cache
+    folder, Windows): an optional speed-up is missing, not an error."""
     if sys.platform == "win32":
         return None
     try:
         with _BUILD_LOCK:
-            return ctypes.CDLL(str(_compile(source, dtype)))
+            library = ctypes.CDLL(str(_compile(source, dtype)))
     except (OSError, RuntimeError, subprocess.SubprocessError):  # RuntimeError: no home folder
         return None
+    return declare(library)
 
 
 def usable(x: torch.Tensor, params: torch.Tensor) -> bool:

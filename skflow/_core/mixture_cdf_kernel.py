@@ -27,8 +27,7 @@ SOURCE = Path(__file__).with_name("mixture_cdf_kernel.c")
 
 @functools.cache
 def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
-    library = c_build.build(SOURCE, dtype)
-    return None if library is None else _declared(library)
+    return c_build.build(SOURCE, dtype, _declared)
 
 
 def _declared(library: ctypes.CDLL) -> ctypes.CDLL:

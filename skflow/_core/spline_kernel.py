@@ -30,8 +30,7 @@ def enabled() -> bool:
 
 @functools.cache
 def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
-    library = c_build.build(SOURCE, dtype)
-    return None if library is None else _declared(library)
+    return c_build.build(SOURCE, dtype, _declared)
 
 
 def _declared(library: ctypes.CDLL) -> ctypes.CDLL:
